@@ -1,0 +1,49 @@
+// `qnext info --model DIR`: what the checkpoint is and what running it costs.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+
+namespace qnext::cli {
+
+void register_info(CLI::App& app, int& exit_code) {
+  auto* cmd = app.add_subcommand("info", "Architecture summary, parameter counts, weight and state bytes");
+  auto model_dir = std::make_shared<std::string>();
+  cmd->add_option("--model,-m", *model_dir, "Model directory (config.json + safetensors)")->required();
+  cmd->callback([model_dir, &exit_code] {
+    auto model = load_model_or_report(*model_dir, 1);
+    if (!model) {
+      exit_code = 1;
+      return;
+    }
+    const Config& c = model->config();
+    int n_attn = 0;
+    for (auto t : c.layer_types) n_attn += t == LayerType::FullAttention;
+    std::printf("model:            %s (qwen3_next)\n", model_dir->c_str());
+    std::printf("layers:           %d (%d Gated DeltaNet, %d gated attention)\n", c.num_layers, c.num_layers - n_attn, n_attn);
+    std::printf("hidden:           %d, vocab %d, tied embeddings: %s\n", c.hidden_size, c.vocab_size,
+                c.tie_word_embeddings ? "yes" : "no");
+    std::printf("attention:        %d q / %d kv heads, head_dim %d, rotary dims %d, rope_theta %g%s\n", c.num_q_heads,
+                c.num_kv_heads, c.head_dim, c.rotary_dim, c.rope_theta, c.rope_scaling.yarn ? " (YaRN)" : "");
+    if (c.rope_scaling.yarn)
+      std::printf("yarn:             factor %g, original_max_position_embeddings %g\n", c.rope_scaling.factor,
+                  c.rope_scaling.original_max_position);
+    std::printf("deltanet:         %d key / %d value heads, Dk %d, Dv %d, conv kernel %d\n", c.linear_num_key_heads,
+                c.linear_num_value_heads, c.linear_key_head_dim, c.linear_value_head_dim, c.linear_conv_kernel);
+    std::printf("moe:              %d experts, top %d (norm_topk_prob %s), expert width %d, shared expert %d\n",
+                c.num_experts, c.num_experts_per_tok, c.norm_topk_prob ? "true" : "false", c.moe_intermediate_size,
+                c.shared_expert_intermediate_size);
+    std::printf("mtp:              %s\n", model->has_mtp() ? "present (mtp.* tensors: self-speculative decoding available)"
+                                                           : "absent (no mtp.* tensors: runs without MTP)");
+    const double total = double(model->parameter_count(false, true));
+    const double active = double(model->parameter_count(true, false));
+    std::printf("parameters:       %.3fB total (incl. MTP), %.3fB active per token\n", total / 1e9, active / 1e9);
+    std::printf("weights:          %s in %zu file(s)\n", human_bytes(double(model->weight_bytes())).c_str(),
+                model->weights().checkpoint.files().size());
+    std::printf("state:            %s fixed per sequence (DeltaNet) + %s per token of context (KV, f32%s)\n",
+                human_bytes(double(fixed_state_bytes(c))).c_str(),
+                human_bytes(double(kv_bytes_per_token(c, model->has_mtp()))).c_str(), model->has_mtp() ? ", incl. MTP" : "");
+  });
+}
+
+}  // namespace qnext::cli

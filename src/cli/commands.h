@@ -1,0 +1,14 @@
+// Each subcommand of `qnext` lives in its own cmd_*.cpp and registers itself here.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace qnext::cli {
+
+// Adds the subcommand and its options to app; the callback runs it and sets the exit code.
+void register_info(CLI::App& app, int& exit_code);
+void register_logits(CLI::App& app, int& exit_code);
+void register_generate(CLI::App& app, int& exit_code);
+void register_synth(CLI::App& app, int& exit_code);
+void register_template(CLI::App& app, int& exit_code);
+
+}  // namespace qnext::cli

@@ -1,0 +1,73 @@
+#include "cli/common.h"
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/thread_pool.h"
+
+namespace qnext::cli {
+
+Result<std::vector<int32_t>> parse_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t j = text.find(',', i);
+    if (j == std::string::npos) j = text.size();
+    const std::string item = text.substr(i, j - i);
+    try {
+      size_t used = 0;
+      const long v = std::stol(item, &used);
+      if (item.find_first_not_of(" \t", used) != std::string::npos) throw std::invalid_argument(item);
+      ids.push_back(int32_t(v));
+    } catch (const std::exception&) {
+      return err("--ids: '" + item + "' is not an integer token id");
+    }
+    i = j + 1;
+  }
+  if (ids.empty()) return err("--ids: no token ids given");
+  return ids;
+}
+
+Result<std::vector<int32_t>> read_ids_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return err(path + ": cannot open");
+  try {
+    nlohmann::json j = nlohmann::json::parse(in);
+    auto ids = j.get<std::vector<int32_t>>();
+    if (ids.empty()) return err(path + ": empty list of ids");
+    return ids;
+  } catch (const nlohmann::json::exception& e) {
+    return err(path + ": expected a JSON list of integer token ids: " + e.what());
+  }
+}
+
+Status check_ids(const std::vector<int32_t>& ids, int vocab) {
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] < 0 || ids[i] >= vocab)
+      return err("token id " + std::to_string(ids[i]) + " at index " + std::to_string(i) + " is outside the vocabulary [0, " +
+                 std::to_string(vocab) + ")");
+  return Ok{};
+}
+
+std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads) {
+  set_num_threads(threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency())));
+  auto m = Model::load(dir);
+  if (!m) {
+    std::fprintf(stderr, "error: %s\n", m.error().c_str());
+    return nullptr;
+  }
+  return std::move(m.value());
+}
+
+std::string human_bytes(double b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (b >= 1024 && u < 4) b /= 1024, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f %s", b, units[u]);
+  return buf;
+}
+
+}  // namespace qnext::cli

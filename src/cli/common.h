@@ -1,0 +1,25 @@
+// Helpers shared by the subcommands: token-id lists, loading a model with a clear error.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "model/qwen3_next.h"
+
+namespace qnext::cli {
+
+// "1,2,3" -> ids
+Result<std::vector<int32_t>> parse_ids(const std::string& text);
+// A JSON list of ids in a file.
+Result<std::vector<int32_t>> read_ids_file(const std::string& path);
+// Checks every id is in [0, vocab).
+Status check_ids(const std::vector<int32_t>& ids, int vocab);
+
+// Sets the thread count (0 = all cores) and loads the model; prints the error and returns null on failure.
+std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads);
+
+std::string human_bytes(double bytes);
+
+}  // namespace qnext::cli

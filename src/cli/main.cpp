@@ -1,0 +1,21 @@
+// qnext: the command-line entry point. Subcommands live in cmd_*.cpp.
+#include <cstdio>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"qnext: a Qwen3-Next inference engine"};
+  app.require_subcommand(1);
+  int exit_code = 0;
+  qnext::cli::register_info(app, exit_code);
+  qnext::cli::register_logits(app, exit_code);
+  qnext::cli::register_generate(app, exit_code);
+  qnext::cli::register_synth(app, exit_code);
+  qnext::cli::register_template(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  return exit_code;
+}

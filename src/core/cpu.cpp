@@ -1,0 +1,59 @@
+#include "core/cpu.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+namespace qnext {
+
+Isa best_isa() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("fma"))
+    return Isa::Avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::Avx2;
+  return Isa::Scalar;
+}
+
+bool cpu_has_avx512_bf16() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512bf16");
+}
+
+static Isa initial_isa() {
+  Isa isa = best_isa();
+  if (const char* env = std::getenv("QNEXT_ISA")) {
+    std::string s = env;
+    Isa want = isa;
+    if (s == "scalar") want = Isa::Scalar;
+    else if (s == "avx2") want = Isa::Avx2;
+    else if (s == "avx512") want = Isa::Avx512;
+    else std::fprintf(stderr, "qnext: ignoring QNEXT_ISA=%s (expected scalar, avx2 or avx512)\n", env);
+    if (want > isa)
+      std::fprintf(stderr, "qnext: QNEXT_ISA=%s is not supported by this CPU; using %s\n", env,
+                   std::string(isa_name(isa)).c_str());
+    else
+      isa = want;
+  }
+  return isa;
+}
+
+static Isa& isa_slot() {
+  static Isa isa = initial_isa();
+  return isa;
+}
+
+Isa active_isa() { return isa_slot(); }
+
+void set_active_isa(Isa isa) { isa_slot() = isa > best_isa() ? best_isa() : isa; }
+
+std::string_view isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return "scalar";
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+}  // namespace qnext

@@ -1,0 +1,16 @@
+// Which SIMD instruction set the kernels use, chosen at run time from the CPU's features.
+// QNEXT_ISA=scalar|avx2|avx512 forces one (clamped to what the CPU can run).
+#pragma once
+#include <string_view>
+
+namespace qnext {
+
+enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+
+Isa best_isa();              // the best this CPU supports
+Isa active_isa();            // what the kernels use now
+void set_active_isa(Isa isa);  // clamped to best_isa(); for tests and QNEXT_ISA
+std::string_view isa_name(Isa isa);
+bool cpu_has_avx512_bf16();
+
+}  // namespace qnext

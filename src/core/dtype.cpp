@@ -1,0 +1,82 @@
+#include "core/dtype.h"
+
+#include <cmath>
+
+namespace qnext {
+
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::F32: return 4;
+    case DType::BF16: return 2;
+    case DType::F16: return 2;
+    case DType::I64: return 8;
+    case DType::I32: return 4;
+    case DType::U8: return 1;
+  }
+  return 0;
+}
+
+std::string_view dtype_name(DType t) {
+  switch (t) {
+    case DType::F32: return "F32";
+    case DType::BF16: return "BF16";
+    case DType::F16: return "F16";
+    case DType::I64: return "I64";
+    case DType::I32: return "I32";
+    case DType::U8: return "U8";
+  }
+  return "?";
+}
+
+bool parse_dtype(std::string_view name, DType* out) {
+  static constexpr struct { std::string_view name; DType type; } kTypes[] = {
+      {"F32", DType::F32}, {"BF16", DType::BF16}, {"F16", DType::F16},
+      {"I64", DType::I64}, {"I32", DType::I32},   {"U8", DType::U8}};
+  for (const auto& t : kTypes)
+    if (t.name == name) {
+      *out = t.type;
+      return true;
+    }
+  return false;
+}
+
+float f16_to_f32(uint16_t h) {
+  uint32_t sign = uint32_t(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f;
+  uint32_t mant = h & 0x3ff;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: value = mant * 2^-24
+      float f = std::ldexp(float(mant), -24);
+      return (h & 0x8000) ? -f : f;
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000 | (mant << 13);
+  } else {
+    bits = sign | ((exp + 112) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+uint16_t f32_to_f16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  uint16_t sign = uint16_t((bits >> 16) & 0x8000);
+  float a = std::fabs(f);
+  if (std::isnan(f)) return sign | 0x7e00;
+  if (a >= 65520.0f) return sign | 0x7c00;
+  if (a < 6.103515625e-05f) {  // subnormal half: round a * 2^24 to an integer
+    return sign | uint16_t(std::nearbyint(a * 16777216.0f));
+  }
+  uint32_t abits = bits & 0x7fffffff;
+  // round to nearest even on the 13 dropped mantissa bits
+  abits += 0xfff + ((abits >> 13) & 1);
+  uint32_t exp = (abits >> 23) - 112;
+  return sign | uint16_t((exp << 10) | ((abits >> 13) & 0x3ff));
+}
+
+}  // namespace qnext

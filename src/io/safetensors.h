@@ -1,0 +1,55 @@
+// safetensors files: an 8-byte little-endian header length, a JSON header, then raw tensor bytes.
+// Every header entry is validated before any tensor is used; tensors point into the mapped file.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/mapped_file.h"
+#include "core/result.h"
+
+namespace qnext {
+
+struct TensorView {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;  // outermost first
+  const uint8_t* data = nullptr;
+  size_t nbytes = 0;
+  const std::string* file = nullptr;  // the file it lives in, for error messages
+
+  int64_t numel() const;
+  std::string shape_str() const;  // "[2048, 128]"
+};
+
+class SafetensorsFile {
+ public:
+  static Result<SafetensorsFile> open(const std::string& path);
+
+  const std::vector<TensorView>& tensors() const { return tensors_; }
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  const std::string& path() const { return file_->path(); }
+
+ private:
+  std::shared_ptr<MappedFile> file_;
+  std::vector<TensorView> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// Writes a safetensors file, tensors in the given order, header padded to 8 bytes. The bytes of
+// tensor i are produced by fill(i, dst) into a buffer of its size, so huge files stream through.
+struct TensorSpec {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  size_t nbytes() const;
+};
+Status write_safetensors(const std::string& path, const std::vector<TensorSpec>& tensors,
+                         const std::function<void(size_t, uint8_t*)>& fill,
+                         const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace qnext

@@ -1,0 +1,28 @@
+// The gated delta rule of Gated DeltaNet, for one value head:
+//   S_t = exp(g_t) S_{t-1} + k_t (beta_t (v_t - exp(g_t) S_{t-1}^T k_t))^T,   o_t = S_t^T q_t
+// with state S: [Dk, Dv]. Two exact forms: token by token (decode) and chunked (prefill).
+#pragma once
+#include <cstddef>
+
+namespace qnext {
+
+// Strided views: token t's vector for this head starts at base + t * stride.
+struct DeltaRuleHead {
+  const float* q;  // [T, *] with q[t] at q + t*qk_stride, Dk values, already L2-normed and scaled
+  const float* k;  // [T, *] Dk values, L2-normed
+  const float* v;  // [T, *] Dv values
+  const float* g;  // [T, *] log decay (<= 0)
+  const float* beta;  // [T, *]
+  size_t qk_stride, v_stride, gb_stride;
+  float* out;  // [T, *] Dv values
+  size_t out_stride;
+};
+
+void delta_rule_recurrent(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S);
+
+// Chunk length of the chunked form; scratch must hold delta_rule_scratch_floats(Dk, Dv) floats.
+constexpr int kDeltaChunk = 64;
+size_t delta_rule_scratch_floats(int Dk, int Dv);
+void delta_rule_chunked(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S, float* scratch);
+
+}  // namespace qnext

@@ -1,0 +1,54 @@
+#include "kernels/matmul.h"
+
+#include <algorithm>
+
+#include "core/thread_pool.h"
+
+namespace qnext {
+
+static inline float load_weight(DType t, const uint8_t* row, int64_t k) {
+  switch (t) {
+    case DType::BF16: return bf16_to_f32(reinterpret_cast<const uint16_t*>(row)[k]);
+    case DType::F16: return f16_to_f32(reinterpret_cast<const uint16_t*>(row)[k]);
+    default: return reinterpret_cast<const float*>(row)[k];
+  }
+}
+
+void matrix_row_to_f32(const Matrix& w, int64_t row, float* out) {
+  const uint8_t* p = w.row_ptr(row);
+  for (int64_t k = 0; k < w.cols; ++k) out[k] = load_weight(w.dtype, p, k);
+}
+
+// The scalar twin: plain loops, the definition every SIMD variant is tested against.
+void matmul_rows_scalar(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w.row_ptr(r);
+    for (int t = 0; t < T; ++t) {
+      const float* xt = x + size_t(t) * size_t(w.cols);
+      float acc = 0;
+      for (int64_t k = 0; k < w.cols; ++k) acc += load_weight(w.dtype, row, k) * xt[k];
+      y[size_t(t) * size_t(ldy) + size_t(r)] = acc;
+    }
+  }
+}
+
+void matmul_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  switch (isa) {
+    case Isa::Avx512: matmul_rows_avx512(w, x, T, y, ldy, r0, r1); return;
+    case Isa::Avx2: matmul_rows_avx2(w, x, T, y, ldy, r0, r1); return;
+    case Isa::Scalar: matmul_rows_scalar(w, x, T, y, ldy, r0, r1); return;
+  }
+}
+
+void matmul(const Matrix& w, const float* x, int T, float* y) {
+  const Isa isa = active_isa();
+  // Tiny products are not worth waking the pool.
+  if (size_t(w.rows) * size_t(w.cols) * size_t(T) < 32 * 1024) {
+    matmul_rows(isa, w, x, T, y, w.rows, 0, w.rows);
+    return;
+  }
+  global_pool().parallel_for(
+      size_t(w.rows), [&](size_t b, size_t e, int) { matmul_rows(isa, w, x, T, y, w.rows, int64_t(b), int64_t(e)); }, 16);
+}
+
+}  // namespace qnext

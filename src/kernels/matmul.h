@@ -1,0 +1,39 @@
+// Matrix products against weight matrices stored as in the checkpoint: W is [rows = out, cols = in],
+// row-major, and every product is y = x W^T (x: [T, cols] float, y: [T, rows] float).
+// ISA variants (matmul_avx2.cpp, matmul_avx512.cpp) sit beside the scalar twin in matmul.cpp.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "core/cpu.h"
+#include "core/dtype.h"
+
+namespace qnext {
+
+struct Matrix {
+  DType dtype = DType::F32;
+  const void* data = nullptr;  // [rows, cols]
+  int64_t rows = 0, cols = 0;
+
+  size_t bytes() const { return size_t(rows) * size_t(cols) * dtype_size(dtype); }
+  const uint8_t* row_ptr(int64_t r) const {
+    return static_cast<const uint8_t*>(data) + size_t(r) * size_t(cols) * dtype_size(dtype);
+  }
+};
+
+// Output rows [row_begin, row_end) of y = x W^T on the calling thread, with the given ISA.
+// x: [T, cols] (row stride cols); y: [T, ldy] (only the columns row_begin..row_end are written).
+void matmul_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t row_begin, int64_t row_end);
+
+// y = x W^T over all rows, split across the global thread pool, with the active ISA.
+void matmul(const Matrix& w, const float* x, int T, float* y);
+
+// One row of W as floats (embedding lookup): out[cols].
+void matrix_row_to_f32(const Matrix& w, int64_t row, float* out);
+
+// ISA variants (defined in their own files; same contract as matmul_rows).
+void matmul_rows_scalar(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+void matmul_rows_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+void matmul_rows_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+
+}  // namespace qnext

@@ -1,0 +1,89 @@
+// AVX-512 variant of matmul_rows (scalar twin in matmul.cpp). Weights are widened to float in
+// registers; a 4-row x up-to-4-token tile of accumulators reuses every weight load across tokens.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/matmul.h"
+
+namespace qnext {
+namespace {
+
+struct LoadBf16 {
+  static __m512 load16(const uint8_t* row, int64_t k) {
+    __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * k));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  }
+  static float load1(const uint8_t* row, int64_t k) { return bf16_to_f32(reinterpret_cast<const uint16_t*>(row)[k]); }
+};
+struct LoadF16 {
+  static __m512 load16(const uint8_t* row, int64_t k) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 2 * k)));
+  }
+  static float load1(const uint8_t* row, int64_t k) { return f16_to_f32(reinterpret_cast<const uint16_t*>(row)[k]); }
+};
+struct LoadF32 {
+  static __m512 load16(const uint8_t* row, int64_t k) { return _mm512_loadu_ps(reinterpret_cast<const float*>(row) + k); }
+  static float load1(const uint8_t* row, int64_t k) { return reinterpret_cast<const float*>(row)[k]; }
+};
+
+template <typename L, int R, int TT>
+inline void tile(const Matrix& w, const float* x, float* y, int64_t ldy, int64_t r, int t) {
+  const int64_t n = w.cols, n16 = n & ~int64_t(15);
+  const uint8_t* rows[R];
+  for (int i = 0; i < R; ++i) rows[i] = w.row_ptr(r + i);
+  const float* xs[TT];
+  for (int j = 0; j < TT; ++j) xs[j] = x + size_t(t + j) * size_t(n);
+  __m512 acc[R][TT];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < TT; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < n16; k += 16) {
+    __m512 xv[TT];
+    for (int j = 0; j < TT; ++j) xv[j] = _mm512_loadu_ps(xs[j] + k);
+    for (int i = 0; i < R; ++i) {
+      __m512 wv = L::load16(rows[i], k);
+      for (int j = 0; j < TT; ++j) acc[i][j] = _mm512_fmadd_ps(wv, xv[j], acc[i][j]);
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < TT; ++j) {
+      float s = _mm512_reduce_add_ps(acc[i][j]);
+      for (int64_t k = n16; k < n; ++k) s += L::load1(rows[i], k) * xs[j][k];
+      y[size_t(t + j) * size_t(ldy) + size_t(r + i)] = s;
+    }
+}
+
+template <typename L, int R>
+inline void row_block(const Matrix& w, const float* x, int t0, int t1, float* y, int64_t ldy, int64_t r) {
+  int t = t0;
+  for (; t + 4 <= t1; t += 4) tile<L, R, 4>(w, x, y, ldy, r, t);
+  switch (t1 - t) {
+    case 3: tile<L, R, 3>(w, x, y, ldy, r, t); break;
+    case 2: tile<L, R, 2>(w, x, y, ldy, r, t); break;
+    case 1: tile<L, R, 1>(w, x, y, ldy, r, t); break;
+    default: break;
+  }
+}
+
+template <typename L>
+void run(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  constexpr int kTokenBlock = 24;  // x block stays in L2 while the weight rows stream by
+  for (int t0 = 0; t0 < T; t0 += kTokenBlock) {
+    const int t1 = std::min(T, t0 + kTokenBlock);
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) row_block<L, 4>(w, x, t0, t1, y, ldy, r);
+    for (; r < r1; ++r) row_block<L, 1>(w, x, t0, t1, y, ldy, r);
+  }
+}
+
+}  // namespace
+
+void matmul_rows_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  switch (w.dtype) {
+    case DType::BF16: run<LoadBf16>(w, x, T, y, ldy, r0, r1); return;
+    case DType::F16: run<LoadF16>(w, x, T, y, ldy, r0, r1); return;
+    default: run<LoadF32>(w, x, T, y, ldy, r0, r1); return;
+  }
+}
+
+}  // namespace qnext

@@ -1,0 +1,399 @@
+// The Qwen3-Next forward pass, float32 activations over BF16/F16/F32 weights.
+//
+//   x = embed(ids)
+//   for each layer:                       (3 Gated DeltaNet layers, then 1 gated attention layer, repeated)
+//     x += token_mixer(rmsnorm(x))        DeltaNet: conv + delta rule;  attention: GQA with KV cache
+//     x += moe(rmsnorm(x))                512 experts, top 10, plus a sigmoid-gated shared expert
+//   logits = lm_head(rmsnorm(x))
+//
+// All RMSNorms but the DeltaNet output norm are zero-centered: the loader stored them as (1 + w).
+#include "model/qwen3_next.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/thread_pool.h"
+#include "kernels/attention.h"
+#include "kernels/conv.h"
+#include "kernels/delta_rule.h"
+#include "kernels/matmul.h"
+#include "kernels/moe.h"
+#include "kernels/norm.h"
+#include "kernels/rope.h"
+
+namespace qnext {
+
+// Scratch buffers reused across calls (grown, never shrunk), so steady decoding does not allocate.
+struct Model::Workspace {
+  std::vector<float> x, normed, mixed, out, ffn;  // [T, H] residual stream and helpers
+  std::vector<float> proj, proj2;                 // projections: [T, width]
+  std::vector<float> conv_out, z, gb, core;       // DeltaNet: [T, C], [T, Hv Dv], [T, 2 Hv], [T, Hv Dv]
+  std::vector<float> qkv, attn;                   // attention: [T, ...]
+  std::vector<float> router;                      // [T, E]
+  std::vector<int> expert_ids;                    // [T, k]
+  std::vector<float> expert_w;                    // [T, k]
+  std::vector<std::vector<std::pair<int, float>>> routed;  // [E] tokens routed to each expert
+  std::vector<float> gathered, gate_up, act, down;  // MoE per-expert batches
+  std::vector<float> delta_scratch;               // [threads, delta_rule_scratch_floats]
+  std::vector<float> cos_sin;                     // [T, rotary_dim]
+};
+
+static float* grow(std::vector<float>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+Model::~Model() = default;
+
+Result<std::unique_ptr<Model>> Model::load(const std::string& dir) {
+  auto config = Config::load(dir);
+  if (!config) return err(config.error());
+  auto weights = Weights::load(dir, config.value());
+  if (!weights) return err(weights.error());
+  std::unique_ptr<Model> m(new Model());
+  m->config_ = std::move(config.value());
+  m->weights_ = std::move(weights.value());
+  m->dir_ = dir;
+  m->ws_ = std::make_unique<Workspace>();
+
+  // RoPE frequencies, with YaRN's blend between plain and interpolated ones when configured.
+  const Config& c = m->config_;
+  const int rot = c.rotary_dim, half = rot / 2;
+  m->inv_freq_.resize(size_t(half));
+  for (int i = 0; i < half; ++i) m->inv_freq_[size_t(i)] = 1.0 / std::pow(c.rope_theta, double(2 * i) / rot);
+  if (c.rope_scaling.yarn) {
+    const RopeScaling& y = c.rope_scaling;
+    const double s = y.factor, L0 = y.original_max_position;
+    auto turn_index = [&](double n) { return rot * std::log(L0 / (2 * M_PI * n)) / (2 * std::log(c.rope_theta)); };
+    double lo = turn_index(y.beta_fast), hi = turn_index(y.beta_slow);
+    if (y.truncate) lo = std::floor(lo), hi = std::ceil(hi);
+    lo = std::max(lo, 0.0);
+    hi = std::min(hi, double(rot - 1));
+    if (lo == hi) hi += 0.001;
+    for (int i = 0; i < half; ++i) {
+      const double w = std::clamp((i - lo) / (hi - lo), 0.0, 1.0);
+      const double b = m->inv_freq_[size_t(i)];
+      m->inv_freq_[size_t(i)] = b * (1 - w) + (b / s) * w;
+    }
+    auto g = [](double scale, double coef) { return scale <= 1 ? 1.0 : 0.1 * coef * std::log(scale) + 1.0; };
+    double factor = y.attention_factor;
+    if (factor == 0) factor = (y.mscale != 0 && y.mscale_all_dim != 0) ? g(s, y.mscale) / g(s, y.mscale_all_dim) : g(s, 1);
+    m->rope_mscale_ = float(factor);
+  }
+  return m;
+}
+
+void Model::rope_table(int pos, float* cos_sin) const {
+  const int half = config_.rotary_dim / 2;
+  for (int i = 0; i < half; ++i) {
+    const double angle = double(pos) * inv_freq_[size_t(i)];
+    cos_sin[i] = float(std::cos(angle)) * rope_mscale_;
+    cos_sin[half + i] = float(std::sin(angle)) * rope_mscale_;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gated DeltaNet (linear attention with a constant-size state)
+
+void Model::gated_delta_net(const DeltaNetWeights& w, const float* x, int T, DeltaNetState& st, DeltaRuleMode mode,
+                            float* out) {
+  const Config& c = config_;
+  const int Hk = c.linear_num_key_heads, Hv = c.linear_num_value_heads;
+  const int Dk = c.linear_key_head_dim, Dv = c.linear_value_head_dim, r = Hv / Hk;
+  const int C = c.linear_qkv_dim();
+  const int group = 2 * Dk + 2 * r * Dv;  // one key head's slice of in_proj_qkvz
+  Workspace& ws = *ws_;
+
+  float* qkvz = grow(ws.proj, size_t(T) * Hk * group);  // [T, Hk, (q | k | v | z)]
+  float* ba = grow(ws.proj2, size_t(T) * Hk * 2 * r);   // [T, Hk, (b | a)]
+  matmul(w.in_proj_qkvz, x, T, qkvz);
+  matmul(w.in_proj_ba, x, T, ba);
+
+  // Regroup per key head into the conv's channel order [q all heads | k all heads | v all heads].
+  float* mixed = grow(ws.mixed, size_t(T) * C);  // [T, C]
+  float* z = grow(ws.z, size_t(T) * Hv * Dv);    // [T, Hv, Dv] output gate
+  float* g = grow(ws.gb, size_t(T) * 2 * Hv);    // [T, Hv] log decay, then [T, Hv] beta
+  float* beta = g + size_t(T) * Hv;
+  for (int t = 0; t < T; ++t) {
+    float* m = mixed + size_t(t) * C;
+    for (int h = 0; h < Hk; ++h) {
+      const float* src = qkvz + (size_t(t) * Hk + h) * group;
+      std::copy_n(src, Dk, m + h * Dk);
+      std::copy_n(src + Dk, Dk, m + Hk * Dk + h * Dk);
+      std::copy_n(src + 2 * Dk, r * Dv, m + 2 * Hk * Dk + h * r * Dv);
+      std::copy_n(src + 2 * Dk + r * Dv, r * Dv, z + size_t(t) * Hv * Dv + h * r * Dv);
+      const float* b_a = ba + (size_t(t) * Hk + h) * 2 * r;
+      for (int i = 0; i < r; ++i) {
+        const int v = h * r + i;
+        const float a = b_a[r + i] + w.dt_bias[size_t(v)];
+        const float softplus = std::max(a, 0.0f) + std::log1p(std::exp(-std::fabs(a)));
+        g[size_t(t) * Hv + v] = -std::exp(w.A_log[size_t(v)]) * softplus;
+        beta[size_t(t) * Hv + v] = sigmoid(b_a[i]);
+      }
+    }
+  }
+
+  // Causal depthwise conv + SiLU, then L2-normed q (scaled by Dk^-1/2) and k.
+  float* conv = grow(ws.conv_out, size_t(T) * C);  // [T, C]
+  conv1d_silu(mixed, T, C, w.conv.data(), c.linear_conv_kernel, st.conv.data(), conv);
+  const float q_scale = 1.0f / std::sqrt(float(Dk));
+  global_pool().parallel_for(size_t(T), [&](size_t t0, size_t t1, int) {
+    for (size_t t = t0; t < t1; ++t)
+      for (int h = 0; h < 2 * Hk; ++h) {
+        float* v = conv + t * C + size_t(h) * Dk;
+        l2_normalize(v, Dk, 1e-6f);
+        if (h < Hk)
+          for (int d = 0; d < Dk; ++d) v[d] *= q_scale;
+      }
+  });
+
+  // The gated delta rule, one value head per task; value head v reads key head v / r.
+  if (mode == DeltaRuleMode::Auto) mode = T > 1 ? DeltaRuleMode::Chunked : DeltaRuleMode::Recurrent;
+  float* core = grow(ws.core, size_t(T) * Hv * Dv);  // [T, Hv, Dv]
+  const size_t scratch_n = delta_rule_scratch_floats(Dk, Dv);
+  float* scratch = grow(ws.delta_scratch, scratch_n * size_t(global_pool().size()));
+  global_pool().parallel_tasks(size_t(Hv), [&](size_t v, int thread) {
+    const size_t kh = v / size_t(r);
+    DeltaRuleHead head{conv + kh * Dk,
+                       conv + size_t(Hk) * Dk + kh * Dk,
+                       conv + size_t(2 * Hk) * Dk + v * Dv,
+                       g + v,
+                       beta + v,
+                       size_t(C),
+                       size_t(C),
+                       size_t(Hv),
+                       core + v * Dv,
+                       size_t(Hv) * Dv};
+    float* S = st.recurrent.data() + v * size_t(Dk) * Dv;
+    if (mode == DeltaRuleMode::Chunked) delta_rule_chunked(head, T, Dk, Dv, S, scratch + size_t(thread) * scratch_n);
+    else delta_rule_recurrent(head, T, Dk, Dv, S);
+  });
+
+  // Gated RMSNorm per value head, then the output projection.
+  for (size_t i = 0; i < size_t(T) * Hv; ++i) rms_norm_gated(core + i * Dv, z + i * Dv, w.norm.data(), Dv, c.rms_norm_eps, core + i * Dv);
+  matmul(w.out_proj, core, T, out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gated full attention (GQA, partial RoPE, sigmoid output gate)
+
+void Model::gated_attention(const AttentionWeights& w, const float* x, int T, int start_pos, KvCache& kv, float* out) {
+  const Config& c = config_;
+  const int D = c.head_dim, nq = c.num_q_heads, nkv = c.num_kv_heads, rot = c.rotary_dim;
+  Workspace& ws = *ws_;
+  float* qg = grow(ws.proj, size_t(T) * nq * 2 * D);  // [T, nq, (query D | gate D)]
+  float* k = grow(ws.qkv, size_t(T) * 2 * nkv * D);   // [T, nkv, D] keys, then values
+  float* v = k + size_t(T) * nkv * D;
+  matmul(w.q_proj, x, T, qg);
+  matmul(w.k_proj, x, T, k);
+  matmul(w.v_proj, x, T, v);
+
+  float* cos_sin = grow(ws.cos_sin, size_t(T) * std::max(rot, 1));
+  for (int t = 0; t < T; ++t) rope_table(start_pos + t, cos_sin + size_t(t) * rot);
+
+  // q/k norms then RoPE; keys and values go into the cache at their positions.
+  kv.ensure_capacity(start_pos + T);
+  for (int t = 0; t < T; ++t) {
+    const float* cs = cos_sin + size_t(t) * rot;
+    for (int h = 0; h < nq; ++h) {
+      float* q = qg + (size_t(t) * nq + h) * 2 * D;
+      rms_norm(q, w.q_norm.data(), D, c.rms_norm_eps, q);
+      rope_apply(q, rot, cs);
+    }
+    float* kc = kv.k_at(start_pos + t);
+    float* vc = kv.v_at(start_pos + t);
+    for (int h = 0; h < nkv; ++h) {
+      rms_norm(k + (size_t(t) * nkv + h) * D, w.k_norm.data(), D, c.rms_norm_eps, kc + size_t(h) * D);
+      rope_apply(kc + size_t(h) * D, rot, cs);
+    }
+    std::copy_n(v + size_t(t) * nkv * D, size_t(nkv) * D, vc);
+  }
+  kv.len = start_pos + T;
+
+  // Causal attention: query t sees positions 0..start_pos+t. Then the sigmoid gate.
+  float* att = grow(ws.attn, size_t(T) * nq * D);  // [T, nq, D]
+  const float scale = 1.0f / std::sqrt(float(D));
+  const int group = nq / nkv;
+  global_pool().parallel_tasks(size_t(T) * nq, [&](size_t i, int) {
+    const int t = int(i / size_t(nq)), h = int(i % size_t(nq));
+    const float* q = qg + i * 2 * D;
+    const float* gate = q + D;
+    float* o = att + i * D;
+    const size_t kv_off = size_t(h / group) * D;
+    attention_head(q, kv.k.data() + kv_off, kv.v.data() + kv_off, kv.row, start_pos + t + 1, D, scale, o);
+    for (int d = 0; d < D; ++d) o[d] *= sigmoid(gate[d]);
+  });
+  matmul(w.o_proj, att, T, out);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Feed-forward: SwiGLU MLP and the sparse mixture of experts
+
+void Model::mlp(const MlpWeights& w, const float* x, int T, float* out) {
+  Workspace& ws = *ws_;
+  const int I = int(w.gate.rows);
+  float* gate = grow(ws.gate_up, size_t(T) * 2 * I);  // [T, I] gate, then [T, I] up
+  float* up = gate + size_t(T) * I;
+  float* act = grow(ws.act, size_t(T) * I);  // [T, I]
+  matmul(w.gate, x, T, gate);
+  matmul(w.up, x, T, up);
+  swiglu(gate, up, T * I, act);
+  matmul(w.down, act, T, out);
+}
+
+void Model::sparse_moe(const MoeWeights& w, const float* x, int T, float* out) {
+  const Config& c = config_;
+  const int H = c.hidden_size, E = c.num_experts, k = c.num_experts_per_tok;
+  Workspace& ws = *ws_;
+  float* logits = grow(ws.router, size_t(T) * E);  // [T, E]
+  matmul(w.router, x, T, logits);
+  if (ws.expert_ids.size() < size_t(T) * k) ws.expert_ids.resize(size_t(T) * k);
+  float* weight = grow(ws.expert_w, size_t(T) * k);  // [T, k]
+  for (int t = 0; t < T; ++t)
+    route_top_k(logits + size_t(t) * E, E, k, c.norm_topk_prob, ws.expert_ids.data() + size_t(t) * k,
+                weight + size_t(t) * k);
+
+  // The shared expert sees every token, scaled by its own sigmoid gate.
+  std::fill_n(out, size_t(T) * H, 0.0f);
+  if (w.has_shared) {
+    mlp(w.shared, x, T, out);
+    float* gate = grow(ws.proj2, size_t(T));  // [T, 1]
+    matmul(w.shared_gate, x, T, gate);
+    for (int t = 0; t < T; ++t) {
+      const float s = sigmoid(gate[t]);
+      for (int i = 0; i < H; ++i) out[size_t(t) * H + i] *= s;
+    }
+  }
+
+  // Routed experts: each expert runs once over the batch of tokens routed to it.
+  auto& routed = ws.routed;  // [E] -> (token, weight)
+  routed.resize(size_t(E));
+  for (auto& r : routed) r.clear();
+  for (int t = 0; t < T; ++t)
+    for (int j = 0; j < k; ++j) routed[size_t(ws.expert_ids[size_t(t) * k + j])].push_back({t, weight[size_t(t) * k + j]});
+  for (int e = 0; e < E; ++e) {
+    const auto& batch = routed[size_t(e)];
+    if (batch.empty()) continue;
+    const int n = int(batch.size());
+    float* in = grow(ws.gathered, size_t(n) * H);  // [n, H]
+    for (int i = 0; i < n; ++i) std::copy_n(x + size_t(batch[size_t(i)].first) * H, H, in + size_t(i) * H);
+    float* y = grow(ws.down, size_t(n) * H);  // [n, H]
+    mlp(w.experts[size_t(e)], in, n, y);
+    for (int i = 0; i < n; ++i) {
+      float* o = out + size_t(batch[size_t(i)].first) * H;
+      const float s = batch[size_t(i)].second;
+      for (int d = 0; d < H; ++d) o[d] += s * y[size_t(i) * H + d];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The decoder layer and the model
+
+void Model::decoder_layer(const LayerWeights& w, float* x, int T, int start_pos, DeltaNetState* gdn, KvCache* kv,
+                          DeltaRuleMode mode) {
+  const int H = config_.hidden_size;
+  const float eps = config_.rms_norm_eps;
+  Workspace& ws = *ws_;
+  float* normed = grow(ws.normed, size_t(T) * H);
+  float* mixed_out = grow(ws.out, size_t(T) * H);
+  for (int t = 0; t < T; ++t) rms_norm(x + size_t(t) * H, w.input_norm.data(), H, eps, normed + size_t(t) * H);
+  if (w.type == LayerType::LinearAttention) gated_delta_net(w.gdn, normed, T, *gdn, mode, mixed_out);
+  else gated_attention(w.attn, normed, T, start_pos, *kv, mixed_out);
+  for (size_t i = 0; i < size_t(T) * H; ++i) x[i] += mixed_out[i];
+
+  for (int t = 0; t < T; ++t) rms_norm(x + size_t(t) * H, w.post_attention_norm.data(), H, eps, normed + size_t(t) * H);
+  float* ffn = grow(ws.ffn, size_t(T) * H);
+  if (w.is_moe) sparse_moe(w.moe, normed, T, ffn);
+  else mlp(w.mlp, normed, T, ffn);
+  for (size_t i = 0; i < size_t(T) * H; ++i) x[i] += ffn[i];
+}
+
+void Model::forward(SequenceState& st, std::span<const int32_t> ids, const ForwardOptions& opt,
+                    std::vector<float>* hidden, std::vector<float>* logits) {
+  const Config& c = config_;
+  const int T = int(ids.size()), H = c.hidden_size;
+  if (T == 0) return;
+  float* x = grow(ws_->x, size_t(T) * H);  // [T, H] the residual stream
+  for (int t = 0; t < T; ++t) matrix_row_to_f32(weights_.embed, ids[size_t(t)], x + size_t(t) * H);
+  if (opt.residuals) opt.residuals->assign(x, x + size_t(T) * H);
+
+  for (int l = 0; l < c.num_layers; ++l) {
+    decoder_layer(weights_.layers[size_t(l)], x, T, st.pos, &st.gdn[size_t(l)], &st.kv[size_t(l)], opt.delta_mode);
+    if (opt.residuals) opt.residuals->insert(opt.residuals->end(), x, x + size_t(T) * H);
+  }
+  st.pos += T;
+
+  std::vector<float> local;
+  std::vector<float>& h = hidden ? *hidden : local;
+  h.resize(size_t(T) * H);
+  for (int t = 0; t < T; ++t) rms_norm(x + size_t(t) * H, weights_.final_norm.data(), H, c.rms_norm_eps, h.data() + size_t(t) * H);
+  if (logits && opt.want_logits) {
+    const int rows = opt.all_logits ? T : 1;
+    logits->resize(size_t(rows) * c.vocab_size);
+    matmul(weights_.lm_head, h.data() + size_t(T - rows) * H, rows, logits->data());
+  }
+}
+
+void Model::mtp_forward(SequenceState& st, std::span<const int32_t> next_ids, const float* hidden,
+                        std::vector<float>* mtp_hidden, std::vector<float>* logits) {
+  const Config& c = config_;
+  const MtpWeights& m = *weights_.mtp;
+  const int T = int(next_ids.size()), H = c.hidden_size;
+  if (T == 0) return;
+  // x = fc(concat[norm(embed(next token)), norm(main hidden)])
+  float* cat = grow(ws_->gathered, size_t(T) * 2 * H);  // [T, 2H]
+  float* emb = grow(ws_->normed, size_t(H));
+  for (int t = 0; t < T; ++t) {
+    matrix_row_to_f32(weights_.embed, next_ids[size_t(t)], emb);
+    rms_norm(emb, m.pre_fc_norm_embedding.data(), H, c.rms_norm_eps, cat + size_t(t) * 2 * H);
+    rms_norm(hidden + size_t(t) * H, m.pre_fc_norm_hidden.data(), H, c.rms_norm_eps, cat + size_t(t) * 2 * H + H);
+  }
+  std::vector<float> x(size_t(T) * H);  // [T, H]; not ws.x, which the caller's hidden may alias
+  matmul(m.fc, cat, T, x.data());
+  decoder_layer(m.layer, x.data(), T, st.mtp_pos, nullptr, &st.mtp_kv, DeltaRuleMode::Auto);
+  st.mtp_pos += T;
+
+  std::vector<float> local;
+  std::vector<float>& h = mtp_hidden ? *mtp_hidden : local;
+  h.resize(size_t(T) * H);
+  for (int t = 0; t < T; ++t) rms_norm(x.data() + size_t(t) * H, m.norm.data(), H, c.rms_norm_eps, h.data() + size_t(t) * H);
+  if (logits) {
+    logits->resize(size_t(T) * c.vocab_size);
+    matmul(weights_.lm_head, h.data(), T, logits->data());
+  }
+}
+
+int64_t Model::parameter_count(bool active_only, bool include_mtp) const {
+  auto mat = [](const Matrix& m) { return m.rows * m.cols; };
+  auto mlp_params = [&](const MlpWeights& w) { return mat(w.gate) + mat(w.up) + mat(w.down); };
+  auto layer_params = [&](const LayerWeights& l) {
+    int64_t n = int64_t(l.input_norm.size() + l.post_attention_norm.size());
+    if (l.type == LayerType::FullAttention)
+      n += mat(l.attn.q_proj) + mat(l.attn.k_proj) + mat(l.attn.v_proj) + mat(l.attn.o_proj) +
+           int64_t(l.attn.q_norm.size() + l.attn.k_norm.size());
+    else
+      n += mat(l.gdn.in_proj_qkvz) + mat(l.gdn.in_proj_ba) + mat(l.gdn.out_proj) +
+           int64_t(l.gdn.conv.size() + l.gdn.A_log.size() + l.gdn.dt_bias.size() + l.gdn.norm.size());
+    if (l.is_moe) {
+      n += mat(l.moe.router);
+      const int64_t per_expert = l.moe.experts.empty() ? 0 : mlp_params(l.moe.experts[0]);
+      n += per_expert * (active_only ? config_.num_experts_per_tok : int64_t(l.moe.experts.size()));
+      if (l.moe.has_shared) n += mlp_params(l.moe.shared) + mat(l.moe.shared_gate);
+    } else {
+      n += mlp_params(l.mlp);
+    }
+    return n;
+  };
+  int64_t n = mat(weights_.embed) + int64_t(weights_.final_norm.size());
+  if (weights_.lm_head.data != weights_.embed.data) n += mat(weights_.lm_head);
+  for (const auto& l : weights_.layers) n += layer_params(l);
+  if (include_mtp && weights_.mtp) {
+    const auto& m = *weights_.mtp;
+    n += mat(m.fc) + int64_t(m.pre_fc_norm_embedding.size() + m.pre_fc_norm_hidden.size() + m.norm.size()) +
+         layer_params(m.layer);
+  }
+  return n;
+}
+
+}  // namespace qnext

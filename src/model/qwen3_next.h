@@ -1,0 +1,72 @@
+// Qwen3-Next: the forward pass. See qwen3_next.cpp, which reads like the architecture.
+#pragma once
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/state.h"
+#include "model/weights.h"
+
+namespace qnext {
+
+// Which form of the gated delta rule a call uses. Both are exact; chunked is the fast one for
+// many tokens, recurrent the natural one for a single token.
+enum class DeltaRuleMode { Auto, Chunked, Recurrent };
+
+struct ForwardOptions {
+  DeltaRuleMode delta_mode = DeltaRuleMode::Auto;
+  bool all_logits = false;            // logits for every row, else the last row only
+  bool want_logits = true;
+  std::vector<float>* residuals = nullptr;  // when set: [L+1, T, H] embedding then each layer's output
+};
+
+class Model {
+ public:
+  static Result<std::unique_ptr<Model>> load(const std::string& dir);
+
+  const Config& config() const { return config_; }
+  const Weights& weights() const { return weights_; }
+  bool has_mtp() const { return weights_.mtp.has_value(); }
+  const std::string& dir() const { return dir_; }
+
+  // Feeds ids at positions state.pos.. and advances the state.
+  // hidden: [T, H] after the final norm (may be null); logits: [T or 1, V] (may be null).
+  void forward(SequenceState& state, std::span<const int32_t> ids, const ForwardOptions& opt,
+               std::vector<float>* hidden, std::vector<float>* logits);
+
+  // The MTP head at slots state.mtp_pos..: slot t combines main hidden[t] (after the final norm)
+  // with next_ids[t], the token that follows hidden[t]'s position; logits[t] predict the token after.
+  // mtp_hidden: [T, H] after mtp.norm (may be null); logits: [T, V].
+  void mtp_forward(SequenceState& state, std::span<const int32_t> next_ids, const float* hidden,
+                   std::vector<float>* mtp_hidden, std::vector<float>* logits);
+
+  int64_t parameter_count(bool active_only, bool include_mtp) const;
+  size_t weight_bytes() const { return weights_.checkpoint.total_bytes(); }
+
+ private:
+  struct Workspace;
+  Model() = default;
+
+  void decoder_layer(const LayerWeights& w, float* x, int T, int start_pos, DeltaNetState* gdn, KvCache* kv,
+                     DeltaRuleMode mode);
+  void gated_delta_net(const DeltaNetWeights& w, const float* x, int T, DeltaNetState& st, DeltaRuleMode mode,
+                       float* out);
+  void gated_attention(const AttentionWeights& w, const float* x, int T, int start_pos, KvCache& kv, float* out);
+  void sparse_moe(const MoeWeights& w, const float* x, int T, float* out);
+  void mlp(const MlpWeights& w, const float* x, int T, float* out);
+  void rope_table(int pos, float* cos_sin) const;
+
+  Config config_;
+  Weights weights_;
+  std::string dir_;
+  std::vector<double> inv_freq_;  // [rotary_dim / 2]
+  float rope_mscale_ = 1.0f;      // YaRN attention factor on the rotated dims
+  std::unique_ptr<Workspace> ws_;
+
+ public:
+  ~Model();
+};
+
+}  // namespace qnext

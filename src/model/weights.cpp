@@ -1,0 +1,149 @@
+#include "model/weights.h"
+
+namespace qnext {
+namespace {
+
+// Fetches tensors by their Hugging Face names; remembers the first error.
+class Loader {
+ public:
+  Loader(const Checkpoint& ck, const Config& c) : ck_(ck), c_(c) {}
+  std::string error;
+
+  Matrix matrix(const std::string& name, int64_t rows, int64_t cols) {
+    const TensorView* t = fetch(name, {rows, cols});
+    if (!t) return {};
+    if (t->dtype != DType::BF16 && t->dtype != DType::F16 && t->dtype != DType::F32) {
+      fail(*t->file + ": tensor '" + name + "' has dtype " + std::string(dtype_name(t->dtype)) +
+           ", expected BF16, F16 or F32");
+      return {};
+    }
+    return Matrix{t->dtype, t->data, rows, cols};
+  }
+
+  std::vector<float> vec(const std::string& name, const std::vector<int64_t>& shape) {
+    const TensorView* t = fetch(name, shape);
+    if (!t) return {};
+    std::vector<float> out(size_t(t->numel()));
+    for (size_t i = 0; i < out.size(); ++i) {
+      switch (t->dtype) {
+        case DType::BF16: out[i] = bf16_to_f32(reinterpret_cast<const uint16_t*>(t->data)[i]); break;
+        case DType::F16: out[i] = f16_to_f32(reinterpret_cast<const uint16_t*>(t->data)[i]); break;
+        case DType::F32: out[i] = reinterpret_cast<const float*>(t->data)[i]; break;
+        default:
+          fail(*t->file + ": tensor '" + name + "' has dtype " + std::string(dtype_name(t->dtype)) +
+               ", expected BF16, F16 or F32");
+          return {};
+      }
+    }
+    return out;
+  }
+
+  NormScale zero_centered_norm(const std::string& name, int64_t n) {
+    std::vector<float> w = vec(name, {n});
+    for (float& x : w) x = 1.0f + x;
+    return w;
+  }
+
+  MlpWeights mlp(const std::string& p, int64_t inter) {
+    const int64_t H = c_.hidden_size;
+    return {matrix(p + "gate_proj.weight", inter, H), matrix(p + "up_proj.weight", inter, H),
+            matrix(p + "down_proj.weight", H, inter)};
+  }
+
+  LayerWeights layer(const std::string& p, LayerType type, bool is_moe) {
+    const int64_t H = c_.hidden_size;
+    LayerWeights l;
+    l.type = type;
+    l.is_moe = is_moe;
+    l.input_norm = zero_centered_norm(p + "input_layernorm.weight", H);
+    l.post_attention_norm = zero_centered_norm(p + "post_attention_layernorm.weight", H);
+    if (type == LayerType::FullAttention) {
+      const int64_t D = c_.head_dim, nq = c_.num_q_heads, nkv = c_.num_kv_heads;
+      const std::string a = p + "self_attn.";
+      l.attn.q_proj = matrix(a + "q_proj.weight", nq * 2 * D, H);
+      l.attn.k_proj = matrix(a + "k_proj.weight", nkv * D, H);
+      l.attn.v_proj = matrix(a + "v_proj.weight", nkv * D, H);
+      l.attn.o_proj = matrix(a + "o_proj.weight", H, nq * D);
+      l.attn.q_norm = zero_centered_norm(a + "q_norm.weight", D);
+      l.attn.k_norm = zero_centered_norm(a + "k_norm.weight", D);
+    } else {
+      const int64_t Hk = c_.linear_num_key_heads, Hv = c_.linear_num_value_heads;
+      const int64_t Dk = c_.linear_key_head_dim, Dv = c_.linear_value_head_dim, r = Hv / Hk;
+      const int64_t C = c_.linear_qkv_dim(), K = c_.linear_conv_kernel;
+      const std::string g = p + "linear_attn.";
+      l.gdn.in_proj_qkvz = matrix(g + "in_proj_qkvz.weight", Hk * (2 * Dk + 2 * r * Dv), H);
+      l.gdn.in_proj_ba = matrix(g + "in_proj_ba.weight", Hk * 2 * r, H);
+      l.gdn.conv = vec(g + "conv1d.weight", {C, 1, K});
+      l.gdn.A_log = vec(g + "A_log", {Hv});
+      l.gdn.dt_bias = vec(g + "dt_bias", {Hv});
+      l.gdn.norm = vec(g + "norm.weight", {Dv});
+      l.gdn.out_proj = matrix(g + "out_proj.weight", H, Hv * Dv);
+    }
+    const std::string m = p + "mlp.";
+    if (is_moe) {
+      const int64_t E = c_.num_experts;
+      l.moe.router = matrix(m + "gate.weight", E, H);
+      l.moe.experts.reserve(size_t(E));
+      for (int64_t e = 0; e < E && error.empty(); ++e)
+        l.moe.experts.push_back(mlp(m + "experts." + std::to_string(e) + ".", c_.moe_intermediate_size));
+      l.moe.has_shared = c_.shared_expert_intermediate_size > 0;
+      if (l.moe.has_shared) {
+        l.moe.shared = mlp(m + "shared_expert.", c_.shared_expert_intermediate_size);
+        l.moe.shared_gate = matrix(m + "shared_expert_gate.weight", 1, H);
+      }
+    } else {
+      l.mlp = mlp(m, c_.intermediate_size);
+    }
+    return l;
+  }
+
+ private:
+  const TensorView* fetch(const std::string& name, const std::vector<int64_t>& shape) {
+    if (!error.empty()) return nullptr;
+    auto t = ck_.get(name, shape);
+    if (!t) {
+      fail(t.error());
+      return nullptr;
+    }
+    return t.value();
+  }
+  void fail(std::string msg) {
+    if (error.empty()) error = std::move(msg);
+  }
+
+  const Checkpoint& ck_;
+  const Config& c_;
+};
+
+}  // namespace
+
+Result<Weights> Weights::load(const std::string& dir, const Config& c) {
+  if (c.linear_value_head_dim > 1024 || c.head_dim > 1024)
+    return err(dir + "/config.json: head dims above 1024 are not supported");
+  auto ck = Checkpoint::open(dir);
+  if (!ck) return err(ck.error());
+  Weights w;
+  w.checkpoint = std::move(ck.value());
+  Loader L(w.checkpoint, c);
+  const int64_t V = c.vocab_size, H = c.hidden_size;
+  w.embed = L.matrix("model.embed_tokens.weight", V, H);
+  if (c.tie_word_embeddings && !w.checkpoint.find("lm_head.weight")) w.lm_head = w.embed;
+  else w.lm_head = L.matrix("lm_head.weight", V, H);
+  for (int i = 0; i < c.num_layers && L.error.empty(); ++i)
+    w.layers.push_back(L.layer("model.layers." + std::to_string(i) + ".", c.layer_types[size_t(i)], c.is_moe_layer(i)));
+  w.final_norm = L.zero_centered_norm("model.norm.weight", H);
+  // MTP is optional: community quantizations often drop it.
+  if (L.error.empty() && w.checkpoint.has_prefix("mtp.")) {
+    MtpWeights m;
+    m.fc = L.matrix("mtp.fc.weight", H, 2 * H);
+    m.pre_fc_norm_embedding = L.zero_centered_norm("mtp.pre_fc_norm_embedding.weight", H);
+    m.pre_fc_norm_hidden = L.zero_centered_norm("mtp.pre_fc_norm_hidden.weight", H);
+    m.norm = L.zero_centered_norm("mtp.norm.weight", H);
+    m.layer = L.layer("mtp.layers.0.", LayerType::FullAttention, c.is_moe_layer(0));
+    w.mtp = std::move(m);
+  }
+  if (!L.error.empty()) return err(L.error);
+  return w;
+}
+
+}  // namespace qnext

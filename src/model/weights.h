@@ -1,0 +1,78 @@
+// The model's weights, named by their role. Matrices point into the memory-mapped checkpoint;
+// small vectors (norms, conv taps, decay parameters) are converted to float once at load.
+// The Hugging Face tensor names appear only in weights.cpp.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "io/checkpoint.h"
+#include "kernels/matmul.h"
+#include "model/config.h"
+
+namespace qnext {
+
+// Zero-centered norms are stored here already as (1 + w).
+using NormScale = std::vector<float>;
+
+struct AttentionWeights {  // gated full attention; D = head_dim
+  Matrix q_proj;  // [n_q * 2D, H]: per head [query D | gate D]
+  Matrix k_proj;  // [n_kv * D, H]
+  Matrix v_proj;  // [n_kv * D, H]
+  Matrix o_proj;  // [H, n_q * D]
+  NormScale q_norm, k_norm;  // [D]
+};
+
+struct DeltaNetWeights {  // gated DeltaNet; r = Hv / Hk value heads per key head
+  Matrix in_proj_qkvz;  // [Hk * (2Dk + 2rDv), H]: per key head [q Dk | k Dk | v rDv | z rDv]
+  Matrix in_proj_ba;    // [Hk * 2r, H]: per key head [b r | a r]
+  std::vector<float> conv;  // [C, K], C = 2 Hk Dk + Hv Dv, channels ordered [q | k | v]
+  std::vector<float> A_log;    // [Hv]
+  std::vector<float> dt_bias;  // [Hv]
+  std::vector<float> norm;     // [Dv] plain (not zero-centered) gated RMSNorm weight
+  Matrix out_proj;  // [H, Hv * Dv]
+};
+
+struct MlpWeights {  // SwiGLU: down(silu(gate x) * up x)
+  Matrix gate;  // [I, H]
+  Matrix up;    // [I, H]
+  Matrix down;  // [H, I]
+};
+
+struct MoeWeights {
+  Matrix router;  // [E, H]
+  std::vector<MlpWeights> experts;  // E of them, intermediate moe_intermediate_size
+  bool has_shared = false;
+  MlpWeights shared;   // intermediate shared_expert_intermediate_size
+  Matrix shared_gate;  // [1, H]
+};
+
+struct LayerWeights {
+  LayerType type = LayerType::LinearAttention;
+  NormScale input_norm, post_attention_norm;  // [H]
+  AttentionWeights attn;  // when type == FullAttention
+  DeltaNetWeights gdn;    // when type == LinearAttention
+  bool is_moe = true;
+  MoeWeights moe;  // when is_moe
+  MlpWeights mlp;  // when !is_moe (dense)
+};
+
+struct MtpWeights {  // the multi-token-prediction head
+  Matrix fc;  // [H, 2H] over concat[norm(embed(next)), norm(hidden)]
+  NormScale pre_fc_norm_embedding, pre_fc_norm_hidden, norm;  // [H]
+  LayerWeights layer;  // one full-attention decoder layer
+};
+
+struct Weights {
+  Checkpoint checkpoint;  // owns the mapped files every Matrix points into
+  Matrix embed;    // [V, H]
+  Matrix lm_head;  // [V, H] (the embedding when tie_word_embeddings)
+  std::vector<LayerWeights> layers;
+  NormScale final_norm;  // [H]
+  std::optional<MtpWeights> mtp;
+
+  // Opens the checkpoint and checks every expected tensor is present with its shape.
+  static Result<Weights> load(const std::string& dir, const Config& config);
+};
+
+}  // namespace qnext

@@ -1,0 +1,189 @@
+// The forward pass against the float64 reference (tests/data/*/reference.md gives the protocol
+// and the tolerances): prefill, decode, greedy ids, per-layer residuals, MTP, the long prompt;
+// with the chunked and the recurrent delta rule, on the fastest ISA and on the scalar twins.
+#include <cmath>
+#include <numeric>
+
+#include "common/golden.h"
+#include "core/cpu.h"
+#include "model/qwen3_next.h"
+
+namespace qnext {
+namespace {
+
+using testing::argmax;
+using testing::max_abs_diff;
+using testing::Reference;
+
+constexpr float kLogitTol = 2e-3f, kHiddenTol = 5e-4f, kLayerTol = 1e-3f, kLongLogitTol = 5e-3f;
+
+struct Case {
+  std::string model;
+  DeltaRuleMode mode;
+  Isa isa;
+};
+
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  std::string m = info.param.model;
+  std::replace(m.begin(), m.end(), '-', '_');
+  return m + (info.param.mode == DeltaRuleMode::Chunked ? "_chunked_" : "_recurrent_") +
+         std::string(isa_name(info.param.isa));
+}
+
+// Compares logits rows [rows, V] with the reference, stored in full (`<name>`) or, for the
+// real-vocab model, as sampled columns + full rows + top-16 + logsumexp.
+void expect_logits(const Reference& ref, const std::string& name, const std::vector<float>& got, int rows, int V) {
+  ASSERT_EQ(got.size(), size_t(rows) * V);
+  if (ref.has(name)) {
+    const auto want = ref.f32(name);
+    ASSERT_EQ(want.size(), got.size());
+    const float err = max_abs_diff(want, got);
+    ::testing::Test::RecordProperty(name + "_max_abs_err", std::to_string(err));
+    std::printf("  %-22s max abs err %.3g\n", name.c_str(), err);
+    EXPECT_LE(err, kLogitTol) << name;
+    return;
+  }
+  const auto cols = ref.ids("sampled_vocab_ids");
+  const auto sampled = ref.f32(name + "_sampled");
+  float err = 0;
+  for (int r = 0; r < rows; ++r)
+    for (size_t j = 0; j < cols.size(); ++j)
+      err = std::max(err, std::fabs(got[size_t(r) * V + size_t(cols[j])] - sampled[size_t(r) * cols.size() + j]));
+  const auto full_rows = ref.ids(name + "_full_rows");
+  const auto full = ref.f32(name + "_full");
+  for (size_t i = 0; i < full_rows.size(); ++i)
+    err = std::max(err, max_abs_diff(got.data() + size_t(full_rows[i]) * V, full.data() + i * V, size_t(V)));
+  const auto top_ids = ref.ids(name + "_top_ids");
+  const auto top_vals = ref.f32(name + "_top_values");
+  const auto lse = ref.f32(name + "_logsumexp");
+  const size_t k = top_ids.size() / size_t(rows);
+  float lse_err = 0;
+  for (int r = 0; r < rows; ++r) {
+    const float* row = got.data() + size_t(r) * V;
+    for (size_t j = 0; j < k; ++j)
+      err = std::max(err, std::fabs(row[top_ids[size_t(r) * k + j]] - top_vals[size_t(r) * k + j]));
+    EXPECT_EQ(argmax(row, size_t(V)), top_ids[size_t(r) * k]) << name << " row " << r;
+    double m = *std::max_element(row, row + V), s = 0;
+    for (int v = 0; v < V; ++v) s += std::exp(double(row[v]) - m);
+    lse_err = std::max(lse_err, float(std::fabs(m + std::log(s) - lse[size_t(r)])));
+  }
+  std::printf("  %-22s max abs err %.3g (sampled, full rows, top-16), logsumexp err %.3g\n", name.c_str(), err, lse_err);
+  EXPECT_LE(err, kLogitTol) << name;
+  EXPECT_LE(lse_err, kLogitTol) << name << " logsumexp";
+}
+
+void expect_close(const std::string& name, const std::vector<float>& want, const float* got, size_t n, float tol) {
+  ASSERT_EQ(want.size(), n) << name;
+  const float err = max_abs_diff(want.data(), got, n);
+  std::printf("  %-22s max abs err %.3g\n", name.c_str(), err);
+  EXPECT_LE(err, tol) << name;
+}
+
+class Golden : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    saved_isa_ = active_isa();
+    set_active_isa(GetParam().isa);
+  }
+  void TearDown() override { set_active_isa(saved_isa_); }
+  Isa saved_isa_;
+};
+
+TEST_P(Golden, PrefillDecodeMtpMatchReference) {
+  const Case& tc = GetParam();
+  Reference ref(tc.model);
+  auto loaded = Model::load(testing::data_dir(tc.model));
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
+  Model& model = *loaded.value();
+  const Config& c = model.config();
+  const int V = c.vocab_size, H = c.hidden_size;
+
+  const auto prompt = ref.ids("prompt_ids");
+  const auto gen = ref.ids("gen_ids");
+  const int T = int(prompt.size()), G = int(gen.size());
+
+  // Prefill in one call.
+  SequenceState state(c);
+  std::vector<float> hidden, logits, residuals;
+  ForwardOptions opt;
+  opt.delta_mode = tc.mode;
+  opt.all_logits = true;
+  opt.residuals = &residuals;
+  model.forward(state, prompt, opt, &hidden, &logits);
+  expect_logits(ref, "prefill_logits", logits, T, V);
+  expect_close("prefill_hidden", ref.f32("prefill_hidden"), hidden.data(), hidden.size(), kHiddenTol);
+  expect_close("prefill_layers", ref.f32("prefill_layers"), residuals.data(), residuals.size(), kLayerTol);
+  EXPECT_EQ(argmax(logits.data() + size_t(T - 1) * V, size_t(V)), gen[0]) << "first greedy token";
+
+  // Decode the greedy continuation one token at a time.
+  opt.residuals = nullptr;
+  std::vector<float> dec_logits, dec_hidden, step_logits, step_hidden;
+  for (int i = 0; i < G; ++i) {
+    model.forward(state, std::span<const int32_t>(&gen[size_t(i)], 1), opt, &step_hidden, &step_logits);
+    dec_logits.insert(dec_logits.end(), step_logits.begin(), step_logits.end());
+    dec_hidden.insert(dec_hidden.end(), step_hidden.begin(), step_hidden.end());
+    if (i + 1 < G) EXPECT_EQ(argmax(step_logits.data(), size_t(V)), gen[size_t(i) + 1]) << "greedy token " << i + 1;
+  }
+  expect_logits(ref, "decode_logits", dec_logits, G, V);
+  expect_close("decode_hidden", ref.f32("decode_hidden"), dec_hidden.data(), dec_hidden.size(), kHiddenTol);
+
+  // MTP: slot t pairs main hidden t with token S[t+1], S = prompt + gen; slots 0..T+G-2.
+  ASSERT_TRUE(model.has_mtp());
+  std::vector<int32_t> seq(prompt);
+  seq.insert(seq.end(), gen.begin(), gen.end());
+  std::vector<float> main_hidden(hidden);
+  main_hidden.insert(main_hidden.end(), dec_hidden.begin(), dec_hidden.end() - H);  // rows 0..T+G-2
+  const int slots = T + G - 1;
+  std::vector<float> mtp_hidden, mtp_logits;
+  // The prompt slots in one call, then the rest one at a time, as speculative decoding does.
+  model.mtp_forward(state, std::span<const int32_t>(seq.data() + 1, size_t(T - 1)), main_hidden.data(), &mtp_hidden,
+                    &mtp_logits);
+  std::vector<float> h1, l1;
+  for (int t = T - 1; t < slots; ++t) {
+    model.mtp_forward(state, std::span<const int32_t>(seq.data() + t + 1, 1), main_hidden.data() + size_t(t) * H, &h1, &l1);
+    mtp_hidden.insert(mtp_hidden.end(), h1.begin(), h1.end());
+    mtp_logits.insert(mtp_logits.end(), l1.begin(), l1.end());
+  }
+  expect_logits(ref, "mtp_logits", mtp_logits, slots, V);
+  expect_close("mtp_hidden", ref.f32("mtp_hidden"), mtp_hidden.data(), mtp_hidden.size(), kHiddenTol);
+}
+
+TEST_P(Golden, LongPromptMatchesReference) {
+  const Case& tc = GetParam();
+  Reference ref(tc.model);
+  if (!ref.has("long_prompt_ids")) GTEST_SKIP() << tc.model << " has no long prompt";
+  auto loaded = Model::load(testing::data_dir(tc.model));
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
+  Model& model = *loaded.value();
+  const auto ids = ref.ids("long_prompt_ids");
+  SequenceState state(model.config());
+  std::vector<float> hidden, logits;
+  ForwardOptions opt;
+  opt.delta_mode = tc.mode;
+  model.forward(state, ids, opt, &hidden, &logits);
+  const auto want = ref.f32("long_last_logits");
+  const float err = max_abs_diff(want, logits);
+  std::printf("  long_last_logits       max abs err %.3g\n", err);
+  EXPECT_LE(err, kLongLogitTol);
+  EXPECT_EQ(argmax(logits.data(), logits.size()), argmax(want.data(), want.size()));
+  const int H = model.config().hidden_size;
+  expect_close("long_last_hidden", ref.f32("long_last_hidden"), hidden.data() + hidden.size() - size_t(H), size_t(H),
+               kHiddenTol);
+}
+
+std::vector<Case> all_cases() {
+  std::vector<Case> cases;
+  std::vector<Isa> isas = {Isa::Scalar};
+  if (best_isa() != Isa::Scalar) {
+    isas.push_back(best_isa());
+  }
+  for (const char* m : {"tiny-b", "tiny-b-yarn", "tiny-real-vocab"})
+    for (auto mode : {DeltaRuleMode::Chunked, DeltaRuleMode::Recurrent})
+      for (Isa isa : isas) cases.push_back({m, mode, isa});
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Reference, Golden, ::testing::ValuesIn(all_cases()), case_name);
+
+}  // namespace
+}  // namespace qnext
