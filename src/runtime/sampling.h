@@ -1,0 +1,66 @@
+// Next-token sampling: penalties, temperature, top-k / top-p / min-p truncation, and a
+// seeded draw. One Sampler per sequence (it owns the RNG state and scratch buffers).
+#pragma once
+#include <cstdint>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+
+namespace qnext {
+
+struct SamplingParams {
+  float temperature = 1.0f;  // <= 0: greedy (argmax after penalties)
+  float top_p = 1.0f;        // keep the smallest high-probability set with mass >= top_p
+  float min_p = 0.0f;        // drop tokens with p < min_p * p_max
+  int top_k = 0;             // <= 0: no limit
+  float repetition_penalty = 1.0f;  // HF: seen tokens' logits divided (if > 0) or multiplied
+  float presence_penalty = 0.0f;    // OpenAI: subtracted once from seen tokens
+  float frequency_penalty = 0.0f;   // OpenAI: subtracted once per occurrence
+  uint64_t seed = 0;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(SamplingParams params);
+
+  // Picks the next token. history = tokens so far (prompt and generated) for penalties.
+  int32_t sample(std::span<const float> logits, std::span<const int32_t> history);
+
+  // The logits after penalties (before temperature); exposed for tests.
+  static void apply_penalties(std::span<float> logits, std::span<const int32_t> history,
+                              const SamplingParams& p);
+
+  const SamplingParams& params() const { return params_; }
+
+ private:
+  struct Cand {
+    float x;  // logit / temperature
+    float w;  // exp(x - x_max): unnormalized probability
+    int32_t id;
+  };
+  void apply_top_p();  // cands_ non-empty, weights set
+  double uniform();  // [0, 1), from the seeded engine only (reproducible across platforms)
+
+  SamplingParams params_;
+  std::mt19937_64 rng_;
+  std::vector<float> work_;
+  std::vector<Cand> cands_;
+};
+
+// Defaults from a model's generation_config.json.
+struct GenerationConfig {
+  SamplingParams sampling;
+  std::vector<int32_t> eos_token_ids;  // empty when the file names none
+  int max_new_tokens = 0;              // 0 when unspecified
+};
+
+// Reads model_dir/generation_config.json. A missing file gives the defaults; malformed
+// JSON or wrongly typed fields give an error naming the file. "do_sample": false means
+// greedy (temperature 0), as in HF.
+Result<GenerationConfig> load_generation_config(const std::string& model_dir);
+Result<GenerationConfig> parse_generation_config(const std::string& json_text, const std::string& name);
+
+}  // namespace qnext

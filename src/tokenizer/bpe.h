@@ -1,0 +1,43 @@
+// Byte-level BPE: turns one pre-token (raw bytes) into vocab ids by applying merges in
+// rank order. Vocab entries are stored as raw bytes, not GPT-2's printable stand-ins.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace qnext {
+
+class BpeModel {
+ public:
+  // Registers a vocab entry; bytes are the token's raw bytes.
+  void add_token(std::string bytes, int32_t id);
+  // Registers the merge (left, right) with the given rank; false if either side or the
+  // merged token is not in the vocab.
+  bool add_merge(int32_t left, int32_t right, int32_t rank);
+
+  // Appends the ids for piece; every byte must have a single-byte token.
+  void encode(std::string_view piece, std::vector<int32_t>& out) const;
+
+  int32_t find(std::string_view bytes) const;  // -1 when absent
+  bool has_all_bytes() const;
+
+ private:
+  struct Merge {
+    int32_t rank;
+    int32_t result;
+  };
+  static uint64_t key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
+  const Merge* lookup(int32_t a, int32_t b) const;
+  void encode_small(std::string_view piece, std::vector<int32_t>& out) const;
+  void encode_large(std::string_view piece, std::vector<int32_t>& out) const;
+
+  std::unordered_map<std::string, int32_t> ids_;
+  std::vector<std::string> bytes_of_;  // indexed by id; empty when unused
+  int32_t byte_id_[256] = {};
+  bool byte_known_[256] = {};
+  std::unordered_map<uint64_t, Merge> merges_;
+};
+
+}  // namespace qnext

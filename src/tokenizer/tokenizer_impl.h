@@ -1,0 +1,65 @@
+// Internal state of a loaded Tokenizer, shared by tokenizer_load.cpp and tokenizer.cpp.
+#pragma once
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "tokenizer/added_tokens.h"
+#include "tokenizer/bpe.h"
+#include "tokenizer/pretokenizer.h"
+#include "tokenizer/tokenizer.h"
+
+namespace qnext {
+
+// Memo of pre-token -> ids. Natural text repeats the same words constantly, so this
+// skips most BPE work. Not thread-safe by itself: the owner guards it.
+class PieceCache {
+ public:
+  // Returns the cached ids of piece appended to out, or false when absent.
+  bool lookup(std::string_view piece, std::vector<int32_t>& out) const;
+  void insert(std::string_view piece, const int32_t* ids, size_t n);
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  struct Span {
+    uint32_t offset, length;
+  };
+  static constexpr size_t kMaxEntries = 1 << 16;
+  std::unordered_map<std::string, Span, Hash, std::equal_to<>> map_;
+  std::vector<int32_t> ids_;  // all cached id sequences, back to back
+};
+
+struct Tokenizer::Impl {
+  BpeModel bpe;
+  bool ignore_merges = false;  // HF option: a piece found whole in the vocab skips BPE
+  bool nfc = false;
+  std::optional<RegexSplitter> splitter;  // absent: the whole segment is one piece
+
+  AddedTokenMatcher raw_added;         // added tokens with normalized=false
+  AddedTokenMatcher normalized_added;  // added tokens with normalized=true
+  std::vector<AddedToken> added;       // every added token
+  std::unordered_map<std::string, int32_t> added_ids;
+  std::unordered_map<std::string, int32_t> vocab_ids;  // byte-level spelling -> id
+
+  std::vector<std::string> id_bytes;  // raw bytes of every id
+  std::vector<uint8_t> id_flags;      // kAdded | kSpecial
+  static constexpr uint8_t kAdded = 1, kSpecial = 2;
+
+  int32_t eos = -1, pad = -1, bos = -1;
+
+  mutable std::mutex cache_mutex;
+  mutable PieceCache cache;
+
+  void encode_segment(std::string_view text, std::vector<int32_t>& out, PieceCache* cache) const;
+  void encode_normalized(std::string_view text, std::vector<int32_t>& out, PieceCache* cache) const;
+  void encode_piece(std::string_view piece, std::vector<int32_t>& out, PieceCache* cache) const;
+};
+
+}  // namespace qnext

@@ -1,0 +1,173 @@
+#include "tokenizer/unicode.h"
+
+#include <utf8proc.h>
+
+#include <cstdlib>
+#include <unordered_map>
+
+namespace qnext::unicode {
+
+const std::array<char32_t, 256>& byte_to_codepoint() {
+  // Printable Latin-1 bytes map to themselves; the rest are shifted to 256+n so every
+  // byte has a visible, non-whitespace stand-in (the convention the vocab is written in).
+  static const std::array<char32_t, 256> table = [] {
+    std::array<char32_t, 256> t{};
+    char32_t next = 256;
+    for (int b = 0; b < 256; ++b) {
+      bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE);
+      t[b] = printable ? char32_t(b) : next++;
+    }
+    return t;
+  }();
+  return table;
+}
+
+int codepoint_to_byte(char32_t cp) {
+  static const std::unordered_map<char32_t, int> inverse = [] {
+    std::unordered_map<char32_t, int> m;
+    const auto& t = byte_to_codepoint();
+    for (int b = 0; b < 256; ++b) m[t[b]] = b;
+    return m;
+  }();
+  auto it = inverse.find(cp);
+  return it == inverse.end() ? -1 : it->second;
+}
+
+void append_utf8(std::string& out, char32_t cp) {
+  if (cp < 0x80) {
+    out += char(cp);
+  } else if (cp < 0x800) {
+    out += char(0xC0 | (cp >> 6));
+    out += char(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += char(0xE0 | (cp >> 12));
+    out += char(0x80 | ((cp >> 6) & 0x3F));
+    out += char(0x80 | (cp & 0x3F));
+  } else {
+    out += char(0xF0 | (cp >> 18));
+    out += char(0x80 | ((cp >> 12) & 0x3F));
+    out += char(0x80 | ((cp >> 6) & 0x3F));
+    out += char(0x80 | (cp & 0x3F));
+  }
+}
+
+namespace {
+
+// Valid range for the second byte of a sequence, per the Unicode well-formedness table
+// (this is what rules out overlongs, surrogates and code points above U+10FFFF).
+bool second_byte_ok(unsigned char lead, unsigned char b) {
+  if (lead == 0xE0) return b >= 0xA0 && b <= 0xBF;
+  if (lead == 0xED) return b >= 0x80 && b <= 0x9F;
+  if (lead == 0xF0) return b >= 0x90 && b <= 0xBF;
+  if (lead == 0xF4) return b >= 0x80 && b <= 0x8F;
+  return b >= 0x80 && b <= 0xBF;
+}
+
+size_t sequence_length(unsigned char lead) {
+  if (lead < 0x80) return 1;
+  if (lead >= 0xC2 && lead <= 0xDF) return 2;
+  if (lead >= 0xE0 && lead <= 0xEF) return 3;
+  if (lead >= 0xF0 && lead <= 0xF4) return 4;
+  return 0;
+}
+
+}  // namespace
+
+size_t decode_utf8(std::string_view s, size_t i, char32_t* cp) {
+  auto lead = static_cast<unsigned char>(s[i]);
+  size_t len = sequence_length(lead);
+  if (len == 0 || i + len > s.size()) return 0;
+  if (len == 1) {
+    *cp = lead;
+    return 1;
+  }
+  if (!second_byte_ok(lead, static_cast<unsigned char>(s[i + 1]))) return 0;
+  char32_t c = lead & (0x7F >> len);
+  for (size_t k = 1; k < len; ++k) {
+    auto b = static_cast<unsigned char>(s[i + k]);
+    if ((b & 0xC0) != 0x80) return 0;
+    c = (c << 6) | (b & 0x3F);
+  }
+  *cp = c;
+  return len;
+}
+
+size_t maximal_subpart(std::string_view s, size_t i) {
+  auto lead = static_cast<unsigned char>(s[i]);
+  size_t len = sequence_length(lead);
+  if (len <= 1) return 1;
+  size_t k = 1;
+  if (i + k < s.size() && second_byte_ok(lead, static_cast<unsigned char>(s[i + k]))) {
+    ++k;
+    while (k < len && i + k < s.size() && (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80) ++k;
+  }
+  return k;
+}
+
+size_t incomplete_utf8_tail(std::string_view s) {
+  size_t n = s.size();
+  for (size_t back = 1; back <= 3 && back <= n; ++back) {
+    size_t i = n - back;
+    auto b = static_cast<unsigned char>(s[i]);
+    if ((b & 0xC0) == 0x80) continue;  // continuation byte: keep looking for the lead
+    size_t need = sequence_length(b);
+    return need > back && maximal_subpart(s, i) == back ? back : 0;
+  }
+  return 0;
+}
+
+bool is_valid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    char32_t cp;
+    size_t n = decode_utf8(s, i, &cp);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string to_valid_utf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    char32_t cp;
+    size_t n = decode_utf8(s, i, &cp);
+    if (n > 0) {
+      out.append(s.substr(i, n));
+      i += n;
+    } else {
+      out += "\xEF\xBF\xBD";
+      i += maximal_subpart(s, i);
+    }
+  }
+  return out;
+}
+
+std::string nfc(std::string_view s) {
+  // Code points below U+0300 (lead bytes < 0xCC) are all NFC-stable and never combine
+  // with what precedes them, so text made only of them is already normalized.
+  bool simple = true;
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) >= 0xCC) {
+      simple = false;
+      break;
+    }
+  }
+  if (simple) return std::string(s);
+  utf8proc_uint8_t* out = nullptr;
+  utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
+                                    static_cast<utf8proc_ssize_t>(s.size()), &out,
+                                    static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  if (n < 0) return std::string(s);  // unreachable for valid input; keep the text as is
+  std::string result(reinterpret_cast<char*>(out), static_cast<size_t>(n));
+  std::free(out);
+  return result;
+}
+
+}  // namespace qnext::unicode
