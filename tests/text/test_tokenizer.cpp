@@ -126,6 +126,22 @@ TEST(Tokenizer, InvalidUtf8InputIsReplaced) {
   EXPECT_EQ(tok().decode(ids), "a\xEF\xBF\xBD" "b");
 }
 
+TEST(Unicode, NfcMatchesGolden) {
+  // "decoded" in the golden data is NFC(text) for every case.
+  for (const auto& c : golden_cases()) {
+    auto text = c["text"].get<std::string>();
+    auto want = c["decoded"].get<std::string>();
+    EXPECT_EQ(unicode::nfc(text), want) << c["id"];
+    if (text != want) EXPECT_TRUE(unicode::needs_nfc(text)) << c["id"];
+  }
+  // Hangul jamo compose across the cut points: L+V, LV+T.
+  EXPECT_EQ(unicode::nfc("\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8x"), "\xEA\xB0\x81x");
+  EXPECT_EQ(unicode::nfc("\xEA\xB0\x80\xE1\x86\xA8"), "\xEA\xB0\x81");
+  // Reordering of marks: dot below (ccc 220) moves before acute (ccc 230), then composes.
+  EXPECT_EQ(unicode::nfc("abc e\xCC\x81\xCC\xA3 x"), "abc \xE1\xBA\xB9\xCC\x81 x");
+  EXPECT_EQ(unicode::nfc("\xE2\x84\xAB"), "\xC3\x85");  // Angstrom sign -> A with ring
+}
+
 TEST(Tokenizer, NfcIsApplied) {
   // "e" + combining acute accent normalizes to the single code point U+00E9.
   EXPECT_EQ(tok().encode("caf\x65\xCC\x81"), tok().encode("caf\xC3\xA9"));

@@ -1,0 +1,114 @@
+// The qnext command end to end: info, logits (prefill, --decode, --mtp-out), generate, synth,
+// and clear errors for bad input.
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/golden.h"
+#include "common/run.h"
+#include "io/npy.h"
+
+namespace fs = std::filesystem;
+
+namespace qnext {
+namespace {
+
+using testing::data_dir;
+using testing::qnext_bin;
+using testing::run;
+
+std::string tmp(const std::string& name) {
+  return (fs::temp_directory_path() / ("qnext_cli_" + std::to_string(::getpid()) + "_" + name)).string();
+}
+
+std::string ids_csv(const std::vector<int32_t>& ids, size_t n) {
+  std::string s;
+  for (size_t i = 0; i < n && i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
+  return s;
+}
+
+TEST(CliEngine, InfoDescribesTheModel) {
+  auto r = run(qnext_bin() + " info --model " + data_dir("tiny-b"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("4 (3 Gated DeltaNet, 1 gated attention)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("mtp:              present"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("64 experts, top 8"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("per token of context"), std::string::npos) << r.output;
+}
+
+TEST(CliEngine, LogitsPrefillDecodeAndMtpMatchReference) {
+  testing::Reference ref("tiny-b");
+  const auto prompt = ref.ids("prompt_ids");
+  const int T = 70, V = 2048;  // crosses one chunk boundary
+  const std::string ids = ids_csv(prompt, size_t(T));
+  const std::string out = tmp("prefill.npy"), dec = tmp("decode.npy"), mtp = tmp("mtp.npy");
+  auto r = run(qnext_bin() + " logits -t 2 --model " + data_dir("tiny-b") + " --ids " + ids + " --out " + out +
+               " --mtp-out " + mtp);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = run(qnext_bin() + " logits -t 2 --decode --model " + data_dir("tiny-b") + " --ids " + ids + " --out " + dec);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+
+  // The reference prefilled all 150 tokens; causality makes its first 70 rows ours.
+  const auto want = ref.f32("prefill_logits");
+  for (const auto& path : {out, dec}) {
+    auto a = read_npy_f32(path);
+    ASSERT_TRUE(a.ok()) << a.error();
+    ASSERT_EQ(a->shape, (std::vector<int64_t>{T, V}));
+    EXPECT_LE(testing::max_abs_diff(a->data.data(), want.data(), size_t(T) * V), 2e-3f) << path;
+  }
+  auto m = read_npy_f32(mtp);
+  ASSERT_TRUE(m.ok()) << m.error();
+  ASSERT_EQ(m->shape, (std::vector<int64_t>{T - 1, V}));
+  EXPECT_LE(testing::max_abs_diff(m->data.data(), ref.f32("mtp_logits").data(), size_t(T - 1) * V), 2e-3f);
+  for (const auto& p : {out, dec, mtp}) fs::remove(p);
+}
+
+TEST(CliEngine, GenerateIsGreedyAndMatchesReference) {
+  testing::Reference ref("tiny-b");
+  const auto prompt = ref.ids("prompt_ids");
+  const auto gen = ref.ids("gen_ids");
+  const std::string file = tmp("ids.json");
+  std::ofstream(file) << nlohmann::json(prompt).dump();
+  auto r = run(qnext_bin() + " generate --model " + data_dir("tiny-b") + " --ids-file " + file + " -n 12 --print-ids");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find(ids_csv(gen, 12) + "\n"), std::string::npos) << r.output;
+  fs::remove(file);
+}
+
+TEST(CliEngine, BadInputGivesClearErrors) {
+  auto r = run(qnext_bin() + " logits --model /nonexistent/model --ids 1,2 --out " + tmp("x.npy"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("/nonexistent/model/config.json: cannot open"), std::string::npos) << r.output;
+  r = run(qnext_bin() + " logits --model " + data_dir("tiny-b") + " --ids 1,99999 --out " + tmp("x.npy"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("token id 99999 at index 1 is outside the vocabulary [0, 2048)"), std::string::npos) << r.output;
+  r = run(qnext_bin() + " generate --model " + data_dir("tiny-b") + " --ids 1,x");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("'x' is not an integer"), std::string::npos) << r.output;
+}
+
+TEST(CliEngine, SynthWritesALoadableShardedCheckpoint) {
+  const std::string dir = tmp("synth");
+  auto r = run(qnext_bin() + " synth --preset tiny --layers 4 --experts 8 --seed 3 --shard-gb 0.02 --out " + dir);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(dir + "/model.safetensors.index.json"));
+  // embedding and lm_head (38 MB each) get shards of their own, the layers fill the others
+  EXPECT_TRUE(fs::exists(dir + "/model-00004-of-00004.safetensors"));
+  r = run(qnext_bin() + " info --model " + dir);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("8 experts, top 4"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("mtp:              present"), std::string::npos) << r.output;
+  r = run(qnext_bin() + " generate --model " + dir + " --ids 1,2,3,4,5 -n 4");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // The same seed gives the same bytes.
+  const std::string dir2 = tmp("synth2");
+  r = run(qnext_bin() + " synth --preset tiny --layers 4 --experts 8 --seed 3 --shard-gb 0.02 --out " + dir2);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream a(dir + "/model-00001-of-00004.safetensors", std::ios::binary), b(dir2 + "/model-00001-of-00004.safetensors", std::ios::binary);
+  EXPECT_TRUE(std::equal(std::istreambuf_iterator<char>(a), {}, std::istreambuf_iterator<char>(b), {}));
+  fs::remove_all(dir);
+  fs::remove_all(dir2);
+}
+
+}  // namespace
+}  // namespace qnext

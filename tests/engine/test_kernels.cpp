@@ -1,0 +1,190 @@
+// Kernels against their definitions: every SIMD matmul against its scalar twin (random and odd
+// sizes, tails), the chunked delta rule against the recurrent one, the conv state across splits,
+// blocked attention against a plain softmax, and the router's top-k.
+#include <cmath>
+#include <random>
+
+#include "common/golden.h"
+#include "core/cpu.h"
+#include "kernels/attention.h"
+#include "kernels/conv.h"
+#include "kernels/delta_rule.h"
+#include "kernels/matmul.h"
+#include "kernels/moe.h"
+#include "kernels/norm.h"
+
+namespace qnext {
+namespace {
+
+std::vector<float> random_vec(std::mt19937& rng, size_t n, float scale = 1.0f) {
+  std::uniform_real_distribution<float> u(-scale, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = u(rng);
+  return v;
+}
+
+struct WeightStore {
+  std::vector<uint8_t> bytes;
+  Matrix m;
+};
+
+WeightStore make_weights(std::mt19937& rng, DType t, int64_t rows, int64_t cols) {
+  WeightStore w;
+  const auto f = random_vec(rng, size_t(rows * cols));
+  w.bytes.resize(f.size() * dtype_size(t));
+  for (size_t i = 0; i < f.size(); ++i) {
+    if (t == DType::BF16) reinterpret_cast<uint16_t*>(w.bytes.data())[i] = f32_to_bf16(f[i]);
+    else if (t == DType::F16) reinterpret_cast<uint16_t*>(w.bytes.data())[i] = f32_to_f16(f[i]);
+    else reinterpret_cast<float*>(w.bytes.data())[i] = f[i];
+  }
+  w.m = Matrix{t, w.bytes.data(), rows, cols};
+  return w;
+}
+
+TEST(Matmul, SimdMatchesScalarTwin) {
+  std::mt19937 rng(7);
+  std::vector<Isa> isas;
+  if (best_isa() >= Isa::Avx2) isas.push_back(Isa::Avx2);
+  if (best_isa() >= Isa::Avx512) isas.push_back(Isa::Avx512);
+  if (isas.empty()) GTEST_SKIP() << "this CPU has no AVX2";
+  const int64_t shapes[][2] = {{1, 1}, {3, 7}, {4, 8}, {5, 17}, {13, 64}, {37, 300}, {64, 129}, {130, 2048}};
+  for (DType t : {DType::BF16, DType::F16, DType::F32})
+    for (const auto& s : shapes)
+      for (int T : {1, 2, 3, 4, 5, 25, 31}) {
+        auto w = make_weights(rng, t, s[0], s[1]);
+        const auto x = random_vec(rng, size_t(T * s[1]));
+        std::vector<float> want(size_t(T * s[0]), -1), got(size_t(T * s[0]), -1);
+        matmul_rows(Isa::Scalar, w.m, x.data(), T, want.data(), s[0], 0, s[0]);
+        for (Isa isa : isas) {
+          matmul_rows(isa, w.m, x.data(), T, got.data(), s[0], 0, s[0]);
+          const float tol = 1e-5f * float(s[1]);
+          EXPECT_LE(testing::max_abs_diff(want, got), tol)
+              << isa_name(isa) << " " << dtype_name(t) << " rows " << s[0] << " cols " << s[1] << " T " << T;
+        }
+      }
+}
+
+TEST(Matmul, RowRangeWritesOnlyItsColumns) {
+  std::mt19937 rng(3);
+  auto w = make_weights(rng, DType::BF16, 20, 40);
+  const auto x = random_vec(rng, 3 * 40);
+  for (Isa isa : {Isa::Scalar, best_isa()}) {
+    std::vector<float> y(3 * 20, 123.0f);
+    matmul_rows(isa, w.m, x.data(), 3, y.data(), 20, 5, 11);
+    for (int t = 0; t < 3; ++t)
+      for (int r = 0; r < 20; ++r)
+        if (r < 5 || r >= 11) EXPECT_EQ(y[size_t(t * 20 + r)], 123.0f);
+        else EXPECT_NE(y[size_t(t * 20 + r)], 123.0f);
+  }
+}
+
+TEST(Dtype, HalfAndBfloatConversions) {
+  for (float f : {0.0f, 1.0f, -2.5f, 65504.0f, 6.1035156e-05f, 5.9604645e-08f, 0.0009765625f})
+    EXPECT_EQ(f16_to_f32(f32_to_f16(f)), f) << f;
+  EXPECT_EQ(f32_to_f16(1e6f), 0x7c00);  // overflow -> inf
+  EXPECT_NEAR(f16_to_f32(f32_to_f16(1e-3f)), 1e-3f, 1e-3f / 2048);  // nearest half
+  EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.00390625f)), 1.0f);     // ties to even
+  EXPECT_EQ(bf16_to_f32(f32_to_bf16(1.01171875f)), 1.015625f);  // ties to even (up)
+}
+
+// The chunked and the recurrent delta rule are two forms of one recurrence.
+TEST(DeltaRule, ChunkedEqualsRecurrent) {
+  std::mt19937 rng(11);
+  const int Dk = 16, Dv = 24;
+  for (int T : {1, 5, 63, 64, 65, 130, 200}) {
+    auto q = random_vec(rng, size_t(T * Dk)), k = random_vec(rng, size_t(T * Dk)), v = random_vec(rng, size_t(T * Dv));
+    for (int t = 0; t < T; ++t) {
+      l2_normalize(q.data() + t * Dk, Dk, 1e-6f);
+      l2_normalize(k.data() + t * Dk, Dk, 1e-6f);
+    }
+    std::vector<float> g(static_cast<size_t>(T)), beta(static_cast<size_t>(T));
+    std::uniform_real_distribution<float> ug(-3.0f, 0.0f), ub(0.0f, 1.0f);
+    for (int t = 0; t < T; ++t) g[size_t(t)] = ug(rng), beta[size_t(t)] = ub(rng);
+    const auto S0 = random_vec(rng, size_t(Dk * Dv), 0.5f);
+    std::vector<float> o1(size_t(T * Dv)), o2(size_t(T * Dv)), S1(S0), S2(S0);
+    DeltaRuleHead h{q.data(), k.data(), v.data(), g.data(), beta.data(), size_t(Dk), size_t(Dv), 1, o1.data(), size_t(Dv)};
+    delta_rule_recurrent(h, T, Dk, Dv, S1.data());
+    h.out = o2.data();
+    std::vector<float> scratch(delta_rule_scratch_floats(Dk, Dv));
+    delta_rule_chunked(h, T, Dk, Dv, S2.data(), scratch.data());
+    EXPECT_LE(testing::max_abs_diff(o1, o2), 2e-5f) << "T=" << T;
+    EXPECT_LE(testing::max_abs_diff(S1, S2), 2e-5f) << "T=" << T;
+  }
+}
+
+TEST(DeltaRule, RecurrentFollowsTheDefinition) {
+  // One step by hand: S = e^g S0 + k (beta (v - e^g S0^T k))^T, o = S^T q.
+  const int Dk = 2, Dv = 2;
+  const float q[2] = {1, 0}, k[2] = {0.6f, 0.8f}, v[2] = {1, -1}, g = std::log(0.5f), beta = 0.25f;
+  float S[4] = {1, 2, 3, 4};
+  float o[2];
+  DeltaRuleHead h{q, k, v, &g, &beta, 2, 2, 1, o, 2};
+  delta_rule_recurrent(h, 1, Dk, Dv, S);
+  // S0^T k = [0.6*1 + 0.8*3, 0.6*2 + 0.8*4] = [3.0, 4.4]; u = 0.25 * (v - 0.5 * that) = [-0.125, -0.8]
+  const float want_S[4] = {0.5f + 0.6f * -0.125f, 1.0f + 0.6f * -0.8f, 1.5f + 0.8f * -0.125f, 2.0f + 0.8f * -0.8f};
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(S[i], want_S[i], 1e-6f);
+  EXPECT_NEAR(o[0], want_S[0], 1e-6f);
+  EXPECT_NEAR(o[1], want_S[1], 1e-6f);
+}
+
+TEST(Conv, StateCarriesAcrossSplitCalls) {
+  std::mt19937 rng(5);
+  const int C = 9, K = 4, T = 11;
+  const auto x = random_vec(rng, size_t(T * C)), w = random_vec(rng, size_t(C * K));
+  std::vector<float> state_a(size_t((K - 1) * C), 0), out_a(size_t(T * C));
+  conv1d_silu(x.data(), T, C, w.data(), K, state_a.data(), out_a.data());
+  for (int split : {1, 2, 3, 5}) {
+    std::vector<float> state_b(size_t((K - 1) * C), 0), out_b(size_t(T * C));
+    for (int t = 0; t < T; t += split) {
+      const int n = std::min(split, T - t);
+      conv1d_silu(x.data() + t * C, n, C, w.data(), K, state_b.data(), out_b.data() + t * C);
+    }
+    EXPECT_LE(testing::max_abs_diff(out_a, out_b), 1e-6f) << "split " << split;
+    EXPECT_EQ(testing::max_abs_diff(state_a, state_b), 0.0f) << "split " << split;
+  }
+  // Token 0 sees only its own tap (the newest, K-1) against a zero state.
+  const float pre = x[0] * w[K - 1];
+  EXPECT_NEAR(out_a[0], pre / (1 + std::exp(-pre)), 1e-6f);
+}
+
+TEST(Attention, BlockedOnlineSoftmaxMatchesPlain) {
+  std::mt19937 rng(9);
+  const int D = 32;
+  for (int L : {1, 7, 64, 65, 300}) {
+    const auto q = random_vec(rng, D, 2.0f), K = random_vec(rng, size_t(L * D), 2.0f), V = random_vec(rng, size_t(L * D));
+    std::vector<float> out(D), want(D, 0);
+    attention_head(q.data(), K.data(), V.data(), D, L, D, 0.125f, out.data());
+    std::vector<double> s(static_cast<size_t>(L));
+    double m = -1e30, z = 0;
+    for (int j = 0; j < L; ++j) {
+      double d = 0;
+      for (int i = 0; i < D; ++i) d += double(q[size_t(i)]) * K[size_t(j * D + i)];
+      s[size_t(j)] = d * 0.125;
+      m = std::max(m, s[size_t(j)]);
+    }
+    for (int j = 0; j < L; ++j) z += std::exp(s[size_t(j)] - m);
+    for (int j = 0; j < L; ++j)
+      for (int i = 0; i < D; ++i) want[size_t(i)] += float(std::exp(s[size_t(j)] - m) / z * V[size_t(j * D + i)]);
+    EXPECT_LE(testing::max_abs_diff(want, out), 1e-5f) << "L=" << L;
+  }
+}
+
+TEST(Moe, TopKRoutingRenormalizesAndBreaksTiesByLowerId) {
+  const float logits[6] = {0.5f, 2.0f, 1.0f, 2.0f, -1.0f, 1.0f};
+  int ids[3];
+  float w[3];
+  route_top_k(logits, 6, 3, false, ids, w);
+  EXPECT_EQ(ids[0], 1);
+  EXPECT_EQ(ids[1], 3);
+  EXPECT_EQ(ids[2], 2);
+  double z = 0;
+  for (float l : logits) z += std::exp(l);
+  EXPECT_NEAR(w[0], std::exp(2.0) / z, 1e-6);
+  EXPECT_NEAR(w[2], std::exp(1.0) / z, 1e-6);
+  route_top_k(logits, 6, 3, true, ids, w);
+  EXPECT_NEAR(w[0] + w[1] + w[2], 1.0f, 1e-6f);
+  EXPECT_NEAR(w[0], std::exp(2.0) / (2 * std::exp(2.0) + std::exp(1.0)), 1e-6);
+}
+
+}  // namespace
+}  // namespace qnext
