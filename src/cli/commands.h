@@ -10,5 +10,6 @@ void register_logits(CLI::App& app, int& exit_code);
 void register_generate(CLI::App& app, int& exit_code);
 void register_synth(CLI::App& app, int& exit_code);
 void register_template(CLI::App& app, int& exit_code);
+void register_template(CLI::App& app, int& exit_code);
 
 }  // namespace qnext::cli

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   qnext::cli::register_generate(app, exit_code);
   qnext::cli::register_synth(app, exit_code);
   qnext::cli::register_template(app, exit_code);
+  qnext::cli::register_template(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,395 @@
+// Jinja evaluator (see jinja_eval.h): a tree walk over the parsed template.
+#include "tokenizer/jinja_eval.h"
+
+#include <ctime>
+#include <unordered_map>
+
+#include "tokenizer/jinja_builtins.h"
+#include "tokenizer/jinja_ops.h"
+
+namespace qnext::jinja {
+namespace {
+
+constexpr int kMaxCallDepth = 64;               // macro recursion limit
+constexpr size_t kMaxOutput = size_t{1} << 28;  // 256 MiB of rendered text
+constexpr int64_t kMaxRange = 10'000'000;
+
+class Scope {
+ public:
+  explicit Scope(const Scope* parent) : parent_(parent) {}
+  const Value* find(const std::string& name) const {
+    for (const Scope* s = this; s; s = s->parent_) {
+      auto it = s->vars_.find(name);
+      if (it != s->vars_.end()) return &it->second;
+    }
+    return nullptr;
+  }
+  void set(const std::string& name, Value v) { vars_[name] = std::move(v); }
+
+ private:
+  const Scope* parent_;
+  std::unordered_map<std::string, Value> vars_;
+};
+
+enum class Flow { Normal, Break, Continue };
+
+// Fills in the line of the node being run if the error does not carry one yet.
+template <typename F>
+auto at_line(int line, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (JinjaError& e) {
+    if (e.line == 0) e.line = line;
+    throw;
+  }
+}
+
+class Evaluator {
+ public:
+  explicit Evaluator(Scope& root) : root_(root) {}
+
+  Flow exec_body(const Body& body, Scope& s, std::string& out) {
+    for (const auto& st : body) {
+      Flow f = at_line(st->line, [&] { return exec(*st, s, out); });
+      if (f != Flow::Normal) return f;
+      if (out.size() > kMaxOutput) throw JinjaError("rendered output too large");
+    }
+    return Flow::Normal;
+  }
+
+ private:
+  Flow exec(const Stmt& st, Scope& s, std::string& out) {
+    switch (st.kind) {
+      case StmtKind::Text: out += st.text; return Flow::Normal;
+      case StmtKind::Output: out += to_str(eval(*st.expr, s)); return Flow::Normal;
+      case StmtKind::If:
+        return exec_body(eval(*st.cond, s).truthy() ? st.body : st.else_body, s, out);
+      case StmtKind::For: exec_for(st, s, out); return Flow::Normal;
+      case StmtKind::Set: exec_set(st, s); return Flow::Normal;
+      case StmtKind::Macro: s.set(st.text, make_macro(st)); return Flow::Normal;
+      case StmtKind::Break: return Flow::Break;
+      case StmtKind::Continue: return Flow::Continue;
+      case StmtKind::FilterBlock: {
+        std::string inner;
+        Scope child(&s);
+        exec_body(st.body, child, inner);
+        Value text(inner);
+        const Value* saved = block_subject_;
+        block_subject_ = &text;
+        Value r = eval(*st.expr, s);
+        block_subject_ = saved;
+        out += to_str(r);
+        return Flow::Normal;
+      }
+      case StmtKind::Block: return exec_body(st.body, s, out);
+    }
+    return Flow::Normal;
+  }
+
+  void bind_targets(const std::vector<std::string>& targets, const Value& v, Scope& s) {
+    if (targets.size() == 1) {
+      s.set(targets[0], v);
+      return;
+    }
+    std::vector<Value> parts = iterate(v);
+    if (parts.size() != targets.size())
+      throw JinjaError((parts.size() > targets.size() ? "too many" : "not enough") +
+                       std::string(" values to unpack (expected ") + std::to_string(targets.size()) + ", got " +
+                       std::to_string(parts.size()) + ")");
+    for (size_t i = 0; i < parts.size(); ++i) s.set(targets[i], parts[i]);
+  }
+
+  void exec_for(const Stmt& st, Scope& s, std::string& out) {
+    std::vector<Value> items = iterate(eval(*st.expr, s));
+    if (st.cond) {  // `for x in xs if cond`: filtered before loop.* is computed
+      std::vector<Value> kept;
+      for (const Value& item : items) {
+        Scope probe(&s);
+        bind_targets(st.targets, item, probe);
+        if (eval(*st.cond, probe).truthy()) kept.push_back(item);
+      }
+      items = std::move(kept);
+    }
+    if (items.empty()) {
+      Scope child(&s);
+      exec_body(st.else_body, child, out);
+      return;
+    }
+    const int64_t n = static_cast<int64_t>(items.size());
+    for (int64_t i = 0; i < n; ++i) {
+      Scope iter(&s);  // fresh each iteration: sets inside the body do not persist
+      bind_targets(st.targets, items[static_cast<size_t>(i)], iter);
+      iter.set("loop", make_loop(items, i));
+      Flow f = exec_body(st.body, iter, out);
+      if (f == Flow::Break) break;
+    }
+  }
+
+  static Value make_loop(const std::vector<Value>& items, int64_t i) {
+    const int64_t n = static_cast<int64_t>(items.size());
+    auto o = std::make_shared<Object>();
+    o->items = {{"index0", Value(i)},        {"index", Value(i + 1)},
+                {"revindex0", Value(n - i - 1)}, {"revindex", Value(n - i)},
+                {"first", Value(i == 0)},    {"last", Value(i == n - 1)},
+                {"length", Value(n)},        {"depth", Value(int64_t{1})},
+                {"depth0", Value(int64_t{0})}};
+    o->items.emplace_back("previtem", i > 0 ? items[static_cast<size_t>(i - 1)]
+                                            : Value(Undefined{"there is no previous item"}));
+    o->items.emplace_back("nextitem", i + 1 < n ? items[static_cast<size_t>(i + 1)]
+                                                : Value(Undefined{"there is no next item"}));
+    o->items.emplace_back("cycle", make_function("cycle", [i](const CallArgs& a) {
+                            if (a.pos.empty()) throw JinjaError("no items for cycling given");
+                            return a.pos[static_cast<size_t>(i) % a.pos.size()];
+                          }));
+    return Value(o);
+  }
+
+  void exec_set(const Stmt& st, Scope& s) {
+    if (!st.attr.empty()) {
+      const Value* ns = s.find(st.targets[0]);
+      if (!ns || !ns->is_object() || !ns->as_object()->is_namespace)
+        throw JinjaError("cannot assign attribute on non-namespace object '" + st.targets[0] + "'");
+      ns->as_object()->set(st.attr, eval(*st.expr, s));
+      return;
+    }
+    if (st.expr) {
+      bind_targets(st.targets, eval(*st.expr, s), s);
+      return;
+    }
+    std::string text;
+    Scope child(&s);
+    exec_body(st.body, child, text);
+    s.set(st.targets[0], Value(text));
+  }
+
+  Value make_macro(const Stmt& st) {
+    const Stmt* m = &st;
+    return make_function(st.text, [this, m](const CallArgs& a) {
+      if (a.pos.size() > m->targets.size())
+        throw JinjaError("macro '" + m->text + "' takes not more than " + std::to_string(m->targets.size()) +
+                         " argument(s)");
+      if (call_depth_ >= kMaxCallDepth) throw JinjaError("maximum macro recursion depth exceeded");
+      ++call_depth_;
+      struct Leave {
+        int& d;
+        ~Leave() { --d; }
+      } leave{call_depth_};
+      Scope local(&root_);
+      for (const auto& [k, v] : a.kw) {
+        bool known = false;
+        for (const auto& p : m->targets) known = known || p == k;
+        if (!known) throw JinjaError("macro '" + m->text + "' takes no keyword argument '" + k + "'");
+      }
+      for (size_t i = 0; i < m->targets.size(); ++i) {
+        if (const Value* v = a.get(i, m->targets[i])) local.set(m->targets[i], *v);
+        else if (m->defaults[i]) local.set(m->targets[i], eval(*m->defaults[i], local));
+        else local.set(m->targets[i], Value(Undefined{"parameter '" + m->targets[i] + "' was not provided"}));
+      }
+      std::string out;
+      exec_body(m->body, local, out);
+      return Value(out);
+    });
+  }
+
+  Value eval(const Expr& e, Scope& s) {
+    return at_line(e.line, [&] { return eval_inner(e, s); });
+  }
+
+  Value eval_inner(const Expr& e, Scope& s) {
+    switch (e.kind) {
+      case ExprKind::Literal: return e.literal;
+      case ExprKind::Name: {
+        if (const Value* v = s.find(e.name)) return *v;
+        return Value(Undefined{"'" + e.name + "' is undefined"});
+      }
+      case ExprKind::List:
+      case ExprKind::Tuple: {
+        std::vector<Value> items;
+        for (const auto& a : e.args) items.push_back(eval(*a, s));
+        return make_array(std::move(items), e.kind == ExprKind::Tuple);
+      }
+      case ExprKind::Dict: {
+        auto o = std::make_shared<Object>();
+        for (size_t i = 0; i + 1 < e.args.size(); i += 2) {
+          Value k = eval(*e.args[i], s);
+          o->set(to_str(k), eval(*e.args[i + 1], s));
+        }
+        return Value(o);
+      }
+      case ExprKind::GetAttr: return get_attr(eval(*e.args[0], s), e.name);
+      case ExprKind::GetItem: return get_item(eval(*e.args[0], s), eval(*e.args[1], s));
+      case ExprKind::Slice: {
+        Value obj = eval(*e.args[0], s);
+        Value parts[3];
+        const Value* p[3] = {nullptr, nullptr, nullptr};
+        for (int i = 0; i < 3; ++i)
+          if (e.args[static_cast<size_t>(i) + 1]) {
+            parts[i] = eval(*e.args[static_cast<size_t>(i) + 1], s);
+            p[i] = &parts[i];
+          }
+        return get_slice(obj, p[0], p[1], p[2]);
+      }
+      case ExprKind::Call: {
+        Value f = eval(*e.args[0], s);
+        CallArgs a = eval_args(e, s);
+        require_defined(f);
+        if (!f.is_function()) throw JinjaError("'" + f.type_name() + "' object is not callable");
+        return f.as_function()->fn(a);
+      }
+      case ExprKind::Filter: {
+        Value subject;
+        if (e.args[0]) subject = eval(*e.args[0], s);
+        else if (block_subject_) subject = *block_subject_;
+        return apply_filter(e.name, subject, eval_args(e, s));
+      }
+      case ExprKind::Test: {
+        Value subject = eval(*e.args[0], s);
+        bool r = apply_test(e.name, subject, eval_args(e, s));
+        return Value(e.negated ? !r : r);
+      }
+      case ExprKind::Unary: return unary_op(e.name, eval(*e.args[0], s));
+      case ExprKind::Binary: {
+        Value a = eval(*e.args[0], s);
+        if (e.name == "and") return a.truthy() ? eval(*e.args[1], s) : a;
+        if (e.name == "or") return a.truthy() ? a : eval(*e.args[1], s);
+        return binary_op(e.name, a, eval(*e.args[1], s));
+      }
+      case ExprKind::Compare: {  // a < b < c means a < b and b < c, each operand evaluated once
+        Value left = eval(*e.args[0], s);
+        for (size_t i = 0; i < e.ops.size(); ++i) {
+          Value right = eval(*e.args[i + 1], s);
+          if (!binary_op(e.ops[i], left, right).truthy()) return Value(false);
+          left = std::move(right);
+        }
+        return Value(true);
+      }
+      case ExprKind::Cond:
+        if (eval(*e.args[0], s).truthy()) return eval(*e.args[1], s);
+        return e.args[2] ? eval(*e.args[2], s) : Value(Undefined{"the condition was false and there is no else"});
+    }
+    return Value();
+  }
+
+  // Positional args after the subject/callee (args[0]) and keyword args.
+  CallArgs eval_args(const Expr& e, Scope& s) {
+    CallArgs a;
+    for (size_t i = 1; i < e.args.size(); ++i) a.pos.push_back(eval(*e.args[i], s));
+    for (const auto& [k, v] : e.kwargs) a.kw.emplace_back(k, eval(*v, s));
+    return a;
+  }
+
+  Scope& root_;
+  int call_depth_ = 0;
+  const Value* block_subject_ = nullptr;
+};
+
+void add_globals(Scope& g) {
+  g.set("range", make_function("range", [](const CallArgs& a) {
+          if (a.pos.empty() || a.pos.size() > 3) throw JinjaError("range expected 1 to 3 arguments");
+          for (const auto& v : a.pos)
+            if (!v.is_int() && !v.is_bool()) throw JinjaError("range() arguments must be integers");
+          int64_t start = 0, stop, step = 1;
+          if (a.pos.size() == 1) stop = a.pos[0].to_int();
+          else start = a.pos[0].to_int(), stop = a.pos[1].to_int();
+          if (a.pos.size() == 3) step = a.pos[2].to_int();
+          if (step == 0) throw JinjaError("range() arg 3 must not be zero");
+          std::vector<Value> out;
+          for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+            if (static_cast<int64_t>(out.size()) >= kMaxRange) throw JinjaError("range too big");
+            out.emplace_back(i);
+          }
+          return make_array(std::move(out));
+        }));
+  auto make_dict = [](bool ns) {
+    return [ns](const CallArgs& a) {
+      auto o = std::make_shared<Object>();
+      o->is_namespace = ns;
+      for (const auto& p : a.pos) {
+        if (!p.is_object()) throw JinjaError("expected a mapping argument");
+        for (const auto& [k, v] : p.as_object()->items) o->set(k, v);
+      }
+      for (const auto& [k, v] : a.kw) o->set(k, v);
+      return Value(o);
+    };
+  };
+  g.set("namespace", make_function("namespace", make_dict(true)));
+  g.set("dict", make_function("dict", make_dict(false)));
+  g.set("raise_exception", make_function("raise_exception", [](const CallArgs& a) -> Value {
+          throw JinjaError(a.pos.empty() ? std::string("raise_exception called") : to_str(a.pos[0]));
+        }));
+  g.set("strftime_now", make_function("strftime_now", [](const CallArgs& a) {
+          std::string fmt = a.pos.empty() ? std::string("%Y-%m-%d") : to_str(a.pos[0]);
+          std::time_t t = std::time(nullptr);
+          std::tm tm{};
+          localtime_r(&t, &tm);
+          char buf[512];
+          size_t n = fmt.empty() ? 0 : std::strftime(buf, sizeof buf, fmt.c_str(), &tm);
+          return Value(std::string(buf, n));
+        }));
+}
+
+// ---- static checks ------------------------------------------------------------------------
+// jinja2 rejects unknown filters/tests when compiling, except in "soft" frames (`if` tests and
+// bodies, branches of `a if c else b`), where the error waits until the code runs. Loop and macro
+// bodies start a fresh, strict frame even inside an `if`.
+void check_expr(const Expr* e, bool soft) {
+  if (!e || soft) return;
+  if (e->kind == ExprKind::Filter && !is_filter(e->name)) throw JinjaError("no filter named '" + e->name + "'", e->line);
+  if (e->kind == ExprKind::Test && !is_test(e->name)) throw JinjaError("no test named '" + e->name + "'", e->line);
+  for (size_t i = 0; i < e->args.size(); ++i)
+    check_expr(e->args[i].get(), e->kind == ExprKind::Cond && i > 0);
+  for (const auto& kv : e->kwargs) check_expr(kv.second.get(), false);
+}
+
+void check_body(const Body& body, int loop_depth, bool soft) {
+  for (const auto& st : body) {
+    if ((st->kind == StmtKind::Break || st->kind == StmtKind::Continue) && loop_depth == 0)
+      throw JinjaError(std::string("'") + (st->kind == StmtKind::Break ? "break" : "continue") + "' outside of a loop",
+                       st->line);
+    check_expr(st->expr.get(), soft);
+    check_expr(st->cond.get(), soft || st->kind == StmtKind::If);  // an if test is soft too
+    for (const auto& d : st->defaults) check_expr(d.get(), false);
+    switch (st->kind) {
+      case StmtKind::If:
+        check_body(st->body, loop_depth, true);
+        check_body(st->else_body, loop_depth, true);
+        break;
+      case StmtKind::For:
+        check_body(st->body, loop_depth + 1, false);
+        check_body(st->else_body, loop_depth, false);
+        break;
+      case StmtKind::Macro: check_body(st->body, 0, false); break;
+      default: check_body(st->body, loop_depth, soft);
+    }
+  }
+}
+
+}  // namespace
+
+Status check_names(const Body& body) {
+  try {
+    check_body(body, 0, false);
+  } catch (const JinjaError& e) {
+    return err("template syntax error at line " + std::to_string(e.line) + ": " + e.what());
+  }
+  return Ok{};
+}
+
+Result<std::string> render(const Body& body, const Vars& vars) {
+  Scope globals(nullptr);
+  add_globals(globals);
+  Scope top(&globals);
+  for (const auto& [k, v] : vars) top.set(k, v);
+  Evaluator ev(top);
+  std::string out;
+  try {
+    ev.exec_body(body, top, out);
+  } catch (const JinjaError& e) {
+    return err("template error at line " + std::to_string(e.line) + ": " + e.what());
+  } catch (const std::exception& e) {
+    return err(std::string("template error: ") + e.what());
+  }
+  return out;
+}
+
+}  // namespace qnext::jinja
