@@ -11,7 +11,7 @@ int main(int argc, char** argv) {
   qnext::cli::register_logits(app, exit_code);
   qnext::cli::register_generate(app, exit_code);
   qnext::cli::register_synth(app, exit_code);
-  qnext::cli::register_template(app, exit_code);
+  qnext::cli::register_bench(app, exit_code);
   qnext::cli::register_template(app, exit_code);
   try {
     app.parse(argc, argv);

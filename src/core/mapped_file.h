@@ -11,7 +11,9 @@ namespace qnext {
 
 class MappedFile {
  public:
-  static Result<std::shared_ptr<MappedFile>> open(const std::string& path);
+  // populate: map every page up front (when the file fits in RAM), so that the first pass over
+  // the weights does not pay a page fault per 4 KiB.
+  static Result<std::shared_ptr<MappedFile>> open(const std::string& path, bool populate = false);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;

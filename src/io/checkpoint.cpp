@@ -6,9 +6,12 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "core/thread_pool.h"
+
 namespace fs = std::filesystem;
 
 namespace qnext {
+
 
 Result<Checkpoint> Checkpoint::open(const std::string& dir) {
   Checkpoint ck;
@@ -49,6 +52,9 @@ Result<Checkpoint> Checkpoint::open(const std::string& dir) {
   for (const auto& name : shard_names) {
     const std::string path = (fs::path(dir) / name).string();
     if (!fs::exists(path)) return err(path + ": shard listed in model.safetensors.index.json does not exist");
+  }
+  for (const auto& name : shard_names) {
+    const std::string path = (fs::path(dir) / name).string();
     auto f = SafetensorsFile::open(path);
     if (!f) return err(f.error());
     ck.files_.push_back(std::move(f.value()));
@@ -90,6 +96,20 @@ Result<const TensorView*> Checkpoint::get(const std::string& name, const std::ve
 bool Checkpoint::has_prefix(const std::string& prefix) const {
   auto it = by_name_.lower_bound(prefix);
   return it != by_name_.end() && it->first.compare(0, prefix.size(), prefix) == 0;
+}
+
+void Checkpoint::prefault() const {
+  for (const auto& [name, t] : by_name_) {
+    const uint8_t* p = t->data;
+    const size_t n = t->nbytes;
+    if (n == 0) continue;
+    volatile uint8_t sink = 0;
+    global_pool().parallel_for((n + 4095) / 4096, [&](size_t b, size_t e, int) {
+      uint8_t acc = 0;
+      for (size_t page = b; page < e; ++page) acc ^= p[std::min(page * 4096, n - 1)];
+      sink = sink ^ acc;
+    }, 64);
+  }
 }
 
 size_t Checkpoint::total_bytes() const {

@@ -28,7 +28,7 @@ struct TensorView {
 
 class SafetensorsFile {
  public:
-  static Result<SafetensorsFile> open(const std::string& path);
+  static Result<SafetensorsFile> open(const std::string& path, bool populate = false);
 
   const std::vector<TensorView>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }

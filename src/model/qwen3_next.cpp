@@ -364,6 +364,24 @@ void Model::mtp_forward(SequenceState& st, std::span<const int32_t> next_ids, co
   }
 }
 
+size_t Model::active_weight_bytes() const {
+  auto mlp_bytes = [](const MlpWeights& w) { return w.gate.bytes() + w.up.bytes() + w.down.bytes(); };
+  size_t n = weights_.lm_head.bytes() + weights_.embed.bytes() / size_t(config_.vocab_size);
+  for (const auto& l : weights_.layers) {
+    if (l.type == LayerType::FullAttention)
+      n += l.attn.q_proj.bytes() + l.attn.k_proj.bytes() + l.attn.v_proj.bytes() + l.attn.o_proj.bytes();
+    else
+      n += l.gdn.in_proj_qkvz.bytes() + l.gdn.in_proj_ba.bytes() + l.gdn.out_proj.bytes();
+    if (l.is_moe) {
+      n += l.moe.router.bytes() + size_t(config_.num_experts_per_tok) * mlp_bytes(l.moe.experts[0]);
+      if (l.moe.has_shared) n += mlp_bytes(l.moe.shared) + l.moe.shared_gate.bytes();
+    } else {
+      n += mlp_bytes(l.mlp);
+    }
+  }
+  return n;
+}
+
 int64_t Model::parameter_count(bool active_only, bool include_mtp) const {
   auto mat = [](const Matrix& m) { return m.rows * m.cols; };
   auto mlp_params = [&](const MlpWeights& w) { return mat(w.gate) + mat(w.up) + mat(w.down); };

@@ -44,6 +44,8 @@ class Model {
 
   int64_t parameter_count(bool active_only, bool include_mtp) const;
   size_t weight_bytes() const { return weights_.checkpoint.total_bytes(); }
+  // Bytes of weights one decoded token reads (lm_head, projections, router, shared + top-k experts).
+  size_t active_weight_bytes() const;
 
  private:
   struct Workspace;

@@ -1,0 +1,155 @@
+// `qnext bench`: prefill and decode speed like llama-bench, held against the memory-bandwidth
+// roofline of this machine (decoding reads every active weight once per token).
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "core/bandwidth.h"
+#include "core/cpu.h"
+
+namespace qnext::cli {
+
+namespace {
+
+struct Stats {
+  double median = 0, min = 0, max = 0;
+};
+
+Stats stats(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  Stats s;
+  if (v.empty()) return s;
+  s.min = v.front();
+  s.max = v.back();
+  s.median = v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  return s;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+size_t peak_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return size_t(u.ru_maxrss) * 1024;
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app, int& exit_code) {
+  struct Opts {
+    std::string model;
+    int prompt = 512, gen = 128, repeats = 3, threads = 2, depth = 0;
+    bool json = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("bench", "Prefill/decode tokens per second, peak RSS and % of the bandwidth roofline");
+  cmd->add_option("--model,-m", o->model, "Model directory")->required();
+  cmd->add_option("-p,--prompt", o->prompt, "Prompt tokens to prefill (0 skips)");
+  cmd->add_option("-n,--gen", o->gen, "Tokens to decode (0 skips)");
+  cmd->add_option("-r,--repeats", o->repeats, "Repeats (median, min, max reported)");
+  cmd->add_option("-t,--threads", o->threads, "Threads");
+  cmd->add_option("--depth,-d", o->depth, "Tokens already in context before each test");
+  cmd->add_flag("--json", o->json, "Print one JSON object");
+  cmd->callback([o, &exit_code] {
+    exit_code = 1;
+    const auto t_load = std::chrono::steady_clock::now();
+    auto model = load_model_or_report(o->model, o->threads);
+    if (!model) return;
+    const double load_s = seconds_since(t_load);
+    const auto t_fault = std::chrono::steady_clock::now();
+    model->weights().checkpoint.prefault();
+    const double prefault_s = seconds_since(t_fault);
+    const Config& c = model->config();
+    std::mt19937 rng(42);
+    auto random_ids = [&](int n) {
+      std::vector<int32_t> ids(size_t(std::max(n, 0)));
+      for (auto& id : ids) id = int32_t(rng() % uint32_t(std::min(c.vocab_size, 151643)));
+      return ids;
+    };
+    std::vector<float> logits;
+    ForwardOptions opt;
+    auto fresh_state = [&]() {
+      auto st = std::make_unique<SequenceState>(c);
+      if (o->depth > 0) model->forward(*st, random_ids(o->depth), opt, nullptr, &logits);
+      return st;
+    };
+    {  // warm-up: touch the code paths and a first share of the weights
+      SequenceState st(c);
+      model->forward(st, random_ids(8), opt, nullptr, &logits);
+      for (int i = 0; i < 4; ++i) model->forward(st, random_ids(1), opt, nullptr, &logits);
+    }
+    std::vector<double> pp, tg;
+    for (int r = 0; r < o->repeats; ++r) {
+      if (o->prompt > 0) {
+        auto st = fresh_state();
+        const auto ids = random_ids(o->prompt);
+        const auto t0 = std::chrono::steady_clock::now();
+        model->forward(*st, ids, opt, nullptr, &logits);
+        pp.push_back(o->prompt / seconds_since(t0));
+      }
+      if (o->gen > 0) {
+        auto st = fresh_state();
+        int32_t next = random_ids(1)[0];
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int i = 0; i < o->gen; ++i) {
+          model->forward(*st, std::span<const int32_t>(&next, 1), opt, nullptr, &logits);
+          next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        }
+        tg.push_back(o->gen / seconds_since(t0));
+      }
+    }
+    const Stats p = stats(pp), g = stats(tg);
+    const double bytes_per_token = double(model->active_weight_bytes());
+    const double bandwidth = measure_read_bandwidth(o->threads) * 1e9;
+    const double achieved = bytes_per_token * g.median;
+    const double fraction = bandwidth > 0 ? achieved / bandwidth : 0;
+    const size_t rss = peak_rss_bytes();
+    if (o->json) {
+      nlohmann::json j = {{"model", o->model},
+                          {"isa", std::string(isa_name(active_isa()))},
+                          {"threads", o->threads},
+                          {"depth", o->depth},
+                          {"prompt_tokens", o->prompt},
+                          {"gen_tokens", o->gen},
+                          {"repeats", o->repeats},
+                          {"load_s", load_s},
+                          {"prefault_s", prefault_s},
+                          {"prefill_tok_s", p.median},
+                          {"prefill_tok_s_min", p.min},
+                          {"prefill_tok_s_max", p.max},
+                          {"decode_tok_s", g.median},
+                          {"decode_tok_s_min", g.min},
+                          {"decode_tok_s_max", g.max},
+                          {"peak_rss_bytes", rss},
+                          {"weights_bytes", model->weight_bytes()},
+                          {"bytes_per_token", bytes_per_token},
+                          {"measured_bandwidth_gb_s", bandwidth / 1e9},
+                          {"achieved_gb_s", achieved / 1e9},
+                          {"roofline_tok_s", bandwidth / bytes_per_token},
+                          {"roofline_fraction", fraction}};
+      std::printf("%s\n", j.dump(2).c_str());
+    } else {
+      std::printf("model %s | isa %s | threads %d | depth %d | load %.2f s | page-in %.2f s\n", o->model.c_str(),
+                  std::string(isa_name(active_isa())).c_str(), o->threads, o->depth, load_s, prefault_s);
+      std::printf("%-10s %12s %12s %12s\n", "test", "median t/s", "min", "max");
+      if (o->prompt > 0) std::printf("pp%-8d %12.2f %12.2f %12.2f\n", o->prompt, p.median, p.min, p.max);
+      if (o->gen > 0) std::printf("tg%-8d %12.2f %12.2f %12.2f\n", o->gen, g.median, g.min, g.max);
+      std::printf("peak RSS %s (weights %s)\n", human_bytes(double(rss)).c_str(), human_bytes(double(model->weight_bytes())).c_str());
+      std::printf("roofline: %s of weights per decoded token; measured read bandwidth %.2f GB/s -> at most %.2f tok/s;\n"
+                  "          achieved %.2f GB/s = %.1f%% of the limit\n",
+                  human_bytes(bytes_per_token).c_str(), bandwidth / 1e9, bandwidth / bytes_per_token, achieved / 1e9,
+                  100 * fraction);
+    }
+    exit_code = 0;
+  });
+}
+
+}  // namespace qnext::cli
