@@ -20,9 +20,28 @@ bool BpeModel::add_merge(int32_t left, int32_t right, int32_t rank) {
     return false;
   int32_t merged = find(bytes_of_[left] + bytes_of_[right]);
   if (merged < 0) return false;
-  // Keep the first (best-ranked) occurrence if a pair is listed twice.
-  merges_.emplace(key(left, right), Merge{rank, merged});
+  if ((merge_count_ + 1) * 2 > table_.size()) grow();  // keep the load under 1/2
+  uint64_t k = key(left, right);
+  size_t i = slot_of(k);
+  while (table_[i].key != kEmpty) {
+    if (table_[i].key == k) return true;  // listed twice: the first (better) rank stays
+    i = (i + 1) & (table_.size() - 1);
+  }
+  table_[i] = Slot{k, Merge{rank, merged}};
+  ++merge_count_;
   return true;
+}
+
+void BpeModel::grow() {
+  std::vector<Slot> old = std::move(table_);
+  table_.assign(old.size() * 2, Slot{});
+  --shift_;
+  for (const Slot& s : old) {
+    if (s.key == kEmpty) continue;
+    size_t i = slot_of(s.key);
+    while (table_[i].key != kEmpty) i = (i + 1) & (table_.size() - 1);
+    table_[i] = s;
+  }
 }
 
 int32_t BpeModel::find(std::string_view bytes) const {
@@ -34,11 +53,6 @@ bool BpeModel::has_all_bytes() const {
   for (bool k : byte_known_)
     if (!k) return false;
   return true;
-}
-
-const BpeModel::Merge* BpeModel::lookup(int32_t a, int32_t b) const {
-  auto it = merges_.find(key(a, b));
-  return it == merges_.end() ? nullptr : &it->second;
 }
 
 void BpeModel::encode(std::string_view piece, std::vector<int32_t>& out) const {

@@ -28,8 +28,24 @@ class BpeModel {
     int32_t rank;
     int32_t result;
   };
+  // Merges live in an open-addressing table (linear probing, power-of-two size): this
+  // lookup is the inner loop of BPE, and node-based maps cost a cache miss per probe.
+  struct Slot {
+    uint64_t key = kEmpty;
+    Merge merge{};
+  };
+  static constexpr uint64_t kEmpty = ~uint64_t(0);
   static uint64_t key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
-  const Merge* lookup(int32_t a, int32_t b) const;
+  size_t slot_of(uint64_t k) const { return size_t((k * 0x9E3779B97F4A7C15ull) >> shift_); }
+  const Merge* lookup(int32_t a, int32_t b) const {
+    uint64_t k = key(a, b);
+    for (size_t i = slot_of(k);; i = (i + 1) & (table_.size() - 1)) {
+      const Slot& s = table_[i];
+      if (s.key == k) return &s.merge;
+      if (s.key == kEmpty) return nullptr;
+    }
+  }
+  void grow();
   void encode_small(std::string_view piece, std::vector<int32_t>& out) const;
   void encode_large(std::string_view piece, std::vector<int32_t>& out) const;
 
@@ -37,7 +53,9 @@ class BpeModel {
   std::vector<std::string> bytes_of_;  // indexed by id; empty when unused
   int32_t byte_id_[256] = {};
   bool byte_known_[256] = {};
-  std::unordered_map<uint64_t, Merge> merges_;
+  std::vector<Slot> table_ = std::vector<Slot>(16);
+  int shift_ = 64 - 4;
+  size_t merge_count_ = 0;
 };
 
 }  // namespace qnext

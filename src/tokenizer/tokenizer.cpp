@@ -5,26 +5,8 @@
 
 namespace qnext {
 
-bool PieceCache::lookup(std::string_view piece, std::vector<int32_t>& out) const {
-  auto it = map_.find(piece);
-  if (it == map_.end()) return false;
-  out.insert(out.end(), ids_.begin() + it->second.offset, ids_.begin() + it->second.offset + it->second.length);
-  return true;
-}
-
-void PieceCache::insert(std::string_view piece, const int32_t* ids, size_t n) {
-  if (map_.size() >= kMaxEntries) {  // crude bound on memory: start over
-    map_.clear();
-    ids_.clear();
-  }
-  map_.emplace(std::string(piece), Span{uint32_t(ids_.size()), uint32_t(n)});
-  ids_.insert(ids_.end(), ids, ids + n);
-}
-
 void Tokenizer::Impl::encode_piece(std::string_view piece, std::vector<int32_t>& out, PieceCache* c) const {
-  // Long pieces are rare and mostly unique; caching them would only churn memory.
-  constexpr size_t kMaxCachedPiece = 64;
-  bool cacheable = c && piece.size() <= kMaxCachedPiece;
+  bool cacheable = c && piece.size() <= PieceCache::kMaxPiece;
   if (cacheable && c->lookup(piece, out)) return;
   size_t start = out.size();
   int32_t whole = ignore_merges ? bpe.find(piece) : -1;
@@ -48,7 +30,7 @@ void Tokenizer::Impl::encode_normalized(std::string_view text, std::vector<int32
 void Tokenizer::Impl::encode_segment(std::string_view text, std::vector<int32_t>& out, PieceCache* c) const {
   if (text.empty()) return;
   std::string normalized;
-  if (nfc) {
+  if (nfc && unicode::needs_nfc(text)) {
     normalized = unicode::nfc(text);
     text = normalized;
   }

@@ -10,31 +10,11 @@
 
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe.h"
+#include "tokenizer/piece_cache.h"
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/tokenizer.h"
 
 namespace qnext {
-
-// Memo of pre-token -> ids. Natural text repeats the same words constantly, so this
-// skips most BPE work. Not thread-safe by itself: the owner guards it.
-class PieceCache {
- public:
-  // Returns the cached ids of piece appended to out, or false when absent.
-  bool lookup(std::string_view piece, std::vector<int32_t>& out) const;
-  void insert(std::string_view piece, const int32_t* ids, size_t n);
-
- private:
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  struct Span {
-    uint32_t offset, length;
-  };
-  static constexpr size_t kMaxEntries = 1 << 16;
-  std::unordered_map<std::string, Span, Hash, std::equal_to<>> map_;
-  std::vector<int32_t> ids_;  // all cached id sequences, back to back
-};
 
 struct Tokenizer::Impl {
   BpeModel bpe;

@@ -3,7 +3,9 @@
 #include <utf8proc.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <unordered_map>
+#include <vector>
 
 namespace qnext::unicode {
 
@@ -119,6 +121,14 @@ size_t incomplete_utf8_tail(std::string_view s) {
 bool is_valid_utf8(std::string_view s) {
   size_t i = 0;
   while (i < s.size()) {
+    // Skip ASCII eight bytes at a time.
+    while (i + 8 <= s.size()) {
+      uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      if (w & 0x8080808080808080ull) break;
+      i += 8;
+    }
+    if (i >= s.size()) break;
     if (static_cast<unsigned char>(s[i]) < 0x80) {
       ++i;
       continue;
@@ -149,25 +159,109 @@ std::string to_valid_utf8(std::string_view s) {
   return out;
 }
 
-std::string nfc(std::string_view s) {
-  // Code points below U+0300 (lead bytes < 0xCC) are all NFC-stable and never combine
-  // with what precedes them, so text made only of them is already normalized.
-  bool simple = true;
-  for (char c : s) {
-    if (static_cast<unsigned char>(c) >= 0xCC) {
-      simple = false;
-      break;
+namespace {
+
+// One bit per code point: set when NFC may change text around it, i.e. it is not a
+// "stable" starter. Stable means canonical combining class 0, unchanged by NFC on its own,
+// and never the second element of a composition (which would fuse it with the preceding
+// character). Text can be cut before any stable character without changing its NFC, so
+// only the stretches between stable characters that contain unstable ones need utf8proc.
+class NfcStability {
+ public:
+  NfcStability() : bits_((0x110000 + 63) / 64, 0) {
+    utf8proc_int32_t buf[16];
+    for (utf8proc_int32_t cp = 0; cp < 0x110000; ++cp) {
+      const utf8proc_property_t* p = utf8proc_get_property(cp);
+      if (p->combining_class != 0) mark(cp);
+      bool hangul = cp >= 0xAC00 && cp <= 0xD7A3;
+      if (p->decomp_seqindex == UINT16_MAX && !hangul) continue;
+      int last = 0;
+      utf8proc_ssize_t n = utf8proc_decompose_char(cp, buf, 16, UTF8PROC_DECOMPOSE, &last);
+      if (n <= 0 || (n == 1 && buf[0] == cp)) continue;  // only a compatibility mapping
+      for (utf8proc_ssize_t k = 1; k < n && k < 16; ++k) mark(buf[k]);  // may compose backwards
+      std::string one;
+      append_utf8(one, char32_t(cp));
+      if (compose(one) != one) mark(cp);  // singleton or excluded: NFC replaces it
     }
   }
-  if (simple) return std::string(s);
-  utf8proc_uint8_t* out = nullptr;
-  utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
-                                    static_cast<utf8proc_ssize_t>(s.size()), &out,
-                                    static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
-  if (n < 0) return std::string(s);  // unreachable for valid input; keep the text as is
-  std::string result(reinterpret_cast<char*>(out), static_cast<size_t>(n));
-  std::free(out);
-  return result;
+  bool unstable(char32_t cp) const { return (bits_[cp >> 6] >> (cp & 63)) & 1; }
+
+  static std::string compose(std::string_view s) {
+    utf8proc_uint8_t* out = nullptr;
+    utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
+                                      static_cast<utf8proc_ssize_t>(s.size()), &out,
+                                      static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+    if (n < 0) return std::string(s);  // unreachable for valid input; keep the text as is
+    std::string result(reinterpret_cast<char*>(out), static_cast<size_t>(n));
+    std::free(out);
+    return result;
+  }
+
+ private:
+  void mark(utf8proc_int32_t cp) {
+    if (cp >= 0 && cp < 0x110000) bits_[cp >> 6] |= uint64_t(1) << (cp & 63);
+  }
+  std::vector<uint64_t> bits_;
+};
+
+const NfcStability& stability() {
+  static const NfcStability table;
+  return table;
+}
+
+}  // namespace
+
+bool needs_nfc(std::string_view s) {
+  // Code points below U+0300 (lead bytes < 0xCC) are all stable.
+  size_t i = 0;
+  while (i < s.size() && static_cast<unsigned char>(s[i]) < 0xCC) ++i;
+  if (i == s.size()) return false;
+  const NfcStability& t = stability();
+  while (i < s.size()) {
+    char32_t cp;
+    size_t n = decode_utf8(s, i, &cp);
+    if (n == 0) return true;  // not expected: callers pass valid UTF-8
+    if (t.unstable(cp)) return true;
+    i += n;
+  }
+  return false;
+}
+
+std::string nfc(std::string_view s) {
+  const NfcStability& t = stability();
+  std::string out;
+  out.reserve(s.size());
+  size_t copied = 0;       // s[0, copied) is already in out
+  size_t last_stable = 0;  // start of the latest stable character (a safe cut point)
+  size_t i = 0;
+  while (i < s.size()) {
+    auto b = static_cast<unsigned char>(s[i]);
+    if (b < 0xCC) {  // below U+0300: always stable (see needs_nfc)
+      last_stable = i;
+      i += b < 0x80 ? 1 : 2;
+      continue;
+    }
+    char32_t cp;
+    size_t n = decode_utf8(s, i, &cp);
+    if (n == 0) return NfcStability::compose(s);  // not expected: let utf8proc decide
+    if (!t.unstable(cp)) {
+      last_stable = i;
+      i += n;
+      continue;
+    }
+    // Normalize from the last safe cut point up to the next stable character.
+    size_t end = i + n;
+    while (end < s.size()) {
+      size_t m = decode_utf8(s, end, &cp);
+      if (m == 0 || !t.unstable(cp)) break;
+      end += m;
+    }
+    out.append(s.substr(copied, last_stable - copied));
+    out += NfcStability::compose(s.substr(last_stable, end - last_stable));
+    copied = i = last_stable = end;
+  }
+  out.append(s.substr(copied));
+  return out;
 }
 
 }  // namespace qnext::unicode

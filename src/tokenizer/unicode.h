@@ -34,7 +34,9 @@ bool is_valid_utf8(std::string_view s);
 // Replaces each maximal ill-formed subpart with U+FFFD, like Rust's from_utf8_lossy.
 std::string to_valid_utf8(std::string_view s);
 
-// NFC normalization (libutf8proc). s must be valid UTF-8.
+// NFC normalization (libutf8proc, applied only around characters that need it).
+// s must be valid UTF-8. needs_nfc(s) == false guarantees nfc(s) == s (true means "maybe").
+bool needs_nfc(std::string_view s);
 std::string nfc(std::string_view s);
 
 }  // namespace qnext::unicode

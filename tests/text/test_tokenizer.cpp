@@ -1,10 +1,12 @@
 // Tokenizer against HF golden data, the incremental decoder, and load errors.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "tokenizer/pretokenizer.h"
 #include "tokenizer/tokenizer.h"
@@ -101,6 +103,22 @@ TEST(Tokenizer, BenchText) {
   EXPECT_TRUE(tok().decode(want) == unicode::nfc(text));  // the text has some non-NFC parts
 }
 
+TEST(Tokenizer, ConcurrentEncodesAgree) {
+  // One thread holds the piece cache, the others encode without it; all must agree.
+  auto cases = golden_cases();
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int round = 0; round < 3; ++round)
+        for (const auto& c : cases)
+          if (tok().encode(c["text"].get<std::string>()) != c["ids"].get<std::vector<int32_t>>()) ++mismatches;
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
+}
+
 TEST(Tokenizer, SkipSpecial) {
   auto ids = tok().encode("<|im_start|>user\nhi<think>x</think><|im_end|>");
   EXPECT_EQ(ids.front(), 151644);
@@ -132,7 +150,9 @@ TEST(Unicode, NfcMatchesGolden) {
     auto text = c["text"].get<std::string>();
     auto want = c["decoded"].get<std::string>();
     EXPECT_EQ(unicode::nfc(text), want) << c["id"];
-    if (text != want) EXPECT_TRUE(unicode::needs_nfc(text)) << c["id"];
+    if (text != want) {
+      EXPECT_TRUE(unicode::needs_nfc(text)) << c["id"];
+    }
   }
   // Hangul jamo compose across the cut points: L+V, LV+T.
   EXPECT_EQ(unicode::nfc("\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8x"), "\xEA\xB0\x81x");
