@@ -1,5 +1,7 @@
 #include "tokenizer/added_tokens.h"
 
+#include <utf8proc.h>
+
 #include <algorithm>
 
 #include "tokenizer/unicode.h"
@@ -14,11 +16,17 @@ bool is_space(char32_t c) {
          c == 0x205F || c == 0x3000;
 }
 
-// Word characters for single_word: ASCII alphanumerics and '_' plus any non-ASCII
-// letter, a close enough stand-in for Rust's char::is_alphanumeric at a boundary.
+// Word characters for single_word, as HF: alphanumeric (Unicode letters and numbers) or '_'.
 bool is_word(char32_t c) {
   if (c < 0x80) return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-  return !is_space(c);
+  switch (utf8proc_category(utf8proc_int32_t(c))) {
+    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL: case UTF8PROC_CATEGORY_NO:
+      return true;
+    default:
+      return false;
+  }
 }
 
 // Code point ending right before byte i (text is valid UTF-8).

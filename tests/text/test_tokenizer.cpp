@@ -290,6 +290,22 @@ TEST(TokenizerLoad, TinyTokenizerWorks) {
   EXPECT_EQ(t->vocab_size(), 258u);
 }
 
+TEST(TokenizerLoad, AddedTokenFlags) {
+  // lstrip/rstrip swallow adjacent whitespace; single_word needs non-word neighbours.
+  json j = tiny_tokenizer();
+  j["added_tokens"].push_back({{"id", 258}, {"content", "<m>"}, {"lstrip", true}, {"rstrip", true}});
+  j["added_tokens"].push_back({{"id", 259}, {"content", "cd"}, {"single_word", true}, {"normalized", false}});
+  auto t = Tokenizer::from_json(j.dump());
+  ASSERT_TRUE(t.ok()) << t.error();
+  EXPECT_EQ(t->encode("x  <m>  y"), (std::vector<int32_t>{'x', 258, 'y'}));
+  EXPECT_EQ(t->encode("cd"), std::vector<int32_t>{259});
+  EXPECT_EQ(t->encode("x cd."), (std::vector<int32_t>{'x', ' ', 259, '.'}));
+  EXPECT_EQ(t->encode("xcd"), (std::vector<int32_t>{'x', 'c', 'd'}));
+  EXPECT_EQ(t->encode("\xC3\xA9" "cd").back(), 'd');  // é is a letter: not a word boundary
+  EXPECT_FALSE(t->is_special(258));
+  EXPECT_TRUE(t->is_added(258));
+}
+
 TEST(TokenizerLoad, MissingFile) {
   TempDir dir;
   auto t = Tokenizer::load(dir.path.string());
