@@ -45,7 +45,7 @@ size_t peak_rss_bytes() {
 
 void register_bench(CLI::App& app, int& exit_code) {
   struct Opts {
-    std::string model;
+    std::string model, quantize;
     int prompt = 512, gen = 128, repeats = 3, threads = 2, depth = 0;
     bool json = false;
   };
@@ -58,10 +58,11 @@ void register_bench(CLI::App& app, int& exit_code) {
   cmd->add_option("-t,--threads", o->threads, "Threads");
   cmd->add_option("--depth,-d", o->depth, "Tokens already in context before each test");
   cmd->add_flag("--json", o->json, "Print one JSON object");
+  cmd->add_option("--quantize", o->quantize, "Quantize float weights while loading: q8, q4 or q4-mixed");
   cmd->callback([o, &exit_code] {
     exit_code = 1;
     const auto t_load = std::chrono::steady_clock::now();
-    auto model = load_model_or_report(o->model, o->threads);
+    auto model = load_model_or_report(o->model, o->threads, o->quantize);
     if (!model) return;
     const double load_s = seconds_since(t_load);
     const auto t_fault = std::chrono::steady_clock::now();

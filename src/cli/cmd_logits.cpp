@@ -37,7 +37,7 @@ int argmax(const float* v, int n) {
 
 void register_logits(CLI::App& app, int& exit_code) {
   struct Opts {
-    std::string model, out, mtp_out;
+    std::string model, out, mtp_out, quantize;
     IdsInput ids;
     bool decode = false;
     int threads = 0;
@@ -50,9 +50,10 @@ void register_logits(CLI::App& app, int& exit_code) {
   cmd->add_flag("--decode", o->decode, "Feed the tokens one at a time (recurrent delta rule) instead of one prefill");
   cmd->add_option("--mtp-out", o->mtp_out, "Also write MTP logits [T-1, vocab] (slot t sees ids[t+1])");
   cmd->add_option("--threads,-t", o->threads, "Threads (default: all cores)");
+  cmd->add_option("--quantize", o->quantize, "Quantize float weights while loading: q8, q4 or q4-mixed");
   cmd->callback([o, &exit_code] {
     exit_code = 1;
-    auto model = load_model_or_report(o->model, o->threads);
+    auto model = load_model_or_report(o->model, o->threads, o->quantize);
     if (!model) return;
     const Config& c = model->config();
     auto ids = o->ids.get(c.vocab_size);
@@ -100,7 +101,7 @@ void register_logits(CLI::App& app, int& exit_code) {
 
 void register_generate(CLI::App& app, int& exit_code) {
   struct Opts {
-    std::string model;
+    std::string model, quantize;
     IdsInput ids;
     int n = 16, threads = 0;
     bool print_ids = false;
@@ -112,9 +113,10 @@ void register_generate(CLI::App& app, int& exit_code) {
   cmd->add_option("-n,--n-tokens", o->n, "Tokens to generate");
   cmd->add_flag("--print-ids", o->print_ids, "Print the generated ids, comma-separated");
   cmd->add_option("--threads,-t", o->threads, "Threads (default: all cores)");
+  cmd->add_option("--quantize", o->quantize, "Quantize float weights while loading: q8, q4 or q4-mixed");
   cmd->callback([o, &exit_code] {
     exit_code = 1;
-    auto model = load_model_or_report(o->model, o->threads);
+    auto model = load_model_or_report(o->model, o->threads, o->quantize);
     if (!model) return;
     const Config& c = model->config();
     auto ids = o->ids.get(c.vocab_size);

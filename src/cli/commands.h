@@ -10,6 +10,8 @@ void register_logits(CLI::App& app, int& exit_code);
 void register_generate(CLI::App& app, int& exit_code);
 void register_synth(CLI::App& app, int& exit_code);
 void register_bench(CLI::App& app, int& exit_code);
+void register_quantize(CLI::App& app, int& exit_code);
+void register_kld(CLI::App& app, int& exit_code);
 void register_template(CLI::App& app, int& exit_code);
 
 }  // namespace qnext::cli

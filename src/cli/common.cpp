@@ -51,9 +51,14 @@ Status check_ids(const std::vector<int32_t>& ids, int vocab) {
   return Ok{};
 }
 
-std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads) {
+std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads, const std::string& quantize) {
   set_num_threads(threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency())));
-  auto m = Model::load(dir);
+  auto recipe = parse_recipe(quantize);
+  if (!recipe) {
+    std::fprintf(stderr, "error: --quantize: %s\n", recipe.error().c_str());
+    return nullptr;
+  }
+  auto m = Model::load(dir, recipe.value());
   if (!m) {
     std::fprintf(stderr, "error: %s\n", m.error().c_str());
     return nullptr;

@@ -18,7 +18,8 @@ Result<std::vector<int32_t>> read_ids_file(const std::string& path);
 Status check_ids(const std::vector<int32_t>& ids, int vocab);
 
 // Sets the thread count (0 = all cores) and loads the model; prints the error and returns null on failure.
-std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads);
+// quantize: "" or q8 / q4 / q4-mixed, applied while loading.
+std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads, const std::string& quantize = "");
 
 std::string human_bytes(double bytes);
 

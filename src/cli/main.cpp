@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   qnext::cli::register_generate(app, exit_code);
   qnext::cli::register_synth(app, exit_code);
   qnext::cli::register_bench(app, exit_code);
+  qnext::cli::register_quantize(app, exit_code);
+  qnext::cli::register_kld(app, exit_code);
   qnext::cli::register_template(app, exit_code);
   try {
     app.parse(argc, argv);

@@ -12,8 +12,27 @@ size_t dtype_size(DType t) {
     case DType::I64: return 8;
     case DType::I32: return 4;
     case DType::U8: return 1;
+    case DType::Q8_0:
+    case DType::Q4_0: return 0;
   }
   return 0;
+}
+
+size_t row_bytes(DType t, int64_t cols) {
+  switch (t) {
+    case DType::Q8_0: return size_t(cols / 32) * 34;  // f16 scale + 32 int8
+    case DType::Q4_0: return size_t(cols / 32) * 18;  // f16 scale + 16 bytes of nibbles
+    default: return size_t(cols) * dtype_size(t);
+  }
+}
+
+bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+
+bool parse_quant_dtype(std::string_view name, DType* out) {
+  if (name == "Q8_0") *out = DType::Q8_0;
+  else if (name == "Q4_0") *out = DType::Q4_0;
+  else return false;
+  return true;
 }
 
 std::string_view dtype_name(DType t) {
@@ -24,6 +43,8 @@ std::string_view dtype_name(DType t) {
     case DType::I64: return "I64";
     case DType::I32: return "I32";
     case DType::U8: return "U8";
+    case DType::Q8_0: return "Q8_0";
+    case DType::Q4_0: return "Q4_0";
   }
   return "?";
 }

@@ -99,7 +99,17 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path, bool popu
     if (by_offset[i]->data < prev->data + prev->nbytes)
       return err(path + ": tensors '" + prev->name + "' and '" + by_offset[i]->name + "' have overlapping data_offsets");
   }
-  for (auto& t : st.tensors_) t.file = &st.file_->path();
+  for (auto& t : st.tensors_) {
+    t.file = &st.file_->path();
+    auto q = st.metadata_.find(std::string(kQuantKeyPrefix) + t.name);
+    if (q == st.metadata_.end()) continue;
+    DType format;
+    if (!parse_quant_dtype(q->second, &format))
+      return err(path + ": tensor '" + t.name + "': unknown quantized format '" + q->second + "' in __metadata__");
+    if (t.dtype != DType::U8 || t.shape.size() != 2)
+      return err(path + ": tensor '" + t.name + "': a " + q->second + " matrix must be stored as U8 [rows, row bytes]");
+    t.quant = format;
+  }
   return st;
 }
 

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@
 
 namespace qnext {
 
+constexpr const char* kQuantKeyPrefix = "qnext.quant.";
+
 struct TensorView {
   std::string name;
   DType dtype = DType::F32;
@@ -21,6 +24,9 @@ struct TensorView {
   const uint8_t* data = nullptr;
   size_t nbytes = 0;
   const std::string* file = nullptr;  // the file it lives in, for error messages
+  // qnext's quantized files store Q8_0/Q4_0 matrices as U8 [rows, row bytes]; the header's
+  // __metadata__ names their format under "qnext.quant.<tensor name>".
+  std::optional<DType> quant;
 
   int64_t numel() const;
   std::string shape_str() const;  // "[2048, 128]"

@@ -1,8 +1,10 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/quant.h"
 
 namespace qnext {
 
@@ -16,6 +18,10 @@ static inline float load_weight(DType t, const uint8_t* row, int64_t k) {
 
 void matrix_row_to_f32(const Matrix& w, int64_t row, float* out) {
   const uint8_t* p = w.row_ptr(row);
+  if (is_quantized(w.dtype)) {
+    dequantize_row(w.dtype, p, w.cols, out);
+    return;
+  }
   for (int64_t k = 0; k < w.cols; ++k) out[k] = load_weight(w.dtype, p, k);
 }
 
@@ -40,8 +46,27 @@ void matmul_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, int6
   }
 }
 
+// Quantized weights: the activations are quantized once, then rows split across threads.
+static void matmul_quantized(const Matrix& w, const float* x, int T, float* y, Isa isa) {
+  thread_local std::vector<BlockQ8x> xq;  // [T, cols / 32]; grows to the largest batch, then stays
+  const size_t nb = size_t(w.cols / kQuantBlock);
+  if (xq.size() < size_t(T) * nb) xq.resize(size_t(T) * nb);
+  for (int t = 0; t < T; ++t) quantize_activations(x + size_t(t) * size_t(w.cols), w.cols, xq.data() + size_t(t) * nb);
+  const BlockQ8x* q = xq.data();
+  if (size_t(w.rows) * size_t(w.cols) * size_t(T) < 32 * 1024) {
+    matmul_q_rows(isa, w, q, T, y, w.rows, 0, w.rows);
+    return;
+  }
+  global_pool().parallel_for(
+      size_t(w.rows), [&](size_t b, size_t e, int) { matmul_q_rows(isa, w, q, T, y, w.rows, int64_t(b), int64_t(e)); }, 16);
+}
+
 void matmul(const Matrix& w, const float* x, int T, float* y) {
   const Isa isa = active_isa();
+  if (is_quantized(w.dtype)) {
+    matmul_quantized(w, x, T, y, isa);
+    return;
+  }
   // Tiny products are not worth waking the pool.
   if (size_t(w.rows) * size_t(w.cols) * size_t(T) < 32 * 1024) {
     matmul_rows(isa, w, x, T, y, w.rows, 0, w.rows);

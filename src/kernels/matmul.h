@@ -15,13 +15,12 @@ struct Matrix {
   const void* data = nullptr;  // [rows, cols]
   int64_t rows = 0, cols = 0;
 
-  size_t bytes() const { return size_t(rows) * size_t(cols) * dtype_size(dtype); }
-  const uint8_t* row_ptr(int64_t r) const {
-    return static_cast<const uint8_t*>(data) + size_t(r) * size_t(cols) * dtype_size(dtype);
-  }
+  size_t bytes() const { return size_t(rows) * row_bytes(dtype, cols); }
+  const uint8_t* row_ptr(int64_t r) const { return static_cast<const uint8_t*>(data) + size_t(r) * row_bytes(dtype, cols); }
 };
 
-// Output rows [row_begin, row_end) of y = x W^T on the calling thread, with the given ISA.
+// Output rows [row_begin, row_end) of y = x W^T on the calling thread, with the given ISA,
+// for float weights (BF16, F16, F32); quantized weights go through matmul_q_rows (kernels/quant.h).
 // x: [T, cols] (row stride cols); y: [T, ldy] (only the columns row_begin..row_end are written).
 void matmul_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t row_begin, int64_t row_end);
 

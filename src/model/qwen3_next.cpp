@@ -45,10 +45,10 @@ static float* grow(std::vector<float>& v, size_t n) {
 
 Model::~Model() = default;
 
-Result<std::unique_ptr<Model>> Model::load(const std::string& dir) {
+Result<std::unique_ptr<Model>> Model::load(const std::string& dir, QuantRecipe recipe) {
   auto config = Config::load(dir);
   if (!config) return err(config.error());
-  auto weights = Weights::load(dir, config.value());
+  auto weights = Weights::load(dir, config.value(), recipe);
   if (!weights) return err(weights.error());
   std::unique_ptr<Model> m(new Model());
   m->config_ = std::move(config.value());

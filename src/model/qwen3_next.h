@@ -24,7 +24,8 @@ struct ForwardOptions {
 
 class Model {
  public:
-  static Result<std::unique_ptr<Model>> load(const std::string& dir);
+  // recipe: quantize float weights while loading (`--quantize q8`); None keeps them as stored.
+  static Result<std::unique_ptr<Model>> load(const std::string& dir, QuantRecipe recipe = QuantRecipe::None);
 
   const Config& config() const { return config_; }
   const Weights& weights() const { return weights_; }

@@ -1,15 +1,32 @@
 #include "model/weights.h"
 
+#include <map>
+
 namespace qnext {
 namespace {
 
 // Fetches tensors by their Hugging Face names; remembers the first error.
 class Loader {
  public:
-  Loader(const Checkpoint& ck, const Config& c) : ck_(ck), c_(c) {}
+  Loader(const Checkpoint& ck, const Config& c, const std::map<std::string, Matrix>& quantized)
+      : ck_(ck), c_(c), quantized_(quantized) {}
   std::string error;
 
   Matrix matrix(const std::string& name, int64_t rows, int64_t cols) {
+    if (!error.empty()) return {};
+    if (auto q = quantized_.find(name); q != quantized_.end()) return q->second;
+    if (const TensorView* qt = ck_.find(name); qt && qt->quant) {  // stored quantized by `qnext quantize`
+      const std::vector<int64_t> want = {rows, int64_t(row_bytes(*qt->quant, cols))};
+      if (cols % 32 != 0 || qt->shape != want) {
+        TensorView w;
+        w.shape = want;
+        fail(*qt->file + ": tensor '" + name + "' (" + std::string(dtype_name(*qt->quant)) + ") has stored shape " +
+             qt->shape_str() + ", expected " + w.shape_str() + " for [" + std::to_string(rows) + ", " +
+             std::to_string(cols) + "]");
+        return {};
+      }
+      return Matrix{*qt->quant, qt->data, rows, cols};
+    }
     const TensorView* t = fetch(name, {rows, cols});
     if (!t) return {};
     if (t->dtype != DType::BF16 && t->dtype != DType::F16 && t->dtype != DType::F32) {
@@ -113,18 +130,27 @@ class Loader {
 
   const Checkpoint& ck_;
   const Config& c_;
+  const std::map<std::string, Matrix>& quantized_;
 };
 
 }  // namespace
 
-Result<Weights> Weights::load(const std::string& dir, const Config& c) {
+Result<Weights> Weights::load(const std::string& dir, const Config& c, QuantRecipe recipe) {
   if (c.linear_value_head_dim > 1024 || c.head_dim > 1024)
     return err(dir + "/config.json: head dims above 1024 are not supported");
   auto ck = Checkpoint::open(dir);
   if (!ck) return err(ck.error());
   Weights w;
   w.checkpoint = std::move(ck.value());
-  Loader L(w.checkpoint, c);
+  std::map<std::string, Matrix> quantized;  // tensor name -> matrix quantized now
+  for (const auto& f : w.checkpoint.files())
+    for (const auto& t : f.tensors())
+      if (auto target = quant_target(recipe, t)) {
+        auto& bytes = w.quantized_at_load.emplace_back(size_t(t.shape[0]) * row_bytes(*target, t.shape[1]));
+        quantize_matrix(t, *target, bytes.data());
+        quantized[t.name] = Matrix{*target, bytes.data(), t.shape[0], t.shape[1]};
+      }
+  Loader L(w.checkpoint, c, quantized);
   const int64_t V = c.vocab_size, H = c.hidden_size;
   w.embed = L.matrix("model.embed_tokens.weight", V, H);
   if (c.tie_word_embeddings && !w.checkpoint.find("lm_head.weight")) w.lm_head = w.embed;

@@ -9,6 +9,7 @@
 #include "io/checkpoint.h"
 #include "kernels/matmul.h"
 #include "model/config.h"
+#include "model/quantize.h"
 
 namespace qnext {
 
@@ -65,6 +66,7 @@ struct MtpWeights {  // the multi-token-prediction head
 
 struct Weights {
   Checkpoint checkpoint;  // owns the mapped files every Matrix points into
+  std::vector<std::vector<uint8_t>> quantized_at_load;  // owns matrices quantized by --quantize
   Matrix embed;    // [V, H]
   Matrix lm_head;  // [V, H] (the embedding when tie_word_embeddings)
   std::vector<LayerWeights> layers;
@@ -72,7 +74,8 @@ struct Weights {
   std::optional<MtpWeights> mtp;
 
   // Opens the checkpoint and checks every expected tensor is present with its shape.
-  static Result<Weights> load(const std::string& dir, const Config& config);
+  // recipe != None quantizes the float matrices it selects while loading.
+  static Result<Weights> load(const std::string& dir, const Config& config, QuantRecipe recipe = QuantRecipe::None);
 };
 
 }  // namespace qnext

@@ -1,0 +1,118 @@
+#include "kernels/quant.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace qnext {
+
+void quantize_row_q8_0(const float* x, int64_t n, BlockQ8_0* out) {
+  for (int64_t b = 0; b < n / kQuantBlock; ++b, x += kQuantBlock) {
+    float amax = 0;
+    for (int i = 0; i < kQuantBlock; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float d = amax / 127.0f;
+    out[b].d = f32_to_f16(d);
+    // Quantize against the scale as stored, so the f16 rounding of d is accounted for.
+    const float ds = f16_to_f32(out[b].d);
+    const float inv = ds > 0 ? 1.0f / ds : 0.0f;
+    for (int i = 0; i < kQuantBlock; ++i)
+      out[b].q[i] = int8_t(std::clamp(std::lround(x[i] * inv), -127L, 127L));
+  }
+}
+
+// Q4_0 has only 16 levels, so the scale is worth choosing: the largest magnitude maps to -8
+// steps (the sign's full range) or a little less, whichever gives the smallest squared error.
+void quantize_row_q4_0(const float* x, int64_t n, BlockQ4_0* out) {
+  for (int64_t b = 0; b < n / kQuantBlock; ++b, x += kQuantBlock) {
+    float max = 0, amax = 0;
+    for (int i = 0; i < kQuantBlock; ++i)
+      if (std::fabs(x[i]) > amax) amax = std::fabs(x[i]), max = x[i];
+    uint16_t best_d = 0;
+    double best_err = -1;
+    for (float steps : {8.0f, 7.75f, 7.5f, 7.25f, 7.0f, 6.5f}) {
+      const uint16_t d16 = f32_to_f16(max / -steps);
+      const float d = f16_to_f32(d16);
+      const float inv = d != 0 ? 1.0f / d : 0.0f;
+      double e = 0;
+      for (int i = 0; i < kQuantBlock; ++i) {
+        const long q = std::clamp(std::lround(x[i] * inv) + 8, 0L, 15L);
+        const double diff = x[i] - d * float(q - 8);
+        e += diff * diff;
+      }
+      if (best_err < 0 || e < best_err) best_err = e, best_d = d16;
+    }
+    out[b].d = best_d;
+    const float ds = f16_to_f32(best_d);
+    const float inv = ds != 0 ? 1.0f / ds : 0.0f;
+    uint8_t q[32];
+    for (int i = 0; i < kQuantBlock; ++i) q[i] = uint8_t(std::clamp(std::lround(x[i] * inv) + 8, 0L, 15L));
+    for (int i = 0; i < 16; ++i) out[b].q[i] = uint8_t(q[i] | (q[i + 16] << 4));
+  }
+}
+
+void quantize_row(DType type, const float* x, int64_t n, void* out) {
+  if (type == DType::Q8_0) quantize_row_q8_0(x, n, static_cast<BlockQ8_0*>(out));
+  else quantize_row_q4_0(x, n, static_cast<BlockQ4_0*>(out));
+}
+
+void dequantize_row(DType type, const void* row, int64_t n, float* out) {
+  for (int64_t b = 0; b < n / kQuantBlock; ++b, out += kQuantBlock) {
+    if (type == DType::Q8_0) {
+      const BlockQ8_0& blk = static_cast<const BlockQ8_0*>(row)[b];
+      const float d = f16_to_f32(blk.d);
+      for (int i = 0; i < kQuantBlock; ++i) out[i] = d * blk.q[i];
+    } else {
+      const BlockQ4_0& blk = static_cast<const BlockQ4_0*>(row)[b];
+      const float d = f16_to_f32(blk.d);
+      for (int i = 0; i < 16; ++i) {
+        out[i] = d * (int(blk.q[i] & 15) - 8);
+        out[i + 16] = d * (int(blk.q[i] >> 4) - 8);
+      }
+    }
+  }
+}
+
+void quantize_activations(const float* x, int64_t n, BlockQ8x* out) {
+  for (int64_t b = 0; b < n / kQuantBlock; ++b, x += kQuantBlock) {
+    float amax = 0;
+    for (int i = 0; i < kQuantBlock; ++i) amax = std::max(amax, std::fabs(x[i]));
+    const float d = amax / 127.0f;
+    const float inv = d > 0 ? 1.0f / d : 0.0f;
+    out[b].d = d;
+    for (int i = 0; i < kQuantBlock; ++i) out[b].q[i] = int8_t(std::nearbyint(x[i] * inv));
+  }
+}
+
+// The scalar twin: integer dot products per block, scaled by both scales.
+void matmul_q_rows_scalar(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  const int64_t nb = w.cols / kQuantBlock;
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8x* xb = xq + size_t(t) * size_t(nb);
+      float acc = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t dot = 0;
+        float dw;
+        if (w.dtype == DType::Q8_0) {
+          const BlockQ8_0& blk = reinterpret_cast<const BlockQ8_0*>(w.row_ptr(r))[b];
+          dw = f16_to_f32(blk.d);
+          for (int i = 0; i < 32; ++i) dot += int32_t(blk.q[i]) * xb[b].q[i];
+        } else {
+          const BlockQ4_0& blk = reinterpret_cast<const BlockQ4_0*>(w.row_ptr(r))[b];
+          dw = f16_to_f32(blk.d);
+          for (int i = 0; i < 16; ++i)
+            dot += (int32_t(blk.q[i] & 15) - 8) * xb[b].q[i] + (int32_t(blk.q[i] >> 4) - 8) * xb[b].q[i + 16];
+        }
+        acc += dw * xb[b].d * float(dot);
+      }
+      y[size_t(t) * size_t(ldy) + size_t(r)] = acc;
+    }
+  }
+}
+
+void matmul_q_rows(Isa isa, const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  // AVX-512 machines run the AVX2 kernel here: a VNNI variant needs a machine to be tested on.
+  if (isa == Isa::Scalar) matmul_q_rows_scalar(w, xq, T, y, ldy, r0, r1);
+  else matmul_q_rows_avx2(w, xq, T, y, ldy, r0, r1);
+}
+
+}  // namespace qnext

@@ -1,0 +1,48 @@
+// Block-quantized weights and the integer matrix products over them.
+//
+//   Q8_0: 32 weights = f16 scale d + 32 int8 q;           w = d * q          (8.5 bits/weight)
+//   Q4_0: 32 weights = f16 scale d + 16 bytes of nibbles;  w = d * (q - 8)    (4.5 bits/weight)
+//         byte i holds q[i] in its low nibble and q[i + 16] in its high nibble.
+//
+// Products quantize the activations per block of 32 to int8 with a float scale (BlockQ8x), so the
+// inner loops are int8 x int8 dot products; the ISA variants sit in quant_avx2.cpp.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/matmul.h"
+
+namespace qnext {
+
+constexpr int kQuantBlock = 32;
+
+#pragma pack(push, 1)
+struct BlockQ8_0 {
+  uint16_t d;  // f16 scale
+  int8_t q[32];
+};
+struct BlockQ4_0 {
+  uint16_t d;  // f16 scale
+  uint8_t q[16];
+};
+#pragma pack(pop)
+static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18);
+
+struct BlockQ8x {  // activations: float scale + 32 int8
+  float d;
+  int8_t q[32];
+};
+
+// n must be a multiple of 32.
+void quantize_row_q8_0(const float* x, int64_t n, BlockQ8_0* out);
+void quantize_row_q4_0(const float* x, int64_t n, BlockQ4_0* out);
+void quantize_row(DType type, const float* x, int64_t n, void* out);
+void dequantize_row(DType type, const void* row, int64_t n, float* out);
+void quantize_activations(const float* x, int64_t n, BlockQ8x* out);
+
+// Output rows [r0, r1) of y = x W^T for a quantized W [rows, cols]; xq: [T, cols / 32] blocks.
+void matmul_q_rows(Isa isa, const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+void matmul_q_rows_scalar(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+void matmul_q_rows_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+
+}  // namespace qnext

@@ -1,0 +1,89 @@
+// AVX2 variant of matmul_q_rows (scalar twin in quant.cpp): int8 x int8 block dot products via
+// the sign trick (|w| as unsigned bytes times sign(w)*x) and maddubs; a 4-row x 2-token tile
+// reuses every unpacked weight block across tokens.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/quant.h"
+
+namespace qnext {
+namespace {
+
+struct Q8 {
+  using Block = BlockQ8_0;
+  static __m256i load(const Block& b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q)); }
+};
+struct Q4 {
+  using Block = BlockQ4_0;
+  static __m256i load(const Block& b) {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.q));
+    const __m128i mask = _mm_set1_epi8(15);
+    const __m128i lo = _mm_and_si128(bytes, mask);
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
+    return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
+  }
+};
+
+inline __m256 dot_block(__m256i w, const int8_t* xq) {
+  const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
+  const __m256i aw = _mm256_sign_epi8(w, w);
+  const __m256i sx = _mm256_sign_epi8(x, w);
+  const __m256i p16 = _mm256_maddubs_epi16(aw, sx);
+  return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+template <typename F, int R, int TT>
+inline void tile(const Matrix& w, const BlockQ8x* xq, float* y, int64_t ldy, int64_t r, int t) {
+  using Block = typename F::Block;
+  const int64_t nb = w.cols / kQuantBlock;
+  const Block* rows[R];
+  for (int i = 0; i < R; ++i) rows[i] = reinterpret_cast<const Block*>(w.row_ptr(r + i));
+  const BlockQ8x* xs[TT];
+  for (int j = 0; j < TT; ++j) xs[j] = xq + size_t(t + j) * size_t(nb);
+  __m256 acc[R][TT];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < TT; ++j) acc[i][j] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int i = 0; i < R; ++i) {
+      const __m256i wq = F::load(rows[i][b]);
+      const float dw = f16_to_f32(rows[i][b].d);
+      for (int j = 0; j < TT; ++j)
+        acc[i][j] = _mm256_fmadd_ps(dot_block(wq, xs[j][b].q), _mm256_set1_ps(dw * xs[j][b].d), acc[i][j]);
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < TT; ++j) y[size_t(t + j) * size_t(ldy) + size_t(r + i)] = hsum(acc[i][j]);
+}
+
+template <typename F>
+void run(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  constexpr int kTokenBlock = 16;
+  for (int t0 = 0; t0 < T; t0 += kTokenBlock) {
+    const int t1 = std::min(T, t0 + kTokenBlock);
+    int64_t r = r0;
+    auto rows = [&](auto R) {
+      int t = t0;
+      for (; t + 2 <= t1; t += 2) tile<F, decltype(R)::value, 2>(w, xq, y, ldy, r, t);
+      if (t < t1) tile<F, decltype(R)::value, 1>(w, xq, y, ldy, r, t);
+    };
+    for (; r + 4 <= r1; r += 4) rows(std::integral_constant<int, 4>{});
+    for (; r < r1; ++r) rows(std::integral_constant<int, 1>{});
+  }
+}
+
+}  // namespace
+
+void matmul_q_rows_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (w.dtype == DType::Q8_0) run<Q8>(w, xq, T, y, ldy, r0, r1);
+  else run<Q4>(w, xq, T, y, ldy, r0, r1);
+}
+
+}  // namespace qnext

@@ -1,0 +1,33 @@
+// Quantization recipes: which tensors become Q8_0 / Q4_0, in a file (`qnext quantize`) or at load
+// time (`--quantize`). Router, norms, conv taps and decay parameters always stay float.
+#pragma once
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "io/safetensors.h"
+
+namespace qnext {
+
+enum class QuantRecipe {
+  None,
+  Q8,       // every large matrix Q8_0
+  Q4,       // every large matrix Q4_0
+  Q4Mixed,  // routed experts Q4_0; lm_head, embeddings, attention/DeltaNet projections, shared expert Q8_0
+};
+
+Result<QuantRecipe> parse_recipe(const std::string& name);  // "q8", "q4", "q4-mixed" ("none"/"" -> None)
+std::string recipe_name(QuantRecipe r);
+
+// The format a tensor gets under the recipe, or nullopt to keep it as stored.
+std::optional<DType> quant_target(QuantRecipe r, const TensorView& t);
+
+// Quantizes a float matrix [rows, cols] into dst (rows * row_bytes(target, cols) bytes), rows in parallel.
+void quantize_matrix(const TensorView& t, DType target, uint8_t* dst);
+
+// Writes a quantized copy of a checkpoint directory: same shard names and index, config and
+// tokenizer files copied; loadable with --model like the original.
+Status quantize_checkpoint(const std::string& src_dir, QuantRecipe recipe, const std::string& out_dir,
+                           const std::function<void(size_t, size_t)>& progress);
+
+}  // namespace qnext
