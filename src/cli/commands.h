@@ -13,5 +13,8 @@ void register_bench(CLI::App& app, int& exit_code);
 void register_quantize(CLI::App& app, int& exit_code);
 void register_kld(CLI::App& app, int& exit_code);
 void register_template(CLI::App& app, int& exit_code);
+void register_run(CLI::App& app, int& exit_code);
+void register_chat(CLI::App& app, int& exit_code);
+void register_tokenize(CLI::App& app, int& exit_code);
 
 }  // namespace qnext::cli

@@ -15,6 +15,9 @@ int main(int argc, char** argv) {
   qnext::cli::register_quantize(app, exit_code);
   qnext::cli::register_kld(app, exit_code);
   qnext::cli::register_template(app, exit_code);
+  qnext::cli::register_run(app, exit_code);
+  qnext::cli::register_chat(app, exit_code);
+  qnext::cli::register_tokenize(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

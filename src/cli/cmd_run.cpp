@@ -1,0 +1,55 @@
+// `qnext run`: streams the raw completion of a prompt (no chat template) to stdout.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "cli/sampling_flags.h"
+
+namespace qnext::cli {
+
+void register_run(CLI::App& app, int& exit_code) {
+  struct Opts {
+    std::string model, prompt;
+    int n = 256, threads = 0;
+    std::vector<std::string> stops;
+    bool ignore_eos = false;
+    SamplingFlags sampling;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("run", "Complete a prompt (raw text, no chat template), streaming to stdout");
+  cmd->add_option("--model,-m", o->model, "Model directory")->required();
+  cmd->add_option("--prompt,-p", o->prompt, "Prompt text")->required();
+  cmd->add_option("-n,--n-tokens", o->n, "Most tokens to generate");
+  cmd->add_option("--stop", o->stops, "Stop string (repeatable); not printed");
+  cmd->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at EOS tokens");
+  cmd->add_option("--threads,-t", o->threads, "Threads (default: all cores)");
+  o->sampling.add_to(cmd);
+  cmd->callback([o, &exit_code] {
+    exit_code = 1;
+    auto model = load_model_or_report(o->model, o->threads);
+    if (!model) return;
+    auto setup = load_text_setup_or_report(*model);
+    if (!setup) return;
+    Generator gen(*model, setup->tok, o->sampling.resolve(setup->gen.sampling), setup->eos);
+    const auto prompt = setup->tok.encode(o->prompt);
+    GenerateOptions opt;
+    opt.max_tokens = o->n;
+    opt.stop_strings = o->stops;
+    opt.ignore_eos = o->ignore_eos;
+    auto r = gen.generate(prompt, opt, [](std::string_view piece) {
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+    });
+    if (!r) {
+      std::fprintf(stderr, "error: %s\n", r.error().c_str());
+      return;
+    }
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+    std::fprintf(stderr, "[%d prompt tokens, %.2f tok/s prefill; %zu generated, %.2f tok/s decode; stop: %s]\n",
+                 r->prompt_tokens, r->prefill_tok_s(), r->ids.size(), r->decode_tok_s(), stop_reason_name(r->stop));
+    exit_code = 0;
+  });
+}
+
+}  // namespace qnext::cli

@@ -1,0 +1,118 @@
+#include "runtime/generator.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "runtime/stop_strings.h"
+
+namespace qnext {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+}  // namespace
+
+const char* stop_reason_name(StopReason r) {
+  switch (r) {
+    case StopReason::Eos: return "eos";
+    case StopReason::StopString: return "stop string";
+    case StopReason::MaxTokens: return "max tokens";
+  }
+  return "?";
+}
+
+std::vector<int32_t> collect_eos_ids(const Config& config, const Tokenizer& tok, const GenerationConfig& gen) {
+  std::vector<int32_t> ids(config.eos_token_ids.begin(), config.eos_token_ids.end());
+  if (tok.eos_id() >= 0) ids.push_back(tok.eos_id());
+  ids.insert(ids.end(), gen.eos_token_ids.begin(), gen.eos_token_ids.end());
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+Generator::Generator(Model& model, Tokenizer tok, SamplingParams sampling, std::vector<int32_t> eos_ids)
+    : model_(model), tok_(std::move(tok)), sampler_(sampling), eos_(std::move(eos_ids)), state_(model.config()) {}
+
+bool Generator::is_eos(int32_t id) const { return std::find(eos_.begin(), eos_.end(), id) != eos_.end(); }
+
+void Generator::reset() {
+  state_.reset();
+  tokens_.clear();
+  logits_.clear();
+}
+
+Result<int> Generator::set_prompt(std::span<const int32_t> prompt) {
+  const int vocab = model_.config().vocab_size;
+  for (int32_t id : prompt)
+    if (id < 0 || id >= vocab) return err("token id " + std::to_string(id) + " is outside the vocabulary");
+  const bool extends = tokens_.size() <= prompt.size() && std::equal(tokens_.begin(), tokens_.end(), prompt.begin());
+  if (!extends) {
+    reset();
+    ++resets_;
+  }
+  const auto rest = prompt.subspan(tokens_.size());
+  if (rest.empty()) {
+    // Same ids as the state: the logits after them are still at hand.
+    if (logits_.empty()) return err("empty prompt");
+    return 0;
+  }
+  ForwardOptions opt;
+  model_.forward(state_, rest, opt, nullptr, &logits_);
+  tokens_.insert(tokens_.end(), rest.begin(), rest.end());
+  return int(rest.size());
+}
+
+Result<GenerationResult> Generator::generate(std::span<const int32_t> prompt, const GenerateOptions& opt,
+                                             const TextCallback& on_text) {
+  GenerationResult r;
+  r.prompt_tokens = int(prompt.size());
+  const int resets_before = resets_;
+  auto t0 = Clock::now();
+  auto fed = set_prompt(prompt);
+  if (!fed) return err(fed.error());
+  r.prefilled_tokens = fed.value();
+  r.state_reset = resets_ != resets_before;
+  r.prefill_s = seconds_since(t0);
+
+  auto t1 = Clock::now();
+  IncrementalDecoder decoder(tok_);
+  StopStringMatcher stops(opt.stop_strings);
+  auto emit = [&](const std::string& s) {
+    if (s.empty()) return;
+    r.text += s;
+    if (on_text) on_text(s);
+  };
+  std::vector<int32_t> history = tokens_;  // penalties see the whole conversation
+  const int V = model_.config().vocab_size;
+  for (int i = 0; i < opt.max_tokens; ++i) {
+    scratch_.assign(logits_.begin(), logits_.begin() + V);
+    if (hook_) hook_(scratch_);
+    const int32_t next = sampler_.sample(scratch_, history);
+    r.ids.push_back(next);
+    history.push_back(next);
+    if (!opt.ignore_eos && is_eos(next)) {
+      r.stop = StopReason::Eos;
+      break;
+    }
+    emit(stops.feed(decoder.push(next)));
+    if (stops.stopped()) {
+      r.stop = StopReason::StopString;
+      break;
+    }
+    if (i + 1 == opt.max_tokens) break;
+    ForwardOptions fo;
+    model_.forward(state_, std::span<const int32_t>(&next, 1), fo, nullptr, &logits_);
+    tokens_.push_back(next);
+  }
+  if (r.stop != StopReason::StopString) {
+    emit(stops.feed(decoder.flush()));
+    if (stops.stopped())
+      r.stop = StopReason::StopString;
+    else
+      emit(stops.flush());
+  }
+  r.decode_s = seconds_since(t1);
+  return r;
+}
+
+}  // namespace qnext
