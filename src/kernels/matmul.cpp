@@ -47,13 +47,13 @@ void matmul_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, int6
 }
 
 // Quantized weights: the activations are quantized once, then rows split across threads.
-static void matmul_quantized(const Matrix& w, const float* x, int T, float* y, Isa isa) {
+static void matmul_quantized(const Matrix& w, const float* x, int T, float* y, Isa isa, bool parallel) {
   thread_local std::vector<BlockQ8x> xq;  // [T, cols / 32]; grows to the largest batch, then stays
   const size_t nb = size_t(w.cols / kQuantBlock);
   if (xq.size() < size_t(T) * nb) xq.resize(size_t(T) * nb);
   for (int t = 0; t < T; ++t) quantize_activations(x + size_t(t) * size_t(w.cols), w.cols, xq.data() + size_t(t) * nb);
   const BlockQ8x* q = xq.data();
-  if (size_t(w.rows) * size_t(w.cols) * size_t(T) < 32 * 1024) {
+  if (!parallel || size_t(w.rows) * size_t(w.cols) * size_t(T) < 32 * 1024) {
     matmul_q_rows(isa, w, q, T, y, w.rows, 0, w.rows);
     return;
   }
@@ -64,7 +64,7 @@ static void matmul_quantized(const Matrix& w, const float* x, int T, float* y, I
 void matmul(const Matrix& w, const float* x, int T, float* y) {
   const Isa isa = active_isa();
   if (is_quantized(w.dtype)) {
-    matmul_quantized(w, x, T, y, isa);
+    matmul_quantized(w, x, T, y, isa, true);
     return;
   }
   // Tiny products are not worth waking the pool.
@@ -74,6 +74,12 @@ void matmul(const Matrix& w, const float* x, int T, float* y) {
   }
   global_pool().parallel_for(
       size_t(w.rows), [&](size_t b, size_t e, int) { matmul_rows(isa, w, x, T, y, w.rows, int64_t(b), int64_t(e)); }, 16);
+}
+
+void matmul_serial(const Matrix& w, const float* x, int T, float* y) {
+  const Isa isa = active_isa();
+  if (is_quantized(w.dtype)) matmul_quantized(w, x, T, y, isa, false);
+  else matmul_rows(isa, w, x, T, y, w.rows, 0, w.rows);
 }
 
 }  // namespace qnext

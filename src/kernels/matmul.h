@@ -26,6 +26,8 @@ void matmul_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, int6
 
 // y = x W^T over all rows, split across the global thread pool, with the active ISA.
 void matmul(const Matrix& w, const float* x, int T, float* y);
+// The same on the calling thread only: for callers that already run one task per thread.
+void matmul_serial(const Matrix& w, const float* x, int T, float* y);
 
 // One row of W as floats (embedding lookup): out[cols].
 void matrix_row_to_f32(const Matrix& w, int64_t row, float* out);

@@ -253,6 +253,11 @@ void Model::sparse_moe(const MoeWeights& w, const float* x, int T, float* out) {
     route_top_k(logits + size_t(t) * E, E, k, c.norm_topk_prob, ws.expert_ids.data() + size_t(t) * k,
                 weight + size_t(t) * k);
 
+  if (T * k <= 32) {
+    moe_few_tokens(w, x, T, weight, out);
+    return;
+  }
+
   // The shared expert sees every token, scaled by its own sigmoid gate.
   std::fill_n(out, size_t(T) * H, 0.0f);
   if (w.has_shared) {
@@ -265,7 +270,8 @@ void Model::sparse_moe(const MoeWeights& w, const float* x, int T, float* out) {
     }
   }
 
-  // Routed experts: each expert runs once over the batch of tokens routed to it.
+  // Routed experts: each expert runs once over the batch of tokens routed to it, its products
+  // split across threads.
   auto& routed = ws.routed;  // [E] -> (token, weight)
   routed.resize(size_t(E));
   for (auto& r : routed) r.clear();
@@ -284,6 +290,47 @@ void Model::sparse_moe(const MoeWeights& w, const float* x, int T, float* out) {
       const float s = batch[size_t(i)].second;
       for (int d = 0; d < H; ++d) o[d] += s * y[size_t(i) * H + d];
     }
+  }
+}
+
+// Decoding: a token's 10 experts are small products, so instead of splitting each across threads
+// (a wake-up per product) every (token, expert) pair, and each token's shared expert, is one task.
+void Model::moe_few_tokens(const MoeWeights& w, const float* x, int T, const float* weight, float* out) {
+  const Config& c = config_;
+  const int H = c.hidden_size, k = c.num_experts_per_tok;
+  Workspace& ws = *ws_;
+  const int routed_tasks = T * k, tasks = routed_tasks + (w.has_shared ? T : 0);
+  const int I = std::max(c.moe_intermediate_size, w.has_shared ? int(w.shared.gate.rows) : 0);
+  const int threads = global_pool().size();
+  float* results = grow(ws.down, size_t(tasks) * H);                  // [tasks, H]
+  float* scratch = grow(ws.act, size_t(threads) * (3 * size_t(I) + 1));  // per thread: gate, up, act, shared gate
+  global_pool().parallel_tasks(size_t(tasks), [&](size_t task, int thread) {
+    const int i = int(task);
+    const int t = i < routed_tasks ? i / k : i - routed_tasks;
+    const MlpWeights& m = i < routed_tasks ? w.experts[size_t(ws.expert_ids[size_t(i)])] : w.shared;
+    const int n = int(m.gate.rows);
+    float* gate = scratch + size_t(thread) * (3 * size_t(I) + 1);
+    float* up = gate + I;
+    float* act = up + I;
+    const float* xt = x + size_t(t) * H;
+    float* y = results + size_t(i) * H;
+    matmul_serial(m.gate, xt, 1, gate);
+    matmul_serial(m.up, xt, 1, up);
+    swiglu(gate, up, n, act);
+    matmul_serial(m.down, act, 1, y);
+    if (i >= routed_tasks) {  // the shared expert's sigmoid gate
+      matmul_serial(w.shared_gate, xt, 1, act + I);
+      const float s = sigmoid(act[I]);
+      for (int d = 0; d < H; ++d) y[d] *= s;
+    }
+  });
+  std::fill_n(out, size_t(T) * H, 0.0f);
+  for (int i = 0; i < tasks; ++i) {
+    const int t = i < routed_tasks ? i / k : i - routed_tasks;
+    const float s = i < routed_tasks ? weight[i] : 1.0f;
+    float* o = out + size_t(t) * H;
+    const float* y = results + size_t(i) * H;
+    for (int d = 0; d < H; ++d) o[d] += s * y[d];
   }
 }
 

@@ -58,6 +58,7 @@ class Model {
                        float* out);
   void gated_attention(const AttentionWeights& w, const float* x, int T, int start_pos, KvCache& kv, float* out);
   void sparse_moe(const MoeWeights& w, const float* x, int T, float* out);
+  void moe_few_tokens(const MoeWeights& w, const float* x, int T, const float* weight, float* out);
   void mlp(const MlpWeights& w, const float* x, int T, float* out);
   void rope_table(int pos, float* cos_sin) const;
 

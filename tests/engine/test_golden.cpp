@@ -122,7 +122,9 @@ TEST_P(Golden, PrefillDecodeMtpMatchReference) {
     model.forward(state, std::span<const int32_t>(&gen[size_t(i)], 1), opt, &step_hidden, &step_logits);
     dec_logits.insert(dec_logits.end(), step_logits.begin(), step_logits.end());
     dec_hidden.insert(dec_hidden.end(), step_hidden.begin(), step_hidden.end());
-    if (i + 1 < G) EXPECT_EQ(argmax(step_logits.data(), size_t(V)), gen[size_t(i) + 1]) << "greedy token " << i + 1;
+    if (i + 1 < G) {
+      EXPECT_EQ(argmax(step_logits.data(), size_t(V)), gen[size_t(i) + 1]) << "greedy token " << i + 1;
+    }
   }
   expect_logits(ref, "decode_logits", dec_logits, G, V);
   expect_close("decode_hidden", ref.f32("decode_hidden"), dec_hidden.data(), dec_hidden.size(), kHiddenTol);

@@ -1,0 +1,102 @@
+// Microbenchmarks of the kernels, per ISA: matrix-vector (decode) and matrix-matrix (prefill)
+// products over BF16 / Q8_0 / Q4_0 weights, the delta rule, attention. Bytes/s is weight bytes
+// read; compare it with the machine's read bandwidth (`qnext bench` measures it).
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "core/cpu.h"
+#include "core/thread_pool.h"
+#include "kernels/attention.h"
+#include "kernels/delta_rule.h"
+#include "kernels/matmul.h"
+#include "kernels/quant.h"
+
+namespace qnext {
+namespace {
+
+// A weight matrix well beyond the caches (like one expert group or a projection slab).
+struct Weights {
+  std::vector<uint8_t> bytes;
+  Matrix m;
+  Weights(DType t, int64_t rows, int64_t cols) {
+    std::mt19937 rng(1);
+    std::normal_distribution<float> d(0, 1);
+    bytes.resize(size_t(rows) * row_bytes(t, cols));
+    std::vector<float> row(static_cast<size_t>(cols));
+    for (int64_t r = 0; r < rows; ++r) {
+      for (float& v : row) v = d(rng);
+      uint8_t* dst = bytes.data() + size_t(r) * row_bytes(t, cols);
+      if (is_quantized(t)) quantize_row(t, row.data(), cols, dst);
+      else
+        for (int64_t k = 0; k < cols; ++k) reinterpret_cast<uint16_t*>(dst)[k] = f32_to_bf16(row[size_t(k)]);
+    }
+    m = Matrix{t, bytes.data(), rows, cols};
+  }
+};
+
+void run_matmul(benchmark::State& state, DType t, Isa isa, int T, int threads) {
+  if (isa > best_isa()) {
+    state.SkipWithError("ISA not supported by this CPU");
+    return;
+  }
+  set_active_isa(isa);
+  set_num_threads(threads);
+  static Weights* w[3] = {};
+  const int idx = t == DType::BF16 ? 0 : t == DType::Q8_0 ? 1 : 2;
+  if (!w[idx]) w[idx] = new Weights(t, 16384, 2048);  // 64 MiB at BF16
+  std::vector<float> x(size_t(T) * 2048, 0.5f), y(size_t(T) * 16384);
+  for (auto _ : state) {
+    matmul(w[idx]->m, x.data(), T, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(w[idx]->m.bytes()));
+  state.counters["flops"] = benchmark::Counter(2.0 * 16384 * 2048 * T * double(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+void BM_Matvec(benchmark::State& s) { run_matmul(s, DType(s.range(0)), Isa(s.range(1)), 1, int(s.range(2))); }
+void BM_Matmul64(benchmark::State& s) { run_matmul(s, DType(s.range(0)), Isa(s.range(1)), 64, int(s.range(2))); }
+
+void matmul_args(benchmark::internal::Benchmark* b) {
+  for (DType t : {DType::BF16, DType::Q8_0, DType::Q4_0})
+    for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
+      for (int threads : {1, 2}) b->Args({int64_t(t), int64_t(isa), threads});
+  b->ArgNames({"dtype", "isa", "threads"})->UseRealTime();
+}
+BENCHMARK(BM_Matvec)->Apply(matmul_args);
+BENCHMARK(BM_Matmul64)->Apply(matmul_args);
+
+void BM_DeltaRule(benchmark::State& state) {
+  const int T = int(state.range(0)), Dk = 128, Dv = 128;
+  const bool chunked = state.range(1);
+  std::mt19937 rng(2);
+  std::uniform_real_distribution<float> u(-0.1f, 0.1f);
+  std::vector<float> q(size_t(T) * Dk), k(size_t(T) * Dk), v(size_t(T) * Dv), g(static_cast<size_t>(T), -0.1f),
+      beta(static_cast<size_t>(T), 0.5f), o(size_t(T) * Dv), S(size_t(Dk) * Dv), scratch(delta_rule_scratch_floats(Dk, Dv));
+  for (auto* vec : {&q, &k, &v}) for (float& f : *vec) f = u(rng);
+  DeltaRuleHead h{q.data(), k.data(), v.data(), g.data(), beta.data(), size_t(Dk), size_t(Dv), 1, o.data(), size_t(Dv)};
+  for (auto _ : state) {
+    if (chunked) delta_rule_chunked(h, T, Dk, Dv, S.data(), scratch.data());
+    else delta_rule_recurrent(h, T, Dk, Dv, S.data());
+    benchmark::DoNotOptimize(o.data());
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * T);  // tokens per head
+}
+BENCHMARK(BM_DeltaRule)->ArgsProduct({{1, 64, 512}, {0, 1}})->ArgNames({"T", "chunked"});
+
+void BM_AttentionHead(benchmark::State& state) {
+  const int L = int(state.range(0)), D = 256;
+  std::vector<float> q(D, 0.1f), K(size_t(L) * D, 0.01f), V(size_t(L) * D, 0.02f), out(D);
+  for (auto _ : state) {
+    attention_head(q.data(), K.data(), V.data(), D, L, D, 0.0625f, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * L * D * 2 * 4);
+}
+BENCHMARK(BM_AttentionHead)->Arg(512)->Arg(8192);
+
+}  // namespace
+}  // namespace qnext
+
+BENCHMARK_MAIN();
