@@ -10,4 +10,10 @@ namespace qnext {
 void attention_head(const float* q, const float* K, const float* V, size_t kv_stride, int L, int D, float scale,
                     float* out);
 
+// ISA variants, chosen by attention_head from the active ISA.
+void attention_head_scalar(const float* q, const float* K, const float* V, size_t kv_stride, int L, int D, float scale,
+                           float* out);
+void attention_head_avx2(const float* q, const float* K, const float* V, size_t kv_stride, int L, int D, float scale,
+                         float* out);
+
 }  // namespace qnext

@@ -25,4 +25,10 @@ constexpr int kDeltaChunk = 64;
 size_t delta_rule_scratch_floats(int Dk, int Dv);
 void delta_rule_chunked(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S, float* scratch);
 
+// ISA variants, chosen by the two above from the active ISA (same contracts).
+void delta_rule_recurrent_scalar(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S);
+void delta_rule_chunked_scalar(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S, float* scratch);
+void delta_rule_recurrent_avx2(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S);
+void delta_rule_chunked_avx2(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S, float* scratch);
+
 }  // namespace qnext

@@ -112,6 +112,43 @@ TEST(DeltaRule, ChunkedEqualsRecurrent) {
   }
 }
 
+// The AVX2 builds of the delta rule and of attention against their scalar twins.
+TEST(DeltaRule, Avx2MatchesScalarTwin) {
+  if (best_isa() < Isa::Avx2) GTEST_SKIP() << "no AVX2";
+  std::mt19937 rng(12);
+  const int Dk = 32, Dv = 40, T = 150;
+  auto q = random_vec(rng, size_t(T * Dk)), k = random_vec(rng, size_t(T * Dk)), v = random_vec(rng, size_t(T * Dv));
+  for (int t = 0; t < T; ++t) {
+    l2_normalize(q.data() + t * Dk, Dk, 1e-6f);
+    l2_normalize(k.data() + t * Dk, Dk, 1e-6f);
+  }
+  std::vector<float> g(static_cast<size_t>(T), -0.2f), beta(static_cast<size_t>(T), 0.6f);
+  const auto S0 = random_vec(rng, size_t(Dk * Dv), 0.5f);
+  std::vector<float> scratch(delta_rule_scratch_floats(Dk, Dv));
+  for (bool chunked : {false, true}) {
+    std::vector<float> o1(size_t(T * Dv)), o2(size_t(T * Dv)), S1(S0), S2(S0);
+    DeltaRuleHead h{q.data(), k.data(), v.data(), g.data(), beta.data(), size_t(Dk), size_t(Dv), 1, o1.data(), size_t(Dv)};
+    if (chunked) delta_rule_chunked_scalar(h, T, Dk, Dv, S1.data(), scratch.data());
+    else delta_rule_recurrent_scalar(h, T, Dk, Dv, S1.data());
+    h.out = o2.data();
+    if (chunked) delta_rule_chunked_avx2(h, T, Dk, Dv, S2.data(), scratch.data());
+    else delta_rule_recurrent_avx2(h, T, Dk, Dv, S2.data());
+    EXPECT_LE(testing::max_abs_diff(o1, o2), 1e-5f) << "chunked " << chunked;
+    EXPECT_LE(testing::max_abs_diff(S1, S2), 1e-5f) << "chunked " << chunked;
+  }
+}
+
+TEST(Attention, Avx2MatchesScalarTwin) {
+  if (best_isa() < Isa::Avx2) GTEST_SKIP() << "no AVX2";
+  std::mt19937 rng(13);
+  const int D = 72, L = 131;
+  const auto q = random_vec(rng, D), K = random_vec(rng, size_t(L * D)), V = random_vec(rng, size_t(L * D));
+  std::vector<float> a(D), b(D);
+  attention_head_scalar(q.data(), K.data(), V.data(), D, L, D, 0.1f, a.data());
+  attention_head_avx2(q.data(), K.data(), V.data(), D, L, D, 0.1f, b.data());
+  EXPECT_LE(testing::max_abs_diff(a, b), 1e-6f);
+}
+
 TEST(DeltaRule, RecurrentFollowsTheDefinition) {
   // One step by hand: S = e^g S0 + k (beta (v - e^g S0^T k))^T, o = S^T q.
   const int Dk = 2, Dv = 2;
