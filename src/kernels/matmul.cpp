@@ -1,6 +1,7 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -18,11 +19,22 @@ static inline float load_weight(DType t, const uint8_t* row, int64_t k) {
 
 void matrix_row_to_f32(const Matrix& w, int64_t row, float* out) {
   const uint8_t* p = w.row_ptr(row);
-  if (is_quantized(w.dtype)) {
-    dequantize_row(w.dtype, p, w.cols, out);
-    return;
+  const int64_t n = w.cols;
+  switch (w.dtype) {  // one loop per type, so each vectorizes
+    case DType::BF16: {
+      const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
+      for (int64_t k = 0; k < n; ++k) out[k] = bf16_to_f32(h[k]);
+      return;
+    }
+    case DType::F16: {
+      const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
+      for (int64_t k = 0; k < n; ++k) out[k] = f16_to_f32(h[k]);
+      return;
+    }
+    case DType::Q8_0:
+    case DType::Q4_0: dequantize_row(w.dtype, p, n, out); return;
+    default: std::memcpy(out, p, size_t(n) * sizeof(float)); return;
   }
-  for (int64_t k = 0; k < w.cols; ++k) out[k] = load_weight(w.dtype, p, k);
 }
 
 // The scalar twin: plain loops, the definition every SIMD variant is tested against.

@@ -15,7 +15,7 @@ void quantize_row_q8_0(const float* x, int64_t n, BlockQ8_0* out) {
     const float ds = f16_to_f32(out[b].d);
     const float inv = ds > 0 ? 1.0f / ds : 0.0f;
     for (int i = 0; i < kQuantBlock; ++i)
-      out[b].q[i] = int8_t(std::clamp(std::lround(x[i] * inv), -127L, 127L));
+      out[b].q[i] = int8_t(std::clamp(std::nearbyint(x[i] * inv), -127.0f, 127.0f));
   }
 }
 
@@ -27,15 +27,15 @@ void quantize_row_q4_0(const float* x, int64_t n, BlockQ4_0* out) {
     for (int i = 0; i < kQuantBlock; ++i)
       if (std::fabs(x[i]) > amax) amax = std::fabs(x[i]), max = x[i];
     uint16_t best_d = 0;
-    double best_err = -1;
+    float best_err = -1;
     for (float steps : {8.0f, 7.75f, 7.5f, 7.25f, 7.0f, 6.5f}) {
       const uint16_t d16 = f32_to_f16(max / -steps);
       const float d = f16_to_f32(d16);
       const float inv = d != 0 ? 1.0f / d : 0.0f;
-      double e = 0;
+      float e = 0;
       for (int i = 0; i < kQuantBlock; ++i) {
-        const long q = std::clamp(std::lround(x[i] * inv) + 8, 0L, 15L);
-        const double diff = x[i] - d * float(q - 8);
+        const float q = std::clamp(std::nearbyint(x[i] * inv), -8.0f, 7.0f);
+        const float diff = x[i] - d * q;
         e += diff * diff;
       }
       if (best_err < 0 || e < best_err) best_err = e, best_d = d16;
@@ -44,7 +44,7 @@ void quantize_row_q4_0(const float* x, int64_t n, BlockQ4_0* out) {
     const float ds = f16_to_f32(best_d);
     const float inv = ds != 0 ? 1.0f / ds : 0.0f;
     uint8_t q[32];
-    for (int i = 0; i < kQuantBlock; ++i) q[i] = uint8_t(std::clamp(std::lround(x[i] * inv) + 8, 0L, 15L));
+    for (int i = 0; i < kQuantBlock; ++i) q[i] = uint8_t(std::clamp(std::nearbyint(x[i] * inv), -8.0f, 7.0f) + 8);
     for (int i = 0; i < 16; ++i) out[b].q[i] = uint8_t(q[i] | (q[i + 16] << 4));
   }
 }
