@@ -111,7 +111,7 @@ void register_generate(CLI::App& app, int& exit_code) {
   cmd->add_option("--model,-m", o->model, "Model directory")->required();
   o->ids.add_to(cmd);
   cmd->add_option("-n,--n-tokens", o->n, "Tokens to generate");
-  cmd->add_flag("--print-ids", o->print_ids, "Print the generated ids, comma-separated");
+  cmd->add_flag("--print-ids", o->print_ids, "Print the generated ids, comma-separated (the default)");
   cmd->add_option("--threads,-t", o->threads, "Threads (default: all cores)");
   cmd->add_option("--quantize", o->quantize, "Quantize float weights while loading: q8, q4 or q4-mixed");
   cmd->callback([o, &exit_code] {
@@ -138,10 +138,9 @@ void register_generate(CLI::App& app, int& exit_code) {
       if (i + 1 < o->n) model->forward(state, std::span<const int32_t>(&next, 1), opt, nullptr, &logits);
     }
     auto t2 = clock::now();
-    {  // text output arrives with the tokenizer; ids for now
-      for (size_t i = 0; i < out.size(); ++i) std::printf("%s%d", i ? "," : "", out[i]);
-      std::printf("\n");
-    }
+    // generate is ids in, ids out (`qnext run` is its text counterpart), so the ids are always printed.
+    for (size_t i = 0; i < out.size(); ++i) std::printf("%s%d", i ? "," : "", out[i]);
+    std::printf("\n");
     const double pre = std::chrono::duration<double>(t1 - t0).count();
     const double dec = std::chrono::duration<double>(t2 - t1).count();
     std::fprintf(stderr, "prefill: %zu tokens in %.3f s (%.2f tok/s); decode: %d tokens in %.3f s (%.2f tok/s)\n",

@@ -58,8 +58,17 @@ void matmul_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, int6
   }
 }
 
-// Quantized weights: the activations are quantized once, then rows split across threads.
+// Quantized weights. Few tokens: the activations are quantized once, then rows split across threads.
 static void matmul_quantized(const Matrix& w, const float* x, int T, float* y, Isa isa, bool parallel) {
+  if (T >= kDequantMinTokens) {  // prefill: dequantize each row once, float products across tokens
+    if (!parallel) {
+      matmul_dq_rows(isa, w, x, T, y, w.rows, 0, w.rows);
+      return;
+    }
+    global_pool().parallel_for(
+        size_t(w.rows), [&](size_t b, size_t e, int) { matmul_dq_rows(isa, w, x, T, y, w.rows, int64_t(b), int64_t(e)); }, 16);
+    return;
+  }
   thread_local std::vector<BlockQ8x> xq;  // [T, cols / 32]; grows to the largest batch, then stays
   const size_t nb = size_t(w.cols / kQuantBlock);
   if (xq.size() < size_t(T) * nb) xq.resize(size_t(T) * nb);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace qnext {
 
@@ -107,6 +108,26 @@ void matmul_q_rows_scalar(const Matrix& w, const BlockQ8x* xq, int T, float* y, 
       y[size_t(t) * size_t(ldy) + size_t(r)] = acc;
     }
   }
+}
+
+// The scalar twin of the dequantizing product: one row at a time, float dot products.
+void matmul_dq_rows_scalar(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  thread_local std::vector<float> row;  // [cols]
+  if (row.size() < size_t(w.cols)) row.resize(size_t(w.cols));
+  for (int64_t r = r0; r < r1; ++r) {
+    dequantize_row(w.dtype, w.row_ptr(r), w.cols, row.data());
+    for (int t = 0; t < T; ++t) {
+      const float* xt = x + size_t(t) * size_t(w.cols);
+      float acc = 0;
+      for (int64_t k = 0; k < w.cols; ++k) acc += row[size_t(k)] * xt[k];
+      y[size_t(t) * size_t(ldy) + size_t(r)] = acc;
+    }
+  }
+}
+
+void matmul_dq_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (isa == Isa::Scalar) matmul_dq_rows_scalar(w, x, T, y, ldy, r0, r1);
+  else matmul_dq_rows_avx2(w, x, T, y, ldy, r0, r1);
 }
 
 void matmul_q_rows(Isa isa, const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {

@@ -4,8 +4,10 @@
 //   Q4_0: 32 weights = f16 scale d + 16 bytes of nibbles;  w = d * (q - 8)    (4.5 bits/weight)
 //         byte i holds q[i] in its low nibble and q[i + 16] in its high nibble.
 //
-// Products quantize the activations per block of 32 to int8 with a float scale (BlockQ8x), so the
-// inner loops are int8 x int8 dot products; the ISA variants sit in quant_avx2.cpp.
+// Products with few tokens (decoding) quantize the activations per block of 32 to int8 with a float
+// scale (BlockQ8x), so the inner loops are int8 x int8 dot products; products with many tokens
+// (prefill) dequantize each weight row once and reuse it in float across the tokens.
+// The ISA variants sit in quant_avx2.cpp.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -44,5 +46,12 @@ void quantize_activations(const float* x, int64_t n, BlockQ8x* out);
 void matmul_q_rows(Isa isa, const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 void matmul_q_rows_scalar(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 void matmul_q_rows_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+
+// Output rows [r0, r1) of y = x W^T for a quantized W with float activations x [T, cols]: each
+// weight row is dequantized once and reused across all T tokens. For prefill (many tokens).
+constexpr int kDequantMinTokens = 8;
+void matmul_dq_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+void matmul_dq_rows_scalar(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+void matmul_dq_rows_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 
 }  // namespace qnext

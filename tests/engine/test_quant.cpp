@@ -110,6 +110,29 @@ TEST(Quant, SimdMatchesScalarTwin) {
         }
 }
 
+TEST(Quant, DequantizingProductMatchesScalarTwinAndFloat) {
+  std::mt19937 rng(4);
+  for (DType t : {DType::Q8_0, DType::Q4_0})
+    for (int64_t rows : {1, 5, 8, 19})
+      for (int T : {1, 8, 10, 31}) {
+        const int64_t cols = 96;
+        const auto w = random_vec(rng, size_t(rows * cols)), x = random_vec(rng, size_t(T * cols));
+        const auto q = quantize_all(t, w, rows, cols);
+        const Matrix m{t, q.data(), rows, cols};
+        // Reference: the dequantized weights in a plain float product.
+        std::vector<float> deq(size_t(rows * cols)), want(size_t(T * rows)), a(size_t(T * rows)), b(size_t(T * rows));
+        for (int64_t r = 0; r < rows; ++r) dequantize_row(t, m.row_ptr(r), cols, deq.data() + r * cols);
+        const Matrix f{DType::F32, deq.data(), rows, cols};
+        matmul_rows_scalar(f, x.data(), T, want.data(), rows, 0, rows);
+        matmul_dq_rows(Isa::Scalar, m, x.data(), T, a.data(), rows, 0, rows);
+        EXPECT_LE(testing::max_abs_diff(want, a), 1e-5f);
+        if (best_isa() >= Isa::Avx2) {
+          matmul_dq_rows(Isa::Avx2, m, x.data(), T, b.data(), rows, 0, rows);
+          EXPECT_LE(testing::max_abs_diff(a, b), 1e-4f) << dtype_name(t) << " rows " << rows << " T " << T;
+        }
+      }
+}
+
 struct Kl {
   double mean = 0, max = 0, top1 = 0;
 };
