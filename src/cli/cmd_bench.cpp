@@ -108,11 +108,11 @@ void register_bench(CLI::App& app, int& exit_code) {
       }
     }
     const Stats p = stats(pp), g = stats(tg);
+    const size_t rss = peak_rss_bytes();  // before the bandwidth probe's own 1 GiB buffer
     const double bytes_per_token = double(model->active_weight_bytes());
     const double bandwidth = measure_read_bandwidth(o->threads) * 1e9;
     const double achieved = bytes_per_token * g.median;
     const double fraction = bandwidth > 0 ? achieved / bandwidth : 0;
-    const size_t rss = peak_rss_bytes();
     if (o->json) {
       nlohmann::json j = {{"model", o->model},
                           {"isa", std::string(isa_name(active_isa()))},

@@ -10,10 +10,16 @@ namespace qnext {
 void attention_head(const float* q, const float* K, const float* V, size_t kv_stride, int L, int D, float scale,
                     float* out);
 
-// ISA variants, chosen by attention_head from the active ISA.
-void attention_head_scalar(const float* q, const float* K, const float* V, size_t kv_stride, int L, int D, float scale,
-                           float* out);
-void attention_head_avx2(const float* q, const float* K, const float* V, size_t kv_stride, int L, int D, float scale,
-                         float* out);
+// G <= kMaxGroupHeads query heads sharing one key/value head (GQA) at once: q_h = q + h * q_stride,
+// out_h = out + h * out_stride. Each key and value row is read once for the whole group.
+constexpr int kMaxGroupHeads = 16;
+void attention_heads(const float* q, size_t q_stride, int G, const float* K, const float* V, size_t kv_stride, int L,
+                     int D, float scale, float* out, size_t out_stride);
+
+// ISA variants, chosen by attention_heads from the active ISA.
+void attention_heads_scalar(const float* q, size_t q_stride, int G, const float* K, const float* V, size_t kv_stride,
+                            int L, int D, float scale, float* out, size_t out_stride);
+void attention_heads_avx2(const float* q, size_t q_stride, int G, const float* K, const float* V, size_t kv_stride,
+                          int L, int D, float scale, float* out, size_t out_stride);
 
 }  // namespace qnext

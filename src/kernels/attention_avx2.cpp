@@ -3,9 +3,9 @@
 
 namespace qnext {
 
-void attention_head_avx2(const float* q, const float* K, const float* V, size_t kv_stride, int L, int D, float scale,
-                         float* out) {
-  attention_head_body(q, K, V, kv_stride, L, D, scale, out);
+void attention_heads_avx2(const float* q, size_t q_stride, int G, const float* K, const float* V, size_t kv_stride,
+                          int L, int D, float scale, float* out, size_t out_stride) {
+  attention_heads_body(q, q_stride, G, K, V, kv_stride, L, D, scale, out, out_stride);
 }
 
 }  // namespace qnext

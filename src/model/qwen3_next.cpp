@@ -210,18 +210,23 @@ void Model::gated_attention(const AttentionWeights& w, const float* x, int T, in
   }
   kv.len = start_pos + T;
 
-  // Causal attention: query t sees positions 0..start_pos+t. Then the sigmoid gate.
+  // Causal attention: query t sees positions 0..start_pos+t; the query heads sharing a key/value
+  // head run together (in groups of at most kMaxGroupHeads). Then the sigmoid gate.
   float* att = grow(ws.attn, size_t(T) * nq * D);  // [T, nq, D]
   const float scale = 1.0f / std::sqrt(float(D));
-  const int group = nq / nkv;
-  global_pool().parallel_tasks(size_t(T) * nq, [&](size_t i, int) {
-    const int t = int(i / size_t(nq)), h = int(i % size_t(nq));
-    const float* q = qg + i * 2 * D;
-    const float* gate = q + D;
-    float* o = att + i * D;
-    const size_t kv_off = size_t(h / group) * D;
-    attention_head(q, kv.k.data() + kv_off, kv.v.data() + kv_off, kv.row, start_pos + t + 1, D, scale, o);
-    for (int d = 0; d < D; ++d) o[d] *= sigmoid(gate[d]);
+  const int group = nq / nkv, sub = std::min(group, kMaxGroupHeads), subs = (group + sub - 1) / sub;
+  global_pool().parallel_tasks(size_t(T) * nkv * subs, [&](size_t i, int) {
+    const int t = int(i / size_t(nkv * subs)), g = int(i % size_t(nkv * subs)) / subs, part = int(i % size_t(subs));
+    const int h0 = g * group + part * sub, G = std::min(sub, group - part * sub);
+    const float* q = qg + (size_t(t) * nq + h0) * 2 * D;
+    float* o = att + (size_t(t) * nq + h0) * D;
+    const size_t kv_off = size_t(g) * D;
+    attention_heads(q, 2 * size_t(D), G, kv.k.data() + kv_off, kv.v.data() + kv_off, kv.row, start_pos + t + 1, D, scale,
+                    o, size_t(D));
+    for (int h = 0; h < G; ++h) {
+      const float* gate = q + size_t(h) * 2 * D + D;
+      for (int d = 0; d < D; ++d) o[size_t(h) * D + d] *= sigmoid(gate[d]);
+    }
   });
   matmul(w.o_proj, att, T, out);
 }

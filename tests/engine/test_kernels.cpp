@@ -141,12 +141,27 @@ TEST(DeltaRule, Avx2MatchesScalarTwin) {
 TEST(Attention, Avx2MatchesScalarTwin) {
   if (best_isa() < Isa::Avx2) GTEST_SKIP() << "no AVX2";
   std::mt19937 rng(13);
-  const int D = 72, L = 131;
-  const auto q = random_vec(rng, D), K = random_vec(rng, size_t(L * D)), V = random_vec(rng, size_t(L * D));
-  std::vector<float> a(D), b(D);
-  attention_head_scalar(q.data(), K.data(), V.data(), D, L, D, 0.1f, a.data());
-  attention_head_avx2(q.data(), K.data(), V.data(), D, L, D, 0.1f, b.data());
+  const int D = 72, L = 131, G = 3;
+  const auto q = random_vec(rng, G * 2 * D), K = random_vec(rng, size_t(L * D)), V = random_vec(rng, size_t(L * D));
+  std::vector<float> a(G * D), b(G * D);
+  attention_heads_scalar(q.data(), 2 * D, G, K.data(), V.data(), D, L, D, 0.1f, a.data(), D);
+  attention_heads_avx2(q.data(), 2 * D, G, K.data(), V.data(), D, L, D, 0.1f, b.data(), D);
   EXPECT_LE(testing::max_abs_diff(a, b), 1e-6f);
+}
+
+// A group of heads gives what each head gives alone.
+TEST(Attention, GroupedHeadsEqualSingleHeads) {
+  std::mt19937 rng(14);
+  const int D = 40, L = 77;
+  for (int G : {1, 2, 8, 16}) {
+    const auto q = random_vec(rng, size_t(G * D), 2.0f), K = random_vec(rng, size_t(L * 2 * D)), V = random_vec(rng, size_t(L * 2 * D));
+    std::vector<float> grouped(size_t(G * D)), single(D);
+    attention_heads(q.data(), D, G, K.data() + D, V.data() + D, 2 * D, L, D, 0.2f, grouped.data(), D);
+    for (int h = 0; h < G; ++h) {
+      attention_head(q.data() + h * D, K.data() + D, V.data() + D, 2 * D, L, D, 0.2f, single.data());
+      EXPECT_LE(testing::max_abs_diff(single.data(), grouped.data() + h * D, D), 1e-6f) << "G=" << G << " h=" << h;
+    }
+  }
 }
 
 TEST(DeltaRule, RecurrentFollowsTheDefinition) {
