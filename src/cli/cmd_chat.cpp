@@ -68,6 +68,7 @@ void register_chat(CLI::App& app, int& exit_code) {
     std::string model, system, thinking = "show";
     int n = 1024, threads = 0;
     SamplingFlags sampling;
+    std::string quantize;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("chat", "Interactive chat (stdin lines; /reset clears, /exit or EOF quits)");
@@ -76,10 +77,11 @@ void register_chat(CLI::App& app, int& exit_code) {
   cmd->add_option("--thinking", o->thinking, "Reasoning (<think>) display")->check(CLI::IsMember({"show", "hide"}));
   cmd->add_option("-n,--n-tokens", o->n, "Most tokens per answer");
   cmd->add_option("--threads,-t", o->threads, "Threads (default: all cores)");
+  cmd->add_option("--quantize", o->quantize, "Quantize float weights while loading: q8, q4 or q4-mixed");
   o->sampling.add_to(cmd);
   cmd->callback([o, &exit_code] {
     exit_code = 1;
-    auto model = load_model_or_report(o->model, o->threads);
+    auto model = load_model_or_report(o->model, o->threads, o->quantize);
     if (!model) return;
     auto setup = load_text_setup_or_report(*model);
     if (!setup) return;

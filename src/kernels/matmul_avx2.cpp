@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "kernels/simd_avx2.h"
 #include "kernels/matmul.h"
 
 namespace qnext {
@@ -27,13 +28,6 @@ struct LoadF32 {
   static float load1(const uint8_t* row, int64_t k) { return reinterpret_cast<const float*>(row)[k]; }
 };
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 // y[t][r] for R rows starting at r and TT tokens starting at t.
 template <typename L, int R, int TT>
 inline void tile(const Matrix& w, const float* x, float* y, int64_t ldy, int64_t r, int t) {
@@ -55,7 +49,7 @@ inline void tile(const Matrix& w, const float* x, float* y, int64_t ldy, int64_t
   }
   for (int i = 0; i < R; ++i)
     for (int j = 0; j < TT; ++j) {
-      float s = hsum(acc[i][j]);
+      float s = hsum_avx2(acc[i][j]);
       for (int64_t k = n8; k < n; ++k) s += L::load1(rows[i], k) * xs[j][k];
       y[size_t(t + j) * size_t(ldy) + size_t(r + i)] = s;
     }

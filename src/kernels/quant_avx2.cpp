@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels/simd_avx2.h"
 #include "kernels/quant.h"
 
 namespace qnext {
@@ -34,13 +35,6 @@ inline __m256 dot_block(__m256i w, const int8_t* xq) {
   return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
 }
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 template <typename F, int R, int TT>
 inline void tile(const Matrix& w, const BlockQ8x* xq, float* y, int64_t ldy, int64_t r, int t) {
   using Block = typename F::Block;
@@ -61,7 +55,7 @@ inline void tile(const Matrix& w, const BlockQ8x* xq, float* y, int64_t ldy, int
     }
   }
   for (int i = 0; i < R; ++i)
-    for (int j = 0; j < TT; ++j) y[size_t(t + j) * size_t(ldy) + size_t(r + i)] = hsum(acc[i][j]);
+    for (int j = 0; j < TT; ++j) y[size_t(t + j) * size_t(ldy) + size_t(r + i)] = hsum_avx2(acc[i][j]);
 }
 
 template <typename F>
@@ -97,7 +91,7 @@ inline void float_tile(const float* panel, int64_t cols, const float* x, float* 
     }
   }
   for (int i = 0; i < R; ++i)
-    for (int j = 0; j < TT; ++j) y[size_t(t + j) * size_t(ldy) + size_t(r + i)] = hsum(acc[i][j]);
+    for (int j = 0; j < TT; ++j) y[size_t(t + j) * size_t(ldy) + size_t(r + i)] = hsum_avx2(acc[i][j]);
 }
 
 // One quantized row to floats, 32 at a time.
