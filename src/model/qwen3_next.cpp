@@ -366,6 +366,24 @@ void Model::forward(SequenceState& st, std::span<const int32_t> ids, const Forwa
   const Config& c = config_;
   const int T = int(ids.size()), H = c.hidden_size;
   if (T == 0) return;
+  // Long prompts go through in slices, so the workspace (every projection of every token of the
+  // call) stays the size of one slice. Slices are whole delta-rule chunks: the result is the same.
+  constexpr int kMaxTokensPerCall = 8 * kDeltaChunk;
+  if (T > kMaxTokensPerCall && !opt.residuals) {
+    std::vector<float> h, l;
+    if (hidden) hidden->clear();
+    if (logits) logits->clear();
+    for (int s = 0; s < T; s += kMaxTokensPerCall) {
+      const int n = std::min(kMaxTokensPerCall, T - s);
+      const bool last = s + n == T;
+      ForwardOptions part = opt;
+      part.want_logits = opt.want_logits && (opt.all_logits || last);
+      forward(st, ids.subspan(size_t(s), size_t(n)), part, hidden ? &h : nullptr, logits ? &l : nullptr);
+      if (hidden) hidden->insert(hidden->end(), h.begin(), h.end());
+      if (logits && part.want_logits) logits->insert(logits->end(), l.begin(), l.end());
+    }
+    return;
+  }
   float* x = grow(ws_->x, size_t(T) * H);  // [T, H] the residual stream
   for (int t = 0; t < T; ++t) matrix_row_to_f32(weights_.embed, ids[size_t(t)], x + size_t(t) * H);
   if (opt.residuals) opt.residuals->assign(x, x + size_t(T) * H);

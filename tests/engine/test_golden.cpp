@@ -175,6 +175,27 @@ TEST_P(GoldenLong, LongPromptMatchesReference) {
                kHiddenTol);
 }
 
+// Long prompts are fed in slices of 512 tokens; that must give what one call gives.
+TEST(Prefill, SlicedLongPromptEqualsOneCall) {
+  Reference ref("tiny-b");
+  auto ids = ref.ids("long_prompt_ids");
+  ids.resize(700);
+  auto loaded = Model::load(testing::data_dir("tiny-b"));
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
+  Model& model = *loaded.value();
+  ForwardOptions opt;
+  opt.all_logits = true;
+  SequenceState sliced(model.config()), whole(model.config());
+  std::vector<float> logits_sliced, logits_whole, hidden_sliced, hidden_whole, residuals;
+  model.forward(sliced, ids, opt, &hidden_sliced, &logits_sliced);
+  opt.residuals = &residuals;  // asking for residuals keeps one call
+  model.forward(whole, ids, opt, &hidden_whole, &logits_whole);
+  ASSERT_EQ(logits_sliced.size(), size_t(700) * model.config().vocab_size);
+  EXPECT_LE(max_abs_diff(logits_sliced, logits_whole), 1e-5f);
+  EXPECT_LE(max_abs_diff(hidden_sliced, hidden_whole), 1e-6f);
+  EXPECT_EQ(sliced.pos, 700);
+}
+
 std::vector<Case> all_cases(std::vector<const char*> models) {
   std::vector<Case> cases;
   std::vector<Isa> isas = {Isa::Scalar};
