@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "kernels/attention.h"
+#include "kernels/dot.h"
 
 namespace qnext {
 namespace {
@@ -27,9 +28,7 @@ inline void attention_heads_body(const float* q, size_t q_stride, int G, const f
       const float* k = K + size_t(b + j) * kv_stride;
       for (int h = 0; h < G; ++h) {
         const float* qh = q + h * q_stride;
-        float s = 0;
-        for (int d = 0; d < D; ++d) s += qh[d] * k[d];
-        scores[h][j] = s * scale;
+        scores[h][j] = dot8(qh, k, D) * scale;
       }
     }
     for (int h = 0; h < G; ++h) {

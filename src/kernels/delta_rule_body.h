@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "kernels/delta_rule.h"
+#include "kernels/dot.h"
 
 namespace qnext {
 namespace {
@@ -79,11 +80,7 @@ inline void chunked_body(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S
       const float* qi = q(i);
       for (int j = 0; j <= i; ++j) {
         const float* kj = k(j);
-        float kk = 0, qk = 0;
-        for (int d = 0; d < Dk; ++d) {
-          kk += ki[d] * kj[d];
-          qk += qi[d] * kj[d];
-        }
+        const float kk = dot8(ki, kj, Dk), qk = dot8(qi, kj, Dk);
         const float decay = std::exp(G[i] - G[j]);
         A[size_t(i) * C + j] = beta * decay * kk;
         B[size_t(i) * C + j] = decay * qk;
