@@ -61,7 +61,7 @@ void register_logits(CLI::App& app, int& exit_code) {
       std::fprintf(stderr, "error: %s\n", ids.error().c_str());
       return;
     }
-    const int T = int(ids->size()), V = c.vocab_size, H = c.hidden_size;
+    const int T = int(ids->size()), V = c.vocab_size;
     if (!o->mtp_out.empty() && !model->has_mtp()) {
       std::fprintf(stderr, "error: --mtp-out: %s has no mtp.* tensors\n", o->model.c_str());
       return;
@@ -94,7 +94,6 @@ void register_logits(CLI::App& app, int& exit_code) {
         return;
       }
     }
-    (void)H;
     exit_code = 0;
   });
 }

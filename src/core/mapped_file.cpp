@@ -10,7 +10,7 @@
 
 namespace qnext {
 
-Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, bool populate) {
+Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY);
   if (fd < 0) return err(path + ": cannot open: " + std::strerror(errno));
   struct stat st;
@@ -22,7 +22,7 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, bo
   f->path_ = path;
   f->size_ = size_t(st.st_size);
   if (f->size_ > 0) {
-    void* p = mmap(nullptr, f->size_, PROT_READ, MAP_SHARED | (populate ? MAP_POPULATE : 0), fd, 0);
+    void* p = mmap(nullptr, f->size_, PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
       ::close(fd);
       return err(path + ": mmap failed: " + std::strerror(errno));

@@ -11,9 +11,8 @@ namespace qnext {
 
 class MappedFile {
  public:
-  // populate: map every page up front (when the file fits in RAM), so that the first pass over
-  // the weights does not pay a page fault per 4 KiB.
-  static Result<std::shared_ptr<MappedFile>> open(const std::string& path, bool populate = false);
+  // Pages are faulted in on first touch; Checkpoint::prefault touches them all ahead of a benchmark.
+  static Result<std::shared_ptr<MappedFile>> open(const std::string& path);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;

@@ -25,8 +25,8 @@ size_t TensorSpec::nbytes() const {
   return n;
 }
 
-Result<SafetensorsFile> SafetensorsFile::open(const std::string& path, bool populate) {
-  auto mapped = MappedFile::open(path, populate);
+Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+  auto mapped = MappedFile::open(path);
   if (!mapped) return err(mapped.error());
   SafetensorsFile st;
   st.file_ = mapped.value();

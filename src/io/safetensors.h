@@ -34,7 +34,7 @@ struct TensorView {
 
 class SafetensorsFile {
  public:
-  static Result<SafetensorsFile> open(const std::string& path, bool populate = false);
+  static Result<SafetensorsFile> open(const std::string& path);
 
   const std::vector<TensorView>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
