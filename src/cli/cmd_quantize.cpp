@@ -31,16 +31,10 @@ void register_quantize(CLI::App& app, int& exit_code) {
     }
     if (o->threads > 0) set_num_threads(o->threads);
     const auto start = std::chrono::steady_clock::now();
-    int last = -1;
-    Status st = quantize_checkpoint(o->model, recipe.value(), o->out, [&](size_t done, size_t total) {
-      const int pct = int(100.0 * double(done) / double(std::max<size_t>(total, 1)));
-      if (pct == last) return;
-      last = pct;
-      std::fprintf(stderr, "\r[%.*s%*s] %3d%% %s / %s", pct * 40 / 100, "########################################",
-                   40 - pct * 40 / 100, "", pct, human_bytes(double(done)).c_str(), human_bytes(double(total)).c_str());
-      std::fflush(stderr);
-    });
-    std::fprintf(stderr, "\n");
+    ProgressBar bar;
+    Status st = quantize_checkpoint(o->model, recipe.value(), o->out,
+                                    [&](size_t done, size_t total) { bar.update(done, total); });
+    bar.finish();
     if (!st) {
       std::fprintf(stderr, "error: %s\n", st.error().c_str());
       return;

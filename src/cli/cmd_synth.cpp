@@ -47,18 +47,10 @@ void register_synth(CLI::App& app, int& exit_code) {
     }
     if (o->threads > 0) set_num_threads(o->threads);
     auto start = std::chrono::steady_clock::now();
-    int last_pct = -1;
-    auto progress = [&](size_t done, size_t total) {
-      const int pct = int(100.0 * double(done) / double(total));
-      if (pct == last_pct) return;
-      last_pct = pct;
-      const int width = 40, filled = pct * width / 100;
-      std::fprintf(stderr, "\r[%.*s%*s] %3d%% %s / %s", filled, "########################################",
-                   width - filled, "", pct, human_bytes(double(done)).c_str(), human_bytes(double(total)).c_str());
-      std::fflush(stderr);
-    };
-    Status st = synthesize_checkpoint(c, o->seed, o->out, !o->no_mtp, size_t(o->shard_gb * 1e9), progress);
-    std::fprintf(stderr, "\n");
+    ProgressBar bar;
+    Status st = synthesize_checkpoint(c, o->seed, o->out, !o->no_mtp, size_t(o->shard_gb * 1e9),
+                                      [&](size_t done, size_t total) { bar.update(done, total); });
+    bar.finish();
     if (!st) {
       std::fprintf(stderr, "error: %s\n", st.error().c_str());
       return;

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <unistd.h>
 
 #include "core/thread_pool.h"
 
@@ -64,6 +65,22 @@ std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads,
     return nullptr;
   }
   return std::move(m.value());
+}
+
+void ProgressBar::update(size_t done, size_t total) {
+  const int pct = int(100.0 * double(done) / double(std::max<size_t>(total, 1)));
+  const bool tty = isatty(STDERR_FILENO);
+  if (pct == last_pct_ || (!tty && pct / 10 == last_pct_ / 10 && last_pct_ >= 0)) return;
+  last_pct_ = pct;
+  const int width = 40, filled = pct * width / 100;
+  std::fprintf(stderr, "%s[%.*s%*s] %3d%% %s / %s%s", tty ? "\r" : "", filled, "########################################",
+               width - filled, "", pct, human_bytes(double(done)).c_str(), human_bytes(double(total)).c_str(),
+               tty ? "" : "\n");
+  std::fflush(stderr);
+}
+
+void ProgressBar::finish() {
+  if (isatty(STDERR_FILENO)) std::fprintf(stderr, "\n");
 }
 
 std::string human_bytes(double b) {

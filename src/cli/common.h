@@ -23,4 +23,15 @@ std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads,
 
 std::string human_bytes(double bytes);
 
+// A progress bar on stderr for long writes: redrawn in place on a terminal, a line per 10% otherwise
+// (so logs stay readable). Call update(done, total) as often as you like; finish() ends the line.
+class ProgressBar {
+ public:
+  void update(size_t done, size_t total);
+  void finish();
+
+ private:
+  int last_pct_ = -1;
+};
+
 }  // namespace qnext::cli
