@@ -45,24 +45,23 @@ size_t peak_rss_bytes() {
 
 void register_bench(CLI::App& app, int& exit_code) {
   struct Opts {
-    std::string model, quantize;
-    int prompt = 512, gen = 128, repeats = 3, threads = 2, depth = 0;
+    ModelFlags model;
+    int prompt = 512, gen = 128, repeats = 3, depth = 0;
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("bench", "Prefill/decode tokens per second, peak RSS and % of the bandwidth roofline");
-  cmd->add_option("--model,-m", o->model, "Model directory")->required();
+  o->model.threads = 2;
+  o->model.add_to(cmd);
   cmd->add_option("-p,--prompt", o->prompt, "Prompt tokens to prefill (0 skips)");
   cmd->add_option("-n,--gen", o->gen, "Tokens to decode (0 skips)");
   cmd->add_option("-r,--repeats", o->repeats, "Repeats (median, min, max reported)");
-  cmd->add_option("-t,--threads", o->threads, "Threads");
   cmd->add_option("--depth,-d", o->depth, "Tokens already in context before each test");
   cmd->add_flag("--json", o->json, "Print one JSON object");
-  cmd->add_option("--quantize", o->quantize, "Quantize float weights while loading: q8, q4 or q4-mixed");
   cmd->callback([o, &exit_code] {
     exit_code = 1;
     const auto t_load = std::chrono::steady_clock::now();
-    auto model = load_model_or_report(o->model, o->threads, o->quantize);
+    auto model = o->model.load_or_report();
     if (!model) return;
     const double load_s = seconds_since(t_load);
     const auto t_fault = std::chrono::steady_clock::now();
@@ -110,13 +109,13 @@ void register_bench(CLI::App& app, int& exit_code) {
     const Stats p = stats(pp), g = stats(tg);
     const size_t rss = peak_rss_bytes();  // before the bandwidth probe's own 1 GiB buffer
     const double bytes_per_token = double(model->active_weight_bytes());
-    const double bandwidth = measure_read_bandwidth(o->threads) * 1e9;
+    const double bandwidth = measure_read_bandwidth(o->model.threads) * 1e9;
     const double achieved = bytes_per_token * g.median;
     const double fraction = bandwidth > 0 ? achieved / bandwidth : 0;
     if (o->json) {
-      nlohmann::json j = {{"model", o->model},
+      nlohmann::json j = {{"model", o->model.dir},
                           {"isa", std::string(isa_name(active_isa()))},
-                          {"threads", o->threads},
+                          {"threads", o->model.threads},
                           {"depth", o->depth},
                           {"prompt_tokens", o->prompt},
                           {"gen_tokens", o->gen},
@@ -138,8 +137,8 @@ void register_bench(CLI::App& app, int& exit_code) {
                           {"roofline_fraction", fraction}};
       std::printf("%s\n", j.dump(2).c_str());
     } else {
-      std::printf("model %s | isa %s | threads %d | depth %d | load %.2f s | page-in %.2f s\n", o->model.c_str(),
-                  std::string(isa_name(active_isa())).c_str(), o->threads, o->depth, load_s, prefault_s);
+      std::printf("model %s | isa %s | threads %d | depth %d | load %.2f s | page-in %.2f s\n", o->model.dir.c_str(),
+                  std::string(isa_name(active_isa())).c_str(), o->model.threads, o->depth, load_s, prefault_s);
       std::printf("%-10s %12s %12s %12s\n", "test", "median t/s", "min", "max");
       if (o->prompt > 0) std::printf("pp%-8d %12.2f %12.2f %12.2f\n", o->prompt, p.median, p.min, p.max);
       if (o->gen > 0) std::printf("tg%-8d %12.2f %12.2f %12.2f\n", o->gen, g.median, g.min, g.max);

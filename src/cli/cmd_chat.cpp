@@ -65,27 +65,25 @@ void print_stats(const ChatTurn& t) {
 
 void register_chat(CLI::App& app, int& exit_code) {
   struct Opts {
-    std::string model, system, thinking = "show";
-    int n = 1024, threads = 0;
+    ModelFlags model;
+    std::string system, thinking = "show";
+    int n = 1024;
     SamplingFlags sampling;
-    std::string quantize;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("chat", "Interactive chat (stdin lines; /reset clears, /exit or EOF quits)");
-  cmd->add_option("--model,-m", o->model, "Model directory (with tokenizer and chat template)")->required();
+  o->model.add_to(cmd, "Model directory (with tokenizer and chat template)");
   cmd->add_option("--system,-s", o->system, "System prompt");
   cmd->add_option("--thinking", o->thinking, "Reasoning (<think>) display")->check(CLI::IsMember({"show", "hide"}));
   cmd->add_option("-n,--n-tokens", o->n, "Most tokens per answer");
-  cmd->add_option("--threads,-t", o->threads, "Threads (default: all cores)");
-  cmd->add_option("--quantize", o->quantize, "Quantize float weights while loading: q8, q4 or q4-mixed");
   o->sampling.add_to(cmd);
   cmd->callback([o, &exit_code] {
     exit_code = 1;
-    auto model = load_model_or_report(o->model, o->threads, o->quantize);
+    auto model = o->model.load_or_report();
     if (!model) return;
     auto setup = load_text_setup_or_report(*model);
     if (!setup) return;
-    auto tpl = ChatTemplate::load(o->model);
+    auto tpl = ChatTemplate::load(o->model.dir);
     if (!tpl) {
       std::fprintf(stderr, "error: %s\n", tpl.error().c_str());
       return;
@@ -95,7 +93,7 @@ void register_chat(CLI::App& app, int& exit_code) {
     GenerateOptions opt;
     opt.max_tokens = o->n;
     const bool tty_in = isatty(STDIN_FILENO), tty_out = isatty(STDOUT_FILENO);
-    if (tty_in) std::fprintf(stderr, "Chatting with %s. /reset clears the conversation, /exit quits.\n", o->model.c_str());
+    if (tty_in) std::fprintf(stderr, "Chatting with %s. /reset clears the conversation, /exit quits.\n", o->model.dir.c_str());
     std::string line;
     while (true) {
       if (tty_in) std::fprintf(stderr, "> ");

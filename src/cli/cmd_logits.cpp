@@ -37,23 +37,21 @@ int argmax(const float* v, int n) {
 
 void register_logits(CLI::App& app, int& exit_code) {
   struct Opts {
-    std::string model, out, mtp_out, quantize;
+    ModelFlags model;
+    std::string out, mtp_out;
     IdsInput ids;
     bool decode = false;
-    int threads = 0;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("logits", "Write float32 logits [T, vocab] for token ids to a .npy file");
-  cmd->add_option("--model,-m", o->model, "Model directory")->required();
+  o->model.add_to(cmd);
   o->ids.add_to(cmd);
   cmd->add_option("--out,-o", o->out, "Output .npy file")->required();
   cmd->add_flag("--decode", o->decode, "Feed the tokens one at a time (recurrent delta rule) instead of one prefill");
   cmd->add_option("--mtp-out", o->mtp_out, "Also write MTP logits [T-1, vocab] (slot t sees ids[t+1])");
-  cmd->add_option("--threads,-t", o->threads, "Threads (default: all cores)");
-  cmd->add_option("--quantize", o->quantize, "Quantize float weights while loading: q8, q4 or q4-mixed");
   cmd->callback([o, &exit_code] {
     exit_code = 1;
-    auto model = load_model_or_report(o->model, o->threads, o->quantize);
+    auto model = o->model.load_or_report();
     if (!model) return;
     const Config& c = model->config();
     auto ids = o->ids.get(c.vocab_size);
@@ -63,7 +61,7 @@ void register_logits(CLI::App& app, int& exit_code) {
     }
     const int T = int(ids->size()), V = c.vocab_size;
     if (!o->mtp_out.empty() && !model->has_mtp()) {
-      std::fprintf(stderr, "error: --mtp-out: %s has no mtp.* tensors\n", o->model.c_str());
+      std::fprintf(stderr, "error: --mtp-out: %s has no mtp.* tensors\n", o->model.dir.c_str());
       return;
     }
     SequenceState state(c);
@@ -100,22 +98,20 @@ void register_logits(CLI::App& app, int& exit_code) {
 
 void register_generate(CLI::App& app, int& exit_code) {
   struct Opts {
-    std::string model, quantize;
+    ModelFlags model;
     IdsInput ids;
-    int n = 16, threads = 0;
+    int n = 16;
     bool print_ids = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("generate", "Greedy continuation of token ids");
-  cmd->add_option("--model,-m", o->model, "Model directory")->required();
+  o->model.add_to(cmd);
   o->ids.add_to(cmd);
   cmd->add_option("-n,--n-tokens", o->n, "Tokens to generate");
   cmd->add_flag("--print-ids", o->print_ids, "Print the generated ids, comma-separated (the default)");
-  cmd->add_option("--threads,-t", o->threads, "Threads (default: all cores)");
-  cmd->add_option("--quantize", o->quantize, "Quantize float weights while loading: q8, q4 or q4-mixed");
   cmd->callback([o, &exit_code] {
     exit_code = 1;
-    auto model = load_model_or_report(o->model, o->threads, o->quantize);
+    auto model = o->model.load_or_report();
     if (!model) return;
     const Config& c = model->config();
     auto ids = o->ids.get(c.vocab_size);

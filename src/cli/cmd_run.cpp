@@ -9,26 +9,24 @@ namespace qnext::cli {
 
 void register_run(CLI::App& app, int& exit_code) {
   struct Opts {
-    std::string model, prompt;
-    int n = 256, threads = 0;
+    ModelFlags model;
+    std::string prompt;
+    int n = 256;
     std::vector<std::string> stops;
     bool ignore_eos = false;
     SamplingFlags sampling;
-    std::string quantize;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("run", "Complete a prompt (raw text, no chat template), streaming to stdout");
-  cmd->add_option("--model,-m", o->model, "Model directory")->required();
+  o->model.add_to(cmd);
   cmd->add_option("--prompt,-p", o->prompt, "Prompt text")->required();
   cmd->add_option("-n,--n-tokens", o->n, "Most tokens to generate");
   cmd->add_option("--stop", o->stops, "Stop string (repeatable); not printed");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at EOS tokens");
-  cmd->add_option("--threads,-t", o->threads, "Threads (default: all cores)");
-  cmd->add_option("--quantize", o->quantize, "Quantize float weights while loading: q8, q4 or q4-mixed");
   o->sampling.add_to(cmd);
   cmd->callback([o, &exit_code] {
     exit_code = 1;
-    auto model = load_model_or_report(o->model, o->threads, o->quantize);
+    auto model = o->model.load_or_report();
     if (!model) return;
     auto setup = load_text_setup_or_report(*model);
     if (!setup) return;

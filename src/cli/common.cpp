@@ -83,6 +83,13 @@ void ProgressBar::finish() {
   if (isatty(STDERR_FILENO)) std::fprintf(stderr, "\n");
 }
 
+void ModelFlags::add_to(CLI::App* cmd, const std::string& model_help) {
+  cmd->add_option("--model,-m", dir, model_help)->required();
+  cmd->add_option("--threads,-t", threads,
+                  threads > 0 ? "Threads (default: " + std::to_string(threads) + ")" : "Threads (default: all cores)");
+  cmd->add_option("--quantize", quantize, "Quantize float weights while loading: q8, q4 or q4-mixed");
+}
+
 std::string human_bytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include "core/result.h"
 #include "model/qwen3_next.h"
 
@@ -20,6 +22,15 @@ Status check_ids(const std::vector<int32_t>& ids, int vocab);
 // Sets the thread count (0 = all cores) and loads the model; prints the error and returns null on failure.
 // quantize: "" or q8 / q4 / q4-mixed, applied while loading.
 std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads, const std::string& quantize = "");
+
+// The options every command that runs a model shares: --model, --threads, --quantize.
+struct ModelFlags {
+  std::string dir, quantize;
+  int threads = 0;  // 0: all cores
+
+  void add_to(CLI::App* cmd, const std::string& model_help = "Model directory");
+  std::unique_ptr<Model> load_or_report() const { return load_model_or_report(dir, threads, quantize); }
+};
 
 std::string human_bytes(double bytes);
 
