@@ -21,17 +21,13 @@ using testing::run;
 
 const std::string kTokDir = std::string(QNEXT_TEST_DATA) + "/../../assets/tokenizer";
 
-std::string tmp(const std::string& name) {
-  return (fs::temp_directory_path() / ("qnext_chat_" + std::to_string(::getpid()) + "_" + name)).string();
-}
-
 // stdout only (stderr dropped), for output compared byte for byte.
 testing::RunResult run_stdout(const std::string& command) { return run("(" + command + " 2>/dev/null)"); }
 
 // tiny-real-vocab's weights with the real tokenizer and chat template beside them.
 const std::string& chat_model_dir() {
   static const std::string dir = [] {
-    const std::string d = tmp("model");
+    const std::string d = testing::temp_path("model");
     fs::create_directories(d);
     for (const char* f : {"config.json", "model.safetensors"})
       fs::create_symlink(fs::absolute(data_dir("tiny-real-vocab") + "/" + f), d + "/" + f);
@@ -43,7 +39,7 @@ const std::string& chat_model_dir() {
 }
 
 struct Cleanup : ::testing::Environment {
-  void TearDown() override { fs::remove_all(tmp("model")); }
+  void TearDown() override { fs::remove_all(testing::temp_path("model")); }
 };
 const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new Cleanup);
 

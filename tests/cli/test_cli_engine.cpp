@@ -17,10 +17,6 @@ using testing::data_dir;
 using testing::qnext_bin;
 using testing::run;
 
-std::string tmp(const std::string& name) {
-  return (fs::temp_directory_path() / ("qnext_cli_" + std::to_string(::getpid()) + "_" + name)).string();
-}
-
 std::string ids_csv(const std::vector<int32_t>& ids, size_t n) {
   std::string s;
   for (size_t i = 0; i < n && i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
@@ -41,7 +37,7 @@ TEST(CliEngine, LogitsPrefillDecodeAndMtpMatchReference) {
   const auto prompt = ref.ids("prompt_ids");
   const int T = 70, V = 2048;  // crosses one chunk boundary
   const std::string ids = ids_csv(prompt, size_t(T));
-  const std::string out = tmp("prefill.npy"), dec = tmp("decode.npy"), mtp = tmp("mtp.npy");
+  const std::string out = testing::temp_path("prefill.npy"), dec = testing::temp_path("decode.npy"), mtp = testing::temp_path("mtp.npy");
   auto r = run(qnext_bin() + " logits -t 2 --model " + data_dir("tiny-b") + " --ids " + ids + " --out " + out +
                " --mtp-out " + mtp);
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -67,7 +63,7 @@ TEST(CliEngine, GenerateIsGreedyAndMatchesReference) {
   testing::Reference ref("tiny-b");
   const auto prompt = ref.ids("prompt_ids");
   const auto gen = ref.ids("gen_ids");
-  const std::string file = tmp("ids.json");
+  const std::string file = testing::temp_path("ids.json");
   std::ofstream(file) << nlohmann::json(prompt).dump();
   auto r = run(qnext_bin() + " generate --model " + data_dir("tiny-b") + " --ids-file " + file + " -n 12 --print-ids");
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -76,10 +72,10 @@ TEST(CliEngine, GenerateIsGreedyAndMatchesReference) {
 }
 
 TEST(CliEngine, BadInputGivesClearErrors) {
-  auto r = run(qnext_bin() + " logits --model /nonexistent/model --ids 1,2 --out " + tmp("x.npy"));
+  auto r = run(qnext_bin() + " logits --model /nonexistent/model --ids 1,2 --out " + testing::temp_path("x.npy"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("/nonexistent/model/config.json: cannot open"), std::string::npos) << r.output;
-  r = run(qnext_bin() + " logits --model " + data_dir("tiny-b") + " --ids 1,99999 --out " + tmp("x.npy"));
+  r = run(qnext_bin() + " logits --model " + data_dir("tiny-b") + " --ids 1,99999 --out " + testing::temp_path("x.npy"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("token id 99999 at index 1 is outside the vocabulary [0, 2048)"), std::string::npos) << r.output;
   r = run(qnext_bin() + " generate --model " + data_dir("tiny-b") + " --ids 1,x");
@@ -88,7 +84,7 @@ TEST(CliEngine, BadInputGivesClearErrors) {
 }
 
 TEST(CliEngine, SynthWritesALoadableShardedCheckpoint) {
-  const std::string dir = tmp("synth");
+  const std::string dir = testing::temp_path("synth");
   auto r = run(qnext_bin() + " synth --preset tiny --layers 4 --experts 8 --seed 3 --shard-gb 0.02 --out " + dir);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(fs::exists(dir + "/model.safetensors.index.json"));
@@ -101,7 +97,7 @@ TEST(CliEngine, SynthWritesALoadableShardedCheckpoint) {
   r = run(qnext_bin() + " generate --model " + dir + " --ids 1,2,3,4,5 -n 4");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   // The same seed gives the same bytes.
-  const std::string dir2 = tmp("synth2");
+  const std::string dir2 = testing::temp_path("synth2");
   r = run(qnext_bin() + " synth --preset tiny --layers 4 --experts 8 --seed 3 --shard-gb 0.02 --out " + dir2);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::ifstream a(dir + "/model-00001-of-00004.safetensors", std::ios::binary), b(dir2 + "/model-00001-of-00004.safetensors", std::ios::binary);

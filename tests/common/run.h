@@ -2,7 +2,10 @@
 #pragma once
 #include <sys/wait.h>
 
+#include <unistd.h>
+
 #include <array>
+#include <filesystem>
 #include <cstdio>
 #include <string>
 
@@ -26,5 +29,10 @@ inline RunResult run(const std::string& command) {
 }
 
 inline std::string qnext_bin() { return QNEXT_BIN; }
+
+// A path in the temp directory unique to this test process.
+inline std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("qnext_test_" + std::to_string(::getpid()) + "_" + name)).string();
+}
 
 }  // namespace qnext::testing
