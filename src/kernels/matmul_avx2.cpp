@@ -28,12 +28,21 @@ struct LoadF32 {
   static float load1(const uint8_t* row, int64_t k) { return reinterpret_cast<const float*>(row)[k]; }
 };
 
+// Decoding streams each weight from memory once; each tile also prefetches the rows kPrefetchRows
+// below it, or the loads stall past what the hardware prefetcher covers.
+constexpr int kPrefetchRows = 4;
+
 // y[t][r] for R rows starting at r and TT tokens starting at t.
 template <typename L, int R, int TT>
 inline void tile(const Matrix& w, const float* x, float* y, int64_t ldy, int64_t r, int t) {
   const int64_t n = w.cols, n8 = n & ~int64_t(7);
   const uint8_t* rows[R];
-  for (int i = 0; i < R; ++i) rows[i] = w.row_ptr(r + i);
+  const uint8_t* ahead[R];
+  for (int i = 0; i < R; ++i) {
+    rows[i] = w.row_ptr(r + i);
+    ahead[i] = w.row_ptr(std::min(w.rows - 1, r + i + kPrefetchRows));
+  }
+  const int bytes_per_step = int(8 * dtype_size(w.dtype));  // bytes of one row per 8 weights
   const float* xs[TT];
   for (int j = 0; j < TT; ++j) xs[j] = x + size_t(t + j) * size_t(n);
   __m256 acc[R][TT];
@@ -42,6 +51,8 @@ inline void tile(const Matrix& w, const float* x, float* y, int64_t ldy, int64_t
   for (int64_t k = 0; k < n8; k += 8) {
     __m256 xv[TT];
     for (int j = 0; j < TT; ++j) xv[j] = _mm256_loadu_ps(xs[j] + k);
+    if ((k & 31) == 0)
+      for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(ahead[i]) + k * bytes_per_step / 8, _MM_HINT_T0);
     for (int i = 0; i < R; ++i) {
       __m256 wv = L::load8(rows[i], k);
       for (int j = 0; j < TT; ++j) acc[i][j] = _mm256_fmadd_ps(wv, xv[j], acc[i][j]);

@@ -79,7 +79,11 @@ void quantize_activations(const float* x, int64_t n, BlockQ8x* out) {
     const float d = amax / 127.0f;
     const float inv = d > 0 ? 1.0f / d : 0.0f;
     out[b].d = d;
-    for (int i = 0; i < kQuantBlock; ++i) out[b].q[i] = int8_t(std::nearbyint(x[i] * inv));
+    out[b].sum = 0;
+    for (int i = 0; i < kQuantBlock; ++i) {
+      out[b].q[i] = int8_t(std::nearbyint(x[i] * inv));
+      out[b].sum += out[b].q[i];
+    }
   }
 }
 

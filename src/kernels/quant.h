@@ -32,6 +32,7 @@ static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18);
 
 struct BlockQ8x {  // activations: float scale + 32 int8
   float d;
+  int32_t sum;  // sum of q: lets Q4_0 kernels multiply unsigned nibbles and subtract 8 * sum once
   int8_t q[32];
 };
 

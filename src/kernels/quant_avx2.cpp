@@ -12,35 +12,51 @@
 namespace qnext {
 namespace {
 
+// Each format unpacks a block to 32 bytes in registers and dots it with 32 int8 activations,
+// leaving 8 int32 partial sums.
 struct Q8 {
   using Block = BlockQ8_0;
   static __m256i load(const Block& b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q)); }
+  static __m256i load_signed(const Block& b) { return load(b); }
+  // maddubs takes unsigned x signed bytes: multiply |w| by x carrying w's sign.
+  static __m256i dot(__m256i w, const BlockQ8x& x) {
+    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q));
+    const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xv, w));
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+  }
 };
 struct Q4 {
   using Block = BlockQ4_0;
-  static __m256i load(const Block& b) {
+  static __m256i load(const Block& b) {  // the nibbles as unsigned bytes 0..15
     const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.q));
     const __m128i mask = _mm_set1_epi8(15);
     const __m128i lo = _mm_and_si128(bytes, mask);
     const __m128i hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
-    return _mm256_sub_epi8(_mm256_set_m128i(hi, lo), _mm256_set1_epi8(8));
+    return _mm256_set_m128i(hi, lo);
+  }
+  static __m256i load_signed(const Block& b) { return _mm256_sub_epi8(load(b), _mm256_set1_epi8(8)); }
+  // sum (q - 8) x = sum q x - 8 sum x; the 8 lanes each take sum x off.
+  static __m256i dot(__m256i q, const BlockQ8x& x) {
+    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.q));
+    const __m256i p32 = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), _mm256_set1_epi16(1));
+    return _mm256_sub_epi32(p32, _mm256_set1_epi32(x.sum));
   }
 };
 
-inline __m256 dot_block(__m256i w, const int8_t* xq) {
-  const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
-  const __m256i aw = _mm256_sign_epi8(w, w);
-  const __m256i sx = _mm256_sign_epi8(x, w);
-  const __m256i p16 = _mm256_maddubs_epi16(aw, sx);
-  return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
-}
+// Decoding streams each weight once from memory; the hardware prefetcher alone leaves the loads
+// stalling, so each block also prefetches the same block of the row kPrefetchRows below.
+constexpr int kPrefetchRows = 4;
 
 template <typename F, int R, int TT>
 inline void tile(const Matrix& w, const BlockQ8x* xq, float* y, int64_t ldy, int64_t r, int t) {
   using Block = typename F::Block;
   const int64_t nb = w.cols / kQuantBlock;
   const Block* rows[R];
-  for (int i = 0; i < R; ++i) rows[i] = reinterpret_cast<const Block*>(w.row_ptr(r + i));
+  const Block* ahead[R];
+  for (int i = 0; i < R; ++i) {
+    rows[i] = reinterpret_cast<const Block*>(w.row_ptr(r + i));
+    ahead[i] = reinterpret_cast<const Block*>(w.row_ptr(std::min(w.rows - 1, r + i + kPrefetchRows)));
+  }
   const BlockQ8x* xs[TT];
   for (int j = 0; j < TT; ++j) xs[j] = xq + size_t(t + j) * size_t(nb);
   __m256 acc[R][TT];
@@ -48,10 +64,11 @@ inline void tile(const Matrix& w, const BlockQ8x* xq, float* y, int64_t ldy, int
     for (int j = 0; j < TT; ++j) acc[i][j] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     for (int i = 0; i < R; ++i) {
+      _mm_prefetch(reinterpret_cast<const char*>(ahead[i] + b), _MM_HINT_T0);
       const __m256i wq = F::load(rows[i][b]);
       const float dw = _cvtsh_ss(rows[i][b].d);  // F16C; the portable f16_to_f32 is far slower
       for (int j = 0; j < TT; ++j)
-        acc[i][j] = _mm256_fmadd_ps(dot_block(wq, xs[j][b].q), _mm256_set1_ps(dw * xs[j][b].d), acc[i][j]);
+        acc[i][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(F::dot(wq, xs[j][b])), _mm256_set1_ps(dw * xs[j][b].d), acc[i][j]);
     }
   }
   for (int i = 0; i < R; ++i)
@@ -100,7 +117,7 @@ inline void dequantize_row_avx2(const uint8_t* row, int64_t cols, float* out) {
   const auto* blocks = reinterpret_cast<const typename F::Block*>(row);
   for (int64_t b = 0; b < cols / kQuantBlock; ++b) {
     const __m256 d = _mm256_set1_ps(_cvtsh_ss(blocks[b].d));
-    const __m256i q = F::load(blocks[b]);  // 32 int8
+    const __m256i q = F::load_signed(blocks[b]);  // 32 int8
     const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
     float* o = out + b * kQuantBlock;
     _mm256_storeu_ps(o, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))));
