@@ -16,6 +16,18 @@ constexpr int kMaxGroupHeads = 16;
 void attention_heads(const float* q, size_t q_stride, int G, const float* K, const float* V, size_t kv_stride, int L,
                      int D, float scale, float* out, size_t out_stride);
 
+// Prefill: n <= kMaxBlockQueries queries against one key/value head, query i seeing the keys
+// [0, n_keys[i]) (causal masks differ per token). A block of tokens times the query heads of a
+// GQA group goes in one call, so every key and value row is read once for the whole block and the
+// scores and the weighted sum of values are small matrix products. q[i], out[i]: [D].
+constexpr int kMaxBlockQueries = 64;
+void attention_queries(const float* const* q, const int* n_keys, int n, const float* K, const float* V,
+                       size_t kv_stride, int D, float scale, float* const* out);
+void attention_queries_scalar(const float* const* q, const int* n_keys, int n, const float* K, const float* V,
+                              size_t kv_stride, int D, float scale, float* const* out);
+void attention_queries_avx2(const float* const* q, const int* n_keys, int n, const float* K, const float* V,
+                            size_t kv_stride, int D, float scale, float* const* out);
+
 // ISA variants, chosen by attention_heads from the active ISA.
 void attention_heads_scalar(const float* q, size_t q_stride, int G, const float* K, const float* V, size_t kv_stride,
                             int L, int D, float scale, float* out, size_t out_stride);

@@ -1,11 +1,147 @@
-// Attention compiled with AVX2 + FMA (body in attention_body.h; scalar twin in attention.cpp).
+// Attention compiled with AVX2 + FMA (body in attention_body.h; scalar twins in attention.cpp).
+#include <immintrin.h>
+
 #include "kernels/attention_body.h"
+#include "kernels/simd_avx2.h"
 
 namespace qnext {
 
 void attention_heads_avx2(const float* q, size_t q_stride, int G, const float* K, const float* V, size_t kv_stride,
                           int L, int D, float scale, float* out, size_t out_stride) {
   attention_heads_body(q, q_stride, G, K, V, kv_stride, L, D, scale, out, out_stride);
+}
+
+}  // namespace qnext
+
+// ---------------------------------------------------------------------------------------------
+// attention_queries (prefill): blocks of 64 keys; scores as 4-query x 2-key tiles of dot products,
+// an online softmax per query, then the probabilities times the value rows as 4-query x 16-dim
+// tiles. Needs D % 8 == 0 (the dispatcher checks).
+
+#include <immintrin.h>
+
+#include "kernels/simd_avx2.h"
+
+namespace qnext {
+namespace {
+
+constexpr int kKeyBlock = 64;
+
+// p[i][j], p[i][j + 1] = scale * q_i . k0, scale * q_i . k1 for QN queries.
+template <int QN>
+inline void score_tile(const float* const* q, const float* k0, const float* k1, int D, float scale, float* p, int j) {
+  __m256 acc[QN][2];
+  for (int i = 0; i < QN; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int d = 0; d < D; d += 8) {
+    const __m256 a = _mm256_loadu_ps(k0 + d), b = _mm256_loadu_ps(k1 + d);
+    for (int i = 0; i < QN; ++i) {
+      const __m256 qv = _mm256_loadu_ps(q[i] + d);
+      acc[i][0] = _mm256_fmadd_ps(qv, a, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(qv, b, acc[i][1]);
+    }
+  }
+  for (int i = 0; i < QN; ++i) {
+    p[i * kKeyBlock + j] = scale * hsum_avx2(acc[i][0]);
+    p[i * kKeyBlock + j + 1] = scale * hsum_avx2(acc[i][1]);
+  }
+}
+
+// out_i[d0, d0 + 8 * DV) += sum_j p[i][j] v_j[d0, ...] for QN queries over nb keys.
+template <int QN, int DV>
+inline void value_tile(const float* p, const float* V, size_t kv_stride, int nb, int d0, float* const* out) {
+  __m256 acc[QN][DV];
+  for (int i = 0; i < QN; ++i)
+    for (int v = 0; v < DV; ++v) acc[i][v] = _mm256_loadu_ps(out[i] + d0 + 8 * v);
+  for (int j = 0; j < nb; ++j) {
+    __m256 vv[DV];
+    for (int v = 0; v < DV; ++v) vv[v] = _mm256_loadu_ps(V + size_t(j) * kv_stride + size_t(d0 + 8 * v));
+    for (int i = 0; i < QN; ++i) {
+      const __m256 pb = _mm256_broadcast_ss(p + i * kKeyBlock + j);
+      for (int v = 0; v < DV; ++v) acc[i][v] = _mm256_fmadd_ps(pb, vv[v], acc[i][v]);
+    }
+  }
+  for (int i = 0; i < QN; ++i)
+    for (int v = 0; v < DV; ++v) _mm256_storeu_ps(out[i] + d0 + 8 * v, acc[i][v]);
+}
+
+template <int QN>
+void score_group(const float* const* q, const float* K, size_t kv_stride, int nb, int D, float scale, float* p) {
+  int j = 0;
+  for (; j + 2 <= nb; j += 2)
+    score_tile<QN>(q, K + size_t(j) * kv_stride, K + size_t(j + 1) * kv_stride, D, scale, p, j);
+  if (j < nb) {  // the odd key pairs with itself; its twin lands in column j + 1, never read
+    score_tile<QN>(q, K + size_t(j) * kv_stride, K + size_t(j) * kv_stride, D, scale, p, j);
+  }
+}
+
+template <int QN>
+void value_group(const float* p, const float* V, size_t kv_stride, int nb, int D, float* const* out) {
+  int d = 0;
+  for (; d + 16 <= D; d += 16) value_tile<QN, 2>(p, V, kv_stride, nb, d, out);
+  if (d < D) value_tile<QN, 1>(p, V, kv_stride, nb, d, out);
+}
+
+void scores_for(int qn, const float* const* q, const float* K, size_t kv_stride, int nb, int D, float scale, float* p) {
+  switch (qn) {
+    case 4: score_group<4>(q, K, kv_stride, nb, D, scale, p); return;
+    case 3: score_group<3>(q, K, kv_stride, nb, D, scale, p); return;
+    case 2: score_group<2>(q, K, kv_stride, nb, D, scale, p); return;
+    default: score_group<1>(q, K, kv_stride, nb, D, scale, p); return;
+  }
+}
+
+void values_for(int qn, const float* p, const float* V, size_t kv_stride, int nb, int D, float* const* out) {
+  switch (qn) {
+    case 4: value_group<4>(p, V, kv_stride, nb, D, out); return;
+    case 3: value_group<3>(p, V, kv_stride, nb, D, out); return;
+    case 2: value_group<2>(p, V, kv_stride, nb, D, out); return;
+    default: value_group<1>(p, V, kv_stride, nb, D, out); return;
+  }
+}
+
+}  // namespace
+
+void attention_queries_avx2(const float* const* q, const int* n_keys, int n, const float* K, const float* V,
+                            size_t kv_stride, int D, float scale, float* const* out) {
+  alignas(32) float p[kMaxBlockQueries * kKeyBlock];  // [query, key in block]: scores, then weights
+  float running_max[kMaxBlockQueries], denom[kMaxBlockQueries];
+  int L = 0;
+  for (int i = 0; i < n; ++i) {
+    L = std::max(L, n_keys[i]);
+    running_max[i] = -std::numeric_limits<float>::infinity();
+    denom[i] = 0;
+    std::fill_n(out[i], D, 0.0f);
+  }
+  for (int b = 0; b < L; b += kKeyBlock) {
+    const int nb = std::min(kKeyBlock, L - b);
+    const float* Kb = K + size_t(b) * kv_stride;
+    for (int i = 0; i < n; i += 4) scores_for(std::min(4, n - i), q + i, Kb, kv_stride, nb, D, scale, p + i * kKeyBlock);
+    // Online softmax per query over the keys it may see; the rest of the block weighs zero.
+    for (int i = 0; i < n; ++i) {
+      float* pi = p + i * kKeyBlock;
+      const int visible = std::clamp(n_keys[i] - b, 0, nb);
+      float block_max = running_max[i];
+      for (int j = 0; j < visible; ++j) block_max = std::max(block_max, pi[j]);
+      if (block_max > running_max[i]) {
+        const float r = std::exp(running_max[i] - block_max);
+        denom[i] *= r;
+        const __m256 rv = _mm256_set1_ps(r);
+        for (int d = 0; d < D; d += 8) _mm256_storeu_ps(out[i] + d, _mm256_mul_ps(rv, _mm256_loadu_ps(out[i] + d)));
+        running_max[i] = block_max;
+      }
+      for (int j = 0; j < visible; ++j) {
+        pi[j] = std::exp(pi[j] - running_max[i]);
+        denom[i] += pi[j];
+      }
+      for (int j = visible; j < nb; ++j) pi[j] = 0.0f;
+    }
+    const float* Vb = V + size_t(b) * kv_stride;
+    for (int i = 0; i < n; i += 4) values_for(std::min(4, n - i), p + i * kKeyBlock, Vb, kv_stride, nb, D, out + i);
+  }
+  for (int i = 0; i < n; ++i) {
+    const __m256 inv = _mm256_set1_ps(1.0f / denom[i]);
+    for (int d = 0; d < D; d += 8) _mm256_storeu_ps(out[i] + d, _mm256_mul_ps(inv, _mm256_loadu_ps(out[i] + d)));
+  }
 }
 
 }  // namespace qnext

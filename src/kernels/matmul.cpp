@@ -51,6 +51,10 @@ void matmul_rows_scalar(const Matrix& w, const float* x, int T, float* y, int64_
 }
 
 void matmul_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (isa != Isa::Scalar && T >= kGemmMinTokens) {
+    gemm_rows_avx2(w, x, T, y, ldy, r0, r1);
+    return;
+  }
   switch (isa) {
     case Isa::Avx512: matmul_rows_avx512(w, x, T, y, ldy, r0, r1); return;
     case Isa::Avx2: matmul_rows_avx2(w, x, T, y, ldy, r0, r1); return;
@@ -60,7 +64,7 @@ void matmul_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, int6
 
 // Quantized weights. Few tokens: the activations are quantized once, then rows split across threads.
 static void matmul_quantized(const Matrix& w, const float* x, int T, float* y, Isa isa, bool parallel) {
-  if (T >= kDequantMinTokens) {  // prefill: dequantize each row once, float products across tokens
+  if (T >= kGemmMinTokens) {  // prefill: dequantize each row once, float products across tokens
     if (!parallel) {
       matmul_dq_rows(isa, w, x, T, y, w.rows, 0, w.rows);
       return;

@@ -32,6 +32,11 @@ void matmul_serial(const Matrix& w, const float* x, int T, float* y);
 // One row of W as floats (embedding lookup): out[cols].
 void matrix_row_to_f32(const Matrix& w, int64_t row, float* out);
 
+// Many tokens (prefill) on AVX2 or better: a packed GEMM for any weight dtype, quantized included
+// (gemm_avx2.cpp; same contract as matmul_rows). Fewer tokens go through the matrix-vector tiles.
+constexpr int kGemmMinTokens = 12;  // measured: below this the int8 decode tiles win (q8, 512 x 2048)
+void gemm_rows_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+
 // ISA variants (defined in their own files; same contract as matmul_rows).
 void matmul_rows_scalar(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 void matmul_rows_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);

@@ -131,7 +131,7 @@ void matmul_dq_rows_scalar(const Matrix& w, const float* x, int T, float* y, int
 
 void matmul_dq_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   if (isa == Isa::Scalar) matmul_dq_rows_scalar(w, x, T, y, ldy, r0, r1);
-  else matmul_dq_rows_avx2(w, x, T, y, ldy, r0, r1);
+  else gemm_rows_avx2(w, x, T, y, ldy, r0, r1);
 }
 
 void matmul_q_rows(Isa isa, const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {

@@ -49,10 +49,11 @@ void matmul_q_rows_scalar(const Matrix& w, const BlockQ8x* xq, int T, float* y, 
 void matmul_q_rows_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 
 // Output rows [r0, r1) of y = x W^T for a quantized W with float activations x [T, cols]: each
-// weight row is dequantized once and reused across all T tokens. For prefill (many tokens).
-constexpr int kDequantMinTokens = 8;
+// weight row is dequantized once and reused across all T tokens (SIMD: gemm_rows_avx2). For
+// prefill, from kGemmMinTokens tokens up.
 void matmul_dq_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 void matmul_dq_rows_scalar(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
-void matmul_dq_rows_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+
+void dequantize_row_avx2(DType type, const uint8_t* row, int64_t cols, float* out);
 
 }  // namespace qnext

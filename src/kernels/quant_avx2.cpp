@@ -4,7 +4,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <vector>
 
 #include "kernels/simd_avx2.h"
 #include "kernels/quant.h"
@@ -91,26 +90,6 @@ void run(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int6
   }
 }
 
-// Many tokens: dequantize a panel of 4 rows to floats once (kept in L1/L2) and run float FMA tiles
-// over all tokens; on AVX2 this beats int8 dot products, which take 6 instructions per 32 products.
-template <int TT>
-inline void float_tile(const float* panel, int64_t cols, const float* x, float* y, int64_t ldy, int64_t r, int R, int t) {
-  const int64_t n8 = cols & ~int64_t(7);
-  __m256 acc[4][TT];
-  for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < TT; ++j) acc[i][j] = _mm256_setzero_ps();
-  for (int64_t k = 0; k < n8; k += 8) {
-    __m256 xv[TT];
-    for (int j = 0; j < TT; ++j) xv[j] = _mm256_loadu_ps(x + size_t(t + j) * size_t(cols) + k);
-    for (int i = 0; i < 4; ++i) {
-      const __m256 wv = _mm256_loadu_ps(panel + size_t(i) * size_t(cols) + k);
-      for (int j = 0; j < TT; ++j) acc[i][j] = _mm256_fmadd_ps(wv, xv[j], acc[i][j]);
-    }
-  }
-  for (int i = 0; i < R; ++i)
-    for (int j = 0; j < TT; ++j) y[size_t(t + j) * size_t(ldy) + size_t(r + i)] = hsum_avx2(acc[i][j]);
-}
-
 // One quantized row to floats, 32 at a time.
 template <typename F>
 inline void dequantize_row_avx2(const uint8_t* row, int64_t cols, float* out) {
@@ -127,33 +106,11 @@ inline void dequantize_row_avx2(const uint8_t* row, int64_t cols, float* out) {
   }
 }
 
-template <typename F>
-void run_dequantized(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  thread_local std::vector<float> panel;  // [4, cols]; grows once to the widest matrix
-  const int64_t cols = w.cols;
-  if (panel.size() < size_t(4 * cols)) panel.resize(size_t(4 * cols));
-  constexpr int kTokenBlock = 24;  // the token block's activations stay in L2 while panels go by
-  for (int t0 = 0; t0 < T; t0 += kTokenBlock) {
-    const int t1 = std::min(T, t0 + kTokenBlock);
-    for (int64_t r = r0; r < r1; r += 4) {
-      const int R = int(std::min<int64_t>(4, r1 - r));
-      for (int i = 0; i < 4; ++i) {
-        float* dst = panel.data() + size_t(i) * size_t(cols);
-        if (i < R) dequantize_row_avx2<F>(w.row_ptr(r + i), cols, dst);
-        else std::fill_n(dst, cols, 0.0f);
-      }
-      int t = t0;
-      for (; t + 3 <= t1; t += 3) float_tile<3>(panel.data(), cols, x, y, ldy, r, R, t);
-      for (; t < t1; ++t) float_tile<1>(panel.data(), cols, x, y, ldy, r, R, t);
-    }
-  }
-}
-
 }  // namespace
 
-void matmul_dq_rows_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  if (w.dtype == DType::Q8_0) run_dequantized<Q8>(w, x, T, y, ldy, r0, r1);
-  else run_dequantized<Q4>(w, x, T, y, ldy, r0, r1);
+void dequantize_row_avx2(DType type, const uint8_t* row, int64_t cols, float* out) {
+  if (type == DType::Q8_0) dequantize_row_avx2<Q8>(row, cols, out);
+  else dequantize_row_avx2<Q4>(row, cols, out);
 }
 
 void matmul_q_rows_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {

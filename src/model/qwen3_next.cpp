@@ -210,22 +210,32 @@ void Model::gated_attention(const AttentionWeights& w, const float* x, int T, in
   }
   kv.len = start_pos + T;
 
-  // Causal attention: query t sees positions 0..start_pos+t; the query heads sharing a key/value
-  // head run together (in groups of at most kMaxGroupHeads). Then the sigmoid gate.
+  // Causal attention: query t sees positions 0..start_pos+t. A task takes a block of tokens times
+  // the query heads sharing one key/value head (at most kMaxBlockQueries queries), so each cached
+  // key and value row is read once per block. Then the sigmoid gate.
   float* att = grow(ws.attn, size_t(T) * nq * D);  // [T, nq, D]
   const float scale = 1.0f / std::sqrt(float(D));
-  const int group = nq / nkv, sub = std::min(group, kMaxGroupHeads), subs = (group + sub - 1) / sub;
-  global_pool().parallel_tasks(size_t(T) * nkv * subs, [&](size_t i, int) {
-    const int t = int(i / size_t(nkv * subs)), g = int(i % size_t(nkv * subs)) / subs, part = int(i % size_t(subs));
+  const int group = nq / nkv, sub = std::min(group, kMaxBlockQueries), subs = (group + sub - 1) / sub;
+  const int block = std::max(1, kMaxBlockQueries / sub), blocks = (T + block - 1) / block;
+  global_pool().parallel_tasks(size_t(blocks) * nkv * subs, [&](size_t i, int) {
+    const int tb = int(i / size_t(nkv * subs)), g = int(i % size_t(nkv * subs)) / subs, part = int(i % size_t(subs));
     const int h0 = g * group + part * sub, G = std::min(sub, group - part * sub);
-    const float* q = qg + (size_t(t) * nq + h0) * 2 * D;
-    float* o = att + (size_t(t) * nq + h0) * D;
+    const int t0 = tb * block, t1 = std::min(T, t0 + block);
+    const float* q[kMaxBlockQueries] = {};
+    float* o[kMaxBlockQueries] = {};
+    int n_keys[kMaxBlockQueries] = {};
+    int n = 0;
+    for (int t = t0; t < t1; ++t)
+      for (int h = h0; h < h0 + G; ++h, ++n) {
+        q[n] = qg + (size_t(t) * nq + h) * 2 * D;
+        o[n] = att + (size_t(t) * nq + h) * D;
+        n_keys[n] = start_pos + t + 1;
+      }
     const size_t kv_off = size_t(g) * D;
-    attention_heads(q, 2 * size_t(D), G, kv.k.data() + kv_off, kv.v.data() + kv_off, kv.row, start_pos + t + 1, D, scale,
-                    o, size_t(D));
-    for (int h = 0; h < G; ++h) {
-      const float* gate = q + size_t(h) * 2 * D + D;
-      for (int d = 0; d < D; ++d) o[size_t(h) * D + d] *= sigmoid(gate[d]);
+    attention_queries(q, n_keys, n, kv.k.data() + kv_off, kv.v.data() + kv_off, kv.row, D, scale, o);
+    for (int j = 0; j < n; ++j) {
+      const float* gate = q[j] + D;
+      for (int d = 0; d < D; ++d) o[j][d] *= sigmoid(gate[d]);
     }
   });
   matmul(w.o_proj, att, T, out);

@@ -50,7 +50,7 @@ TEST(Matmul, SimdMatchesScalarTwin) {
   const int64_t shapes[][2] = {{1, 1}, {3, 7}, {4, 8}, {5, 17}, {13, 64}, {37, 300}, {64, 129}, {130, 2048}};
   for (DType t : {DType::BF16, DType::F16, DType::F32})
     for (const auto& s : shapes)
-      for (int T : {1, 2, 3, 4, 5, 25, 31}) {
+      for (int T : {1, 2, 3, 4, 5, 8, 12, 16, 17, 25, 31, 40}) {  // 12 and up: the packed GEMM
         auto w = make_weights(rng, t, s[0], s[1]);
         const auto x = random_vec(rng, size_t(T * s[1]));
         std::vector<float> want(size_t(T * s[0]), -1), got(size_t(T * s[0]), -1);
@@ -147,6 +147,33 @@ TEST(Attention, Avx2MatchesScalarTwin) {
   attention_heads_scalar(q.data(), 2 * D, G, K.data(), V.data(), D, L, D, 0.1f, a.data(), D);
   attention_heads_avx2(q.data(), 2 * D, G, K.data(), V.data(), D, L, D, 0.1f, b.data(), D);
   EXPECT_LE(testing::max_abs_diff(a, b), 1e-6f);
+}
+
+// A block of queries with their own causal limits gives what each query gives alone, on every ISA:
+// odd query counts (the 4-query tiles' tails), D = 72 (a half-width value tile), limits across and
+// inside the 64-key blocks.
+TEST(Attention, QueryBlockEqualsSingleQueries) {
+  std::mt19937 rng(15);
+  for (int D : {72, 256}) {
+    const int L = 150, n = 13;
+    const auto qs = random_vec(rng, size_t(n * D), 2.0f), K = random_vec(rng, size_t(L * D)), V = random_vec(rng, size_t(L * D));
+    std::vector<int> n_keys(n);
+    for (int i = 0; i < n; ++i) n_keys[size_t(i)] = 1 + (i * 37 + 5) % L;
+    n_keys[0] = L;
+    std::vector<const float*> q(n);
+    for (int i = 0; i < n; ++i) q[size_t(i)] = qs.data() + i * D;
+    std::vector<float> want(size_t(n * D)), got(size_t(n * D), -1);
+    for (int i = 0; i < n; ++i)
+      attention_heads_scalar(q[size_t(i)], 0, 1, K.data(), V.data(), D, n_keys[size_t(i)], D, 0.1f, want.data() + i * D, 0);
+    std::vector<float*> out(n);
+    for (int i = 0; i < n; ++i) out[size_t(i)] = got.data() + i * D;
+    attention_queries_scalar(q.data(), n_keys.data(), n, K.data(), V.data(), D, D, 0.1f, out.data());
+    EXPECT_LE(testing::max_abs_diff(want, got), 0.0f) << "scalar D=" << D;
+    if (best_isa() < Isa::Avx2) continue;
+    std::fill(got.begin(), got.end(), -1.0f);
+    attention_queries_avx2(q.data(), n_keys.data(), n, K.data(), V.data(), D, D, 0.1f, out.data());
+    EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx2 D=" << D;
+  }
 }
 
 // A group of heads gives what each head gives alone.

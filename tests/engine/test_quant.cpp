@@ -113,9 +113,9 @@ TEST(Quant, SimdMatchesScalarTwin) {
 TEST(Quant, DequantizingProductMatchesScalarTwinAndFloat) {
   std::mt19937 rng(4);
   for (DType t : {DType::Q8_0, DType::Q4_0})
-    for (int64_t rows : {1, 5, 8, 19})
-      for (int T : {1, 8, 10, 31}) {
-        const int64_t cols = 96;
+    for (int64_t rows : {1, 5, 8, 19, 131})
+      for (int T : {1, 8, 12, 16, 31, 33}) {
+        const int64_t cols = rows == 131 ? 2048 : 96;  // 131 x 2048: several row chunks and a 5-row tail
         const auto w = random_vec(rng, size_t(rows * cols)), x = random_vec(rng, size_t(T * cols));
         const auto q = quantize_all(t, w, rows, cols);
         const Matrix m{t, q.data(), rows, cols};
