@@ -378,13 +378,13 @@ void Model::forward(SequenceState& st, std::span<const int32_t> ids, const Forwa
   if (T == 0) return;
   // Long prompts go through in slices, so the workspace (every projection of every token of the
   // call) stays the size of one slice. Slices are whole delta-rule chunks: the result is the same.
-  constexpr int kMaxTokensPerCall = 8 * kDeltaChunk;
-  if (T > kMaxTokensPerCall && !opt.residuals) {
+  const int slice = std::max(kDeltaChunk, opt.max_tokens_per_call / kDeltaChunk * kDeltaChunk);
+  if (T > slice && !opt.residuals) {
     std::vector<float> h, l;
     if (hidden) hidden->clear();
     if (logits) logits->clear();
-    for (int s = 0; s < T; s += kMaxTokensPerCall) {
-      const int n = std::min(kMaxTokensPerCall, T - s);
+    for (int s = 0; s < T; s += slice) {
+      const int n = std::min(slice, T - s);
       const bool last = s + n == T;
       ForwardOptions part = opt;
       part.want_logits = opt.want_logits && (opt.all_logits || last);

@@ -20,6 +20,10 @@ struct ForwardOptions {
   bool all_logits = false;            // logits for every row, else the last row only
   bool want_logits = true;
   std::vector<float>* residuals = nullptr;  // when set: [L+1, T, H] embedding then each layer's output
+  // Longer prompts go through in slices of this many tokens (a multiple of the delta-rule chunk),
+  // so the workspace stays the size of one slice. Big enough that each of 512 experts sees ~40
+  // tokens per slice: their products then run as GEMMs rather than matrix-vector tiles.
+  int max_tokens_per_call = 2048;
 };
 
 class Model {

@@ -175,7 +175,7 @@ TEST_P(GoldenLong, LongPromptMatchesReference) {
                kHiddenTol);
 }
 
-// Long prompts are fed in slices of 512 tokens; that must give what one call gives.
+// Long prompts are fed in slices (ForwardOptions::max_tokens_per_call); that must give what one call gives.
 TEST(Prefill, SlicedLongPromptEqualsOneCall) {
   Reference ref("tiny-b");
   auto ids = ref.ids("long_prompt_ids");
@@ -185,6 +185,7 @@ TEST(Prefill, SlicedLongPromptEqualsOneCall) {
   Model& model = *loaded.value();
   ForwardOptions opt;
   opt.all_logits = true;
+  opt.max_tokens_per_call = 256;  // 700 tokens: slices of 256, 256, 188
   SequenceState sliced(model.config()), whole(model.config());
   std::vector<float> logits_sliced, logits_whole, hidden_sliced, hidden_whole, residuals;
   model.forward(sliced, ids, opt, &hidden_sliced, &logits_sliced);
