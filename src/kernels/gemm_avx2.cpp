@@ -5,8 +5,8 @@
 // The layout follows the classic packed GEMM. The tokens are packed once per call into slabs of
 // 16 ([cols, 16] each, so one k gives two vectors of 8 tokens). Weight rows are converted to float
 // once, a chunk at a time, sized to stay in L2 while every slab goes by. The micro-kernel
-// broadcasts 6 weights and multiplies them into 2 vectors of tokens: 12 accumulators, 12 FMAs per
-// 8 loads, so the FMA units set the pace rather than the loads.
+// broadcasts 6 weights and multiplies them into 2 vectors of tokens (or 12 into 1 for a last slab
+// of 8 or fewer tokens): 12 accumulators, 12 FMAs per 8 loads, so the FMA units set the pace.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -18,7 +18,6 @@
 namespace qnext {
 namespace {
 
-constexpr int kMR = 6;              // weight rows per micro-tile
 constexpr int kNR = 16;             // tokens per slab and micro-tile
 constexpr int64_t kKc = 256;        // k per pass: a slab's [256, 16] block (16 KiB) stays in L1
 constexpr size_t kChunkBytes = 256 * 1024;  // float weight rows converted at once (half of L2)
@@ -50,55 +49,55 @@ void row_to_float(const Matrix& w, int64_t r, float* out) {
   }
 }
 
-// x [T, cols] -> slabs [ceil(T / 16), cols, 16]; the tokens past T are zeros.
+// Slab s holds tokens [16 s, 16 s + 16), k-major; the last slab is 8 wide when 8 or fewer tokens
+// are left, so a few tokens (an expert's share of a prompt) waste at most 7 lanes, not 15.
+int slab_width(int T, int s) { return T - s * kNR <= 8 ? 8 : kNR; }
+
+// x [T, cols] -> slabs [ceil(T / 16), cols, width]; the tokens past T are zeros.
 void pack_tokens(const float* x, int T, int64_t cols, float* slabs) {
   const int n_slabs = (T + kNR - 1) / kNR;
   for (int s = 0; s < n_slabs; ++s) {
     float* slab = slabs + size_t(s) * size_t(cols) * kNR;
-    for (int j = 0; j < kNR; ++j) {
+    const int width = slab_width(T, s);
+    for (int j = 0; j < width; ++j) {
       const int t = s * kNR + j;
       if (t >= T) {
-        for (int64_t k = 0; k < cols; ++k) slab[size_t(k) * kNR + size_t(j)] = 0.0f;
+        for (int64_t k = 0; k < cols; ++k) slab[size_t(k) * size_t(width) + size_t(j)] = 0.0f;
         continue;
       }
       const float* xt = x + size_t(t) * size_t(cols);
-      for (int64_t k = 0; k < cols; ++k) slab[size_t(k) * kNR + size_t(j)] = xt[k];
+      for (int64_t k = 0; k < cols; ++k) slab[size_t(k) * size_t(width) + size_t(j)] = xt[k];
     }
   }
 }
 
-// c[MR, 16] (+)= rows w[MR, kc] (row stride ldw) times a slab's rows [kc, 16].
-template <int MR>
+// c[MR, 8 NV] (+)= rows w[MR, kc] (row stride ldw) times a slab's rows [kc, 8 NV]; c's rows are
+// 16 apart. MR x NV <= 12 accumulators.
+template <int MR, int NV>
 inline void micro_tile(const float* w, int64_t ldw, const float* slab, int64_t kc, float* c, bool accumulate) {
-  __m256 acc[MR][2];
-  for (int i = 0; i < MR; ++i) {
-    acc[i][0] = accumulate ? _mm256_loadu_ps(c + i * kNR) : _mm256_setzero_ps();
-    acc[i][1] = accumulate ? _mm256_loadu_ps(c + i * kNR + 8) : _mm256_setzero_ps();
-  }
+  __m256 acc[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = accumulate ? _mm256_loadu_ps(c + i * kNR + 8 * v) : _mm256_setzero_ps();
   for (int64_t k = 0; k < kc; ++k) {
-    const __m256 x0 = _mm256_loadu_ps(slab + size_t(k) * kNR);
-    const __m256 x1 = _mm256_loadu_ps(slab + size_t(k) * kNR + 8);
+    __m256 xv[NV];
+    for (int v = 0; v < NV; ++v) xv[v] = _mm256_loadu_ps(slab + size_t(k) * 8 * NV + 8 * v);
     for (int i = 0; i < MR; ++i) {
       const __m256 wv = _mm256_broadcast_ss(w + size_t(i) * size_t(ldw) + size_t(k));
-      acc[i][0] = _mm256_fmadd_ps(wv, x0, acc[i][0]);
-      acc[i][1] = _mm256_fmadd_ps(wv, x1, acc[i][1]);
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(wv, xv[v], acc[i][v]);
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    _mm256_storeu_ps(c + i * kNR, acc[i][0]);
-    _mm256_storeu_ps(c + i * kNR + 8, acc[i][1]);
-  }
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) _mm256_storeu_ps(c + i * kNR + 8 * v, acc[i][v]);
 }
 
-void tile(int rows, const float* w, int64_t ldw, const float* slab, int64_t kc, float* c, bool accumulate) {
-  switch (rows) {
-    case 6: micro_tile<6>(w, ldw, slab, kc, c, accumulate); return;
-    case 5: micro_tile<5>(w, ldw, slab, kc, c, accumulate); return;
-    case 4: micro_tile<4>(w, ldw, slab, kc, c, accumulate); return;
-    case 3: micro_tile<3>(w, ldw, slab, kc, c, accumulate); return;
-    case 2: micro_tile<2>(w, ldw, slab, kc, c, accumulate); return;
-    default: micro_tile<1>(w, ldw, slab, kc, c, accumulate); return;
-  }
+// Rows [0, rows) of a chunk against one slab, in tiles of 6 rows (16-wide slab) or 12 (8-wide).
+template <int NV>
+void slab_tiles(int64_t rows, const float* w, int64_t ldw, const float* slab, int64_t kc, float* c, bool accumulate) {
+  constexpr int kRows = 12 / NV;
+  int64_t i = 0;
+  for (; i + kRows <= rows; i += kRows)
+    micro_tile<kRows, NV>(w + size_t(i * ldw), ldw, slab, kc, c + size_t(i) * kNR, accumulate);
+  for (; i < rows; ++i) micro_tile<1, NV>(w + size_t(i * ldw), ldw, slab, kc, c + size_t(i) * kNR, accumulate);
 }
 
 }  // namespace
@@ -113,7 +112,7 @@ void gemm_rows_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ld
   pack_tokens(x, T, cols, slabs.data());
 
   const int64_t chunk_rows =
-      std::max<int64_t>(kMR, int64_t(kChunkBytes / (sizeof(float) * size_t(cols))) / kMR * kMR);
+      std::max<int64_t>(12, int64_t(kChunkBytes / (sizeof(float) * size_t(cols))) / 12 * 12);
   if (chunk.size() < size_t(chunk_rows * cols)) chunk.resize(size_t(chunk_rows * cols));
   thread_local std::vector<float> c;  // [chunk_rows, 16]: one slab's outputs for the chunk
   if (c.size() < size_t(chunk_rows) * kNR) c.resize(size_t(chunk_rows) * kNR);
@@ -122,11 +121,12 @@ void gemm_rows_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ld
     for (int64_t i = 0; i < rows; ++i) row_to_float(w, rc + i, chunk.data() + size_t(i * cols));
     for (int s = 0; s < n_slabs; ++s) {
       const float* slab = slabs.data() + size_t(s) * size_t(cols) * kNR;
+      const int width = slab_width(T, s);
       for (int64_t k0 = 0; k0 < cols; k0 += kKc) {
         const int64_t kc = std::min(kKc, cols - k0);
-        for (int64_t i = 0; i < rows; i += kMR)
-          tile(int(std::min<int64_t>(kMR, rows - i)), chunk.data() + size_t(i * cols + k0), cols,
-               slab + size_t(k0) * kNR, kc, c.data() + size_t(i) * kNR, k0 > 0);
+        const float* wk = chunk.data() + size_t(k0);
+        if (width == kNR) slab_tiles<2>(rows, wk, cols, slab + size_t(k0) * kNR, kc, c.data(), k0 > 0);
+        else slab_tiles<1>(rows, wk, cols, slab + size_t(k0) * 8, kc, c.data(), k0 > 0);
       }
       const int tokens = std::min(kNR, T - s * kNR);
       for (int j = 0; j < tokens; ++j) {
