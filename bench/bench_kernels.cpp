@@ -96,6 +96,27 @@ void BM_AttentionHead(benchmark::State& state) {
 }
 BENCHMARK(BM_AttentionHead)->Arg(512)->Arg(8192);
 
+// A GQA group's 8 query heads for one decoded token (queries 8) or a prefill block of 8 tokens
+// (queries 64) over L cached positions, D 256. Bytes/s counts the keys and values read.
+void BM_AttentionQueries(benchmark::State& state) {
+  const int L = int(state.range(0)), n = int(state.range(1)), D = 256;
+  std::vector<float> qs(size_t(n) * D, 0.1f), outs(size_t(n) * D), K(size_t(L) * D, 0.01f), V(size_t(L) * D, 0.02f);
+  std::vector<const float*> q;
+  std::vector<float*> out;
+  std::vector<int> n_keys;
+  for (int i = 0; i < n; ++i) {
+    q.push_back(qs.data() + size_t(i) * D);
+    out.push_back(outs.data() + size_t(i) * D);
+    n_keys.push_back(L);
+  }
+  for (auto _ : state) {
+    attention_queries(q.data(), n_keys.data(), n, K.data(), V.data(), D, D, 0.0625f, out.data());
+    benchmark::DoNotOptimize(outs.data());
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * L * D * 2 * 4);
+}
+BENCHMARK(BM_AttentionQueries)->ArgsProduct({{512, 8192}, {8, 64}})->ArgNames({"L", "queries"});
+
 }  // namespace
 }  // namespace qnext
 

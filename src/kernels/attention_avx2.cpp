@@ -74,11 +74,17 @@ void score_group(const float* const* q, const float* K, size_t kv_stride, int nb
   }
 }
 
+// Eight keys at a time across all of D: cache rows are a power of two apart (2 KiB in the model),
+// so walking 64 of them a column strip at a time would keep evicting lines from a few L1 sets.
 template <int QN>
 void value_group(const float* p, const float* V, size_t kv_stride, int nb, int D, float* const* out) {
-  int d = 0;
-  for (; d + 16 <= D; d += 16) value_tile<QN, 2>(p, V, kv_stride, nb, d, out);
-  if (d < D) value_tile<QN, 1>(p, V, kv_stride, nb, d, out);
+  for (int j = 0; j < nb; j += 8) {
+    const int n = std::min(8, nb - j);
+    const float* Vj = V + size_t(j) * kv_stride;
+    int d = 0;
+    for (; d + 16 <= D; d += 16) value_tile<QN, 2>(p + j, Vj, kv_stride, n, d, out);
+    if (d < D) value_tile<QN, 1>(p + j, Vj, kv_stride, n, d, out);
+  }
 }
 
 void scores_for(int qn, const float* const* q, const float* K, size_t kv_stride, int nb, int D, float scale, float* p) {
@@ -115,6 +121,11 @@ void attention_queries_avx2(const float* const* q, const int* n_keys, int n, con
   for (int b = 0; b < L; b += kKeyBlock) {
     const int nb = std::min(kKeyBlock, L - b);
     const float* Kb = K + size_t(b) * kv_stride;
+    // The value rows are read after the scores, eight rows a strip at a time: ask for them now so
+    // they come from memory while the scores are computed.
+    for (int j = 0; j < nb; ++j)
+      for (int d = 0; d < D; d += 16)
+        _mm_prefetch(reinterpret_cast<const char*>(V + size_t(b + j) * kv_stride + size_t(d)), _MM_HINT_T1);
     for (int i = 0; i < n; i += 4) scores_for(std::min(4, n - i), q + i, Kb, kv_stride, nb, D, scale, p + i * kKeyBlock);
     // Online softmax per query over the keys it may see; the rest of the block weighs zero.
     for (int i = 0; i < n; ++i) {
@@ -129,11 +140,18 @@ void attention_queries_avx2(const float* const* q, const int* n_keys, int n, con
         for (int d = 0; d < D; d += 8) _mm256_storeu_ps(out[i] + d, _mm256_mul_ps(rv, _mm256_loadu_ps(out[i] + d)));
         running_max[i] = block_max;
       }
-      for (int j = 0; j < visible; ++j) {
-        pi[j] = std::exp(pi[j] - running_max[i]);
-        denom[i] += pi[j];
+      const __m256 max_v = _mm256_set1_ps(running_max[i]);
+      __m256 sum = _mm256_setzero_ps();
+      int j = 0;
+      for (; j + 8 <= visible; j += 8) {
+        const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(pi + j), max_v));
+        _mm256_storeu_ps(pi + j, e);
+        sum = _mm256_add_ps(sum, e);
       }
-      for (int j = visible; j < nb; ++j) pi[j] = 0.0f;
+      float tail = 0;
+      for (; j < visible; ++j) tail += pi[j] = std::exp(pi[j] - running_max[i]);
+      denom[i] += hsum_avx2(sum) + tail;
+      for (j = visible; j < nb; ++j) pi[j] = 0.0f;
     }
     const float* Vb = V + size_t(b) * kv_stride;
     for (int i = 0; i < n; i += 4) values_for(std::min(4, n - i), p + i * kKeyBlock, Vb, kv_stride, nb, D, out + i);
