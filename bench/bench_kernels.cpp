@@ -85,17 +85,6 @@ void BM_DeltaRule(benchmark::State& state) {
 }
 BENCHMARK(BM_DeltaRule)->ArgsProduct({{1, 64, 512}, {0, 1}})->ArgNames({"T", "chunked"});
 
-void BM_AttentionHead(benchmark::State& state) {
-  const int L = int(state.range(0)), D = 256;
-  std::vector<float> q(D, 0.1f), K(size_t(L) * D, 0.01f), V(size_t(L) * D, 0.02f), out(D);
-  for (auto _ : state) {
-    attention_head(q.data(), K.data(), V.data(), D, L, D, 0.0625f, out.data());
-    benchmark::DoNotOptimize(out.data());
-  }
-  state.SetBytesProcessed(int64_t(state.iterations()) * L * D * 2 * 4);
-}
-BENCHMARK(BM_AttentionHead)->Arg(512)->Arg(8192);
-
 // A GQA group's 8 query heads for one decoded token (queries 8) or a prefill block of 8 tokens
 // (queries 64) over L cached positions, D 256. Bytes/s counts the keys and values read.
 void BM_AttentionQueries(benchmark::State& state) {

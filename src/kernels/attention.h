@@ -5,19 +5,13 @@
 
 namespace qnext {
 
-// q: [D]; K, V: position p's vector at K + p * kv_stride, for p in [0, L); out: [D].
-// out = softmax(scale * q.K^T) V
+// One query: q: [D]; K, V: position p's vector at K + p * kv_stride, for p in [0, L); out: [D].
+// out = softmax(scale * q.K^T) V. Plain scalar code: the definition the SIMD kernels are held to.
 void attention_head(const float* q, const float* K, const float* V, size_t kv_stride, int L, int D, float scale,
                     float* out);
 
-// G <= kMaxGroupHeads query heads sharing one key/value head (GQA) at once: q_h = q + h * q_stride,
-// out_h = out + h * out_stride. Each key and value row is read once for the whole group.
-constexpr int kMaxGroupHeads = 16;
-void attention_heads(const float* q, size_t q_stride, int G, const float* K, const float* V, size_t kv_stride, int L,
-                     int D, float scale, float* out, size_t out_stride);
-
-// Prefill: n <= kMaxBlockQueries queries against one key/value head, query i seeing the keys
-// [0, n_keys[i]) (causal masks differ per token). A block of tokens times the query heads of a
+// What the model calls, in prefill and decode: n <= kMaxBlockQueries queries against one key/value
+// head, query i seeing the keys [0, n_keys[i]) (causal limits differ per token). A block of tokens times the query heads of a
 // GQA group goes in one call, so every key and value row is read once for the whole block and the
 // scores and the weighted sum of values are small matrix products. q[i], out[i]: [D].
 constexpr int kMaxBlockQueries = 64;
@@ -27,11 +21,5 @@ void attention_queries_scalar(const float* const* q, const int* n_keys, int n, c
                               size_t kv_stride, int D, float scale, float* const* out);
 void attention_queries_avx2(const float* const* q, const int* n_keys, int n, const float* K, const float* V,
                             size_t kv_stride, int D, float scale, float* const* out);
-
-// ISA variants, chosen by attention_heads from the active ISA.
-void attention_heads_scalar(const float* q, size_t q_stride, int G, const float* K, const float* V, size_t kv_stride,
-                            int L, int D, float scale, float* out, size_t out_stride);
-void attention_heads_avx2(const float* q, size_t q_stride, int G, const float* K, const float* V, size_t kv_stride,
-                          int L, int D, float scale, float* out, size_t out_stride);
 
 }  // namespace qnext

@@ -1,25 +1,14 @@
-// Attention compiled with AVX2 + FMA (body in attention_body.h; scalar twins in attention.cpp).
+// AVX2 + FMA variant of attention_queries (scalar twin in attention.cpp): blocks of 64 keys; the
+// scores as 4-query x 2-key tiles of dot products, an online softmax per query, then the
+// probabilities times the value rows as 4-query x 16-dim tiles. Needs D % 8 == 0 (the dispatcher
+// checks).
 #include <immintrin.h>
 
-#include "kernels/attention_body.h"
-#include "kernels/simd_avx2.h"
+#include <algorithm>
+#include <cmath>
+#include <limits>
 
-namespace qnext {
-
-void attention_heads_avx2(const float* q, size_t q_stride, int G, const float* K, const float* V, size_t kv_stride,
-                          int L, int D, float scale, float* out, size_t out_stride) {
-  attention_heads_body(q, q_stride, G, K, V, kv_stride, L, D, scale, out, out_stride);
-}
-
-}  // namespace qnext
-
-// ---------------------------------------------------------------------------------------------
-// attention_queries (prefill): blocks of 64 keys; scores as 4-query x 2-key tiles of dot products,
-// an online softmax per query, then the probabilities times the value rows as 4-query x 16-dim
-// tiles. Needs D % 8 == 0 (the dispatcher checks).
-
-#include <immintrin.h>
-
+#include "kernels/attention.h"
 #include "kernels/simd_avx2.h"
 
 namespace qnext {

@@ -138,17 +138,6 @@ TEST(DeltaRule, Avx2MatchesScalarTwin) {
   }
 }
 
-TEST(Attention, Avx2MatchesScalarTwin) {
-  if (best_isa() < Isa::Avx2) GTEST_SKIP() << "no AVX2";
-  std::mt19937 rng(13);
-  const int D = 72, L = 131, G = 3;
-  const auto q = random_vec(rng, G * 2 * D), K = random_vec(rng, size_t(L * D)), V = random_vec(rng, size_t(L * D));
-  std::vector<float> a(G * D), b(G * D);
-  attention_heads_scalar(q.data(), 2 * D, G, K.data(), V.data(), D, L, D, 0.1f, a.data(), D);
-  attention_heads_avx2(q.data(), 2 * D, G, K.data(), V.data(), D, L, D, 0.1f, b.data(), D);
-  EXPECT_LE(testing::max_abs_diff(a, b), 1e-6f);
-}
-
 // A block of queries with their own causal limits gives what each query gives alone, on every ISA:
 // odd query counts (the 4-query tiles' tails), D = 72 (a half-width value tile), limits across and
 // inside the 64-key blocks.
@@ -164,7 +153,7 @@ TEST(Attention, QueryBlockEqualsSingleQueries) {
     for (int i = 0; i < n; ++i) q[size_t(i)] = qs.data() + i * D;
     std::vector<float> want(size_t(n * D)), got(size_t(n * D), -1);
     for (int i = 0; i < n; ++i)
-      attention_heads_scalar(q[size_t(i)], 0, 1, K.data(), V.data(), D, n_keys[size_t(i)], D, 0.1f, want.data() + i * D, 0);
+      attention_head(q[size_t(i)], K.data(), V.data(), D, n_keys[size_t(i)], D, 0.1f, want.data() + i * D);
     std::vector<float*> out(n);
     for (int i = 0; i < n; ++i) out[size_t(i)] = got.data() + i * D;
     attention_queries_scalar(q.data(), n_keys.data(), n, K.data(), V.data(), D, D, 0.1f, out.data());
@@ -173,21 +162,6 @@ TEST(Attention, QueryBlockEqualsSingleQueries) {
     std::fill(got.begin(), got.end(), -1.0f);
     attention_queries_avx2(q.data(), n_keys.data(), n, K.data(), V.data(), D, D, 0.1f, out.data());
     EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx2 D=" << D;
-  }
-}
-
-// A group of heads gives what each head gives alone.
-TEST(Attention, GroupedHeadsEqualSingleHeads) {
-  std::mt19937 rng(14);
-  const int D = 40, L = 77;
-  for (int G : {1, 2, 8, 16}) {
-    const auto q = random_vec(rng, size_t(G * D), 2.0f), K = random_vec(rng, size_t(L * 2 * D)), V = random_vec(rng, size_t(L * 2 * D));
-    std::vector<float> grouped(size_t(G * D)), single(D);
-    attention_heads(q.data(), D, G, K.data() + D, V.data() + D, 2 * D, L, D, 0.2f, grouped.data(), D);
-    for (int h = 0; h < G; ++h) {
-      attention_head(q.data() + h * D, K.data() + D, V.data() + D, 2 * D, L, D, 0.2f, single.data());
-      EXPECT_LE(testing::max_abs_diff(single.data(), grouped.data() + h * D, D), 1e-6f) << "G=" << G << " h=" << h;
-    }
   }
 }
 
