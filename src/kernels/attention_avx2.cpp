@@ -110,11 +110,6 @@ void attention_queries_avx2(const float* const* q, const int* n_keys, int n, con
   for (int b = 0; b < L; b += kKeyBlock) {
     const int nb = std::min(kKeyBlock, L - b);
     const float* Kb = K + size_t(b) * kv_stride;
-    // The value rows are read after the scores, eight rows a strip at a time: ask for them now so
-    // they come from memory while the scores are computed.
-    for (int j = 0; j < nb; ++j)
-      for (int d = 0; d < D; d += 16)
-        _mm_prefetch(reinterpret_cast<const char*>(V + size_t(b + j) * kv_stride + size_t(d)), _MM_HINT_T1);
     for (int i = 0; i < n; i += 4) scores_for(std::min(4, n - i), q + i, Kb, kv_stride, nb, D, scale, p + i * kKeyBlock);
     // Online softmax per query over the keys it may see; the rest of the block weighs zero.
     for (int i = 0; i < n; ++i) {
