@@ -86,10 +86,16 @@ void BM_DeltaRule(benchmark::State& state) {
 BENCHMARK(BM_DeltaRule)->ArgsProduct({{1, 64, 512}, {0, 1}})->ArgNames({"T", "chunked"});
 
 // A GQA group's 8 query heads for one decoded token (queries 8) or a prefill block of 8 tokens
-// (queries 64) over L cached positions, D 256. Bytes/s counts the keys and values read.
+// (queries 64) over L cached positions, D 256, one head's rows contiguous as in the model's
+// head-major cache. half: the f16 cache. Bytes/s counts the keys and values read.
 void BM_AttentionQueries(benchmark::State& state) {
-  const int L = int(state.range(0)), n = int(state.range(1)), D = 256;
-  std::vector<float> qs(size_t(n) * D, 0.1f), outs(size_t(n) * D), K(size_t(L) * D, 0.01f), V(size_t(L) * D, 0.02f);
+  const int L = int(state.range(0)), n = int(state.range(1)), D = 256, stride = D;
+  const bool half = state.range(2) != 0;
+  std::vector<float> qs(size_t(n) * D, 0.1f), outs(size_t(n) * D), K(size_t(L) * stride, 0.01f),
+      V(size_t(L) * stride, 0.02f);
+  std::vector<uint16_t> K16(K.size(), f32_to_f16(0.01f)), V16(V.size(), f32_to_f16(0.02f));
+  const KvHead kv = half ? KvHead{K16.data(), V16.data(), size_t(stride), DType::F16}
+                         : KvHead{K.data(), V.data(), size_t(stride), DType::F32};
   std::vector<const float*> q;
   std::vector<float*> out;
   std::vector<int> n_keys;
@@ -99,12 +105,12 @@ void BM_AttentionQueries(benchmark::State& state) {
     n_keys.push_back(L);
   }
   for (auto _ : state) {
-    attention_queries(q.data(), n_keys.data(), n, K.data(), V.data(), D, D, 0.0625f, out.data());
+    attention_queries(q.data(), n_keys.data(), n, kv, D, 0.0625f, out.data());
     benchmark::DoNotOptimize(outs.data());
   }
-  state.SetBytesProcessed(int64_t(state.iterations()) * L * D * 2 * 4);
+  state.SetBytesProcessed(int64_t(state.iterations()) * L * D * 2 * int64_t(half ? 2 : 4));
 }
-BENCHMARK(BM_AttentionQueries)->ArgsProduct({{512, 8192}, {8, 64}})->ArgNames({"L", "queries"});
+BENCHMARK(BM_AttentionQueries)->ArgsProduct({{512, 8192}, {8, 64}, {0, 1}})->ArgNames({"L", "queries", "half"});
 
 }  // namespace
 }  // namespace qnext

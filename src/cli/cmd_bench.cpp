@@ -77,12 +77,12 @@ void register_bench(CLI::App& app, int& exit_code) {
     std::vector<float> logits;
     ForwardOptions opt;
     auto fresh_state = [&]() {
-      auto st = std::make_unique<SequenceState>(c);
+      auto st = std::make_unique<SequenceState>(model->new_state());
       if (o->depth > 0) model->forward(*st, random_ids(o->depth), opt, nullptr, &logits);
       return st;
     };
     {  // warm-up: touch the code paths and a first share of the weights
-      SequenceState st(c);
+      SequenceState st = model->new_state();
       model->forward(st, random_ids(8), opt, nullptr, &logits);
       for (int i = 0; i < 4; ++i) model->forward(st, random_ids(1), opt, nullptr, &logits);
     }
@@ -115,6 +115,7 @@ void register_bench(CLI::App& app, int& exit_code) {
     if (o->json) {
       nlohmann::json j = {{"model", o->model.dir},
                           {"isa", std::string(isa_name(active_isa()))},
+                          {"kv_type", o->model.kv_type},
                           {"threads", o->model.threads},
                           {"depth", o->depth},
                           {"prompt_tokens", o->prompt},
@@ -137,8 +138,9 @@ void register_bench(CLI::App& app, int& exit_code) {
                           {"roofline_fraction", fraction}};
       std::printf("%s\n", j.dump(2).c_str());
     } else {
-      std::printf("model %s | isa %s | threads %d | depth %d | load %.2f s | page-in %.2f s\n", o->model.dir.c_str(),
-                  std::string(isa_name(active_isa())).c_str(), o->model.threads, o->depth, load_s, prefault_s);
+      std::printf("model %s | isa %s | threads %d | depth %d | kv %s | load %.2f s | page-in %.2f s\n",
+                  o->model.dir.c_str(), std::string(isa_name(active_isa())).c_str(), o->model.threads, o->depth,
+                  o->model.kv_type.c_str(), load_s, prefault_s);
       std::printf("%-10s %12s %12s %12s\n", "test", "median t/s", "min", "max");
       if (o->prompt > 0) std::printf("pp%-8d %12.2f %12.2f %12.2f\n", o->prompt, p.median, p.min, p.max);
       if (o->gen > 0) std::printf("tg%-8d %12.2f %12.2f %12.2f\n", o->gen, g.median, g.min, g.max);

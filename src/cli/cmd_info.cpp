@@ -40,9 +40,11 @@ void register_info(CLI::App& app, int& exit_code) {
     std::printf("parameters:       %.3fB total (incl. MTP), %.3fB active per token\n", total / 1e9, active / 1e9);
     std::printf("weights:          %s in %zu file(s)\n", human_bytes(double(model->weight_bytes())).c_str(),
                 model->weights().checkpoint.files().size());
-    std::printf("state:            %s fixed per sequence (DeltaNet) + %s per token of context (KV, f32%s)\n",
+    std::printf("state:            %s fixed per sequence (DeltaNet) + %s per token of context (KV, f32%s; %s with "
+                "--kv-type f16)\n",
                 human_bytes(double(fixed_state_bytes(c))).c_str(),
-                human_bytes(double(kv_bytes_per_token(c, model->has_mtp()))).c_str(), model->has_mtp() ? ", incl. MTP" : "");
+                human_bytes(double(kv_bytes_per_token(c, model->has_mtp()))).c_str(), model->has_mtp() ? ", incl. MTP" : "",
+                human_bytes(double(kv_bytes_per_token(c, model->has_mtp(), DType::F16))).c_str());
   });
 }
 

@@ -64,7 +64,7 @@ void register_logits(CLI::App& app, int& exit_code) {
       std::fprintf(stderr, "error: --mtp-out: %s has no mtp.* tensors\n", o->model.dir.c_str());
       return;
     }
-    SequenceState state(c);
+    SequenceState state = model->new_state();
     std::vector<float> logits, hidden;
     ForwardOptions opt;
     opt.all_logits = true;
@@ -120,7 +120,7 @@ void register_generate(CLI::App& app, int& exit_code) {
       return;
     }
     using clock = std::chrono::steady_clock;
-    SequenceState state(c);
+    SequenceState state = model->new_state();
     std::vector<float> logits;
     ForwardOptions opt;
     auto t0 = clock::now();

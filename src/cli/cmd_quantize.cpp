@@ -47,16 +47,17 @@ void register_quantize(CLI::App& app, int& exit_code) {
 
 void register_kld(CLI::App& app, int& exit_code) {
   struct Opts {
-    std::string model, quantized, ids_file, ids, quantize;
+    std::string model, quantized, ids_file, ids, quantize, kv_type = "f32";
     int threads = 0;
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
-  auto* cmd = app.add_subcommand("kld", "KL divergence and top-1 agreement of a quantized model against the original");
+  auto* cmd = app.add_subcommand("kld", "KL divergence and top-1 agreement of a quantized model (or an f16 KV cache) against the original");
   cmd->add_option("--model,-m", o->model, "Full-precision model directory")->required();
   auto* q = cmd->add_option("--quantized", o->quantized, "Quantized model directory");
   auto* ql = cmd->add_option("--quantize", o->quantize, "Or: quantize --model at load time (q8, q4, q4-mixed)");
   q->excludes(ql);
+  cmd->add_option("--kv-type", o->kv_type, "KV cache type of the compared run: f32 (default) or f16");
   auto* f = cmd->add_option("--ids-file", o->ids_file, "JSON list of prompt token ids");
   auto* i = cmd->add_option("--ids", o->ids, "Comma-separated prompt token ids");
   f->excludes(i);
@@ -64,8 +65,8 @@ void register_kld(CLI::App& app, int& exit_code) {
   cmd->add_flag("--json", o->json, "Print one JSON object");
   cmd->callback([o, &exit_code] {
     exit_code = 1;
-    if (o->quantized.empty() && o->quantize.empty()) {
-      std::fprintf(stderr, "error: give --quantized DIR or --quantize TYPE\n");
+    if (o->quantized.empty() && o->quantize.empty() && o->kv_type == "f32") {
+      std::fprintf(stderr, "error: give --quantized DIR, --quantize TYPE or --kv-type f16\n");
       return;
     }
     auto ids = !o->ids_file.empty() ? read_ids_file(o->ids_file) : parse_ids(o->ids);
@@ -73,23 +74,24 @@ void register_kld(CLI::App& app, int& exit_code) {
       std::fprintf(stderr, "error: %s\n", ids.error().c_str());
       return;
     }
-    auto logits_of = [&](const std::string& dir, const std::string& quantize, std::vector<float>* logits) {
-      auto model = load_model_or_report(dir, o->threads, quantize);
+    auto logits_of = [&](const std::string& dir, const std::string& quantize, const std::string& kv_type,
+                         std::vector<float>* logits) {
+      auto model = load_model_or_report(dir, o->threads, quantize, kv_type);
       if (!model) return 0;
       if (auto st = check_ids(ids.value(), model->config().vocab_size); !st) {
         std::fprintf(stderr, "error: %s\n", st.error().c_str());
         return 0;
       }
-      SequenceState state(model->config());
+      SequenceState state = model->new_state();
       ForwardOptions opt;
       opt.all_logits = true;
       model->forward(state, ids.value(), opt, nullptr, logits);
       return model->config().vocab_size;
     };
     std::vector<float> base, quant;
-    const int V = logits_of(o->model, "", &base);
+    const int V = logits_of(o->model, "", "f32", &base);
     if (!V) return;
-    const int Vq = logits_of(o->quantized.empty() ? o->model : o->quantized, o->quantize, &quant);
+    const int Vq = logits_of(o->quantized.empty() ? o->model : o->quantized, o->quantize, o->kv_type, &quant);
     if (Vq != V) {
       if (Vq) std::fprintf(stderr, "error: vocabularies differ (%d vs %d)\n", V, Vq);
       return;

@@ -52,11 +52,17 @@ Status check_ids(const std::vector<int32_t>& ids, int vocab) {
   return Ok{};
 }
 
-std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads, const std::string& quantize) {
+std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads, const std::string& quantize,
+                                            const std::string& kv_type) {
   set_num_threads(threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency())));
   auto recipe = parse_recipe(quantize);
   if (!recipe) {
     std::fprintf(stderr, "error: --quantize: %s\n", recipe.error().c_str());
+    return nullptr;
+  }
+  DType kv = DType::F32;
+  if (!parse_kv_type(kv_type, &kv)) {
+    std::fprintf(stderr, "error: --kv-type: '%s' is not f32 or f16\n", kv_type.c_str());
     return nullptr;
   }
   auto m = Model::load(dir, recipe.value());
@@ -64,6 +70,7 @@ std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads,
     std::fprintf(stderr, "error: %s\n", m.error().c_str());
     return nullptr;
   }
+  m.value()->set_kv_type(kv);
   return std::move(m.value());
 }
 
@@ -88,6 +95,8 @@ void ModelFlags::add_to(CLI::App* cmd, const std::string& model_help) {
   cmd->add_option("--threads,-t", threads,
                   threads > 0 ? "Threads (default: " + std::to_string(threads) + ")" : "Threads (default: all cores)");
   cmd->add_option("--quantize", quantize, "Quantize float weights while loading: q8, q4 or q4-mixed");
+  cmd->add_option("--kv-type", kv_type,
+                  "KV cache element type: f32 (exact, default) or f16 (half the memory of the attention layers' cache)");
 }
 
 std::string human_bytes(double b) {

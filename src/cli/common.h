@@ -20,16 +20,18 @@ Result<std::vector<int32_t>> read_ids_file(const std::string& path);
 Status check_ids(const std::vector<int32_t>& ids, int vocab);
 
 // Sets the thread count (0 = all cores) and loads the model; prints the error and returns null on failure.
-// quantize: "" or q8 / q4 / q4-mixed, applied while loading.
-std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads, const std::string& quantize = "");
+// quantize: "" or q8 / q4 / q4-mixed, applied while loading; kv_type: "f32" or "f16", the KV cache's
+// element type in the states the model makes.
+std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads, const std::string& quantize = "",
+                                            const std::string& kv_type = "f32");
 
-// The options every command that runs a model shares: --model, --threads, --quantize.
+// The options every command that runs a model shares: --model, --threads, --quantize, --kv-type.
 struct ModelFlags {
-  std::string dir, quantize;
+  std::string dir, quantize, kv_type = "f32";
   int threads = 0;  // 0: all cores
 
   void add_to(CLI::App* cmd, const std::string& model_help = "Model directory");
-  std::unique_ptr<Model> load_or_report() const { return load_model_or_report(dir, threads, quantize); }
+  std::unique_ptr<Model> load_or_report() const { return load_model_or_report(dir, threads, quantize, kv_type); }
 };
 
 std::string human_bytes(double bytes);

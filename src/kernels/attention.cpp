@@ -2,17 +2,22 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "core/cpu.h"
-#include "kernels/dot.h"
 
 namespace qnext {
+namespace {
+
+inline float to_float(float x) { return x; }
+inline float to_float(uint16_t h) { return f16_to_f32(h); }
 
 // One query, blocks of 64 keys with an online softmax (the running maximum and denominator are
 // rescaled when a block raises the maximum).
-void attention_head(const float* q, const float* K, const float* V, size_t kv_stride, int L, int D, float scale,
-                    float* out) {
+template <typename E>
+void attention_head_of(const float* q, const E* K, const E* V, size_t stride, int L, int D, float scale,
+                       float* out) {
   constexpr int kBlock = 64;
   float p[kBlock];
   float running_max = -std::numeric_limits<float>::infinity(), denom = 0;
@@ -21,7 +26,10 @@ void attention_head(const float* q, const float* K, const float* V, size_t kv_st
     const int n = std::min(kBlock, L - b);
     float block_max = running_max;
     for (int j = 0; j < n; ++j) {
-      p[j] = dot8(q, K + size_t(b + j) * kv_stride, D) * scale;
+      const E* k = K + size_t(b + j) * stride;
+      float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // eight partial sums, as the SIMD kernels keep
+      for (int d = 0; d < D; ++d) part[d % 8] += q[d] * to_float(k[d]);
+      p[j] = (((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]))) * scale;
       block_max = std::max(block_max, p[j]);
     }
     if (block_max > running_max) {
@@ -33,23 +41,34 @@ void attention_head(const float* q, const float* K, const float* V, size_t kv_st
     for (int j = 0; j < n; ++j) {
       p[j] = std::exp(p[j] - running_max);
       denom += p[j];
-      const float* v = V + size_t(b + j) * kv_stride;
-      for (int d = 0; d < D; ++d) out[d] += p[j] * v[d];
+      const E* v = V + size_t(b + j) * stride;
+      for (int d = 0; d < D; ++d) out[d] += p[j] * to_float(v[d]);
     }
   }
   for (int d = 0; d < D; ++d) out[d] /= denom;
 }
 
-// The scalar twin: each query on its own.
-void attention_queries_scalar(const float* const* q, const int* n_keys, int n, const float* K, const float* V,
-                              size_t kv_stride, int D, float scale, float* const* out) {
-  for (int i = 0; i < n; ++i) attention_head(q[i], K, V, kv_stride, n_keys[i], D, scale, out[i]);
+}  // namespace
+
+void attention_head(const float* q, const KvHead& kv, int L, int D, float scale, float* out) {
+  if (kv.type == DType::F16)
+    attention_head_of(q, static_cast<const uint16_t*>(kv.k), static_cast<const uint16_t*>(kv.v), kv.stride, L, D,
+                      scale, out);
+  else
+    attention_head_of(q, static_cast<const float*>(kv.k), static_cast<const float*>(kv.v), kv.stride, L, D, scale,
+                      out);
 }
 
-void attention_queries(const float* const* q, const int* n_keys, int n, const float* K, const float* V,
-                       size_t kv_stride, int D, float scale, float* const* out) {
-  if (active_isa() >= Isa::Avx2 && D % 8 == 0) attention_queries_avx2(q, n_keys, n, K, V, kv_stride, D, scale, out);
-  else attention_queries_scalar(q, n_keys, n, K, V, kv_stride, D, scale, out);
+// The scalar twin: each query on its own.
+void attention_queries_scalar(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,
+                              float* const* out) {
+  for (int i = 0; i < n; ++i) attention_head(q[i], kv, n_keys[i], D, scale, out[i]);
+}
+
+void attention_queries(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,
+                       float* const* out) {
+  if (active_isa() >= Isa::Avx2 && D % 8 == 0) attention_queries_avx2(q, n_keys, n, kv, D, scale, out);
+  else attention_queries_scalar(q, n_keys, n, kv, D, scale, out);
 }
 
 }  // namespace qnext

@@ -1,25 +1,35 @@
-// Causal softmax attention of one query head over a key/value cache, in blocks of keys with an
+// Causal softmax attention of query heads over a key/value cache, in blocks of keys with an
 // online softmax: no [T, T] score matrix ever exists.
 #pragma once
 #include <cstddef>
 
+#include "core/dtype.h"
+
 namespace qnext {
 
-// One query: q: [D]; K, V: position p's vector at K + p * kv_stride, for p in [0, L); out: [D].
+// One key/value head of a cache: position p's key at k + p * stride elements, its value at
+// v + p * stride. Elements are F32, or F16 (IEEE half: the `--kv-type f16` cache, half the bytes).
+struct KvHead {
+  const void* k = nullptr;
+  const void* v = nullptr;
+  size_t stride = 0;
+  DType type = DType::F32;
+};
+
+// One query: q: [D]; attends to positions [0, L); out: [D].
 // out = softmax(scale * q.K^T) V. Plain scalar code: the definition the SIMD kernels are held to.
-void attention_head(const float* q, const float* K, const float* V, size_t kv_stride, int L, int D, float scale,
-                    float* out);
+void attention_head(const float* q, const KvHead& kv, int L, int D, float scale, float* out);
 
 // What the model calls, in prefill and decode: n <= kMaxBlockQueries queries against one key/value
 // head, query i seeing the keys [0, n_keys[i]) (causal limits differ per token). A block of tokens times the query heads of a
 // GQA group goes in one call, so every key and value row is read once for the whole block and the
 // scores and the weighted sum of values are small matrix products. q[i], out[i]: [D].
 constexpr int kMaxBlockQueries = 64;
-void attention_queries(const float* const* q, const int* n_keys, int n, const float* K, const float* V,
-                       size_t kv_stride, int D, float scale, float* const* out);
-void attention_queries_scalar(const float* const* q, const int* n_keys, int n, const float* K, const float* V,
-                              size_t kv_stride, int D, float scale, float* const* out);
-void attention_queries_avx2(const float* const* q, const int* n_keys, int n, const float* K, const float* V,
-                            size_t kv_stride, int D, float scale, float* const* out);
+void attention_queries(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,
+                       float* const* out);
+void attention_queries_scalar(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,
+                              float* const* out);
+void attention_queries_avx2(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,
+                            float* const* out);
 
 }  // namespace qnext

@@ -1,11 +1,12 @@
 // AVX2 + FMA variant of attention_queries (scalar twin in attention.cpp): blocks of 64 keys; the
 // scores as 4-query x 2-key tiles of dot products, an online softmax per query, then the
 // probabilities times the value rows as 4-query x 16-dim tiles. Needs D % 8 == 0 (the dispatcher
-// checks).
+// checks). The cache's elements are float or f16 (widened 8 at a time as they load).
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "kernels/attention.h"
@@ -16,13 +17,16 @@ namespace {
 
 constexpr int kKeyBlock = 64;
 
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+
 // p[i][j], p[i][j + 1] = scale * q_i . k0, scale * q_i . k1 for QN queries.
-template <int QN>
-inline void score_tile(const float* const* q, const float* k0, const float* k1, int D, float scale, float* p, int j) {
+template <int QN, typename E>
+inline void score_tile(const float* const* q, const E* k0, const E* k1, int D, float scale, float* p, int j) {
   __m256 acc[QN][2];
   for (int i = 0; i < QN; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   for (int d = 0; d < D; d += 8) {
-    const __m256 a = _mm256_loadu_ps(k0 + d), b = _mm256_loadu_ps(k1 + d);
+    const __m256 a = load8(k0 + d), b = load8(k1 + d);
     for (int i = 0; i < QN; ++i) {
       const __m256 qv = _mm256_loadu_ps(q[i] + d);
       acc[i][0] = _mm256_fmadd_ps(qv, a, acc[i][0]);
@@ -36,14 +40,14 @@ inline void score_tile(const float* const* q, const float* k0, const float* k1, 
 }
 
 // out_i[d0, d0 + 8 * DV) += sum_j p[i][j] v_j[d0, ...] for QN queries over nb keys.
-template <int QN, int DV>
-inline void value_tile(const float* p, const float* V, size_t kv_stride, int nb, int d0, float* const* out) {
+template <int QN, int DV, typename E>
+inline void value_tile(const float* p, const E* V, size_t kv_stride, int nb, int d0, float* const* out) {
   __m256 acc[QN][DV];
   for (int i = 0; i < QN; ++i)
     for (int v = 0; v < DV; ++v) acc[i][v] = _mm256_loadu_ps(out[i] + d0 + 8 * v);
   for (int j = 0; j < nb; ++j) {
     __m256 vv[DV];
-    for (int v = 0; v < DV; ++v) vv[v] = _mm256_loadu_ps(V + size_t(j) * kv_stride + size_t(d0 + 8 * v));
+    for (int v = 0; v < DV; ++v) vv[v] = load8(V + size_t(j) * kv_stride + size_t(d0 + 8 * v));
     for (int i = 0; i < QN; ++i) {
       const __m256 pb = _mm256_broadcast_ss(p + i * kKeyBlock + j);
       for (int v = 0; v < DV; ++v) acc[i][v] = _mm256_fmadd_ps(pb, vv[v], acc[i][v]);
@@ -53,11 +57,27 @@ inline void value_tile(const float* p, const float* V, size_t kv_stride, int nb,
     for (int v = 0; v < DV; ++v) _mm256_storeu_ps(out[i] + d0 + 8 * v, acc[i][v]);
 }
 
-template <int QN>
-void score_group(const float* const* q, const float* K, size_t kv_stride, int nb, int D, float scale, float* p) {
+template <typename E>
+inline void prefetch_row(const E* row, int D) {
+  constexpr int kPerLine = 64 / int(sizeof(E));
+  for (int d = 0; d < D; d += kPerLine) _mm_prefetch(reinterpret_cast<const char*>(row + d), _MM_HINT_T0);
+}
+
+template <int QN, typename E>
+void score_group(const float* const* q, const E* K, size_t kv_stride, int nb, int D, float scale, float* p,
+                 const E* next_K, const E* next_V, int next_nb) {
   int j = 0;
-  for (; j + 2 <= nb; j += 2)
+  for (; j + 2 <= nb; j += 2) {
+    if (next_K && j < next_nb) {
+      prefetch_row(next_K + size_t(j) * kv_stride, D);
+      prefetch_row(next_V + size_t(j) * kv_stride, D);
+      if (j + 1 < next_nb) {
+        prefetch_row(next_K + size_t(j + 1) * kv_stride, D);
+        prefetch_row(next_V + size_t(j + 1) * kv_stride, D);
+      }
+    }
     score_tile<QN>(q, K + size_t(j) * kv_stride, K + size_t(j + 1) * kv_stride, D, scale, p, j);
+  }
   if (j < nb) {  // the odd key pairs with itself; its twin lands in column j + 1, never read
     score_tile<QN>(q, K + size_t(j) * kv_stride, K + size_t(j) * kv_stride, D, scale, p, j);
   }
@@ -65,27 +85,30 @@ void score_group(const float* const* q, const float* K, size_t kv_stride, int nb
 
 // Eight keys at a time across all of D: cache rows are a power of two apart (2 KiB in the model),
 // so walking 64 of them a column strip at a time would keep evicting lines from a few L1 sets.
-template <int QN>
-void value_group(const float* p, const float* V, size_t kv_stride, int nb, int D, float* const* out) {
+template <int QN, typename E>
+void value_group(const float* p, const E* V, size_t kv_stride, int nb, int D, float* const* out) {
   for (int j = 0; j < nb; j += 8) {
     const int n = std::min(8, nb - j);
-    const float* Vj = V + size_t(j) * kv_stride;
+    const E* Vj = V + size_t(j) * kv_stride;
     int d = 0;
     for (; d + 16 <= D; d += 16) value_tile<QN, 2>(p + j, Vj, kv_stride, n, d, out);
     if (d < D) value_tile<QN, 1>(p + j, Vj, kv_stride, n, d, out);
   }
 }
 
-void scores_for(int qn, const float* const* q, const float* K, size_t kv_stride, int nb, int D, float scale, float* p) {
+template <typename E>
+void scores_for(int qn, const float* const* q, const E* K, size_t kv_stride, int nb, int D, float scale, float* p,
+                const E* next_K, const E* next_V, int next_nb) {
   switch (qn) {
-    case 4: score_group<4>(q, K, kv_stride, nb, D, scale, p); return;
-    case 3: score_group<3>(q, K, kv_stride, nb, D, scale, p); return;
-    case 2: score_group<2>(q, K, kv_stride, nb, D, scale, p); return;
-    default: score_group<1>(q, K, kv_stride, nb, D, scale, p); return;
+    case 4: score_group<4>(q, K, kv_stride, nb, D, scale, p, next_K, next_V, next_nb); return;
+    case 3: score_group<3>(q, K, kv_stride, nb, D, scale, p, next_K, next_V, next_nb); return;
+    case 2: score_group<2>(q, K, kv_stride, nb, D, scale, p, next_K, next_V, next_nb); return;
+    default: score_group<1>(q, K, kv_stride, nb, D, scale, p, next_K, next_V, next_nb); return;
   }
 }
 
-void values_for(int qn, const float* p, const float* V, size_t kv_stride, int nb, int D, float* const* out) {
+template <typename E>
+void values_for(int qn, const float* p, const E* V, size_t kv_stride, int nb, int D, float* const* out) {
   switch (qn) {
     case 4: value_group<4>(p, V, kv_stride, nb, D, out); return;
     case 3: value_group<3>(p, V, kv_stride, nb, D, out); return;
@@ -94,10 +117,9 @@ void values_for(int qn, const float* p, const float* V, size_t kv_stride, int nb
   }
 }
 
-}  // namespace
-
-void attention_queries_avx2(const float* const* q, const int* n_keys, int n, const float* K, const float* V,
-                            size_t kv_stride, int D, float scale, float* const* out) {
+template <typename E>
+void attention_queries_of(const float* const* q, const int* n_keys, int n, const E* K, const E* V, size_t kv_stride,
+                          int D, float scale, float* const* out) {
   alignas(32) float p[kMaxBlockQueries * kKeyBlock];  // [query, key in block]: scores, then weights
   float running_max[kMaxBlockQueries], denom[kMaxBlockQueries];
   int L = 0;
@@ -109,8 +131,14 @@ void attention_queries_avx2(const float* const* q, const int* n_keys, int n, con
   }
   for (int b = 0; b < L; b += kKeyBlock) {
     const int nb = std::min(kKeyBlock, L - b);
-    const float* Kb = K + size_t(b) * kv_stride;
-    for (int i = 0; i < n; i += 4) scores_for(std::min(4, n - i), q + i, Kb, kv_stride, nb, D, scale, p + i * kKeyBlock);
+    const E* Kb = K + size_t(b) * kv_stride;
+    // The first query group prefetches the next block's key and value rows while it computes.
+    const int next_nb = std::min(kKeyBlock, L - b - kKeyBlock);
+    const E* next_K = next_nb > 0 ? Kb + size_t(kKeyBlock) * kv_stride : nullptr;
+    const E* next_V = next_nb > 0 ? V + size_t(b + kKeyBlock) * kv_stride : nullptr;
+    for (int i = 0; i < n; i += 4)
+      scores_for(std::min(4, n - i), q + i, Kb, kv_stride, nb, D, scale, p + i * kKeyBlock, i == 0 ? next_K : nullptr,
+                 next_V, next_nb);
     // Online softmax per query over the keys it may see; the rest of the block weighs zero.
     for (int i = 0; i < n; ++i) {
       float* pi = p + i * kKeyBlock;
@@ -137,13 +165,25 @@ void attention_queries_avx2(const float* const* q, const int* n_keys, int n, con
       denom[i] += hsum_avx2(sum) + tail;
       for (j = visible; j < nb; ++j) pi[j] = 0.0f;
     }
-    const float* Vb = V + size_t(b) * kv_stride;
+    const E* Vb = V + size_t(b) * kv_stride;
     for (int i = 0; i < n; i += 4) values_for(std::min(4, n - i), p + i * kKeyBlock, Vb, kv_stride, nb, D, out + i);
   }
   for (int i = 0; i < n; ++i) {
     const __m256 inv = _mm256_set1_ps(1.0f / denom[i]);
     for (int d = 0; d < D; d += 8) _mm256_storeu_ps(out[i] + d, _mm256_mul_ps(inv, _mm256_loadu_ps(out[i] + d)));
   }
+}
+
+}  // namespace
+
+void attention_queries_avx2(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,
+                            float* const* out) {
+  if (kv.type == DType::F16)
+    attention_queries_of(q, n_keys, n, static_cast<const uint16_t*>(kv.k), static_cast<const uint16_t*>(kv.v),
+                         kv.stride, D, scale, out);
+  else
+    attention_queries_of(q, n_keys, n, static_cast<const float*>(kv.k), static_cast<const float*>(kv.v), kv.stride, D,
+                         scale, out);
 }
 
 }  // namespace qnext

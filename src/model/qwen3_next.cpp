@@ -200,13 +200,12 @@ void Model::gated_attention(const AttentionWeights& w, const float* x, int T, in
       rms_norm(q, w.q_norm.data(), D, c.rms_norm_eps, q);
       rope_apply(q, rot, cs);
     }
-    float* kc = kv.k_at(start_pos + t);
-    float* vc = kv.v_at(start_pos + t);
+    float* kt = k + size_t(t) * nkv * D;
     for (int h = 0; h < nkv; ++h) {
-      rms_norm(k + (size_t(t) * nkv + h) * D, w.k_norm.data(), D, c.rms_norm_eps, kc + size_t(h) * D);
-      rope_apply(kc + size_t(h) * D, rot, cs);
+      rms_norm(kt + size_t(h) * D, w.k_norm.data(), D, c.rms_norm_eps, kt + size_t(h) * D);
+      rope_apply(kt + size_t(h) * D, rot, cs);
     }
-    std::copy_n(v + size_t(t) * nkv * D, size_t(nkv) * D, vc);
+    kv.store(start_pos + t, kt, v + size_t(t) * nkv * D);
   }
   kv.len = start_pos + T;
 
@@ -231,8 +230,8 @@ void Model::gated_attention(const AttentionWeights& w, const float* x, int T, in
         o[n] = att + (size_t(t) * nq + h) * D;
         n_keys[n] = start_pos + t + 1;
       }
-    const size_t kv_off = size_t(g) * D;
-    attention_queries(q, n_keys, n, kv.k.data() + kv_off, kv.v.data() + kv_off, kv.row, D, scale, o);
+    const KvHead head{kv.k.data() + kv.head_offset(g), kv.v.data() + kv.head_offset(g), size_t(D), kv.type};
+    attention_queries(q, n_keys, n, head, D, scale, o);
     for (int j = 0; j < n; ++j) {
       const float* gate = q[j] + D;
       for (int d = 0; d < D; ++d) o[j][d] *= sigmoid(gate[d]);

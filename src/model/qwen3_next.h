@@ -36,6 +36,11 @@ class Model {
   bool has_mtp() const { return weights_.mtp.has_value(); }
   const std::string& dir() const { return dir_; }
 
+  // The element type of the KV caches of states made by new_state(): F32 (default, exact) or F16.
+  void set_kv_type(DType t) { kv_type_ = t; }
+  DType kv_type() const { return kv_type_; }
+  SequenceState new_state() const { return SequenceState(config_, kv_type_); }
+
   // Feeds ids at positions state.pos.. and advances the state.
   // hidden: [T, H] after the final norm (may be null); logits: [T or 1, V] (may be null).
   void forward(SequenceState& state, std::span<const int32_t> ids, const ForwardOptions& opt,
@@ -69,6 +74,7 @@ class Model {
   Config config_;
   Weights weights_;
   std::string dir_;
+  DType kv_type_ = DType::F32;
   std::vector<double> inv_freq_;  // [rotary_dim / 2]
   float rope_mscale_ = 1.0f;      // YaRN attention factor on the rotated dims
   std::unique_ptr<Workspace> ws_;

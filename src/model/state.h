@@ -3,22 +3,34 @@
 // sequence), and the MTP head's own KV cache. A server holds one of these per conversation.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
+#include "core/dtype.h"
 #include "model/config.h"
 
 namespace qnext {
 
+// Keys and values of every position so far, as F32 (exact) or F16 (half the memory; `--kv-type f16`).
+// Head-major, so one head's positions are contiguous: attention streams them in one run, which
+// the hardware prefetcher follows (rows of interleaved heads would be 2 KiB strides).
 struct KvCache {
-  std::vector<float> k;  // [capacity, n_kv, D]
-  std::vector<float> v;  // [capacity, n_kv, D]
-  int len = 0;           // positions stored
-  size_t row = 0;        // n_kv * D floats per position
+  DType type = DType::F32;
+  int heads = 0, dim = 0;  // key/value heads, head_dim
+  int capacity = 0;        // positions allocated
+  int len = 0;             // positions stored
+  std::vector<uint8_t> k;  // [heads, capacity, dim] elements of `type`
+  std::vector<uint8_t> v;  // [heads, capacity, dim]
 
   void ensure_capacity(int positions);  // grows geometrically, keeps contents
-  float* k_at(int pos) { return k.data() + size_t(pos) * row; }
-  float* v_at(int pos) { return v.data() + size_t(pos) * row; }
+  // Writes position pos's keys and values (each [heads, dim]), rounding to f16 for an F16 cache.
+  void store(int pos, const float* keys, const float* values);
+  size_t head_offset(int h) const { return size_t(h) * size_t(capacity) * size_t(dim) * dtype_size(type); }  // bytes
+  size_t bytes() const { return k.size() + v.size(); }
 };
+
+// The element types a KV cache may hold: "f32" or "f16".
+bool parse_kv_type(std::string_view name, DType* out);
 
 struct DeltaNetState {
   std::vector<float> conv;       // [K-1, C] the last K-1 conv inputs, oldest first
@@ -26,7 +38,7 @@ struct DeltaNetState {
 };
 
 struct SequenceState {
-  explicit SequenceState(const Config& c);
+  explicit SequenceState(const Config& c, DType kv_type = DType::F32);
 
   int pos = 0;                       // tokens consumed by the main model
   std::vector<DeltaNetState> gdn;    // [num_layers]; empty for attention layers
@@ -40,6 +52,6 @@ struct SequenceState {
 
 // Bytes of state per sequence: the fixed part (DeltaNet) and the part per token (KV caches).
 size_t fixed_state_bytes(const Config& c);
-size_t kv_bytes_per_token(const Config& c, bool with_mtp);
+size_t kv_bytes_per_token(const Config& c, bool with_mtp, DType kv_type = DType::F32);
 
 }  // namespace qnext

@@ -31,7 +31,7 @@ std::vector<int32_t> collect_eos_ids(const Config& config, const Tokenizer& tok,
 }
 
 Generator::Generator(Model& model, Tokenizer tok, SamplingParams sampling, std::vector<int32_t> eos_ids)
-    : model_(model), tok_(std::move(tok)), sampler_(sampling), eos_(std::move(eos_ids)), state_(model.config()) {}
+    : model_(model), tok_(std::move(tok)), sampler_(sampling), eos_(std::move(eos_ids)), state_(model.new_state()) {}
 
 bool Generator::is_eos(int32_t id) const { return std::find(eos_.begin(), eos_.end(), id) != eos_.end(); }
 

@@ -83,6 +83,46 @@ TEST(CliEngine, BadInputGivesClearErrors) {
   EXPECT_NE(r.output.find("'x' is not an integer"), std::string::npos) << r.output;
 }
 
+// `qnext bench --json`: the fields a script reads, with numbers that make sense.
+TEST(CliEngine, BenchPrintsJsonWithThroughputAndRoofline) {
+  auto r = run(qnext_bin() + " bench --model " + data_dir("tiny-b") + " -p 16 -n 4 -r 2 -t 2 --depth 8 --kv-type f16 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  EXPECT_GT(j.at("prefill_tok_s").get<double>(), 0);
+  EXPECT_GT(j.at("decode_tok_s").get<double>(), 0);
+  EXPECT_LE(j.at("decode_tok_s_min").get<double>(), j.at("decode_tok_s_max").get<double>());
+  EXPECT_GT(j.at("peak_rss_bytes").get<double>(), j.at("weights_bytes").get<double>() / 2);
+  EXPECT_GT(j.at("roofline_fraction").get<double>(), 0);
+  EXPECT_GT(j.at("bytes_per_token").get<double>(), 0);
+  EXPECT_EQ(j.at("depth").get<int>(), 8);
+  EXPECT_EQ(j.at("kv_type").get<std::string>(), "f16");
+}
+
+// `qnext kld`: zero-ish for an f16 KV cache, clearly above zero for 4-bit weights.
+TEST(CliEngine, KldComparesAgainstTheOriginal) {
+  testing::Reference ref("tiny-b");
+  const std::string ids = ids_csv(ref.ids("prompt_ids"), 100);
+  auto kld = [&](const std::string& args) {
+    auto r = run(qnext_bin() + " kld -t 2 --model " + data_dir("tiny-b") + " --ids " + ids + " --json " + args);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  };
+  const auto half = kld("--kv-type f16");
+  EXPECT_EQ(half.at("positions").get<int>(), 100);
+  EXPECT_LT(half.at("mean_kld").get<double>(), 1e-6);
+  EXPECT_GE(half.at("top1_agreement").get<double>(), 0.99);
+  const auto q4 = kld("--quantize q4");
+  EXPECT_GT(q4.at("mean_kld").get<double>(), 0.1);  // tiny-b at 4 bits: ~1 (see test_quant)
+  EXPECT_LT(q4.at("top1_agreement").get<double>(), 0.9);
+
+  auto r = run(qnext_bin() + " kld --model " + data_dir("tiny-b") + " --ids 1,2");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("give --quantized DIR, --quantize TYPE or --kv-type f16"), std::string::npos) << r.output;
+  r = run(qnext_bin() + " bench --model " + data_dir("tiny-b") + " --kv-type q8 -p 4 -n 2");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--kv-type: 'q8' is not f32 or f16"), std::string::npos) << r.output;
+}
+
 TEST(CliEngine, SynthWritesALoadableShardedCheckpoint) {
   const std::string dir = testing::temp_path("synth");
   auto r = run(qnext_bin() + " synth --preset tiny --layers 4 --experts 8 --seed 3 --shard-gb 0.02 --out " + dir);

@@ -151,17 +151,55 @@ TEST(Attention, QueryBlockEqualsSingleQueries) {
     n_keys[0] = L;
     std::vector<const float*> q(n);
     for (int i = 0; i < n; ++i) q[size_t(i)] = qs.data() + i * D;
+    const KvHead kv{K.data(), V.data(), size_t(D), DType::F32};
     std::vector<float> want(size_t(n * D)), got(size_t(n * D), -1);
-    for (int i = 0; i < n; ++i)
-      attention_head(q[size_t(i)], K.data(), V.data(), D, n_keys[size_t(i)], D, 0.1f, want.data() + i * D);
+    for (int i = 0; i < n; ++i) attention_head(q[size_t(i)], kv, n_keys[size_t(i)], D, 0.1f, want.data() + i * D);
     std::vector<float*> out(n);
     for (int i = 0; i < n; ++i) out[size_t(i)] = got.data() + i * D;
-    attention_queries_scalar(q.data(), n_keys.data(), n, K.data(), V.data(), D, D, 0.1f, out.data());
+    attention_queries_scalar(q.data(), n_keys.data(), n, kv, D, 0.1f, out.data());
     EXPECT_LE(testing::max_abs_diff(want, got), 0.0f) << "scalar D=" << D;
     if (best_isa() < Isa::Avx2) continue;
     std::fill(got.begin(), got.end(), -1.0f);
-    attention_queries_avx2(q.data(), n_keys.data(), n, K.data(), V.data(), D, D, 0.1f, out.data());
+    attention_queries_avx2(q.data(), n_keys.data(), n, kv, D, 0.1f, out.data());
     EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx2 D=" << D;
+  }
+}
+
+// An f16 cache holds rounded keys and values; attention over it must equal attention over an f32
+// cache holding the same rounded numbers (the widening is exact), in the scalar twin and in AVX2.
+TEST(Attention, HalfCacheEqualsFloatCacheOfTheRoundedValues) {
+  std::mt19937 rng(16);
+  for (int D : {72, 256}) {
+    const int L = 200, n = 11, stride = 2 * D;  // two heads per position, as the model's cache has
+    const auto qs = random_vec(rng, size_t(n * D), 2.0f), K = random_vec(rng, size_t(L * stride)),
+               V = random_vec(rng, size_t(L * stride));
+    std::vector<uint16_t> K16(K.size()), V16(V.size());
+    std::vector<float> Kr(K.size()), Vr(V.size());
+    for (size_t i = 0; i < K.size(); ++i) {
+      K16[i] = f32_to_f16(K[i]);
+      V16[i] = f32_to_f16(V[i]);
+      Kr[i] = f16_to_f32(K16[i]);
+      Vr[i] = f16_to_f32(V16[i]);
+    }
+    std::vector<int> n_keys(n);
+    for (int i = 0; i < n; ++i) n_keys[size_t(i)] = 1 + (i * 41 + 3) % L;
+    n_keys[1] = L;
+    std::vector<const float*> q(n);
+    for (int i = 0; i < n; ++i) q[size_t(i)] = qs.data() + i * D;
+    for (int head = 0; head < 2; ++head) {
+      const KvHead f32{Kr.data() + head * D, Vr.data() + head * D, size_t(stride), DType::F32};
+      const KvHead f16{K16.data() + head * D, V16.data() + head * D, size_t(stride), DType::F16};
+      std::vector<float> want(size_t(n * D)), got(size_t(n * D), -1);
+      std::vector<float*> w(n), g(n);
+      for (int i = 0; i < n; ++i) w[size_t(i)] = want.data() + i * D, g[size_t(i)] = got.data() + i * D;
+      attention_queries_scalar(q.data(), n_keys.data(), n, f32, D, 0.1f, w.data());
+      attention_queries_scalar(q.data(), n_keys.data(), n, f16, D, 0.1f, g.data());
+      EXPECT_LE(testing::max_abs_diff(want, got), 0.0f) << "scalar D=" << D;
+      if (best_isa() < Isa::Avx2) continue;
+      std::fill(got.begin(), got.end(), -1.0f);
+      attention_queries_avx2(q.data(), n_keys.data(), n, f16, D, 0.1f, g.data());
+      EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx2 D=" << D;
+    }
   }
 }
 
@@ -206,7 +244,7 @@ TEST(Attention, BlockedOnlineSoftmaxMatchesPlain) {
   for (int L : {1, 7, 64, 65, 300}) {
     const auto q = random_vec(rng, D, 2.0f), K = random_vec(rng, size_t(L * D), 2.0f), V = random_vec(rng, size_t(L * D));
     std::vector<float> out(D), want(D, 0);
-    attention_head(q.data(), K.data(), V.data(), D, L, D, 0.125f, out.data());
+    attention_head(q.data(), KvHead{K.data(), V.data(), size_t(D), DType::F32}, L, D, 0.125f, out.data());
     std::vector<double> s(static_cast<size_t>(L));
     double m = -1e30, z = 0;
     for (int j = 0; j < L; ++j) {
