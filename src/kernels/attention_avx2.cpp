@@ -28,7 +28,8 @@ inline void score_tile(const float* const* q, const E* k0, const E* k1, int D, f
   for (int d = 0; d < D; d += 8) {
     const __m256 a = load8(k0 + d), b = load8(k1 + d);
     for (int i = 0; i < QN; ++i) {
-      const __m256 qv = _mm256_loadu_ps(q[i] + d);
+      __m256 qv = _mm256_loadu_ps(q[i] + d);
+      keep_in_register(qv);  // used by both keys: one load, not two
       acc[i][0] = _mm256_fmadd_ps(qv, a, acc[i][0]);
       acc[i][1] = _mm256_fmadd_ps(qv, b, acc[i][1]);
     }

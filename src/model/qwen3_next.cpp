@@ -34,6 +34,10 @@ struct Model::Workspace {
   std::vector<float> expert_w;                    // [T, k]
   std::vector<std::vector<std::pair<int, float>>> routed;  // [E] tokens routed to each expert
   std::vector<float> gathered, gate_up, act, down;  // MoE per-expert batches
+  std::vector<int> solo_experts;                  // experts with 1..solo_max_tokens_ tokens
+  std::vector<size_t> run_cut;                    // [runs + 1] where each thread's run of them starts
+  std::vector<float> solo_scratch;                // [runs, kSoloMaxTokens * (2 H + 3 I)]
+  std::vector<float> run_sums;                    // [runs - 1, T, H]
   std::vector<float> delta_scratch;               // [threads, delta_rule_scratch_floats]
   std::vector<float> cos_sin;                     // [T, rotary_dim]
 };
@@ -255,6 +259,15 @@ void Model::mlp(const MlpWeights& w, const float* x, int T, float* out) {
   matmul(w.down, act, T, out);
 }
 
+// out[token] += weight * y[i] for the i-th (token, weight) of an expert's batch; y: [n, H].
+static void add_weighted_rows(const std::vector<std::pair<int, float>>& batch, const float* y, int H, float* out) {
+  for (size_t i = 0; i < batch.size(); ++i) {
+    float* o = out + size_t(batch[i].first) * H;
+    const float s = batch[i].second;
+    for (int d = 0; d < H; ++d) o[d] += s * y[i * size_t(H) + d];
+  }
+}
+
 void Model::sparse_moe(const MoeWeights& w, const float* x, int T, float* out) {
   const Config& c = config_;
   const int H = c.hidden_size, E = c.num_experts, k = c.num_experts_per_tok;
@@ -284,27 +297,87 @@ void Model::sparse_moe(const MoeWeights& w, const float* x, int T, float* out) {
     }
   }
 
-  // Routed experts: each expert runs once over the batch of tokens routed to it, its products
-  // split across threads.
+  // Routed experts: each runs once over the batch of tokens routed to it. An expert with many
+  // tokens splits each of its products across threads; the rest run whole on one thread each.
   auto& routed = ws.routed;  // [E] -> (token, weight)
   routed.resize(size_t(E));
   for (auto& r : routed) r.clear();
   for (int t = 0; t < T; ++t)
     for (int j = 0; j < k; ++j) routed[size_t(ws.expert_ids[size_t(t) * k + j])].push_back({t, weight[size_t(t) * k + j]});
+  auto& solo = ws.solo_experts;  // experts small enough to run on one thread
+  solo.clear();
   for (int e = 0; e < E; ++e) {
     const auto& batch = routed[size_t(e)];
-    if (batch.empty()) continue;
     const int n = int(batch.size());
+    if (n == 0) continue;
+    if (n <= solo_max_tokens_) {
+      solo.push_back(e);
+      continue;
+    }
     float* in = grow(ws.gathered, size_t(n) * H);  // [n, H]
     for (int i = 0; i < n; ++i) std::copy_n(x + size_t(batch[size_t(i)].first) * H, H, in + size_t(i) * H);
     float* y = grow(ws.down, size_t(n) * H);  // [n, H]
     mlp(w.experts[size_t(e)], in, n, y);
-    for (int i = 0; i < n; ++i) {
-      float* o = out + size_t(batch[size_t(i)].first) * H;
-      const float s = batch[size_t(i)].second;
-      for (int d = 0; d < H; ++d) o[d] += s * y[size_t(i) * H + d];
-    }
+    add_weighted_rows(batch, y, H, out);
   }
+  solo_experts(w, x, T, out);
+}
+
+// Experts with few tokens, one whole expert per task: no hand-off per product, and each thread
+// packs its own tokens once. The experts are cut into one contiguous run per thread with about
+// equal work; run 0 adds into `out`, run g > 0 into its own [T, H] sum, and those sums are added
+// in run order, so the result never depends on which thread ran what.
+void Model::solo_experts(const MoeWeights& w, const float* x, int T, float* out) {
+  const Config& c = config_;
+  const int H = c.hidden_size, I = c.moe_intermediate_size;
+  Workspace& ws = *ws_;
+  const auto& solo = ws.solo_experts;
+  if (solo.empty()) return;
+  // Work of an expert ~ its tokens, plus a fixed part for converting its weights (~4 tokens' worth).
+  constexpr int kFixedCost = 4;
+  size_t total = 0;
+  for (int e : solo) total += ws.routed[size_t(e)].size() + kFixedCost;
+  const int runs = int(std::min<size_t>(size_t(global_pool().size()), solo.size()));
+  std::vector<size_t>& cut = ws.run_cut;  // run g: solo[cut[g], cut[g + 1])
+  cut.assign(1, 0);
+  size_t acc = 0;
+  for (size_t i = 0; i < solo.size() && int(cut.size()) < runs; ++i) {
+    acc += ws.routed[size_t(solo[i])].size() + kFixedCost;
+    if (acc * size_t(runs) >= total * cut.size()) cut.push_back(i + 1);
+  }
+  while (int(cut.size()) <= runs) cut.push_back(solo.size());
+  const size_t per_run = size_t(kSoloMaxTokens) * (2 * size_t(H) + 3 * size_t(I));  // in, gate|up, act, y
+  float* scratch = grow(ws.solo_scratch, size_t(runs) * per_run);
+  float* sums = grow(ws.run_sums, size_t(runs - 1) * size_t(T) * H);  // [runs - 1, T, H]
+  global_pool().parallel_tasks(size_t(runs), [&](size_t g, int) {
+    float* target = g == 0 ? out : sums + (g - 1) * size_t(T) * H;
+    if (g > 0) std::fill_n(target, size_t(T) * H, 0.0f);
+    float* in = scratch + g * per_run;               // [n, H]
+    float* gate = in + size_t(kSoloMaxTokens) * H;   // [n, I], then up [n, I]
+    float* act = gate + size_t(kSoloMaxTokens) * 2 * I;  // [n, I]
+    float* y = act + size_t(kSoloMaxTokens) * I;     // [n, H]
+    for (size_t i = cut[g]; i < cut[g + 1]; ++i) {
+      const auto& batch = ws.routed[size_t(solo[i])];
+      const MlpWeights& m = w.experts[size_t(solo[i])];
+      const int n = int(batch.size());
+      for (int j = 0; j < n; ++j) std::copy_n(x + size_t(batch[size_t(j)].first) * H, H, in + size_t(j) * H);
+      float* up = gate + size_t(n) * I;
+      matmul_serial(m.gate, in, n, gate);
+      matmul_serial(m.up, in, n, up);
+      swiglu(gate, up, n * I, act);
+      matmul_serial(m.down, act, n, y);
+      add_weighted_rows(batch, y, H, target);
+    }
+  });
+  if (runs > 1)
+    global_pool().parallel_for(size_t(T), [&](size_t t0, size_t t1, int) {
+      for (int g = 1; g < runs; ++g)
+        for (size_t t = t0; t < t1; ++t) {
+          const float* src = sums + (size_t(g - 1) * size_t(T) + t) * H;
+          float* o = out + t * H;
+          for (int d = 0; d < H; ++d) o[d] += src[d];
+        }
+    });
 }
 
 // Decoding: a token's 10 experts are small products, so instead of splitting each across threads

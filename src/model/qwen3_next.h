@@ -1,5 +1,6 @@
 // Qwen3-Next: the forward pass. See qwen3_next.cpp, which reads like the architecture.
 #pragma once
+#include <algorithm>
 #include <memory>
 #include <span>
 #include <string>
@@ -41,6 +42,11 @@ class Model {
   DType kv_type() const { return kv_type_; }
   SequenceState new_state() const { return SequenceState(config_, kv_type_); }
 
+  // Prefill MoE: an expert with more tokens than this splits each product across threads; one
+  // with fewer runs whole on one thread. Both give the same sums up to float rounding (tested).
+  static constexpr int kSoloMaxTokens = 256;
+  void set_solo_expert_max_tokens(int n) { solo_max_tokens_ = std::clamp(n, 0, kSoloMaxTokens); }
+
   // Feeds ids at positions state.pos.. and advances the state.
   // hidden: [T, H] after the final norm (may be null); logits: [T or 1, V] (may be null).
   void forward(SequenceState& state, std::span<const int32_t> ids, const ForwardOptions& opt,
@@ -68,6 +74,7 @@ class Model {
   void gated_attention(const AttentionWeights& w, const float* x, int T, int start_pos, KvCache& kv, float* out);
   void sparse_moe(const MoeWeights& w, const float* x, int T, float* out);
   void moe_few_tokens(const MoeWeights& w, const float* x, int T, const float* weight, float* out);
+  void solo_experts(const MoeWeights& w, const float* x, int T, float* out);
   void mlp(const MlpWeights& w, const float* x, int T, float* out);
   void rope_table(int pos, float* cos_sin) const;
 
@@ -75,6 +82,7 @@ class Model {
   Weights weights_;
   std::string dir_;
   DType kv_type_ = DType::F32;
+  int solo_max_tokens_ = kSoloMaxTokens;
   std::vector<double> inv_freq_;  // [rotary_dim / 2]
   float rope_mscale_ = 1.0f;      // YaRN attention factor on the rotated dims
   std::unique_ptr<Workspace> ws_;

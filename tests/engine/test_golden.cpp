@@ -6,6 +6,7 @@
 
 #include "common/golden.h"
 #include "core/cpu.h"
+#include "core/thread_pool.h"
 #include "model/qwen3_next.h"
 
 namespace qnext {
@@ -198,6 +199,36 @@ TEST(Prefill, SlicedLongPromptEqualsOneCall) {
   EXPECT_LE(max_abs_diff(logits_sliced, logits_whole), 5e-5f);
   EXPECT_LE(max_abs_diff(hidden_sliced, hidden_whole), 5e-6f);
   EXPECT_EQ(sliced.pos, 700);
+}
+
+// Prefill MoE runs an expert whole on one thread (few tokens) or splits its products across
+// threads (many); forcing every expert onto either path must give the same logits up to float
+// rounding, on every thread count.
+TEST(Prefill, SoloAndSplitExpertsAgree) {
+  Reference ref("tiny-b");
+  auto ids = ref.ids("long_prompt_ids");
+  ids.resize(300);  // 64 experts, top 8: ~37 tokens per expert
+  auto loaded = Model::load(testing::data_dir("tiny-b"));
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
+  Model& model = *loaded.value();
+  ForwardOptions opt;
+  opt.all_logits = true;
+  auto prefill = [&](int solo_max) {
+    model.set_solo_expert_max_tokens(solo_max);
+    SequenceState st = model.new_state();
+    std::vector<float> logits;
+    model.forward(st, ids, opt, nullptr, &logits);
+    return logits;
+  };
+  const auto split = prefill(0);
+  const int threads_before = global_pool().size();
+  for (int threads : {1, 2, 3}) {
+    set_num_threads(threads);
+    const auto solo = prefill(Model::kSoloMaxTokens);
+    EXPECT_LE(max_abs_diff(split, solo), 5e-5f) << threads << " threads";
+    EXPECT_EQ(max_abs_diff(solo, prefill(Model::kSoloMaxTokens)), 0.0f) << "not deterministic, " << threads << " threads";
+  }
+  set_num_threads(threads_before);
 }
 
 std::vector<Case> all_cases(std::vector<const char*> models) {
