@@ -86,7 +86,18 @@ void register_bench(CLI::App& app, int& exit_code) {
       model->forward(st, random_ids(8), opt, nullptr, &logits);
       for (int i = 0; i < 4; ++i) model->forward(st, random_ids(1), opt, nullptr, &logits);
     }
-    std::vector<double> pp, tg;
+    auto decode_rate = [&](SequenceState& st) {  // tok/s over o->gen greedy tokens
+      int32_t next = random_ids(1)[0];
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < o->gen; ++i) {
+        model->forward(st, std::span<const int32_t>(&next, 1), opt, nullptr, &logits);
+        next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      }
+      return o->gen / seconds_since(t0);
+    };
+    // With --depth, every repeat also decodes from an empty state just before, so the cost of
+    // depth is a ratio measured side by side (this machine's speed drifts between runs).
+    std::vector<double> pp, tg, tg0, depth_ratio;
     for (int r = 0; r < o->repeats; ++r) {
       if (o->prompt > 0) {
         auto st = fresh_state();
@@ -97,16 +108,15 @@ void register_bench(CLI::App& app, int& exit_code) {
       }
       if (o->gen > 0) {
         auto st = fresh_state();
-        int32_t next = random_ids(1)[0];
-        const auto t0 = std::chrono::steady_clock::now();
-        for (int i = 0; i < o->gen; ++i) {
-          model->forward(*st, std::span<const int32_t>(&next, 1), opt, nullptr, &logits);
-          next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        if (o->depth > 0) {
+          SequenceState empty = model->new_state();
+          tg0.push_back(decode_rate(empty));
         }
-        tg.push_back(o->gen / seconds_since(t0));
+        tg.push_back(decode_rate(*st));
+        if (o->depth > 0) depth_ratio.push_back(tg.back() / tg0.back());
       }
     }
-    const Stats p = stats(pp), g = stats(tg);
+    const Stats p = stats(pp), g = stats(tg), g0 = stats(tg0), ratio = stats(depth_ratio);
     const size_t rss = peak_rss_bytes();  // before the bandwidth probe's own 1 GiB buffer
     const double bytes_per_token = double(model->active_weight_bytes());
     const double bandwidth = measure_read_bandwidth(o->model.threads) * 1e9;
@@ -129,6 +139,8 @@ void register_bench(CLI::App& app, int& exit_code) {
                           {"decode_tok_s", g.median},
                           {"decode_tok_s_min", g.min},
                           {"decode_tok_s_max", g.max},
+                          {"decode_tok_s_depth0", g0.median},    // --depth only: the same decode from empty
+                          {"decode_depth_ratio", ratio.median},  // median over repeats of tg(depth) / tg(0)
                           {"peak_rss_bytes", rss},
                           {"weights_bytes", model->weight_bytes()},
                           {"bytes_per_token", bytes_per_token},
@@ -144,6 +156,9 @@ void register_bench(CLI::App& app, int& exit_code) {
       std::printf("%-10s %12s %12s %12s\n", "test", "median t/s", "min", "max");
       if (o->prompt > 0) std::printf("pp%-8d %12.2f %12.2f %12.2f\n", o->prompt, p.median, p.min, p.max);
       if (o->gen > 0) std::printf("tg%-8d %12.2f %12.2f %12.2f\n", o->gen, g.median, g.min, g.max);
+      if (o->gen > 0 && o->depth > 0)
+        std::printf("tg%-8d %12.2f %12.2f %12.2f   at depth 0, alternating with the above: ratio %.3f\n", o->gen,
+                    g0.median, g0.min, g0.max, ratio.median);
       std::printf("peak RSS %s (weights %s)\n", human_bytes(double(rss)).c_str(), human_bytes(double(model->weight_bytes())).c_str());
       std::printf("roofline: %s of weights per decoded token; measured read bandwidth %.2f GB/s -> at most %.2f tok/s;\n"
                   "          achieved %.2f GB/s = %.1f%% of the limit\n",

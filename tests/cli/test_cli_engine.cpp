@@ -95,6 +95,8 @@ TEST(CliEngine, BenchPrintsJsonWithThroughputAndRoofline) {
   EXPECT_GT(j.at("roofline_fraction").get<double>(), 0);
   EXPECT_GT(j.at("bytes_per_token").get<double>(), 0);
   EXPECT_EQ(j.at("depth").get<int>(), 8);
+  EXPECT_GT(j.at("decode_tok_s_depth0").get<double>(), 0);  // measured beside the depth run
+  EXPECT_GT(j.at("decode_depth_ratio").get<double>(), 0);
   EXPECT_EQ(j.at("kv_type").get<std::string>(), "f16");
 }
 
