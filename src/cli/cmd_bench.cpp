@@ -46,7 +46,7 @@ size_t peak_rss_bytes() {
 void register_bench(CLI::App& app, int& exit_code) {
   struct Opts {
     ModelFlags model;
-    int prompt = 512, gen = 128, repeats = 3, depth = 0;
+    int prompt = 512, gen = 128, repeats = 3, depth = 0, ubatch = ForwardOptions{}.max_tokens_per_call;
     bool json = false;
   };
   auto o = std::make_shared<Opts>();
@@ -57,6 +57,10 @@ void register_bench(CLI::App& app, int& exit_code) {
   cmd->add_option("-n,--gen", o->gen, "Tokens to decode (0 skips)");
   cmd->add_option("-r,--repeats", o->repeats, "Repeats (median, min, max reported)");
   cmd->add_option("--depth,-d", o->depth, "Tokens already in context before each test");
+  cmd->add_option("--ubatch", o->ubatch,
+                  "Most tokens per forward call: longer prompts go in slices of this many (workspace memory "
+                  "grows with it)")
+      ->check(CLI::Range(64, 1 << 20));
   cmd->add_flag("--json", o->json, "Print one JSON object");
   cmd->callback([o, &exit_code] {
     exit_code = 1;
@@ -76,6 +80,7 @@ void register_bench(CLI::App& app, int& exit_code) {
     };
     std::vector<float> logits;
     ForwardOptions opt;
+    opt.max_tokens_per_call = o->ubatch;
     auto fresh_state = [&]() {
       auto st = std::make_unique<SequenceState>(model->new_state());
       if (o->depth > 0) model->forward(*st, random_ids(o->depth), opt, nullptr, &logits);
@@ -128,6 +133,7 @@ void register_bench(CLI::App& app, int& exit_code) {
                           {"kv_type", o->model.kv_type},
                           {"threads", o->model.threads},
                           {"depth", o->depth},
+                          {"ubatch", o->ubatch},
                           {"prompt_tokens", o->prompt},
                           {"gen_tokens", o->gen},
                           {"repeats", o->repeats},
