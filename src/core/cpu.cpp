@@ -20,6 +20,11 @@ bool cpu_has_avx512_bf16() {
   return __builtin_cpu_supports("avx512bf16");
 }
 
+bool cpu_has_avx512_vnni() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512vnni");
+}
+
 static Isa initial_isa() {
   Isa isa = best_isa();
   if (const char* env = std::getenv("QNEXT_ISA")) {

@@ -62,9 +62,11 @@ void matmul_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, int6
   }
 }
 
-// Quantized weights. Few tokens: the activations are quantized once, then rows split across threads.
+// Quantized weights. The activations are quantized once per call (int8 blocks), then the rows
+// split across threads; with many tokens and no VNNI, each weight row is dequantized instead and
+// the product runs in float (int8 is no faster than FMA there).
 static void matmul_quantized(const Matrix& w, const float* x, int T, float* y, Isa isa, bool parallel) {
-  if (T >= kGemmMinTokens) {  // prefill: dequantize each row once, float products across tokens
+  if (T >= kGemmMinTokens && !int8_prefill(isa)) {
     if (!parallel) {
       matmul_dq_rows(isa, w, x, T, y, w.rows, 0, w.rows);
       return;
@@ -76,9 +78,16 @@ static void matmul_quantized(const Matrix& w, const float* x, int T, float* y, I
   thread_local std::vector<BlockQ8x> xq;  // [T, cols / 32]; grows to the largest batch, then stays
   const size_t nb = size_t(w.cols / kQuantBlock);
   if (xq.size() < size_t(T) * nb) xq.resize(size_t(T) * nb);
-  for (int t = 0; t < T; ++t) quantize_activations(x + size_t(t) * size_t(w.cols), w.cols, xq.data() + size_t(t) * nb);
-  const BlockQ8x* q = xq.data();
-  if (!parallel || size_t(w.rows) * size_t(w.cols) * size_t(T) < 32 * 1024) {
+  BlockQ8x* q = xq.data();
+  const bool big = size_t(w.rows) * size_t(w.cols) * size_t(T) >= 32 * 1024;
+  if (parallel && big && T >= 64) {
+    global_pool().parallel_for(size_t(T), [&](size_t b, size_t e, int) {
+      quantize_activation_rows(isa, x + b * size_t(w.cols), int(e - b), w.cols, q + b * nb);
+    });
+  } else {
+    quantize_activation_rows(isa, x, T, w.cols, q);
+  }
+  if (!parallel || !big) {
     matmul_q_rows(isa, w, q, T, y, w.rows, 0, w.rows);
     return;
   }

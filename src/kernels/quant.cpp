@@ -134,10 +134,20 @@ void matmul_dq_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, i
   else gemm_rows_avx2(w, x, T, y, ldy, r0, r1);
 }
 
+bool int8_prefill(Isa isa) { return isa == Isa::Avx512 && cpu_has_avx512_vnni(); }
+
 void matmul_q_rows(Isa isa, const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  // AVX-512 machines run the AVX2 kernel here: a VNNI variant needs a machine to be tested on.
   if (isa == Isa::Scalar) matmul_q_rows_scalar(w, xq, T, y, ldy, r0, r1);
+  else if (int8_prefill(isa) && T >= kVnniGemmMinTokens) gemm_q_rows_avx512(w, xq, T, y, ldy, r0, r1);
   else matmul_q_rows_avx2(w, xq, T, y, ldy, r0, r1);
+}
+
+void quantize_activation_rows(Isa isa, const float* x, int T, int64_t cols, BlockQ8x* xq) {
+  const size_t nb = size_t(cols / kQuantBlock);
+  for (int t = 0; t < T; ++t) {
+    if (isa == Isa::Avx512) quantize_activations_avx512(x + size_t(t) * size_t(cols), cols, xq + size_t(t) * nb);
+    else quantize_activations(x + size_t(t) * size_t(cols), cols, xq + size_t(t) * nb);
+  }
 }
 
 }  // namespace qnext

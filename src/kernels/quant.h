@@ -41,12 +41,23 @@ void quantize_row_q8_0(const float* x, int64_t n, BlockQ8_0* out);
 void quantize_row_q4_0(const float* x, int64_t n, BlockQ4_0* out);
 void quantize_row(DType type, const float* x, int64_t n, void* out);
 void dequantize_row(DType type, const void* row, int64_t n, float* out);
-void quantize_activations(const float* x, int64_t n, BlockQ8x* out);
+void quantize_activations(const float* x, int64_t n, BlockQ8x* out);  // the scalar twin
+void quantize_activations_avx512(const float* x, int64_t n, BlockQ8x* out);
+// T rows of x [T, cols] into xq [T, cols / 32], with the ISA's variant.
+void quantize_activation_rows(Isa isa, const float* x, int T, int64_t cols, BlockQ8x* xq);
 
 // Output rows [r0, r1) of y = x W^T for a quantized W [rows, cols]; xq: [T, cols / 32] blocks.
 void matmul_q_rows(Isa isa, const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 void matmul_q_rows_scalar(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 void matmul_q_rows_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+// The same for many tokens with AVX-512 VNNI: a packed int8 GEMM (quant_avx512.cpp).
+void gemm_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+// From this many tokens up, matmul_q_rows(Avx512) runs the VNNI GEMM instead of matrix-vector tiles.
+constexpr int kVnniGemmMinTokens = 4;
+
+// Whether quantized products with many tokens keep the activations in int8 (VNNI: int8 products
+// are 4x float FMAs) instead of dequantizing the weights to float (matmul_dq_rows).
+bool int8_prefill(Isa isa);
 
 // Output rows [r0, r1) of y = x W^T for a quantized W with float activations x [T, cols]: each
 // weight row is dequantized once and reused across all T tokens (SIMD: gemm_rows_avx2). For

@@ -2,6 +2,7 @@
 // float products within the activation rounding, every SIMD variant matches the scalar twin,
 // and quantized checkpoints (file or load-time) stay within KL bounds of the original.
 #include <filesystem>
+#include <cstring>
 #include <random>
 
 #include "common/golden.h"
@@ -92,9 +93,9 @@ TEST(Quant, SimdMatchesScalarTwin) {
   if (best_isa() == Isa::Scalar) GTEST_SKIP() << "no SIMD on this CPU";
   std::mt19937 rng(3);
   for (DType t : {DType::Q8_0, DType::Q4_0})
-    for (int64_t rows : {1, 3, 4, 7, 33})
+    for (int64_t rows : {1, 3, 4, 7, 13, 33, 131})  // 131 x 2048: several row chunks of the VNNI GEMM
       for (int64_t cols : {32, 96, 2048})
-        for (int T : {1, 2, 3, 17}) {
+        for (int T : {1, 2, 3, 4, 16, 17, 33}) {  // from kVnniGemmMinTokens up: the GEMM, with slab tails
           const auto w = random_vec(rng, size_t(rows * cols)), x = random_vec(rng, size_t(T * cols), 3.0f);
           const auto q = quantize_all(t, w, rows, cols);
           const Matrix m{t, q.data(), rows, cols};
@@ -108,6 +109,24 @@ TEST(Quant, SimdMatchesScalarTwin) {
           EXPECT_LE(testing::max_abs_diff(want, got), 1e-5f * (1 + scale))
               << dtype_name(t) << " rows " << rows << " cols " << cols << " T " << T;
         }
+}
+
+// The SIMD activation quantizer gives the very same blocks as the scalar twin.
+TEST(Quant, SimdActivationQuantizerIsBitIdentical) {
+  if (best_isa() < Isa::Avx512) GTEST_SKIP() << "no AVX-512 on this CPU";
+  std::mt19937 rng(5);
+  const int64_t n = 32 * 33;
+  auto x = random_vec(rng, size_t(n), 4.0f);
+  for (int i = 0; i < 32; ++i) x[size_t(64 + i)] = 0.0f;  // an all-zero block
+  x[7] = 1e-30f;
+  std::vector<BlockQ8x> want(size_t(n / 32)), got(size_t(n / 32));
+  quantize_activations(x.data(), n, want.data());
+  quantize_activations_avx512(x.data(), n, got.data());
+  for (size_t b = 0; b < want.size(); ++b) {
+    EXPECT_EQ(want[b].d, got[b].d) << "block " << b;
+    EXPECT_EQ(want[b].sum, got[b].sum) << "block " << b;
+    EXPECT_EQ(0, std::memcmp(want[b].q, got[b].q, 32)) << "block " << b;
+  }
 }
 
 TEST(Quant, DequantizingProductMatchesScalarTwinAndFloat) {

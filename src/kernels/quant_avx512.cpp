@@ -1,0 +1,192 @@
+// AVX-512 VNNI products over block-quantized weights (scalar twins in quant.cpp:
+// matmul_q_rows_scalar and quantize_activations). Built with -mavx512vnni; called only when the
+// CPU has it (cpu_has_avx512_vnni).
+//
+// Many tokens (prefill) run as a packed int8 GEMM with the tokens in the 16 lanes of a register.
+// The activations of 16 tokens are packed once per call into a slab whose 64-byte rows each hold
+// 4 consecutive k of all 16 tokens, as unsigned bytes (q + 128). vpdpbusd multiplies such a row
+// by 4 signed weight bytes broadcast straight from the weight row, so Q8_0 weights are read in
+// place, in file order, with no transposition (Q4_0 rows are unpacked to bytes first). Per block
+// of 32 k, 8 vpdpbusd per weight row give the 16 tokens' integer dots, which then take off the
+// offset (128 * sum of the block's weights), turn to float and scale by dw * dx: the same
+// integers and the same per-block sum order as the scalar twin.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/quant.h"
+
+namespace qnext {
+namespace {
+
+constexpr int kLanes = 16;                      // tokens per slab
+constexpr int kSlabBlockBytes = 8 * 64 + 64;    // per block of 32 k: 8 rows of 16 x 4 bytes, 16 scales
+constexpr int kMR = 12;                         // weight rows per micro-tile
+constexpr size_t kChunkBytes = 192 * 1024;      // unpacked weight rows per pass (in L2 while slabs go by)
+
+// xq [T, nb] -> slabs [ceil(T / 16), nb, 576 bytes]; tokens past T are zeros (q = 0, dx = 0).
+void pack_slabs(const BlockQ8x* xq, int T, int64_t nb, uint8_t* slabs) {
+  const int n_slabs = (T + kLanes - 1) / kLanes;
+  for (int s = 0; s < n_slabs; ++s) {
+    uint8_t* slab = slabs + size_t(s) * size_t(nb) * kSlabBlockBytes;
+    for (int j = 0; j < kLanes; ++j) {
+      const int t = s * kLanes + j;
+      for (int64_t b = 0; b < nb; ++b) {
+        uint8_t* dst = slab + size_t(b) * kSlabBlockBytes;
+        uint32_t* rows = reinterpret_cast<uint32_t*>(dst);
+        float* dx = reinterpret_cast<float*>(dst + 512);
+        if (t >= T) {
+          for (int k4 = 0; k4 < 8; ++k4) rows[k4 * kLanes + j] = 0x80808080u;
+          dx[j] = 0.0f;
+          continue;
+        }
+        const BlockQ8x& blk = xq[size_t(t) * size_t(nb) + size_t(b)];
+        for (int k4 = 0; k4 < 8; ++k4) {
+          uint32_t v;
+          std::memcpy(&v, blk.q + 4 * k4, 4);
+          rows[k4 * kLanes + j] = v ^ 0x80808080u;  // signed -> unsigned: q + 128
+        }
+        dx[j] = blk.d;
+      }
+    }
+  }
+}
+
+// One weight row as the kernel reads it: signed bytes with `stride` bytes between blocks
+// (Q8_0 in place: 34; unpacked Q4_0: 32), a float scale and the offset term per block.
+struct RowView {
+  const int8_t* q;
+  const float* d;       // [nb]
+  const int32_t* corr;  // [nb]: -128 * (sum of the block's 32 weights)
+};
+
+// The sum of a block's 32 signed bytes.
+inline int32_t block_sum(__m256i q) {
+  const __m256i sad = _mm256_sad_epu8(_mm256_xor_si256(q, _mm256_set1_epi8(char(0x80))), _mm256_setzero_si256());
+  const __m128i s = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+  return int32_t(_mm_cvtsi128_si64(_mm_add_epi64(s, _mm_unpackhi_epi64(s, s)))) - 32 * 128;
+}
+
+// Prepares rows [r, r + n) of w: scales and offsets for both formats, unpacked bytes for Q4_0.
+void prepare_rows(const Matrix& w, int64_t r, int64_t n, int8_t* unpacked, float* d, int32_t* corr, RowView* views) {
+  const int64_t nb = w.cols / kQuantBlock;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t* row = w.row_ptr(r + i);
+    float* di = d + size_t(i * nb);
+    int32_t* ci = corr + size_t(i * nb);
+    if (w.dtype == DType::Q8_0) {
+      const auto* blocks = reinterpret_cast<const BlockQ8_0*>(row);
+      for (int64_t b = 0; b < nb; ++b) {
+        di[b] = _cvtsh_ss(blocks[b].d);
+        ci[b] = -128 * block_sum(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks[b].q)));
+      }
+      views[i] = {reinterpret_cast<const int8_t*>(blocks[0].q), di, ci};
+    } else {
+      const auto* blocks = reinterpret_cast<const BlockQ4_0*>(row);
+      int8_t* qi = unpacked + size_t(i * w.cols);
+      for (int64_t b = 0; b < nb; ++b) {
+        const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks[b].q));
+        const __m128i mask = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
+        const __m128i lo = _mm_sub_epi8(_mm_and_si128(bytes, mask), eight);
+        const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask), eight);
+        const __m256i q = _mm256_set_m128i(hi, lo);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(qi + 32 * b), q);
+        di[b] = _cvtsh_ss(blocks[b].d);
+        ci[b] = -128 * block_sum(q);
+      }
+      views[i] = {qi, di, ci};
+    }
+  }
+}
+
+// out[i][0..16) = the 16 slab tokens' products with row i, for MR rows.
+template <int MR, int kStride>
+inline void micro_tile(const RowView* rows, int64_t nb, const uint8_t* slab, float* out) {
+  __m512 acc[MR];
+  for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* xb = slab + size_t(b) * kSlabBlockBytes;
+    __m512i dot[MR];
+    for (int i = 0; i < MR; ++i) dot[i] = _mm512_setzero_si512();
+    for (int k4 = 0; k4 < 8; ++k4) {
+      const __m512i xv = _mm512_loadu_si512(xb + 64 * k4);
+      for (int i = 0; i < MR; ++i) {
+        int32_t wv;
+        std::memcpy(&wv, rows[i].q + b * kStride + 4 * k4, 4);
+        dot[i] = _mm512_dpbusd_epi32(dot[i], xv, _mm512_set1_epi32(wv));
+      }
+    }
+    const __m512 dx = _mm512_loadu_ps(reinterpret_cast<const float*>(xb + 512));
+    for (int i = 0; i < MR; ++i) {
+      const __m512i v = _mm512_add_epi32(dot[i], _mm512_set1_epi32(rows[i].corr[b]));
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(_mm512_set1_ps(rows[i].d[b]), dx), acc[i]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) _mm512_storeu_ps(out + i * kLanes, acc[i]);
+}
+
+template <int kStride>
+void chunk_times_slab(const RowView* rows, int64_t n, int64_t nb, const uint8_t* slab, float* out) {
+  int64_t i = 0;
+  for (; i + kMR <= n; i += kMR) micro_tile<kMR, kStride>(rows + i, nb, slab, out + i * kLanes);
+  for (; i + 4 <= n; i += 4) micro_tile<4, kStride>(rows + i, nb, slab, out + i * kLanes);
+  for (; i < n; ++i) micro_tile<1, kStride>(rows + i, nb, slab, out + i * kLanes);
+}
+
+}  // namespace
+
+void gemm_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  const int64_t nb = w.cols / kQuantBlock;
+  const int n_slabs = (T + kLanes - 1) / kLanes;
+  thread_local std::vector<uint8_t> slabs;   // [n_slabs, nb, 576]
+  thread_local std::vector<int8_t> unpacked;  // [chunk_rows, cols] (Q4_0 only)
+  thread_local std::vector<float> d;          // [chunk_rows, nb]
+  thread_local std::vector<int32_t> corr;     // [chunk_rows, nb]
+  thread_local std::vector<RowView> views;    // [chunk_rows]
+  thread_local std::vector<float> out;        // [chunk_rows, 16]
+  const size_t slab_bytes = size_t(n_slabs) * size_t(nb) * kSlabBlockBytes;
+  if (slabs.size() < slab_bytes) slabs.resize(slab_bytes);
+  pack_slabs(xq, T, nb, slabs.data());
+
+  const int64_t chunk_rows = std::max<int64_t>(kMR, int64_t(kChunkBytes / size_t(w.cols)) / kMR * kMR);
+  const size_t cr = size_t(chunk_rows);
+  if (w.dtype == DType::Q4_0 && unpacked.size() < cr * size_t(w.cols)) unpacked.resize(cr * size_t(w.cols));
+  if (d.size() < cr * size_t(nb)) d.resize(cr * size_t(nb)), corr.resize(cr * size_t(nb));
+  if (views.size() < cr) views.resize(cr), out.resize(cr * kLanes);
+
+  for (int64_t rc = r0; rc < r1; rc += chunk_rows) {
+    const int64_t n = std::min(chunk_rows, r1 - rc);
+    prepare_rows(w, rc, n, unpacked.data(), d.data(), corr.data(), views.data());
+    for (int s = 0; s < n_slabs; ++s) {
+      const uint8_t* slab = slabs.data() + size_t(s) * size_t(nb) * kSlabBlockBytes;
+      if (w.dtype == DType::Q8_0) chunk_times_slab<int(sizeof(BlockQ8_0))>(views.data(), n, nb, slab, out.data());
+      else chunk_times_slab<kQuantBlock>(views.data(), n, nb, slab, out.data());
+      const int tokens = std::min(kLanes, T - s * kLanes);
+      for (int j = 0; j < tokens; ++j) {
+        float* yt = y + size_t(s * kLanes + j) * size_t(ldy) + size_t(rc);
+        for (int64_t m = 0; m < n; ++m) yt[m] = out[size_t(m) * kLanes + size_t(j)];
+      }
+    }
+  }
+}
+
+// Bit-identical to quantize_activations: the same amax, scale, reciprocal, products and
+// round-to-nearest-even.
+void quantize_activations_avx512(const float* x, int64_t n, BlockQ8x* out) {
+  for (int64_t b = 0; b < n / kQuantBlock; ++b, x += kQuantBlock) {
+    const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    const float d = amax / 127.0f;
+    const float inv = d > 0 ? 1.0f / d : 0.0f;
+    const __m512 iv = _mm512_set1_ps(inv);
+    const __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, iv)), q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, iv));
+    out[b].d = d;
+    out[b].sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].q), _mm512_cvtsepi32_epi8(q0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out[b].q + 16), _mm512_cvtsepi32_epi8(q1));
+  }
+}
+
+}  // namespace qnext
