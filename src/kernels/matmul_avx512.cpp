@@ -27,11 +27,20 @@ struct LoadF32 {
   static float load1(const uint8_t* row, int64_t k) { return reinterpret_cast<const float*>(row)[k]; }
 };
 
+// Decoding streams each weight from memory once; each tile also prefetches the rows kPrefetchRows
+// below it (as the AVX2 variant does), or the loads stall past what the hardware prefetcher covers.
+constexpr int kPrefetchRows = 4;
+
 template <typename L, int R, int TT>
 inline void tile(const Matrix& w, const float* x, float* y, int64_t ldy, int64_t r, int t) {
   const int64_t n = w.cols, n16 = n & ~int64_t(15);
   const uint8_t* rows[R];
-  for (int i = 0; i < R; ++i) rows[i] = w.row_ptr(r + i);
+  const uint8_t* ahead[R];
+  for (int i = 0; i < R; ++i) {
+    rows[i] = w.row_ptr(r + i);
+    ahead[i] = w.row_ptr(std::min(w.rows - 1, r + i + kPrefetchRows));
+  }
+  const int64_t bytes_per_weight = int64_t(dtype_size(w.dtype));
   const float* xs[TT];
   for (int j = 0; j < TT; ++j) xs[j] = x + size_t(t + j) * size_t(n);
   __m512 acc[R][TT];
@@ -40,6 +49,8 @@ inline void tile(const Matrix& w, const float* x, float* y, int64_t ldy, int64_t
   for (int64_t k = 0; k < n16; k += 16) {
     __m512 xv[TT];
     for (int j = 0; j < TT; ++j) xv[j] = _mm512_loadu_ps(xs[j] + k);
+    if (bytes_per_weight == 4 || (k & 31) == 0)  // one cache line of each row ahead per 64 bytes read
+      for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(ahead[i]) + k * bytes_per_weight, _MM_HINT_T0);
     for (int i = 0; i < R; ++i) {
       __m512 wv = L::load16(rows[i], k);
       for (int j = 0; j < TT; ++j) acc[i][j] = _mm512_fmadd_ps(wv, xv[j], acc[i][j]);

@@ -43,8 +43,10 @@ struct Q4 {
 };
 
 // Decoding streams each weight once from memory; the hardware prefetcher alone leaves the loads
-// stalling, so each block also prefetches the same block of the row kPrefetchRows below.
-constexpr int kPrefetchRows = 4;
+// stalling, so each block also prefetches the same block of the row kPrefetchRows below (A/B on
+// a 131072 x 2048 matrix, 2 threads, AVX-512 machine: 4 rows ahead 32.6 GB/s q8 / 29 q4, 8 rows
+// 35 / 31, 12 rows 36 / 28).
+constexpr int kPrefetchRows = 8;
 
 template <typename F, int R, int TT>
 inline void tile(const Matrix& w, const BlockQ8x* xq, float* y, int64_t ldy, int64_t r, int t) {
