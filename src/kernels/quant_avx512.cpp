@@ -10,6 +10,10 @@
 // of 32 k, 8 vpdpbusd per weight row give the 16 tokens' integer dots, which then take off the
 // offset (128 * sum of the block's weights), turn to float and scale by dw * dx: the same
 // integers and the same per-block sum order as the scalar twin.
+//
+// A prompt of 512 tokens gives each of 512 experts about 10 tokens, so most calls fit one slab
+// with a lane to spare. That lane then holds all-ones bytes, its dot is the block's weight sum,
+// and the offset comes from there: Q8_0 rows are then used with no preparation pass at all.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -26,8 +30,9 @@ constexpr int kSlabBlockBytes = 8 * 64 + 64;    // per block of 32 k: 8 rows of 
 constexpr int kMR = 12;                         // weight rows per micro-tile
 constexpr size_t kChunkBytes = 192 * 1024;      // unpacked weight rows per pass (in L2 while slabs go by)
 
-// xq [T, nb] -> slabs [ceil(T / 16), nb, 576 bytes]; tokens past T are zeros (q = 0, dx = 0).
-void pack_slabs(const BlockQ8x* xq, int T, int64_t nb, uint8_t* slabs) {
+// xq [T, nb] -> slabs [ceil(T / 16), nb, 576 bytes]; tokens past T are zeros (q = 0, dx = 0),
+// but for the sum lane (lane 15 of a single slab of up to 15 tokens): bytes 1, dx 0.
+void pack_slabs(const BlockQ8x* xq, int T, int64_t nb, bool sum_lane, uint8_t* slabs) {
   const int n_slabs = (T + kLanes - 1) / kLanes;
   for (int s = 0; s < n_slabs; ++s) {
     uint8_t* slab = slabs + size_t(s) * size_t(nb) * kSlabBlockBytes;
@@ -38,7 +43,8 @@ void pack_slabs(const BlockQ8x* xq, int T, int64_t nb, uint8_t* slabs) {
         uint32_t* rows = reinterpret_cast<uint32_t*>(dst);
         float* dx = reinterpret_cast<float*>(dst + 512);
         if (t >= T) {
-          for (int k4 = 0; k4 < 8; ++k4) rows[k4 * kLanes + j] = 0x80808080u;
+          const uint32_t pad = sum_lane && j == kLanes - 1 ? 0x01010101u : 0x80808080u;
+          for (int k4 = 0; k4 < 8; ++k4) rows[k4 * kLanes + j] = pad;
           dx[j] = 0.0f;
           continue;
         }
@@ -55,11 +61,19 @@ void pack_slabs(const BlockQ8x* xq, int T, int64_t nb, uint8_t* slabs) {
 }
 
 // One weight row as the kernel reads it: signed bytes with `stride` bytes between blocks
-// (Q8_0 in place: 34; unpacked Q4_0: 32), a float scale and the offset term per block.
+// (Q8_0 in place: 34, its f16 scale 2 bytes before each block's bytes; unpacked Q4_0: 32), and
+// when prepared, a float scale and the offset term per block.
 struct RowView {
   const int8_t* q;
-  const float* d;       // [nb]
-  const int32_t* corr;  // [nb]: -128 * (sum of the block's 32 weights)
+  const float* d;       // [nb] or null (in-place Q8_0: the f16 scales in the blocks)
+  const int32_t* corr;  // [nb]: -128 * (sum of the block's 32 weights), or null (the sum lane)
+};
+
+// How a micro-tile finds each block's scale and offset.
+enum class Mode {
+  Prepared,    // d and corr arrays (several slabs: the preparation pays off)
+  InPlaceQ8,   // one slab, Q8_0 as stored: f16 scales from the blocks, sums from the spare lane
+  UnpackedQ4,  // one slab, Q4_0 unpacked to bytes with float scales, sums from the spare lane
 };
 
 // The sum of a block's 32 signed bytes.
@@ -69,16 +83,25 @@ inline int32_t block_sum(__m256i q) {
   return int32_t(_mm_cvtsi128_si64(_mm_add_epi64(s, _mm_unpackhi_epi64(s, s)))) - 32 * 128;
 }
 
-// Prepares rows [r, r + n) of w: scales and offsets for both formats, unpacked bytes for Q4_0.
-void prepare_rows(const Matrix& w, int64_t r, int64_t n, int8_t* unpacked, float* d, int32_t* corr, RowView* views) {
+// The first pass over weights streamed from memory: prefetch this many rows ahead.
+constexpr int kPrefetchRows = 8;
+
+// Prepares rows [r, r + n) of w for `mode`: views for all; Prepared: scales and offsets;
+// Q4_0: unpacked bytes (and, but for the sum lane, offsets).
+void prepare_rows(const Matrix& w, Mode mode, int64_t r, int64_t n, int8_t* unpacked, float* d, int32_t* corr,
+                  RowView* views) {
   const int64_t nb = w.cols / kQuantBlock;
   for (int64_t i = 0; i < n; ++i) {
     const uint8_t* row = w.row_ptr(r + i);
+    const uint8_t* ahead = w.row_ptr(std::min(w.rows - 1, r + i + kPrefetchRows));
     float* di = d + size_t(i * nb);
     int32_t* ci = corr + size_t(i * nb);
-    if (w.dtype == DType::Q8_0) {
+    if (mode == Mode::InPlaceQ8) {
+      views[i] = {reinterpret_cast<const int8_t*>(reinterpret_cast<const BlockQ8_0*>(row)->q), nullptr, nullptr};
+    } else if (w.dtype == DType::Q8_0) {
       const auto* blocks = reinterpret_cast<const BlockQ8_0*>(row);
       for (int64_t b = 0; b < nb; ++b) {
+        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<const BlockQ8_0*>(ahead) + b), _MM_HINT_T0);
         di[b] = _cvtsh_ss(blocks[b].d);
         ci[b] = -128 * block_sum(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks[b].q)));
       }
@@ -87,6 +110,7 @@ void prepare_rows(const Matrix& w, int64_t r, int64_t n, int8_t* unpacked, float
       const auto* blocks = reinterpret_cast<const BlockQ4_0*>(row);
       int8_t* qi = unpacked + size_t(i * w.cols);
       for (int64_t b = 0; b < nb; ++b) {
+        _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<const BlockQ4_0*>(ahead) + b), _MM_HINT_T0);
         const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks[b].q));
         const __m128i mask = _mm_set1_epi8(15), eight = _mm_set1_epi8(8);
         const __m128i lo = _mm_sub_epi8(_mm_and_si128(bytes, mask), eight);
@@ -94,20 +118,24 @@ void prepare_rows(const Matrix& w, int64_t r, int64_t n, int8_t* unpacked, float
         const __m256i q = _mm256_set_m128i(hi, lo);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(qi + 32 * b), q);
         di[b] = _cvtsh_ss(blocks[b].d);
-        ci[b] = -128 * block_sum(q);
+        if (mode == Mode::Prepared) ci[b] = -128 * block_sum(q);
       }
-      views[i] = {qi, di, ci};
+      views[i] = {qi, di, mode == Mode::Prepared ? ci : nullptr};
     }
   }
 }
 
-// out[i][0..16) = the 16 slab tokens' products with row i, for MR rows.
-template <int MR, int kStride>
-inline void micro_tile(const RowView* rows, int64_t nb, const uint8_t* slab, float* out) {
+// out[i][0..16) = the 16 slab tokens' products with row i, for MR rows. In place, the rows
+// are still in memory: prefetch the next tile's (ahead_bytes further on).
+template <int MR, int kStride, Mode kMode>
+inline void micro_tile(const RowView* rows, int64_t nb, const uint8_t* slab, int64_t ahead_bytes, float* out) {
   __m512 acc[MR];
   for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* xb = slab + size_t(b) * kSlabBlockBytes;
+    if (kMode == Mode::InPlaceQ8)
+      for (int i = 0; i < MR; ++i)
+        _mm_prefetch(reinterpret_cast<const char*>(rows[i].q + b * kStride + ahead_bytes), _MM_HINT_T0);
     __m512i dot[MR];
     for (int i = 0; i < MR; ++i) dot[i] = _mm512_setzero_si512();
     for (int k4 = 0; k4 < 8; ++k4) {
@@ -120,19 +148,46 @@ inline void micro_tile(const RowView* rows, int64_t nb, const uint8_t* slab, flo
     }
     const __m512 dx = _mm512_loadu_ps(reinterpret_cast<const float*>(xb + 512));
     for (int i = 0; i < MR; ++i) {
-      const __m512i v = _mm512_add_epi32(dot[i], _mm512_set1_epi32(rows[i].corr[b]));
-      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(_mm512_set1_ps(rows[i].d[b]), dx), acc[i]);
+      __m512i v;
+      if (kMode == Mode::Prepared) {
+        v = _mm512_add_epi32(dot[i], _mm512_set1_epi32(rows[i].corr[b]));
+      } else {  // lane 15 holds the block's weight sum
+        const __m512i sum = _mm512_permutexvar_epi32(_mm512_set1_epi32(kLanes - 1), dot[i]);
+        v = _mm512_sub_epi32(dot[i], _mm512_slli_epi32(sum, 7));
+      }
+      float dw;
+      if (kMode == Mode::InPlaceQ8) {
+        uint16_t h;
+        std::memcpy(&h, rows[i].q + b * kStride - 2, 2);
+        dw = _cvtsh_ss(h);
+      } else {
+        dw = rows[i].d[b];
+      }
+      acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(_mm512_set1_ps(dw), dx), acc[i]);
     }
   }
   for (int i = 0; i < MR; ++i) _mm512_storeu_ps(out + i * kLanes, acc[i]);
 }
 
-template <int kStride>
-void chunk_times_slab(const RowView* rows, int64_t n, int64_t nb, const uint8_t* slab, float* out) {
+template <int kStride, Mode kMode>
+void chunk_times_slab(const RowView* rows, int64_t n, int64_t nb, int64_t row_bytes, const uint8_t* slab, float* out) {
   int64_t i = 0;
-  for (; i + kMR <= n; i += kMR) micro_tile<kMR, kStride>(rows + i, nb, slab, out + i * kLanes);
-  for (; i + 4 <= n; i += 4) micro_tile<4, kStride>(rows + i, nb, slab, out + i * kLanes);
-  for (; i < n; ++i) micro_tile<1, kStride>(rows + i, nb, slab, out + i * kLanes);
+  for (; i + kMR <= n; i += kMR) micro_tile<kMR, kStride, kMode>(rows + i, nb, slab, kMR * row_bytes, out + i * kLanes);
+  for (; i + 4 <= n; i += 4) micro_tile<4, kStride, kMode>(rows + i, nb, slab, 4 * row_bytes, out + i * kLanes);
+  for (; i < n; ++i) micro_tile<1, kStride, kMode>(rows + i, nb, slab, row_bytes, out + i * kLanes);
+}
+
+void chunk_times_slab(DType type, Mode mode, const RowView* rows, int64_t n, int64_t nb, int64_t row_bytes,
+                      const uint8_t* slab, float* out) {
+  constexpr int kQ8 = int(sizeof(BlockQ8_0));
+  switch (mode) {
+    case Mode::InPlaceQ8: chunk_times_slab<kQ8, Mode::InPlaceQ8>(rows, n, nb, row_bytes, slab, out); return;
+    case Mode::UnpackedQ4: chunk_times_slab<kQuantBlock, Mode::UnpackedQ4>(rows, n, nb, row_bytes, slab, out); return;
+    case Mode::Prepared:
+      if (type == DType::Q8_0) chunk_times_slab<kQ8, Mode::Prepared>(rows, n, nb, row_bytes, slab, out);
+      else chunk_times_slab<kQuantBlock, Mode::Prepared>(rows, n, nb, row_bytes, slab, out);
+      return;
+  }
 }
 
 }  // namespace
@@ -148,7 +203,9 @@ void gemm_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, in
   thread_local std::vector<float> out;        // [chunk_rows, 16]
   const size_t slab_bytes = size_t(n_slabs) * size_t(nb) * kSlabBlockBytes;
   if (slabs.size() < slab_bytes) slabs.resize(slab_bytes);
-  pack_slabs(xq, T, nb, slabs.data());
+  const bool sum_lane = T < kLanes;
+  const Mode mode = !sum_lane ? Mode::Prepared : w.dtype == DType::Q8_0 ? Mode::InPlaceQ8 : Mode::UnpackedQ4;
+  pack_slabs(xq, T, nb, sum_lane, slabs.data());
 
   const int64_t chunk_rows = std::max<int64_t>(kMR, int64_t(kChunkBytes / size_t(w.cols)) / kMR * kMR);
   const size_t cr = size_t(chunk_rows);
@@ -158,11 +215,10 @@ void gemm_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, in
 
   for (int64_t rc = r0; rc < r1; rc += chunk_rows) {
     const int64_t n = std::min(chunk_rows, r1 - rc);
-    prepare_rows(w, rc, n, unpacked.data(), d.data(), corr.data(), views.data());
+    prepare_rows(w, mode, rc, n, unpacked.data(), d.data(), corr.data(), views.data());
     for (int s = 0; s < n_slabs; ++s) {
       const uint8_t* slab = slabs.data() + size_t(s) * size_t(nb) * kSlabBlockBytes;
-      if (w.dtype == DType::Q8_0) chunk_times_slab<int(sizeof(BlockQ8_0))>(views.data(), n, nb, slab, out.data());
-      else chunk_times_slab<kQuantBlock>(views.data(), n, nb, slab, out.data());
+      chunk_times_slab(w.dtype, mode, views.data(), n, nb, int64_t(row_bytes(w.dtype, w.cols)), slab, out.data());
       const int tokens = std::min(kLanes, T - s * kLanes);
       for (int j = 0; j < tokens; ++j) {
         float* yt = y + size_t(s * kLanes + j) * size_t(ldy) + size_t(rc);
