@@ -16,15 +16,19 @@ namespace qnext {
 // many tokens, recurrent the natural one for a single token.
 enum class DeltaRuleMode { Auto, Chunked, Recurrent };
 
+// The default prompt slice. It must give each of 512 experts enough tokens for its products to
+// run as GEMMs: with float GEMMs (no VNNI) ~40 tokens, so 2048; the int8 VNNI GEMM is as fast with
+// ~20 (measured on the q8/q4 slices: pp8192 the same within noise), so 1024, half the workspace.
+int default_prompt_slice();
+
 struct ForwardOptions {
   DeltaRuleMode delta_mode = DeltaRuleMode::Auto;
   bool all_logits = false;            // logits for every row, else the last row only
   bool want_logits = true;
   std::vector<float>* residuals = nullptr;  // when set: [L+1, T, H] embedding then each layer's output
   // Longer prompts go through in slices of this many tokens (a multiple of the delta-rule chunk),
-  // so the workspace stays the size of one slice. Big enough that each of 512 experts sees ~40
-  // tokens per slice: their products then run as GEMMs rather than matrix-vector tiles.
-  int max_tokens_per_call = 2048;
+  // so the workspace stays the size of one slice (default_prompt_slice()).
+  int max_tokens_per_call = default_prompt_slice();
 };
 
 class Model {
