@@ -139,6 +139,7 @@ bool int8_prefill(Isa isa) { return isa == Isa::Avx512 && cpu_has_avx512_vnni();
 void matmul_q_rows(Isa isa, const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   if (isa == Isa::Scalar) matmul_q_rows_scalar(w, xq, T, y, ldy, r0, r1);
   else if (int8_prefill(isa) && T >= kVnniGemmMinTokens) gemm_q_rows_avx512(w, xq, T, y, ldy, r0, r1);
+  else if (int8_prefill(isa) && matvec_q4_avx512_fits(w, T)) matvec_q4_avx512(w, xq, T, y, ldy, r0, r1);
   else matmul_q_rows_avx2(w, xq, T, y, ldy, r0, r1);
 }
 

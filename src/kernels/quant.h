@@ -54,6 +54,10 @@ void matmul_q_rows_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, in
 void gemm_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 // From this many tokens up, matmul_q_rows(Avx512) runs the VNNI GEMM instead of matrix-vector tiles.
 constexpr int kVnniGemmMinTokens = 4;
+// Fewer tokens over Q4_0 with AVX-512 VNNI: matrix-vector tiles (quant_avx512.cpp); rows of a
+// multiple of 256 weights (what fits says).
+bool matvec_q4_avx512_fits(const Matrix& w, int T);
+void matvec_q4_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 
 // Whether quantized products with many tokens keep the activations in int8 (VNNI: int8 products
 // are 4x float FMAs) instead of dequantizing the weights to float (matmul_dq_rows).

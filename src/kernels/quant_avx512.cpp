@@ -228,6 +228,112 @@ void gemm_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, in
   }
 }
 
+// ---- Few tokens (decoding): Q4_0 matrix-vector tiles ----------------------------------------
+// A Q4_0 row streams from memory at 18 bytes per block, and the AVX2 tile's ~14 instructions per
+// block fall behind the memory. Here two blocks share a register (their nibbles unpacked side by
+// side, dotted with vpdpbusd) and one word permute gathers the f16 scales of 8 blocks: about 7
+// instructions per block.
+namespace {
+
+// One token's activations for a pair of blocks (2p, 2p + 1), laid out as the tile unpacks the
+// weights: the int32 lanes 0-3 / 4-7 / 8-11 / 12-15 hold k 0-15 of block 2p / of 2p + 1 /
+// k 16-31 of 2p / of 2p + 1.
+struct PairX {
+  int8_t q[64];
+  float d[16];       // each lane's block scale
+  int32_t corr[16];  // -sum(q) of each lane's block: 8 lanes take off 8 * sum for the nibble offset
+};
+
+void pack_pairs(const BlockQ8x* xq, int64_t nb, PairX* out) {
+  for (int64_t p = 0; p < nb / 2; ++p) {
+    const BlockQ8x* blk[2] = {&xq[2 * p], &xq[2 * p + 1]};
+    PairX& o = out[p];
+    for (int half = 0; half < 2; ++half)
+      for (int which = 0; which < 2; ++which) std::memcpy(o.q + 32 * half + 16 * which, blk[which]->q + 16 * half, 16);
+    for (int lane = 0; lane < 16; ++lane) {
+      const BlockQ8x& b = *blk[(lane / 4) % 2];
+      o.d[lane] = b.d;
+      o.corr[lane] = -b.sum;
+    }
+  }
+}
+
+constexpr int kQ4PrefetchRows = 8;
+
+template <int R, int TT>
+inline void q4_tile(const Matrix& w, const PairX* const* xs, float* y, int64_t ldy, int64_t r, int t) {
+  const int64_t nb = w.cols / kQuantBlock;
+  const BlockQ4_0* rows[R];
+  const uint8_t* ahead[R];
+  for (int i = 0; i < R; ++i) {
+    rows[i] = reinterpret_cast<const BlockQ4_0*>(w.row_ptr(r + i));
+    ahead[i] = w.row_ptr(std::min(w.rows - 1, r + i + kQ4PrefetchRows));
+  }
+  // Word k * 9 is the scale of block k in a run of 8 blocks (18 bytes = 9 words each).
+  const __m512i scale_words = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                               63, 54, 45, 36, 27, 18, 9, 0);
+  __m512i pair_lanes[4];  // scales of blocks (2p, 2p + 1) spread to their lanes
+  for (int p = 0; p < 4; ++p) {
+    const int a = 2 * p, b = 2 * p + 1;
+    pair_lanes[p] = _mm512_set_epi32(b, b, b, b, a, a, a, a, b, b, b, b, a, a, a, a);
+  }
+  const __m256i nibble = _mm256_set1_epi8(15);
+  __m512 acc[R][TT];
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < TT; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < nb; g += 8) {
+    for (int i = 0; i < R; ++i) {
+      const uint8_t* run = reinterpret_cast<const uint8_t*>(rows[i] + g);  // 8 blocks, 144 bytes
+      const uint8_t* pf = ahead[i] + g * int64_t(sizeof(BlockQ4_0));
+      for (int line = 0; line < 3; ++line) _mm_prefetch(reinterpret_cast<const char*>(pf + 64 * line), _MM_HINT_T0);
+      const __m512i words = _mm512_permutex2var_epi16(_mm512_loadu_si512(run), scale_words, _mm512_loadu_si512(run + 64));
+      const __m512 dw8 = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm512_castsi512_si128(words)));
+      for (int p = 0; p < 4; ++p) {
+        const BlockQ4_0* b0 = rows[i] + g + 2 * p;
+        const __m256i both = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b0[0].q))),
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(b0[1].q)), 1);
+        const __m256i lo = _mm256_and_si256(both, nibble), hi = _mm256_and_si256(_mm256_srli_epi16(both, 4), nibble);
+        const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+        const __m512 dw = _mm512_permutexvar_ps(pair_lanes[p], dw8);
+        for (int j = 0; j < TT; ++j) {
+          const PairX& x = xs[j][g / 2 + p];
+          const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(x.corr), q, _mm512_loadu_si512(x.q));
+          acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_loadu_ps(x.d)), acc[i][j]);
+        }
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    for (int j = 0; j < TT; ++j) y[size_t(t + j) * size_t(ldy) + size_t(r + i)] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+}  // namespace
+
+bool matvec_q4_avx512_fits(const Matrix& w, int T) {
+  return w.dtype == DType::Q4_0 && T < kVnniGemmMinTokens && (w.cols / kQuantBlock) % 8 == 0;
+}
+
+void matvec_q4_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  const int64_t nb = w.cols / kQuantBlock;
+  thread_local std::vector<PairX> pairs;  // [T, nb / 2]
+  if (pairs.size() < size_t(T) * size_t(nb / 2)) pairs.resize(size_t(T) * size_t(nb / 2));
+  const PairX* xs[kVnniGemmMinTokens];
+  for (int t = 0; t < T; ++t) {
+    PairX* px = pairs.data() + size_t(t) * size_t(nb / 2);
+    pack_pairs(xq + size_t(t) * size_t(nb), nb, px);
+    xs[t] = px;
+  }
+  auto rows = [&](int64_t r, auto R) {
+    int t = 0;
+    for (; t + 2 <= T; t += 2) q4_tile<decltype(R)::value, 2>(w, xs + t, y, ldy, r, t);
+    if (t < T) q4_tile<decltype(R)::value, 1>(w, xs + t, y, ldy, r, t);
+  };
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) rows(r, std::integral_constant<int, 4>{});
+  for (; r < r1; ++r) rows(r, std::integral_constant<int, 1>{});
+}
+
 // Bit-identical to quantize_activations: the same amax, scale, reciprocal, products and
 // round-to-nearest-even.
 void quantize_activations_avx512(const float* x, int64_t n, BlockQ8x* out) {
