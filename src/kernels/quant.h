@@ -4,10 +4,11 @@
 //   Q4_0: 32 weights = f16 scale d + 16 bytes of nibbles;  w = d * (q - 8)    (4.5 bits/weight)
 //         byte i holds q[i] in its low nibble and q[i + 16] in its high nibble.
 //
-// Products with few tokens (decoding) quantize the activations per block of 32 to int8 with a float
-// scale (BlockQ8x), so the inner loops are int8 x int8 dot products; products with many tokens
-// (prefill) dequantize each weight row once and reuse it in float across the tokens.
-// The ISA variants sit in quant_avx2.cpp.
+// Products quantize the activations per block of 32 to int8 with a float scale (BlockQ8x), so the
+// inner loops are int8 x int8 dot products: matrix-vector tiles for few tokens (decoding), and on
+// AVX-512 VNNI a packed int8 GEMM for many (prefill). Without VNNI, int8 is no faster than float
+// FMA, so prefill dequantizes each weight row once and reuses it in float across the tokens
+// (matmul_dq_rows). The ISA variants sit in quant_avx2.cpp and quant_avx512.cpp.
 #pragma once
 #include <cstddef>
 #include <cstdint>
