@@ -146,7 +146,8 @@ void matmul_q_rows(Isa isa, const Matrix& w, const BlockQ8x* xq, int T, float* y
 void quantize_activation_rows(Isa isa, const float* x, int T, int64_t cols, BlockQ8x* xq) {
   const size_t nb = size_t(cols / kQuantBlock);
   for (int t = 0; t < T; ++t) {
-    if (isa == Isa::Avx512) quantize_activations_avx512(x + size_t(t) * size_t(cols), cols, xq + size_t(t) * nb);
+    // (Its file is built with VNNI enabled, so it runs only where the CPU has VNNI.)
+    if (int8_prefill(isa)) quantize_activations_avx512(x + size_t(t) * size_t(cols), cols, xq + size_t(t) * nb);
     else quantize_activations(x + size_t(t) * size_t(cols), cols, xq + size_t(t) * nb);
   }
 }
