@@ -20,9 +20,12 @@ bool cpu_has_avx512_bf16() {
   return __builtin_cpu_supports("avx512bf16");
 }
 
-bool cpu_has_avx512_vnni() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512vnni");
+bool cpu_has_avx512_vnni() {  // asked once per product: read the CPU once
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vnni") != 0;
+  }();
+  return has;
 }
 
 static Isa initial_isa() {

@@ -66,7 +66,7 @@ void matmul_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, int6
 // split across threads; with many tokens and no VNNI, each weight row is dequantized instead and
 // the product runs in float (int8 is no faster than FMA there).
 static void matmul_quantized(const Matrix& w, const float* x, int T, float* y, Isa isa, bool parallel) {
-  if (T >= kGemmMinTokens && !int8_prefill(isa)) {
+  if (T >= kGemmMinTokens && !vnni_kernels(isa)) {
     if (!parallel) {
       matmul_dq_rows(isa, w, x, T, y, w.rows, 0, w.rows);
       return;

@@ -134,22 +134,20 @@ void matmul_dq_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, i
   else gemm_rows_avx2(w, x, T, y, ldy, r0, r1);
 }
 
-bool int8_prefill(Isa isa) { return isa == Isa::Avx512 && cpu_has_avx512_vnni(); }
+bool vnni_kernels(Isa isa) { return isa == Isa::Avx512 && cpu_has_avx512_vnni(); }
 
 void matmul_q_rows(Isa isa, const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   if (isa == Isa::Scalar) matmul_q_rows_scalar(w, xq, T, y, ldy, r0, r1);
-  else if (int8_prefill(isa) && T >= kVnniGemmMinTokens) gemm_q_rows_avx512(w, xq, T, y, ldy, r0, r1);
-  else if (int8_prefill(isa) && matvec_q4_avx512_fits(w, T)) matvec_q4_avx512(w, xq, T, y, ldy, r0, r1);
+  else if (vnni_kernels(isa) && T >= kVnniGemmMinTokens) gemm_q_rows_avx512(w, xq, T, y, ldy, r0, r1);
+  else if (vnni_kernels(isa) && matvec_q4_avx512_fits(w, T)) matvec_q4_avx512(w, xq, T, y, ldy, r0, r1);
   else matmul_q_rows_avx2(w, xq, T, y, ldy, r0, r1);
 }
 
 void quantize_activation_rows(Isa isa, const float* x, int T, int64_t cols, BlockQ8x* xq) {
+  // The AVX-512 quantizer's file is built with VNNI enabled, so it runs only where the CPU has it.
+  const auto quantize = vnni_kernels(isa) ? quantize_activations_avx512 : quantize_activations;
   const size_t nb = size_t(cols / kQuantBlock);
-  for (int t = 0; t < T; ++t) {
-    // (Its file is built with VNNI enabled, so it runs only where the CPU has VNNI.)
-    if (int8_prefill(isa)) quantize_activations_avx512(x + size_t(t) * size_t(cols), cols, xq + size_t(t) * nb);
-    else quantize_activations(x + size_t(t) * size_t(cols), cols, xq + size_t(t) * nb);
-  }
+  for (int t = 0; t < T; ++t) quantize(x + size_t(t) * size_t(cols), cols, xq + size_t(t) * nb);
 }
 
 }  // namespace qnext

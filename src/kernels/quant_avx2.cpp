@@ -42,12 +42,6 @@ struct Q4 {
   }
 };
 
-// Decoding streams each weight once from memory; the hardware prefetcher alone leaves the loads
-// stalling, so each block also prefetches the same block of the row kPrefetchRows below (A/B on
-// a 131072 x 2048 matrix, 2 threads, AVX-512 machine: 4 rows ahead 32.6 GB/s q8 / 29 q4, 8 rows
-// 35 / 31, 12 rows 36 / 28).
-constexpr int kPrefetchRows = 8;
-
 template <typename F, int R, int TT>
 inline void tile(const Matrix& w, const BlockQ8x* xq, float* y, int64_t ldy, int64_t r, int t) {
   using Block = typename F::Block;
@@ -56,7 +50,7 @@ inline void tile(const Matrix& w, const BlockQ8x* xq, float* y, int64_t ldy, int
   const Block* ahead[R];
   for (int i = 0; i < R; ++i) {
     rows[i] = reinterpret_cast<const Block*>(w.row_ptr(r + i));
-    ahead[i] = reinterpret_cast<const Block*>(w.row_ptr(std::min(w.rows - 1, r + i + kPrefetchRows)));
+    ahead[i] = reinterpret_cast<const Block*>(w.row_ptr(std::min(w.rows - 1, r + i + kQuantPrefetchRows)));
   }
   const BlockQ8x* xs[TT];
   for (int j = 0; j < TT; ++j) xs[j] = xq + size_t(t + j) * size_t(nb);

@@ -1,6 +1,6 @@
 // AVX-512 VNNI products over block-quantized weights (scalar twins in quant.cpp:
 // matmul_q_rows_scalar and quantize_activations). Built with -mavx512vnni; called only when the
-// CPU has it (cpu_has_avx512_vnni).
+// CPU has it (vnni_kernels).
 //
 // Many tokens (prefill) run as a packed int8 GEMM with the tokens in the 16 lanes of a register.
 // The activations of 16 tokens are packed once per call into a slab whose 64-byte rows each hold
@@ -83,9 +83,6 @@ inline int32_t block_sum(__m256i q) {
   return int32_t(_mm_cvtsi128_si64(_mm_add_epi64(s, _mm_unpackhi_epi64(s, s)))) - 32 * 128;
 }
 
-// The first pass over weights streamed from memory: prefetch this many rows ahead.
-constexpr int kPrefetchRows = 8;
-
 // Prepares rows [r, r + n) of w for `mode`: views for all; Prepared: scales and offsets;
 // Q4_0: unpacked bytes (and, but for the sum lane, offsets).
 void prepare_rows(const Matrix& w, Mode mode, int64_t r, int64_t n, int8_t* unpacked, float* d, int32_t* corr,
@@ -93,7 +90,7 @@ void prepare_rows(const Matrix& w, Mode mode, int64_t r, int64_t n, int8_t* unpa
   const int64_t nb = w.cols / kQuantBlock;
   for (int64_t i = 0; i < n; ++i) {
     const uint8_t* row = w.row_ptr(r + i);
-    const uint8_t* ahead = w.row_ptr(std::min(w.rows - 1, r + i + kPrefetchRows));
+    const uint8_t* ahead = w.row_ptr(std::min(w.rows - 1, r + i + kQuantPrefetchRows));
     float* di = d + size_t(i * nb);
     int32_t* ci = corr + size_t(i * nb);
     if (mode == Mode::InPlaceQ8) {
@@ -258,8 +255,6 @@ void pack_pairs(const BlockQ8x* xq, int64_t nb, PairX* out) {
   }
 }
 
-constexpr int kQ4PrefetchRows = 8;
-
 template <int R, int TT>
 inline void q4_tile(const Matrix& w, const PairX* const* xs, float* y, int64_t ldy, int64_t r, int t) {
   const int64_t nb = w.cols / kQuantBlock;
@@ -267,7 +262,7 @@ inline void q4_tile(const Matrix& w, const PairX* const* xs, float* y, int64_t l
   const uint8_t* ahead[R];
   for (int i = 0; i < R; ++i) {
     rows[i] = reinterpret_cast<const BlockQ4_0*>(w.row_ptr(r + i));
-    ahead[i] = w.row_ptr(std::min(w.rows - 1, r + i + kQ4PrefetchRows));
+    ahead[i] = w.row_ptr(std::min(w.rows - 1, r + i + kQuantPrefetchRows));
   }
   // Word k * 9 is the scale of block k in a run of 8 blocks (18 bytes = 9 words each).
   const __m512i scale_words = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,

@@ -116,7 +116,7 @@ TEST(Quant, SimdMatchesScalarTwin) {
 
 // The SIMD activation quantizer gives the very same blocks as the scalar twin.
 TEST(Quant, SimdActivationQuantizerIsBitIdentical) {
-  if (!int8_prefill(best_isa())) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  if (!vnni_kernels(best_isa())) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
   std::mt19937 rng(5);
   const int64_t n = 32 * 33;
   auto x = random_vec(rng, size_t(n), 4.0f);
