@@ -96,6 +96,11 @@ static void matmul_quantized(const Matrix& w, const float* x, int T, float* y, I
 }
 
 void matmul(const Matrix& w, const float* x, int T, float* y) {
+  if (T <= kGroupMaxTokens) {
+    const Product p{&w, x, T, y};
+    matmul_group(&p, 1);
+    return;
+  }
   const Isa isa = active_isa();
   if (is_quantized(w.dtype)) {
     matmul_quantized(w, x, T, y, isa, true);
@@ -108,6 +113,54 @@ void matmul(const Matrix& w, const float* x, int T, float* y) {
   }
   global_pool().parallel_for(
       size_t(w.rows), [&](size_t b, size_t e, int) { matmul_rows(isa, w, x, T, y, w.rows, int64_t(b), int64_t(e)); }, 16);
+}
+
+void matmul_group(const Product* ps, size_t n) {
+  const Isa isa = active_isa();
+  struct Plan {
+    size_t xq = SIZE_MAX;  // quantized input's first block in xq_blocks, SIZE_MAX for float weights
+    bool quantize = false;  // the first product with this input quantizes it
+    int64_t chunk_rows = 0, chunks = 0;
+  };
+  thread_local std::vector<Plan> plans;          // [n]
+  thread_local std::vector<BlockQ8x> xq_blocks;  // every distinct quantized input, back to back
+  plans.assign(n, Plan{});
+  // Quantized products take int8 activations: each distinct input is quantized once, up front.
+  size_t blocks = 0;
+  int64_t total_chunks = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const Product& p = ps[i];
+    Plan& plan = plans[i];
+    if (is_quantized(p.w->dtype)) {
+      for (size_t j = 0; j < i && plan.xq == SIZE_MAX; ++j)
+        if (plans[j].xq != SIZE_MAX && ps[j].x == p.x && ps[j].T == p.T && ps[j].w->cols == p.w->cols) plan.xq = plans[j].xq;
+      if (plan.xq == SIZE_MAX) {
+        plan.xq = blocks;
+        plan.quantize = true;
+        blocks += size_t(p.T) * size_t(p.w->cols / kQuantBlock);
+      }
+    }
+    // Whole 16-row groups, as matmul's split, so the tiles see the same rows together.
+    const int64_t bytes_per_row = std::max<int64_t>(1, int64_t(row_bytes(p.w->dtype, p.w->cols)));
+    plan.chunk_rows = std::max<int64_t>(16, int64_t(kGroupChunkBytes) / bytes_per_row / 16 * 16);
+    plan.chunks = (p.w->rows + plan.chunk_rows - 1) / plan.chunk_rows;
+    total_chunks += plan.chunks;
+  }
+  if (xq_blocks.size() < blocks) xq_blocks.resize(blocks);
+  for (size_t i = 0; i < n; ++i)
+    if (plans[i].quantize) quantize_activation_rows(isa, ps[i].x, ps[i].T, ps[i].w->cols, xq_blocks.data() + plans[i].xq);
+
+  // The lambda runs on other threads too: it must see this thread's buffers, not theirs.
+  const Plan* plan_of = plans.data();
+  const BlockQ8x* xq = xq_blocks.data();
+  global_pool().parallel_tasks(size_t(total_chunks), [&](size_t c, int) {
+    size_t i = 0;
+    while (int64_t(c) >= plan_of[i].chunks) c -= size_t(plan_of[i++].chunks);
+    const Product& p = ps[i];
+    const int64_t r0 = int64_t(c) * plan_of[i].chunk_rows, r1 = std::min(p.w->rows, r0 + plan_of[i].chunk_rows);
+    if (plan_of[i].xq != SIZE_MAX) matmul_q_rows(isa, *p.w, xq + plan_of[i].xq, p.T, p.y, p.w->rows, r0, r1);
+    else matmul_rows(isa, *p.w, p.x, p.T, p.y, p.w->rows, r0, r1);
+  });
 }
 
 void matmul_serial(const Matrix& w, const float* x, int T, float* y) {

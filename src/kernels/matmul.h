@@ -29,6 +29,22 @@ void matmul(const Matrix& w, const float* x, int T, float* y);
 // The same on the calling thread only: for callers that already run one task per thread.
 void matmul_serial(const Matrix& w, const float* x, int T, float* y);
 
+// One product of a group: y [T, w.rows] = x [T, w.cols] W^T.
+struct Product {
+  const Matrix* w;
+  const float* x;  // [T, w.cols]
+  int T;
+  float* y;        // [T, w.rows]
+};
+// The products of a group, for few tokens (decoding): one parallel job over all their rows, cut
+// into chunks of about kGroupChunkBytes of weights that the threads take as they finish, so
+// small products share one hand-off and a thread slowed by a neighbour does not hold the other
+// up. Each row is computed as matmul would, and the chunks do not depend on the thread count.
+// matmul takes this path itself for up to kGroupMaxTokens tokens.
+constexpr size_t kGroupChunkBytes = 256 * 1024;
+constexpr int kGroupMaxTokens = 3;
+void matmul_group(const Product* products, size_t n);
+
 // One row of W as floats (embedding lookup): out[cols].
 void matrix_row_to_f32(const Matrix& w, int64_t row, float* out);
 

@@ -1,11 +1,13 @@
 // AVX2 + FMA variant of matmul_rows (scalar twin in matmul.cpp). Weights are widened to float in
-// registers; a 4-row x up-to-3-token tile of accumulators reuses every weight load across tokens.
+// registers. One token streams the rows one after another; more tokens run a 4-row x up-to-3-token
+// tile of accumulators that reuses every weight load across tokens.
 #include <immintrin.h>
 
 #include <algorithm>
 
 #include "kernels/simd_avx2.h"
 #include "kernels/matmul.h"
+#include "kernels/stream_prefetch.h"
 
 namespace qnext {
 namespace {
@@ -28,8 +30,8 @@ struct LoadF32 {
   static float load1(const uint8_t* row, int64_t k) { return reinterpret_cast<const float*>(row)[k]; }
 };
 
-// Decoding streams each weight from memory once; each tile also prefetches the rows kPrefetchRows
-// below it, or the loads stall past what the hardware prefetcher covers.
+// The tiles also prefetch the rows kPrefetchRows below them, or the loads stall past what the
+// hardware prefetcher covers.
 constexpr int kPrefetchRows = 4;
 
 // y[t][r] for R rows starting at r and TT tokens starting at t.
@@ -74,8 +76,34 @@ inline void row_block(const Matrix& w, const float* x, int t0, int t1, float* y,
   else if (t1 - t == 1) tile<L, R, 1>(w, x, y, ldy, r, t);
 }
 
+// One token: rows one after another, four accumulators over consecutive 8-weight steps (see
+// stream_prefetch.h).
+template <typename L>
+void run_stream(const Matrix& w, const float* x, float* y, int64_t r0, int64_t r1) {
+  const int64_t n = w.cols, n32 = n & ~int64_t(31), n8 = n & ~int64_t(7);
+  const int64_t bytes_per_weight = int64_t(dtype_size(w.dtype));
+  StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w.row_ptr(r);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    int64_t k = 0;
+    for (; k < n32; k += 32) {
+      prefetch.advance(row + (k + 32) * bytes_per_weight);
+      for (int u = 0; u < 4; ++u) acc[u] = _mm256_fmadd_ps(L::load8(row, k + 8 * u), _mm256_loadu_ps(x + k + 8 * u), acc[u]);
+    }
+    for (; k < n8; k += 8) acc[0] = _mm256_fmadd_ps(L::load8(row, k), _mm256_loadu_ps(x + k), acc[0]);
+    float s = hsum_avx2(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    for (; k < n; ++k) s += L::load1(row, k) * x[k];
+    y[r] = s;
+  }
+}
+
 template <typename L>
 void run(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (T == 1) {
+    run_stream<L>(w, x, y, r0, r1);
+    return;
+  }
   constexpr int kTokenBlock = 24;  // x block stays in L2 while the weight rows stream by
   for (int t0 = 0; t0 < T; t0 += kTokenBlock) {
     const int t1 = std::min(T, t0 + kTokenBlock);

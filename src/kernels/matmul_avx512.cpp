@@ -1,10 +1,12 @@
 // AVX-512 variant of matmul_rows (scalar twin in matmul.cpp). Weights are widened to float in
-// registers; a 4-row x up-to-4-token tile of accumulators reuses every weight load across tokens.
+// registers. One token streams the rows one after another; more tokens run a 4-row x up-to-4-token
+// tile of accumulators that reuses every weight load across tokens.
 #include <immintrin.h>
 
 #include <algorithm>
 
 #include "kernels/matmul.h"
+#include "kernels/stream_prefetch.h"
 
 namespace qnext {
 namespace {
@@ -27,8 +29,8 @@ struct LoadF32 {
   static float load1(const uint8_t* row, int64_t k) { return reinterpret_cast<const float*>(row)[k]; }
 };
 
-// Decoding streams each weight from memory once; each tile also prefetches the rows kPrefetchRows
-// below it (as the AVX2 variant does), or the loads stall past what the hardware prefetcher covers.
+// The tiles also prefetch the rows kPrefetchRows below them (as the AVX2 variant does), or the
+// loads stall past what the hardware prefetcher covers.
 constexpr int kPrefetchRows = 4;
 
 template <typename L, int R, int TT>
@@ -76,8 +78,34 @@ inline void row_block(const Matrix& w, const float* x, int t0, int t1, float* y,
   }
 }
 
+// One token: rows one after another, four accumulators over consecutive 16-weight steps (see
+// stream_prefetch.h).
+template <typename L>
+void run_stream(const Matrix& w, const float* x, float* y, int64_t r0, int64_t r1) {
+  const int64_t n = w.cols, n64 = n & ~int64_t(63), n16 = n & ~int64_t(15);
+  const int64_t bytes_per_weight = int64_t(dtype_size(w.dtype));
+  StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w.row_ptr(r);
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int64_t k = 0;
+    for (; k < n64; k += 64) {
+      prefetch.advance(row + (k + 64) * bytes_per_weight);
+      for (int u = 0; u < 4; ++u) acc[u] = _mm512_fmadd_ps(L::load16(row, k + 16 * u), _mm512_loadu_ps(x + k + 16 * u), acc[u]);
+    }
+    for (; k < n16; k += 16) acc[0] = _mm512_fmadd_ps(L::load16(row, k), _mm512_loadu_ps(x + k), acc[0]);
+    float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+    for (; k < n; ++k) s += L::load1(row, k) * x[k];
+    y[r] = s;
+  }
+}
+
 template <typename L>
 void run(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (T == 1) {
+    run_stream<L>(w, x, y, r0, r1);
+    return;
+  }
   constexpr int kTokenBlock = 24;  // x block stays in L2 while the weight rows stream by
   for (int t0 = 0; t0 < T; t0 += kTokenBlock) {
     const int t1 = std::min(T, t0 + kTokenBlock);

@@ -1,12 +1,13 @@
 // AVX2 variant of matmul_q_rows (scalar twin in quant.cpp): int8 x int8 block dot products via
-// the sign trick (|w| as unsigned bytes times sign(w)*x) and maddubs; a 4-row x 2-token tile
-// reuses every unpacked weight block across tokens.
+// the sign trick (|w| as unsigned bytes times sign(w)*x) and maddubs. One token streams the rows
+// one after another; more tokens run 4-row x 2-token tiles that reuse every unpacked weight block.
 #include <immintrin.h>
 
 #include <algorithm>
 
 #include "kernels/simd_avx2.h"
 #include "kernels/quant.h"
+#include "kernels/stream_prefetch.h"
 
 namespace qnext {
 namespace {
@@ -70,8 +71,39 @@ inline void tile(const Matrix& w, const BlockQ8x* xq, float* y, int64_t ldy, int
     for (int j = 0; j < TT; ++j) y[size_t(t + j) * size_t(ldy) + size_t(r + i)] = hsum_avx2(acc[i][j]);
 }
 
+// One token: rows one after another, four accumulators over consecutive blocks (see
+// stream_prefetch.h).
+template <typename F>
+void run_stream(const Matrix& w, const BlockQ8x* x, float* y, int64_t r0, int64_t r1) {
+  using Block = typename F::Block;
+  const int64_t nb = w.cols / kQuantBlock;
+  StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
+  for (int64_t r = r0; r < r1; ++r) {
+    const Block* row = reinterpret_cast<const Block*>(w.row_ptr(r));
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    int64_t b = 0;
+    for (; b + 4 <= nb; b += 4) {
+      prefetch.advance(row + b + 4);
+      for (int u = 0; u < 4; ++u) {
+        const Block& blk = row[b + u];
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(blk.d) * x[b + u].d);
+        acc[u] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(F::dot(F::load(blk), x[b + u])), d, acc[u]);
+      }
+    }
+    for (; b < nb; ++b) {
+      const __m256 d = _mm256_set1_ps(_cvtsh_ss(row[b].d) * x[b].d);
+      acc[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(F::dot(F::load(row[b]), x[b])), d, acc[0]);
+    }
+    y[r] = hsum_avx2(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+  }
+}
+
 template <typename F>
 void run(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (T == 1) {
+    run_stream<F>(w, xq, y, r0, r1);
+    return;
+  }
   constexpr int kTokenBlock = 16;
   for (int t0 = 0; t0 < T; t0 += kTokenBlock) {
     const int t1 = std::min(T, t0 + kTokenBlock);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "kernels/quant.h"
+#include "kernels/stream_prefetch.h"
 
 namespace qnext {
 namespace {
@@ -303,6 +304,44 @@ inline void q4_tile(const Matrix& w, const PairX* const* xs, float* y, int64_t l
     for (int j = 0; j < TT; ++j) y[size_t(t + j) * size_t(ldy) + size_t(r + i)] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
+// One token: rows one after another (see stream_prefetch.h); the 4 block pairs of each run of 8
+// blocks go to 4 accumulators.
+void q4_stream(const Matrix& w, const PairX* x, float* y, int64_t r0, int64_t r1) {
+  const int64_t nb = w.cols / kQuantBlock;
+  const __m512i scale_words = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                               63, 54, 45, 36, 27, 18, 9, 0);
+  __m512i pair_lanes[4];
+  for (int p = 0; p < 4; ++p) {
+    const int a = 2 * p, b = 2 * p + 1;
+    pair_lanes[p] = _mm512_set_epi32(b, b, b, b, a, a, a, a, b, b, b, b, a, a, a, a);
+  }
+  const __m256i nibble = _mm256_set1_epi8(15);
+  StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
+  for (int64_t r = r0; r < r1; ++r) {
+    const BlockQ4_0* row = reinterpret_cast<const BlockQ4_0*>(w.row_ptr(r));
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int64_t g = 0; g < nb; g += 8) {
+      const uint8_t* run = reinterpret_cast<const uint8_t*>(row + g);  // 8 blocks, 144 bytes
+      prefetch.advance(run + 8 * sizeof(BlockQ4_0));
+      const __m512i words = _mm512_permutex2var_epi16(_mm512_loadu_si512(run), scale_words, _mm512_loadu_si512(run + 64));
+      const __m512 dw8 = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm512_castsi512_si128(words)));
+      for (int p = 0; p < 4; ++p) {
+        const BlockQ4_0* b0 = row + g + 2 * p;
+        const __m256i both = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b0[0].q))),
+            _mm_loadu_si128(reinterpret_cast<const __m128i*>(b0[1].q)), 1);
+        const __m256i lo = _mm256_and_si256(both, nibble), hi = _mm256_and_si256(_mm256_srli_epi16(both, 4), nibble);
+        const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+        const __m512 dw = _mm512_permutexvar_ps(pair_lanes[p], dw8);
+        const PairX& xp = x[g / 2 + p];
+        const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(xp.corr), q, _mm512_loadu_si512(xp.q));
+        acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_loadu_ps(xp.d)), acc[p]);
+      }
+    }
+    y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+  }
+}
+
 }  // namespace
 
 bool matvec_q4_avx512_fits(const Matrix& w, int T) {
@@ -318,6 +357,10 @@ void matvec_q4_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int6
     PairX* px = pairs.data() + size_t(t) * size_t(nb / 2);
     pack_pairs(xq + size_t(t) * size_t(nb), nb, px);
     xs[t] = px;
+  }
+  if (T == 1) {
+    q4_stream(w, xs[0], y, r0, r1);
+    return;
   }
   auto rows = [&](int64_t r, auto R) {
     int t = 0;

@@ -41,6 +41,7 @@ struct Model::Workspace {
   std::vector<float> run_sums;                    // [runs - 1, T, H]
   std::vector<float> delta_scratch;               // [threads, delta_rule_scratch_floats]
   std::vector<float> cos_sin;                     // [T, rotary_dim]
+  std::vector<Product> products;                  // a group of products run as one job
 };
 
 static float* grow(std::vector<float>& v, size_t n) {
@@ -97,6 +98,18 @@ void Model::rope_table(int pos, float* cos_sin) const {
   }
 }
 
+// Several projections of the same input x [T, cols]: one job for few tokens, else one each.
+void Model::project(const float* x, int T, std::initializer_list<std::pair<const Matrix*, float*>> outputs) {
+  if (T > kGroupMaxTokens) {
+    for (const auto& [w, y] : outputs) matmul(*w, x, T, y);
+    return;
+  }
+  auto& group = ws_->products;
+  group.clear();
+  for (const auto& [w, y] : outputs) group.push_back({w, x, T, y});
+  matmul_group(group.data(), group.size());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Gated DeltaNet (linear attention with a constant-size state)
 
@@ -111,8 +124,7 @@ void Model::gated_delta_net(const DeltaNetWeights& w, const float* x, int T, Del
 
   float* qkvz = grow(ws.proj, size_t(T) * Hk * group);  // [T, Hk, (q | k | v | z)]
   float* ba = grow(ws.proj2, size_t(T) * Hk * 2 * r);   // [T, Hk, (b | a)]
-  matmul(w.in_proj_qkvz, x, T, qkvz);
-  matmul(w.in_proj_ba, x, T, ba);
+  project(x, T, {{&w.in_proj_qkvz, qkvz}, {&w.in_proj_ba, ba}});
 
   // Regroup per key head into the conv's channel order [q all heads | k all heads | v all heads].
   float* mixed = grow(ws.mixed, size_t(T) * C);  // [T, C]
@@ -189,9 +201,7 @@ void Model::gated_attention(const AttentionWeights& w, const float* x, int T, in
   float* qg = grow(ws.proj, size_t(T) * nq * 2 * D);  // [T, nq, (query D | gate D)]
   float* k = grow(ws.qkv, size_t(T) * 2 * nkv * D);   // [T, nkv, D] keys, then values
   float* v = k + size_t(T) * nkv * D;
-  matmul(w.q_proj, x, T, qg);
-  matmul(w.k_proj, x, T, k);
-  matmul(w.v_proj, x, T, v);
+  project(x, T, {{&w.q_proj, qg}, {&w.k_proj, k}, {&w.v_proj, v}});
 
   float* cos_sin = grow(ws.cos_sin, size_t(T) * std::max(rot, 1));
   for (int t = 0; t < T; ++t) rope_table(start_pos + t, cos_sin + size_t(t) * rot);
@@ -254,8 +264,7 @@ void Model::mlp(const MlpWeights& w, const float* x, int T, float* out) {
   float* gate = grow(ws.gate_up, size_t(T) * 2 * I);  // [T, I] gate, then [T, I] up
   float* up = gate + size_t(T) * I;
   float* act = grow(ws.act, size_t(T) * I);  // [T, I]
-  matmul(w.gate, x, T, gate);
-  matmul(w.up, x, T, up);
+  project(x, T, {{&w.gate, gate}, {&w.up, up}});
   swiglu(gate, up, T * I, act);
   matmul(w.down, act, T, out);
 }
@@ -381,41 +390,50 @@ void Model::solo_experts(const MoeWeights& w, const float* x, int T, float* out)
     });
 }
 
-// Decoding: a token's 10 experts are small products, so instead of splitting each across threads
-// (a wake-up per product) every (token, expert) pair, and each token's shared expert, is one task.
+// Decoding: a token's 10 experts and its shared expert are small products. Rather than one
+// hand-off per product, or one thread per expert (11 experts do not split evenly over 2 threads),
+// the gate and up products of every (token, expert) pair go out as one group, then the down
+// products as another: both threads stay busy to the end of each.
 void Model::moe_few_tokens(const MoeWeights& w, const float* x, int T, const float* weight, float* out) {
   const Config& c = config_;
   const int H = c.hidden_size, k = c.num_experts_per_tok;
   Workspace& ws = *ws_;
   const int routed_tasks = T * k, tasks = routed_tasks + (w.has_shared ? T : 0);
   const int I = std::max(c.moe_intermediate_size, w.has_shared ? int(w.shared.gate.rows) : 0);
-  const int threads = global_pool().size();
-  float* results = grow(ws.down, size_t(tasks) * H);                  // [tasks, H]
-  float* scratch = grow(ws.act, size_t(threads) * (3 * size_t(I) + 1));  // per thread: gate, up, act, shared gate
-  global_pool().parallel_tasks(size_t(tasks), [&](size_t task, int thread) {
-    const int i = int(task);
-    const int t = i < routed_tasks ? i / k : i - routed_tasks;
-    const MlpWeights& m = i < routed_tasks ? w.experts[size_t(ws.expert_ids[size_t(i)])] : w.shared;
-    const int n = int(m.gate.rows);
-    float* gate = scratch + size_t(thread) * (3 * size_t(I) + 1);
-    float* up = gate + I;
-    float* act = up + I;
-    const float* xt = x + size_t(t) * H;
-    float* y = results + size_t(i) * H;
-    matmul_serial(m.gate, xt, 1, gate);
-    matmul_serial(m.up, xt, 1, up);
-    swiglu(gate, up, n, act);
-    matmul_serial(m.down, act, 1, y);
-    if (i >= routed_tasks) {  // the shared expert's sigmoid gate
-      matmul_serial(w.shared_gate, xt, 1, act + I);
-      const float s = sigmoid(act[I]);
-      for (int d = 0; d < H; ++d) y[d] *= s;
-    }
-  });
+  float* gate_up = grow(ws.gate_up, size_t(tasks) * 2 * I + size_t(T));  // [tasks, (gate I | up I)], then [T] shared gate
+  float* shared_gate = gate_up + size_t(tasks) * 2 * I;
+  float* act = grow(ws.act, size_t(tasks) * I);      // [tasks, I]
+  float* results = grow(ws.down, size_t(tasks) * H);  // [tasks, H]
+  auto token_of = [&](int i) { return i < routed_tasks ? i / k : i - routed_tasks; };
+  auto expert_of = [&](int i) -> const MlpWeights& {
+    return i < routed_tasks ? w.experts[size_t(ws.expert_ids[size_t(i)])] : w.shared;
+  };
+
+  auto& group = ws.products;
+  group.clear();
+  for (int i = 0; i < tasks; ++i) {
+    const MlpWeights& m = expert_of(i);
+    const float* xt = x + size_t(token_of(i)) * H;
+    float* g = gate_up + size_t(i) * 2 * I;
+    group.push_back({&m.gate, xt, 1, g});
+    group.push_back({&m.up, xt, 1, g + m.gate.rows});
+  }
+  if (w.has_shared) group.push_back({&w.shared_gate, x, T, shared_gate});
+  matmul_group(group.data(), group.size());
+
+  group.clear();
+  for (int i = 0; i < tasks; ++i) {
+    const MlpWeights& m = expert_of(i);
+    const float* g = gate_up + size_t(i) * 2 * I;
+    swiglu(g, g + m.gate.rows, int(m.gate.rows), act + size_t(i) * I);
+    group.push_back({&m.down, act + size_t(i) * I, 1, results + size_t(i) * H});
+  }
+  matmul_group(group.data(), group.size());
+
   std::fill_n(out, size_t(T) * H, 0.0f);
   for (int i = 0; i < tasks; ++i) {
-    const int t = i < routed_tasks ? i / k : i - routed_tasks;
-    const float s = i < routed_tasks ? weight[i] : 1.0f;
+    const int t = token_of(i);
+    const float s = i < routed_tasks ? weight[i] : sigmoid(shared_gate[t]);  // the shared expert's sigmoid gate
     float* o = out + size_t(t) * H;
     const float* y = results + size_t(i) * H;
     for (int d = 0; d < H; ++d) o[d] += s * y[d];

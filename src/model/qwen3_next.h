@@ -1,6 +1,7 @@
 // Qwen3-Next: the forward pass. See qwen3_next.cpp, which reads like the architecture.
 #pragma once
 #include <algorithm>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <string>
@@ -81,6 +82,7 @@ class Model {
   void solo_experts(const MoeWeights& w, const float* x, int T, float* out);
   void mlp(const MlpWeights& w, const float* x, int T, float* out);
   void rope_table(int pos, float* cos_sin) const;
+  void project(const float* x, int T, std::initializer_list<std::pair<const Matrix*, float*>> outputs);
 
   Config config_;
   Weights weights_;

@@ -7,6 +7,7 @@
 
 #include "common/golden.h"
 #include "common/run.h"
+#include "core/thread_pool.h"
 #include "kernels/quant.h"
 #include "model/qwen3_next.h"
 #include "model/quantize.h"
@@ -112,6 +113,65 @@ TEST(Quant, SimdMatchesScalarTwin) {
                 << isa_name(isa) << " " << dtype_name(t) << " rows " << rows << " cols " << cols << " T " << T;
           }
         }
+}
+
+// A group of products (decoding's fused projections and experts) gives each product exactly what
+// the same kernels give it alone: chunks of several rows, inputs shared between products
+// (quantized once), float and quantized weights, one and two tokens, two threads.
+TEST(Quant, ProductGroupEqualsSeparateProducts) {
+  std::mt19937 rng(11);
+  struct Case {
+    DType type;
+    int64_t rows, cols;
+    int input;  // which input: 0 = [1, 2048], 1 = [2, 256]
+  };
+  const Case cases[] = {{DType::Q8_0, 300, 2048, 0}, {DType::Q4_0, 200, 2048, 0}, {DType::BF16, 150, 2048, 0},
+                        {DType::Q4_0, 37, 256, 1},   {DType::F32, 5, 256, 1}};
+  const int tokens[2] = {1, 2};
+  const std::vector<float> inputs[2] = {random_vec(rng, 2048), random_vec(rng, 2 * 256)};
+  std::vector<std::vector<uint8_t>> bytes;
+  std::vector<Matrix> mats;
+  for (const Case& c : cases) {
+    const auto w = random_vec(rng, size_t(c.rows * c.cols));
+    if (is_quantized(c.type)) {
+      bytes.push_back(quantize_all(c.type, w, c.rows, c.cols));
+    } else {
+      std::vector<uint8_t> b(w.size() * dtype_size(c.type));
+      for (size_t i = 0; i < w.size(); ++i)
+        if (c.type == DType::BF16) reinterpret_cast<uint16_t*>(b.data())[i] = f32_to_bf16(w[i]);
+        else reinterpret_cast<float*>(b.data())[i] = w[i];
+      bytes.push_back(std::move(b));
+    }
+    mats.push_back(Matrix{c.type, bytes.back().data(), c.rows, c.cols});
+  }
+  ASSERT_GT(mats[0].bytes(), 2 * kGroupChunkBytes);  // the first product spans several chunks
+  set_num_threads(2);
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+    if (isa > best_isa()) continue;
+    set_active_isa(isa);
+    std::vector<std::vector<float>> want, got;
+    std::vector<Product> group;
+    for (size_t i = 0; i < mats.size(); ++i) {
+      const Matrix& m = mats[i];
+      const int T = tokens[cases[i].input];
+      const float* x = inputs[cases[i].input].data();
+      want.emplace_back(size_t(T * m.rows));
+      got.emplace_back(size_t(T * m.rows), -1.0f);
+      if (is_quantized(m.dtype)) {
+        std::vector<BlockQ8x> xq(size_t(T * m.cols / 32));
+        quantize_activation_rows(isa, x, T, m.cols, xq.data());
+        matmul_q_rows(isa, m, xq.data(), T, want.back().data(), m.rows, 0, m.rows);
+      } else {
+        matmul_rows(isa, m, x, T, want.back().data(), m.rows, 0, m.rows);
+      }
+      group.push_back({&mats[i], x, T, nullptr});
+    }
+    for (size_t i = 0; i < group.size(); ++i) group[i].y = got[i].data();
+    matmul_group(group.data(), group.size());
+    for (size_t i = 0; i < mats.size(); ++i)
+      EXPECT_EQ(want[i], got[i]) << isa_name(isa) << " product " << i << " (" << dtype_name(mats[i].dtype) << ")";
+  }
+  set_active_isa(best_isa());
 }
 
 // The SIMD activation quantizer gives the very same blocks as the scalar twin.
