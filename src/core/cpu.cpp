@@ -28,6 +28,14 @@ bool cpu_has_avx512_vnni() {  // asked once per product: read the CPU once
   return has;
 }
 
+bool cpu_has_avx512_vbmi() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vbmi") != 0;
+  }();
+  return has;
+}
+
 static Isa initial_isa() {
   Isa isa = best_isa();
   if (const char* env = std::getenv("QNEXT_ISA")) {

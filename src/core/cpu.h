@@ -12,6 +12,7 @@ Isa active_isa();            // what the kernels use now
 void set_active_isa(Isa isa);  // clamped to best_isa(); for tests and QNEXT_ISA
 std::string_view isa_name(Isa isa);
 bool cpu_has_avx512_bf16();
+bool cpu_has_avx512_vbmi();  // byte permutes (vpermt2b): the Q4_0 decode stream kernel
 bool cpu_has_avx512_vnni();  // int8 dot products (vpdpbusd); the VNNI kernels need it beside Isa::Avx512
 
 }  // namespace qnext

@@ -304,41 +304,74 @@ inline void q4_tile(const Matrix& w, const PairX* const* xs, float* y, int64_t l
     for (int j = 0; j < TT; ++j) y[size_t(t + j) * size_t(ldy) + size_t(r + i)] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
-// One token: rows one after another (see stream_prefetch.h); the 4 block pairs of each run of 8
-// blocks go to 4 accumulators.
-void q4_stream(const Matrix& w, const PairX* x, float* y, int64_t r0, int64_t r1) {
-  const int64_t nb = w.cols / kQuantBlock;
-  const __m512i scale_words = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                               63, 54, 45, 36, 27, 18, 9, 0);
-  __m512i pair_lanes[4];
-  for (int p = 0; p < 4; ++p) {
-    const int a = 2 * p, b = 2 * p + 1;
-    pair_lanes[p] = _mm512_set_epi32(b, b, b, b, a, a, a, a, b, b, b, b, a, a, a, a);
-  }
-  const __m256i nibble = _mm256_set1_epi8(15);
-  StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
-  for (int64_t r = r0; r < r1; ++r) {
-    const BlockQ4_0* row = reinterpret_cast<const BlockQ4_0*>(w.row_ptr(r));
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    for (int64_t g = 0; g < nb; g += 8) {
-      const uint8_t* run = reinterpret_cast<const uint8_t*>(row + g);  // 8 blocks, 144 bytes
-      prefetch.advance(run + 8 * sizeof(BlockQ4_0));
-      const __m512i words = _mm512_permutex2var_epi16(_mm512_loadu_si512(run), scale_words, _mm512_loadu_si512(run + 64));
-      const __m512 dw8 = _mm512_castps256_ps512(_mm256_cvtph_ps(_mm512_castsi512_si128(words)));
-      for (int p = 0; p < 4; ++p) {
-        const BlockQ4_0* b0 = row + g + 2 * p;
-        const __m256i both = _mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b0[0].q))),
-            _mm_loadu_si128(reinterpret_cast<const __m128i*>(b0[1].q)), 1);
-        const __m256i lo = _mm256_and_si256(both, nibble), hi = _mm256_and_si256(_mm256_srli_epi16(both, 4), nibble);
-        const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-        const __m512 dw = _mm512_permutexvar_ps(pair_lanes[p], dw8);
-        const PairX& xp = x[g / 2 + p];
-        const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(xp.corr), q, _mm512_loadu_si512(xp.q));
-        acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_loadu_ps(xp.d)), acc[p]);
+// One token: rows one after another (see stream_prefetch.h), 4 blocks per register. One byte
+// permute (VBMI) gathers the nibble bytes of 4 blocks from a 128-byte window of the row: low
+// nibbles are k 0-15 and high nibbles k 16-31 of each block, so the activations are laid out the
+// same way (QuadX) and int32 lanes 4j..4j+3 hold block j's dot. About 3 instructions per block.
+struct QuadX {
+  int8_t lo[64];     // k 0-15 of blocks 4g .. 4g + 3
+  int8_t hi[64];     // k 16-31 of the same blocks
+  float d[16];       // each lane's block scale
+  int32_t corr[16];  // -2 * sum(q) of each lane's block: its 4 lanes take off 8 * sum
+};
+
+void pack_quads(const BlockQ8x* xq, int64_t nb, QuadX* out) {
+  for (int64_t g = 0; g < nb / 4; ++g) {
+    QuadX& o = out[g];
+    for (int j = 0; j < 4; ++j) {
+      const BlockQ8x& b = xq[4 * g + j];
+      std::memcpy(o.lo + 16 * j, b.q, 16);
+      std::memcpy(o.hi + 16 * j, b.q + 16, 16);
+      for (int lane = 4 * j; lane < 4 * j + 4; ++lane) {
+        o.d[lane] = b.d;
+        o.corr[lane] = -2 * b.sum;
       }
     }
-    y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+  }
+}
+
+// Built for VBMI on its own (the rest of the file must run on VNNI CPUs without it); called only
+// where the CPU has it.
+__attribute__((target("avx512vbmi"))) void q4_stream(const Matrix& w, const QuadX* x, float* y, int64_t r0, int64_t r1) {
+  const int64_t nb = w.cols / kQuantBlock;
+  // A run of 8 blocks is 144 bytes. Blocks 0-3 sit in bytes 0-71 (window at 0), blocks 4-7 in
+  // bytes 72-143 (window at 16); block j's nibbles are 16 bytes from 2 + 18 j in its window.
+  alignas(64) uint8_t first[64], second[64];
+  for (int j = 0; j < 4; ++j)
+    for (int m = 0; m < 16; ++m) {
+      first[16 * j + m] = uint8_t(2 + 18 * j + m);
+      second[16 * j + m] = uint8_t(72 - 16 + 2 + 18 * j + m);
+    }
+  const __m512i nibbles_first = _mm512_load_si512(first), nibbles_second = _mm512_load_si512(second);
+  // Word k * 9 is the scale of block k in the run (18 bytes = 9 words each).
+  const __m512i scale_words = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                               63, 54, 45, 36, 27, 18, 9, 0);
+  const __m512i quad_lanes[2] = {_mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0),
+                                 _mm512_set_epi32(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4)};
+  const __m512i nibble = _mm512_set1_epi8(15);
+  StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w.row_ptr(r);
+    __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int64_t g = 0; g < nb; g += 8) {
+      const uint8_t* run = row + g * int64_t(sizeof(BlockQ4_0));
+      prefetch.advance(run + 8 * sizeof(BlockQ4_0));
+      const __m512i a = _mm512_loadu_si512(run), b = _mm512_loadu_si512(run + 64);
+      const __m512i c = _mm512_loadu_si512(run + 16), d = _mm512_loadu_si512(run + 80);
+      const __m512 dw8 = _mm512_castps256_ps512(
+          _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(a, scale_words, b))));
+      const __m512i packed[2] = {_mm512_permutex2var_epi8(a, nibbles_first, b), _mm512_permutex2var_epi8(c, nibbles_second, d)};
+      for (int h = 0; h < 2; ++h) {
+        const QuadX& xq = x[g / 4 + h];
+        const __m512i lo = _mm512_and_si512(packed[h], nibble);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(packed[h], 4), nibble);
+        __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(xq.corr), lo, _mm512_loadu_si512(xq.lo));
+        dot = _mm512_dpbusd_epi32(dot, hi, _mm512_loadu_si512(xq.hi));
+        const __m512 scale = _mm512_mul_ps(_mm512_permutexvar_ps(quad_lanes[h], dw8), _mm512_loadu_ps(xq.d));
+        acc[h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[h]);
+      }
+    }
+    y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
   }
 }
 
@@ -352,15 +385,18 @@ void matvec_q4_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int6
   const int64_t nb = w.cols / kQuantBlock;
   thread_local std::vector<PairX> pairs;  // [T, nb / 2]
   if (pairs.size() < size_t(T) * size_t(nb / 2)) pairs.resize(size_t(T) * size_t(nb / 2));
+  if (T == 1 && cpu_has_avx512_vbmi()) {
+    thread_local std::vector<QuadX> quads;  // [nb / 4]
+    if (quads.size() < size_t(nb / 4)) quads.resize(size_t(nb / 4));
+    pack_quads(xq, nb, quads.data());
+    q4_stream(w, quads.data(), y, r0, r1);
+    return;
+  }
   const PairX* xs[kVnniGemmMinTokens];
   for (int t = 0; t < T; ++t) {
     PairX* px = pairs.data() + size_t(t) * size_t(nb / 2);
     pack_pairs(xq + size_t(t) * size_t(nb), nb, px);
     xs[t] = px;
-  }
-  if (T == 1) {
-    q4_stream(w, xs[0], y, r0, r1);
-    return;
   }
   auto rows = [&](int64_t r, auto R) {
     int t = 0;
