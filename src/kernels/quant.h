@@ -5,7 +5,8 @@
 //         byte i holds q[i] in its low nibble and q[i + 16] in its high nibble.
 //
 // Products quantize the activations per block of 32 to int8 with a float scale (BlockQ8x), so the
-// inner loops are int8 x int8 dot products: matrix-vector tiles for few tokens (decoding), and on
+// inner loops are int8 x int8 dot products: for one token (decoding) kernels that stream each row
+// start to end (stream_prefetch.h), for 2-3 tokens matrix-vector tiles, and on
 // AVX-512 VNNI a packed int8 GEMM for many (prefill). Without VNNI, int8 is no faster than float
 // FMA, so prefill dequantizes each weight row once and reuses it in float across the tokens
 // (matmul_dq_rows). The ISA variants sit in quant_avx2.cpp and quant_avx512.cpp.
@@ -55,8 +56,9 @@ void matmul_q_rows_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, in
 void gemm_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 // From this many tokens up, matmul_q_rows(Avx512) runs the VNNI GEMM instead of matrix-vector tiles.
 constexpr int kVnniGemmMinTokens = 4;
-// Fewer tokens over Q4_0 with AVX-512 VNNI: matrix-vector tiles (quant_avx512.cpp) for rows of a
-// multiple of 256 weights (8 blocks); matvec_q4_avx512_fits says whether a product qualifies.
+// Fewer tokens over Q4_0 with AVX-512 VNNI (quant_avx512.cpp) for rows of a multiple of 256 weights
+// (8 blocks): one token streams the rows 4 blocks per register (with VBMI byte permutes), 2-3
+// tokens run matrix-vector tiles; matvec_q4_avx512_fits says whether a product qualifies.
 bool matvec_q4_avx512_fits(const Matrix& w, int T);
 void matvec_q4_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 
@@ -66,7 +68,7 @@ void matvec_q4_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int6
 bool vnni_kernels(Isa isa);
 
 // Decoding streams each weight once from memory; the hardware prefetcher alone leaves the loads
-// stalling, so the int8 tiles (and the VNNI GEMM's first pass over the rows) also prefetch the
+// stalling, so the int8 tiles for 2-3 tokens (and the VNNI GEMM's first pass over the rows) prefetch the
 // same block of the row this many rows below. A/B on a 131072 x 2048 matrix, 2 threads, AVX-512
 // machine: 4 rows ahead 32.6 GB/s q8 / 29 q4, 8 rows 35 / 31, 12 rows 36 / 28.
 constexpr int kQuantPrefetchRows = 8;

@@ -307,32 +307,32 @@ inline void q4_tile(const Matrix& w, const PairX* const* xs, float* y, int64_t l
 // One token: rows one after another (see stream_prefetch.h), 4 blocks per register. One byte
 // permute (VBMI) gathers the nibble bytes of 4 blocks from a 128-byte window of the row: low
 // nibbles are k 0-15 and high nibbles k 16-31 of each block, so the activations are laid out the
-// same way (QuadX) and int32 lanes 4j..4j+3 hold block j's dot. About 3 instructions per block.
-struct QuadX {
-  int8_t lo[64];     // k 0-15 of blocks 4g .. 4g + 3
-  int8_t hi[64];     // k 16-31 of the same blocks
-  float d[16];       // each lane's block scale
-  int32_t corr[16];  // -2 * sum(q) of each lane's block: its 4 lanes take off 8 * sum
+// same way (RunX) and int32 lanes 4j..4j+3 hold block j's dot. The nibble offset (q - 8) comes off
+// in float, once per block: dw * (-8 dx sum x), from 8 precomputed terms per run of 8 blocks. The
+// loads, not the arithmetic, bound this loop, so each run reads as few activation bytes as it can.
+struct RunX {           // the activations of a run of 8 blocks
+  int8_t lo[2][64];     // [half][block 4 half + j: k 0-15]
+  int8_t hi[2][64];     // [half][block 4 half + j: k 16-31]
+  float d[8];           // each block's scale dx
+  float offset[8];      // each block's -8 dx sum(q): times dw, the nibble offset's share of the dot
 };
 
-void pack_quads(const BlockQ8x* xq, int64_t nb, QuadX* out) {
-  for (int64_t g = 0; g < nb / 4; ++g) {
-    QuadX& o = out[g];
-    for (int j = 0; j < 4; ++j) {
-      const BlockQ8x& b = xq[4 * g + j];
-      std::memcpy(o.lo + 16 * j, b.q, 16);
-      std::memcpy(o.hi + 16 * j, b.q + 16, 16);
-      for (int lane = 4 * j; lane < 4 * j + 4; ++lane) {
-        o.d[lane] = b.d;
-        o.corr[lane] = -2 * b.sum;
-      }
+void pack_runs(const BlockQ8x* xq, int64_t nb, RunX* out) {
+  for (int64_t g = 0; g < nb / 8; ++g) {
+    RunX& o = out[g];
+    for (int k = 0; k < 8; ++k) {
+      const BlockQ8x& b = xq[8 * g + k];
+      std::memcpy(o.lo[k / 4] + 16 * (k % 4), b.q, 16);
+      std::memcpy(o.hi[k / 4] + 16 * (k % 4), b.q + 16, 16);
+      o.d[k] = b.d;
+      o.offset[k] = -8.0f * b.d * float(b.sum);
     }
   }
 }
 
 // Built for VBMI on its own (the rest of the file must run on VNNI CPUs without it); called only
 // where the CPU has it.
-__attribute__((target("avx512vbmi"))) void q4_stream(const Matrix& w, const QuadX* x, float* y, int64_t r0, int64_t r1) {
+__attribute__((target("avx512vbmi"))) void q4_stream(const Matrix& w, const RunX* x, float* y, int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kQuantBlock;
   // A run of 8 blocks is 144 bytes. Blocks 0-3 sit in bytes 0-71 (window at 0), blocks 4-7 in
   // bytes 72-143 (window at 16); block j's nibbles are 16 bytes from 2 + 18 j in its window.
@@ -353,25 +353,27 @@ __attribute__((target("avx512vbmi"))) void q4_stream(const Matrix& w, const Quad
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = w.row_ptr(r);
     __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    __m256 offsets = _mm256_setzero_ps();
     for (int64_t g = 0; g < nb; g += 8) {
+      const RunX& xr = x[g / 8];
       const uint8_t* run = row + g * int64_t(sizeof(BlockQ4_0));
       prefetch.advance(run + 8 * sizeof(BlockQ4_0));
       const __m512i a = _mm512_loadu_si512(run), b = _mm512_loadu_si512(run + 64);
       const __m512i c = _mm512_loadu_si512(run + 16), d = _mm512_loadu_si512(run + 80);
-      const __m512 dw8 = _mm512_castps256_ps512(
-          _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(a, scale_words, b))));
+      const __m256 dw8 = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(a, scale_words, b)));
+      offsets = _mm256_fmadd_ps(dw8, _mm256_loadu_ps(xr.offset), offsets);
+      const __m512 scale8 = _mm512_castps256_ps512(_mm256_mul_ps(dw8, _mm256_loadu_ps(xr.d)));
       const __m512i packed[2] = {_mm512_permutex2var_epi8(a, nibbles_first, b), _mm512_permutex2var_epi8(c, nibbles_second, d)};
       for (int h = 0; h < 2; ++h) {
-        const QuadX& xq = x[g / 4 + h];
         const __m512i lo = _mm512_and_si512(packed[h], nibble);
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(packed[h], 4), nibble);
-        __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(xq.corr), lo, _mm512_loadu_si512(xq.lo));
-        dot = _mm512_dpbusd_epi32(dot, hi, _mm512_loadu_si512(xq.hi));
-        const __m512 scale = _mm512_mul_ps(_mm512_permutexvar_ps(quad_lanes[h], dw8), _mm512_loadu_ps(xq.d));
-        acc[h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc[h]);
+        __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xr.lo[h]));
+        dot = _mm512_dpbusd_epi32(dot, hi, _mm512_loadu_si512(xr.hi[h]));
+        acc[h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(quad_lanes[h], scale8), acc[h]);
       }
     }
-    y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]));
+    // Each block's 4 lanes summed its dot; its offset term is counted once.
+    y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_zextps256_ps512(offsets)));
   }
 }
 
@@ -386,10 +388,10 @@ void matvec_q4_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int6
   thread_local std::vector<PairX> pairs;  // [T, nb / 2]
   if (pairs.size() < size_t(T) * size_t(nb / 2)) pairs.resize(size_t(T) * size_t(nb / 2));
   if (T == 1 && cpu_has_avx512_vbmi()) {
-    thread_local std::vector<QuadX> quads;  // [nb / 4]
-    if (quads.size() < size_t(nb / 4)) quads.resize(size_t(nb / 4));
-    pack_quads(xq, nb, quads.data());
-    q4_stream(w, quads.data(), y, r0, r1);
+    thread_local std::vector<RunX> runs;  // [nb / 8]
+    if (runs.size() < size_t(nb / 8)) runs.resize(size_t(nb / 8));
+    pack_runs(xq, nb, runs.data());
+    q4_stream(w, runs.data(), y, r0, r1);
     return;
   }
   const PairX* xs[kVnniGemmMinTokens];
