@@ -49,7 +49,7 @@ void ThreadPool::worker(int index) {
   }
 }
 
-void ThreadPool::run_on_all(const std::function<void(int)>& job) {
+void ThreadPool::run_on_all(FunctionRef<void(int)> job) {
   if (n_threads_ == 1) {
     job(0);
     return;
@@ -69,7 +69,7 @@ void ThreadPool::run_on_all(const std::function<void(int)>& job) {
   }
 }
 
-void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t, int)>& fn, size_t grain) {
+void ThreadPool::parallel_for(size_t n, FunctionRef<void(size_t, size_t, int)> fn, size_t grain) {
   if (n == 0) return;
   grain = std::max<size_t>(1, grain);
   size_t blocks = (n + grain - 1) / grain;
@@ -86,7 +86,7 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t,
   });
 }
 
-void ThreadPool::parallel_tasks(size_t n_tasks, const std::function<void(size_t, int)>& fn) {
+void ThreadPool::parallel_tasks(size_t n_tasks, FunctionRef<void(size_t, int)> fn) {
   if (n_tasks == 0) return;
   if (n_tasks == 1 || n_threads_ == 1) {
     for (size_t i = 0; i < n_tasks; ++i) fn(i, 0);

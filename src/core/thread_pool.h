@@ -6,10 +6,11 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
-#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "core/function_ref.h"
 
 namespace qnext {
 
@@ -24,20 +25,20 @@ class ThreadPool {
 
   // fn(begin, end, thread_index) over a partition of [0, n) into at most size() ranges,
   // each a multiple of `grain` long (but the last). Returns when all are done.
-  void parallel_for(size_t n, const std::function<void(size_t, size_t, int)>& fn, size_t grain = 1);
+  void parallel_for(size_t n, FunctionRef<void(size_t, size_t, int)> fn, size_t grain = 1);
 
   // fn(task, thread_index) for task in [0, n_tasks), handed out dynamically: for uneven work.
-  void parallel_tasks(size_t n_tasks, const std::function<void(size_t, int)>& fn);
+  void parallel_tasks(size_t n_tasks, FunctionRef<void(size_t, int)> fn);
 
  private:
   void worker(int index);
-  void run_on_all(const std::function<void(int)>& job);
+  void run_on_all(FunctionRef<void(int)> job);
 
   int n_threads_;
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable wake_, done_;
-  const std::function<void(int)>* job_ = nullptr;  // written before generation_ moves on
+  const FunctionRef<void(int)>* job_ = nullptr;  // written before generation_ moves on
   std::atomic<size_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};

@@ -27,6 +27,7 @@ namespace qnext {
 // Scratch buffers reused across calls (grown, never shrunk), so steady decoding does not allocate.
 struct Model::Workspace {
   std::vector<float> x, normed, mixed, out, ffn;  // [T, H] residual stream and helpers
+  std::vector<float> hidden, mtp_x;               // [T, H] final-normed hidden; the MTP layer's stream
   std::vector<float> proj, proj2;                 // projections: [T, width]
   std::vector<float> conv_out, z, gb, core;       // DeltaNet: [T, C], [T, Hv Dv], [T, 2 Hv], [T, Hv Dv]
   std::vector<float> qkv, attn;                   // attention: [T, ...]
@@ -497,14 +498,12 @@ void Model::forward(SequenceState& st, std::span<const int32_t> ids, const Forwa
   }
   st.pos += T;
 
-  std::vector<float> local;
-  std::vector<float>& h = hidden ? *hidden : local;
-  h.resize(size_t(T) * H);
-  for (int t = 0; t < T; ++t) rms_norm(x + size_t(t) * H, weights_.final_norm.data(), H, c.rms_norm_eps, h.data() + size_t(t) * H);
+  float* h = hidden ? (hidden->resize(size_t(T) * H), hidden->data()) : grow(ws_->hidden, size_t(T) * H);  // [T, H]
+  for (int t = 0; t < T; ++t) rms_norm(x + size_t(t) * H, weights_.final_norm.data(), H, c.rms_norm_eps, h + size_t(t) * H);
   if (logits && opt.want_logits) {
     const int rows = opt.all_logits ? T : 1;
     logits->resize(size_t(rows) * c.vocab_size);
-    matmul(weights_.lm_head, h.data() + size_t(T - rows) * H, rows, logits->data());
+    matmul(weights_.lm_head, h + size_t(T - rows) * H, rows, logits->data());
   }
 }
 
@@ -522,18 +521,16 @@ void Model::mtp_forward(SequenceState& st, std::span<const int32_t> next_ids, co
     rms_norm(emb, m.pre_fc_norm_embedding.data(), H, c.rms_norm_eps, cat + size_t(t) * 2 * H);
     rms_norm(hidden + size_t(t) * H, m.pre_fc_norm_hidden.data(), H, c.rms_norm_eps, cat + size_t(t) * 2 * H + H);
   }
-  std::vector<float> x(size_t(T) * H);  // [T, H]; not ws.x, which the caller's hidden may alias
-  matmul(m.fc, cat, T, x.data());
-  decoder_layer(m.layer, x.data(), T, st.mtp_pos, nullptr, &st.mtp_kv, DeltaRuleMode::Auto);
+  float* x = grow(ws_->mtp_x, size_t(T) * H);  // [T, H]; not ws.x, which the caller's hidden may alias
+  matmul(m.fc, cat, T, x);
+  decoder_layer(m.layer, x, T, st.mtp_pos, nullptr, &st.mtp_kv, DeltaRuleMode::Auto);
   st.mtp_pos += T;
 
-  std::vector<float> local;
-  std::vector<float>& h = mtp_hidden ? *mtp_hidden : local;
-  h.resize(size_t(T) * H);
-  for (int t = 0; t < T; ++t) rms_norm(x.data() + size_t(t) * H, m.norm.data(), H, c.rms_norm_eps, h.data() + size_t(t) * H);
+  float* h = mtp_hidden ? (mtp_hidden->resize(size_t(T) * H), mtp_hidden->data()) : grow(ws_->hidden, size_t(T) * H);
+  for (int t = 0; t < T; ++t) rms_norm(x + size_t(t) * H, m.norm.data(), H, c.rms_norm_eps, h + size_t(t) * H);
   if (logits) {
     logits->resize(size_t(T) * c.vocab_size);
-    matmul(weights_.lm_head, h.data(), T, logits->data());
+    matmul(weights_.lm_head, h, T, logits->data());
   }
 }
 

@@ -72,6 +72,12 @@ void SequenceState::reset() {
   mtp_kv.len = 0;
 }
 
+void SequenceState::reserve(int positions) {
+  for (auto& c : kv)
+    if (c.heads > 0) c.ensure_capacity(positions);
+  if (mtp_kv.heads > 0) mtp_kv.ensure_capacity(positions);
+}
+
 size_t SequenceState::bytes() const {
   size_t n = 0;
   for (const auto& g : gdn) n += (g.conv.size() + g.recurrent.size()) * sizeof(float);

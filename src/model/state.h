@@ -47,6 +47,9 @@ struct SequenceState {
   int mtp_pos = 0;                   // slots consumed by the MTP head
 
   void reset();
+  // Allocates the KV caches for `positions` tokens up front, so decoding up to there never
+  // allocates (a server reserves a request's prompt plus max_tokens).
+  void reserve(int positions);
   size_t bytes() const;  // memory held now
 };
 

@@ -16,10 +16,16 @@ double Sampler::uniform() { return double(rng_() >> 11) * 0x1.0p-53; }
 
 void Sampler::apply_penalties(std::span<float> logits, std::span<const int32_t> history,
                               const SamplingParams& p) {
+  std::vector<int32_t> seen;
+  apply_penalties(logits, history, p, seen);
+}
+
+void Sampler::apply_penalties(std::span<float> logits, std::span<const int32_t> history,
+                              const SamplingParams& p, std::vector<int32_t>& seen) {
   bool rep = p.repetition_penalty != 1.0f && p.repetition_penalty > 0.0f;
   bool openai = p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
   if (history.empty() || (!rep && !openai)) return;
-  std::vector<int32_t> seen(history.begin(), history.end());
+  seen.assign(history.begin(), history.end());
   std::sort(seen.begin(), seen.end());
   for (size_t i = 0; i < seen.size();) {
     size_t j = i;
@@ -64,7 +70,8 @@ void Sampler::apply_top_p() {
   constexpr int kBuckets = 2048;
   constexpr float kRange = 32.0f;
   auto bucket_of = [&](float x) { return std::min(kBuckets - 1, int((x_max - x) * (kBuckets / kRange))); };
-  std::vector<double> mass(kBuckets, 0.0);
+  std::vector<double>& mass = bucket_mass_;
+  mass.assign(kBuckets, 0.0);
   for (const Cand& c : cands_) mass[bucket_of(c.x)] += c.w;
   double cum = 0.0;
   int edge = kBuckets - 1;
@@ -95,7 +102,7 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   work_.resize(n);
   for (size_t i = 0; i < n; ++i) work_[i] = std::isnan(logits[i]) ? kNegInf : logits[i];
-  apply_penalties(work_, history, params_);
+  apply_penalties(work_, history, params_, seen_);
   auto argmax = [&] { return int32_t(std::max_element(work_.begin(), work_.end()) - work_.begin()); };
 
   if (params_.temperature <= 0.0f || params_.top_k == 1) return argmax();

@@ -32,6 +32,9 @@ class Sampler {
   // The logits after penalties (before temperature); exposed for tests.
   static void apply_penalties(std::span<float> logits, std::span<const int32_t> history,
                               const SamplingParams& p);
+  // The same with a caller's scratch for the sorted history (no allocation once it is grown).
+  static void apply_penalties(std::span<float> logits, std::span<const int32_t> history,
+                              const SamplingParams& p, std::vector<int32_t>& seen);
 
   const SamplingParams& params() const { return params_; }
 
@@ -48,6 +51,8 @@ class Sampler {
   std::mt19937_64 rng_;
   std::vector<float> work_;
   std::vector<Cand> cands_;
+  std::vector<int32_t> seen_;        // [history] sorted, for penalties
+  std::vector<double> bucket_mass_;  // [kBuckets] top-p's histogram
 };
 
 // Defaults from a model's generation_config.json.
