@@ -38,17 +38,18 @@ struct Weights {
 
 // Decoding (T = 1) streams weights from memory, so its matrix is 4x the 32 MiB L3 of a typical
 // server core complex even at 4 bits; the prefill products reuse each row across T tokens.
-void run_matmul(benchmark::State& state, DType t, Isa isa, int T, int threads) {
+// rows_override: a matrix that stays in the L2/L3 caches, to see the kernel's arithmetic ceiling.
+void run_matmul(benchmark::State& state, DType t, Isa isa, int T, int threads, int64_t rows_override = 0) {
   if (isa > best_isa()) {
     state.SkipWithError("ISA not supported by this CPU");
     return;
   }
   set_active_isa(isa);
   set_num_threads(threads);
-  const int64_t rows = T == 1 ? 131072 : 16384, cols = 2048;
-  static Weights* w[3][2] = {};
+  const int64_t rows = rows_override ? rows_override : T == 1 ? 131072 : 16384, cols = 2048;
+  static Weights* w[3][3] = {};
   const int idx = t == DType::BF16 ? 0 : t == DType::Q8_0 ? 1 : 2;
-  Weights*& wt = w[idx][T == 1];
+  Weights*& wt = w[idx][rows_override ? 2 : T == 1];
   if (!wt) wt = new Weights(t, rows, cols);
   std::vector<float> x(size_t(T) * size_t(cols), 0.5f), y(size_t(T) * size_t(rows));
   for (auto _ : state) {
@@ -61,6 +62,9 @@ void run_matmul(benchmark::State& state, DType t, Isa isa, int T, int threads) {
 }
 
 void BM_Matvec(benchmark::State& s) { run_matmul(s, DType(s.range(0)), Isa(s.range(1)), 1, int(s.range(2))); }
+// 1024 x 2048 weights (1-4 MiB): from cache, so bytes/s well above the memory's means the kernel
+// can keep up with memory; near it means the arithmetic, not the memory, bounds BM_Matvec.
+void BM_MatvecCached(benchmark::State& s) { run_matmul(s, DType(s.range(0)), Isa(s.range(1)), 1, int(s.range(2)), 1024); }
 void BM_Matmul64(benchmark::State& s) { run_matmul(s, DType(s.range(0)), Isa(s.range(1)), 64, int(s.range(2))); }
 
 void matmul_args(benchmark::internal::Benchmark* b) {
@@ -70,6 +74,7 @@ void matmul_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"dtype", "isa", "threads"})->UseRealTime();
 }
 BENCHMARK(BM_Matvec)->Apply(matmul_args);
+BENCHMARK(BM_MatvecCached)->Apply(matmul_args);
 BENCHMARK(BM_Matmul64)->Apply(matmul_args);
 
 void BM_DeltaRule(benchmark::State& state) {

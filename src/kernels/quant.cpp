@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 namespace qnext {
@@ -134,6 +135,19 @@ void matmul_dq_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, i
   else gemm_rows_avx2(w, x, T, y, ldy, r0, r1);
 }
 
+void pack_runs(const BlockQ8x* xq, int64_t nb, RunX* out) {
+  for (int64_t g = 0; g < nb / 8; ++g) {
+    RunX& o = out[g];
+    for (int k = 0; k < 8; ++k) {
+      const BlockQ8x& b = xq[8 * g + k];
+      std::memcpy(o.lo + 16 * k, b.q, 16);
+      std::memcpy(o.hi + 16 * k, b.q + 16, 16);
+      o.d[k] = b.d;
+      o.offset[k] = -8.0f * b.d * float(b.sum);
+    }
+  }
+}
+
 bool vnni_kernels(Isa isa) { return isa == Isa::Avx512 && cpu_has_avx512_vnni(); }
 
 void matmul_q_rows(Isa isa, const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
@@ -145,7 +159,9 @@ void matmul_q_rows(Isa isa, const Matrix& w, const BlockQ8x* xq, int T, float* y
 
 void quantize_activation_rows(Isa isa, const float* x, int T, int64_t cols, BlockQ8x* xq) {
   // The AVX-512 quantizer's file is built with VNNI enabled, so it runs only where the CPU has it.
-  const auto quantize = vnni_kernels(isa) ? quantize_activations_avx512 : quantize_activations;
+  const auto quantize = vnni_kernels(isa)       ? quantize_activations_avx512
+                        : isa >= Isa::Avx2 ? quantize_activations_avx2
+                                           : quantize_activations;
   const size_t nb = size_t(cols / kQuantBlock);
   for (int t = 0; t < T; ++t) quantize(x + size_t(t) * size_t(cols), cols, xq + size_t(t) * nb);
 }

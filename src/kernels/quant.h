@@ -38,12 +38,26 @@ struct BlockQ8x {  // activations: float scale + 32 int8
   int8_t q[32];
 };
 
+// The activations of a run of 8 blocks laid out for the one-token Q4_0 kernels, which dot the
+// low nibbles (k 0-15) and high nibbles (k 16-31) of several blocks side by side: lo holds the
+// first 16 activations of each block in turn, hi the last 16. The nibble offset (q - 8) comes off
+// in float, once per block: dw * offset, offset = -8 dx sum(q).
+struct RunX {
+  int8_t lo[128];    // [block, k 0-15]
+  int8_t hi[128];    // [block, k 16-31]
+  float d[8];        // [block] scale dx
+  float offset[8];   // [block] -8 dx sum(q)
+};
+// xq [nb] (nb a multiple of 8) into out [nb / 8].
+void pack_runs(const BlockQ8x* xq, int64_t nb, RunX* out);
+
 // n must be a multiple of 32.
 void quantize_row_q8_0(const float* x, int64_t n, BlockQ8_0* out);
 void quantize_row_q4_0(const float* x, int64_t n, BlockQ4_0* out);
 void quantize_row(DType type, const float* x, int64_t n, void* out);
 void dequantize_row(DType type, const void* row, int64_t n, float* out);
 void quantize_activations(const float* x, int64_t n, BlockQ8x* out);  // the scalar twin
+void quantize_activations_avx2(const float* x, int64_t n, BlockQ8x* out);
 void quantize_activations_avx512(const float* x, int64_t n, BlockQ8x* out);
 // T rows of x [T, cols] into xq [T, cols / 32], with the ISA's variant.
 void quantize_activation_rows(Isa isa, const float* x, int T, int64_t cols, BlockQ8x* xq);

@@ -310,26 +310,6 @@ inline void q4_tile(const Matrix& w, const PairX* const* xs, float* y, int64_t l
 // same way (RunX) and int32 lanes 4j..4j+3 hold block j's dot. The nibble offset (q - 8) comes off
 // in float, once per block: dw * (-8 dx sum x), from 8 precomputed terms per run of 8 blocks. The
 // loads, not the arithmetic, bound this loop, so each run reads as few activation bytes as it can.
-struct RunX {           // the activations of a run of 8 blocks
-  int8_t lo[2][64];     // [half][block 4 half + j: k 0-15]
-  int8_t hi[2][64];     // [half][block 4 half + j: k 16-31]
-  float d[8];           // each block's scale dx
-  float offset[8];      // each block's -8 dx sum(q): times dw, the nibble offset's share of the dot
-};
-
-void pack_runs(const BlockQ8x* xq, int64_t nb, RunX* out) {
-  for (int64_t g = 0; g < nb / 8; ++g) {
-    RunX& o = out[g];
-    for (int k = 0; k < 8; ++k) {
-      const BlockQ8x& b = xq[8 * g + k];
-      std::memcpy(o.lo[k / 4] + 16 * (k % 4), b.q, 16);
-      std::memcpy(o.hi[k / 4] + 16 * (k % 4), b.q + 16, 16);
-      o.d[k] = b.d;
-      o.offset[k] = -8.0f * b.d * float(b.sum);
-    }
-  }
-}
-
 // Built for VBMI on its own (the rest of the file must run on VNNI CPUs without it); called only
 // where the CPU has it.
 __attribute__((target("avx512vbmi"))) void q4_stream(const Matrix& w, const RunX* x, float* y, int64_t r0, int64_t r1) {
@@ -367,8 +347,8 @@ __attribute__((target("avx512vbmi"))) void q4_stream(const Matrix& w, const RunX
       for (int h = 0; h < 2; ++h) {
         const __m512i lo = _mm512_and_si512(packed[h], nibble);
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(packed[h], 4), nibble);
-        __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xr.lo[h]));
-        dot = _mm512_dpbusd_epi32(dot, hi, _mm512_loadu_si512(xr.hi[h]));
+        __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xr.lo + 64 * h));
+        dot = _mm512_dpbusd_epi32(dot, hi, _mm512_loadu_si512(xr.hi + 64 * h));
         acc[h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(quad_lanes[h], scale8), acc[h]);
       }
     }

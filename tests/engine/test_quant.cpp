@@ -176,19 +176,28 @@ TEST(Quant, ProductGroupEqualsSeparateProducts) {
 
 // The SIMD activation quantizer gives the very same blocks as the scalar twin.
 TEST(Quant, SimdActivationQuantizerIsBitIdentical) {
-  if (!vnni_kernels(best_isa())) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  if (best_isa() < Isa::Avx2) GTEST_SKIP() << "no AVX2 on this CPU";
   std::mt19937 rng(5);
   const int64_t n = 32 * 33;
   auto x = random_vec(rng, size_t(n), 4.0f);
   for (int i = 0; i < 32; ++i) x[size_t(64 + i)] = 0.0f;  // an all-zero block
   x[7] = 1e-30f;
-  std::vector<BlockQ8x> want(size_t(n / 32)), got(size_t(n / 32));
+  // A block whose products land on halves (d = 0.5, so x / d = k + 0.5): ties round to even.
+  x[96] = 63.5f;
+  for (int i = 1; i < 32; ++i) x[size_t(96 + i)] = float(i - 16) * 0.5f + 0.25f;
+  std::vector<BlockQ8x> want(size_t(n / 32));
   quantize_activations(x.data(), n, want.data());
-  quantize_activations_avx512(x.data(), n, got.data());
-  for (size_t b = 0; b < want.size(); ++b) {
-    EXPECT_EQ(want[b].d, got[b].d) << "block " << b;
-    EXPECT_EQ(want[b].sum, got[b].sum) << "block " << b;
-    EXPECT_EQ(0, std::memcmp(want[b].q, got[b].q, 32)) << "block " << b;
+  std::vector<std::pair<const char*, void (*)(const float*, int64_t, BlockQ8x*)>> variants = {
+      {"avx2", quantize_activations_avx2}};
+  if (vnni_kernels(best_isa())) variants.push_back({"avx512", quantize_activations_avx512});
+  for (const auto& [name, quantize] : variants) {
+    std::vector<BlockQ8x> got(size_t(n / 32));
+    quantize(x.data(), n, got.data());
+    for (size_t b = 0; b < want.size(); ++b) {
+      EXPECT_EQ(want[b].d, got[b].d) << name << " block " << b;
+      EXPECT_EQ(want[b].sum, got[b].sum) << name << " block " << b;
+      EXPECT_EQ(0, std::memcmp(want[b].q, got[b].q, 32)) << name << " block " << b;
+    }
   }
 }
 
