@@ -463,7 +463,7 @@ void Model::decoder_layer(const LayerWeights& w, float* x, int T, int start_pos,
   for (size_t i = 0; i < size_t(T) * H; ++i) x[i] += ffn[i];
 }
 
-int default_prompt_slice() { return vnni_kernels(active_isa()) ? 1024 : 2048; }
+int default_prompt_slice() { return 1024; }
 
 void Model::forward(SequenceState& st, std::span<const int32_t> ids, const ForwardOptions& opt,
                     std::vector<float>* hidden, std::vector<float>* logits) {

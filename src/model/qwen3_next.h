@@ -17,9 +17,10 @@ namespace qnext {
 // many tokens, recurrent the natural one for a single token.
 enum class DeltaRuleMode { Auto, Chunked, Recurrent };
 
-// The default prompt slice. It must give each of 512 experts enough tokens for its products to
-// run as GEMMs: with float GEMMs (no VNNI) ~40 tokens, so 2048; the int8 VNNI GEMM is as fast with
-// ~20 (measured on the q8/q4 slices: pp8192 the same within noise), so 1024, half the workspace.
+// The default prompt slice: 1024 tokens give each of 512 experts ~20 tokens, enough for its
+// products to run as GEMMs (kGemmMinTokens, kVnniGemmMinTokens). 2048 was no faster on either the
+// AVX2 float GEMM or the VNNI int8 one (q8 slice, pp2048 side by side: within noise) and its
+// workspace is twice the size (peak RSS of the q8 slice at pp2048 9.30 -> 9.06 GiB).
 int default_prompt_slice();
 
 struct ForwardOptions {
