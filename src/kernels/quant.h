@@ -50,6 +50,9 @@ struct RunX {
 };
 // xq [nb] (nb a multiple of 8) into out [nb / 8].
 void pack_runs(const BlockQ8x* xq, int64_t nb, RunX* out);
+// The kernels keep the runs of one row on their stack (20 KiB at most), so decoding allocates
+// nothing; longer rows take the blockwise kernels.
+constexpr int64_t kMaxRuns = 64;  // rows of up to 16384 weights
 
 // n must be a multiple of 32.
 void quantize_row_q8_0(const float* x, int64_t n, BlockQ8_0* out);

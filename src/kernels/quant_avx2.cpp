@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
-#include <vector>
 
 #include "kernels/simd_avx2.h"
 #include "kernels/quant.h"
@@ -159,11 +158,10 @@ void q4_run_stream(const Matrix& w, const RunX* x, float* y, int64_t r0, int64_t
 template <typename F>
 void run(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kQuantBlock;
-  if (T == 1 && std::is_same_v<F, Q4> && nb % 8 == 0) {
-    thread_local std::vector<RunX> runs;  // [nb / 8]
-    if (runs.size() < size_t(nb / 8)) runs.resize(size_t(nb / 8));
-    pack_runs(xq, nb, runs.data());
-    q4_run_stream(w, runs.data(), y, r0, r1);
+  if (T == 1 && std::is_same_v<F, Q4> && nb % 8 == 0 && nb / 8 <= kMaxRuns) {
+    RunX runs[kMaxRuns];  // [nb / 8]
+    pack_runs(xq, nb, runs);
+    q4_run_stream(w, runs, y, r0, r1);
     return;
   }
   if (T == 1) {

@@ -365,15 +365,14 @@ bool matvec_q4_avx512_fits(const Matrix& w, int T) {
 
 void matvec_q4_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kQuantBlock;
-  thread_local std::vector<PairX> pairs;  // [T, nb / 2]
-  if (pairs.size() < size_t(T) * size_t(nb / 2)) pairs.resize(size_t(T) * size_t(nb / 2));
-  if (T == 1 && cpu_has_avx512_vbmi()) {
-    thread_local std::vector<RunX> runs;  // [nb / 8]
-    if (runs.size() < size_t(nb / 8)) runs.resize(size_t(nb / 8));
-    pack_runs(xq, nb, runs.data());
-    q4_stream(w, runs.data(), y, r0, r1);
+  if (T == 1 && cpu_has_avx512_vbmi() && nb / 8 <= kMaxRuns) {
+    RunX runs[kMaxRuns];  // [nb / 8]
+    pack_runs(xq, nb, runs);
+    q4_stream(w, runs, y, r0, r1);
     return;
   }
+  thread_local std::vector<PairX> pairs;  // [T, nb / 2]
+  if (pairs.size() < size_t(T) * size_t(nb / 2)) pairs.resize(size_t(T) * size_t(nb / 2));
   const PairX* xs[kVnniGemmMinTokens];
   for (int t = 0; t < T; ++t) {
     PairX* px = pairs.data() + size_t(t) * size_t(nb / 2);
