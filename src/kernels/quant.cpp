@@ -159,9 +159,9 @@ void matmul_q_rows(Isa isa, const Matrix& w, const BlockQ8x* xq, int T, float* y
 
 void quantize_activation_rows(Isa isa, const float* x, int T, int64_t cols, BlockQ8x* xq) {
   // The AVX-512 quantizer's file is built with VNNI enabled, so it runs only where the CPU has it.
-  const auto quantize = vnni_kernels(isa)       ? quantize_activations_avx512
-                        : isa >= Isa::Avx2 ? quantize_activations_avx2
-                                           : quantize_activations;
+  auto quantize = quantize_activations;
+  if (vnni_kernels(isa)) quantize = quantize_activations_avx512;
+  else if (isa >= Isa::Avx2) quantize = quantize_activations_avx2;
   const size_t nb = size_t(cols / kQuantBlock);
   for (int t = 0; t < T; ++t) quantize(x + size_t(t) * size_t(cols), cols, xq + size_t(t) * nb);
 }

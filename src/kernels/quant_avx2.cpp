@@ -100,12 +100,6 @@ void run_stream(const Matrix& w, const BlockQ8x* x, float* y, int64_t r0, int64_
   }
 }
 
-// One token over Q4_0 rows of a multiple of 8 blocks: two blocks per register. Their 16 nibble
-// bytes sit side by side in one load, so the low nibbles are k 0-15 and the high nibbles k 16-31
-// of both, matched by the RunX layout of the activations. The 8 scales of a run are gathered
-// once, the nibble offset (q - 8) comes off in float once per block, and each pair of blocks
-// costs about 13 instructions where one block cost about 15 (Q4::dot); on Zen 3 the blockwise
-// loop could not keep up with the memory.
 // The 8 f16 scales of a run of Q4_0 blocks (18 bytes apart), packed into 8 words. Put together
 // in general registers: a vpgatherdd does it in one instruction, but on Zen 3 the loop then
 // waits on the gather (it ran 20% slower than this).
@@ -120,6 +114,12 @@ inline __m128i run_scales(const uint8_t* run) {
   return _mm_set_epi64x(int64_t(high), int64_t(low));
 }
 
+// One token over Q4_0 rows of a multiple of 8 blocks: two blocks per register. Their 16 nibble
+// bytes sit side by side in one load, so the low nibbles are k 0-15 and the high nibbles k 16-31
+// of both, matched by the RunX layout of the activations. The 8 scales of a run are read once,
+// the nibble offset (q - 8) comes off in float once per block, and each pair of blocks costs
+// about 13 instructions where one block cost about 15 (Q4::dot); on Zen 3 the blockwise loop
+// could not keep up with the memory.
 void q4_run_stream(const Matrix& w, const RunX* x, float* y, int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kQuantBlock;
   const __m256i nibble = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
