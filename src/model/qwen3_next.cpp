@@ -43,6 +43,10 @@ struct Model::Workspace {
   std::vector<float> delta_scratch;               // [threads, delta_rule_scratch_floats]
   std::vector<float> cos_sin;                     // [T, rotary_dim]
   std::vector<Product> products;                  // a group of products run as one job
+  std::vector<Segment> segs;                      // [sequences] of the call, for the current layer
+  std::vector<std::pair<int, int>> attn_blocks;   // (segment, first row) of each attention block
+  std::vector<float> last_rows;                   // [sequences, H] rows whose logits are wanted
+  std::vector<float> batch_logits;                // [sequences, V]
 };
 
 static float* grow(std::vector<float>& v, size_t n) {
@@ -114,8 +118,8 @@ void Model::project(const float* x, int T, std::initializer_list<std::pair<const
 // ---------------------------------------------------------------------------------------------
 // Gated DeltaNet (linear attention with a constant-size state)
 
-void Model::gated_delta_net(const DeltaNetWeights& w, const float* x, int T, DeltaNetState& st, DeltaRuleMode mode,
-                            float* out) {
+void Model::gated_delta_net(const DeltaNetWeights& w, const float* x, int T, std::span<const Segment> segs,
+                            DeltaRuleMode mode, float* out) {
   const Config& c = config_;
   const int Hk = c.linear_num_key_heads, Hv = c.linear_num_value_heads;
   const int Dk = c.linear_key_head_dim, Dv = c.linear_value_head_dim, r = Hv / Hk;
@@ -151,9 +155,11 @@ void Model::gated_delta_net(const DeltaNetWeights& w, const float* x, int T, Del
     }
   }
 
-  // Causal depthwise conv + SiLU, then L2-normed q (scaled by Dk^-1/2) and k.
+  // Causal depthwise conv + SiLU over each sequence's window, then L2-normed q (scaled by Dk^-1/2) and k.
   float* conv = grow(ws.conv_out, size_t(T) * C);  // [T, C]
-  conv1d_silu(mixed, T, C, w.conv.data(), c.linear_conv_kernel, st.conv.data(), conv);
+  for (const Segment& s : segs)
+    conv1d_silu(mixed + size_t(s.row0) * C, s.T, C, w.conv.data(), c.linear_conv_kernel, s.gdn->conv.data(),
+                conv + size_t(s.row0) * C);
   const float q_scale = 1.0f / std::sqrt(float(Dk));
   global_pool().parallel_for(size_t(T), [&](size_t t0, size_t t1, int) {
     for (size_t t = t0; t < t1; ++t)
@@ -165,26 +171,28 @@ void Model::gated_delta_net(const DeltaNetWeights& w, const float* x, int T, Del
       }
   });
 
-  // The gated delta rule, one value head per task; value head v reads key head v / r.
-  if (mode == DeltaRuleMode::Auto) mode = T > 1 ? DeltaRuleMode::Chunked : DeltaRuleMode::Recurrent;
+  // The gated delta rule, one (sequence, value head) per task; value head v reads key head v / r.
   float* core = grow(ws.core, size_t(T) * Hv * Dv);  // [T, Hv, Dv]
   const size_t scratch_n = delta_rule_scratch_floats(Dk, Dv);
   float* scratch = grow(ws.delta_scratch, scratch_n * size_t(global_pool().size()));
-  global_pool().parallel_tasks(size_t(Hv), [&](size_t v, int thread) {
-    const size_t kh = v / size_t(r);
-    DeltaRuleHead head{conv + kh * Dk,
-                       conv + size_t(Hk) * Dk + kh * Dk,
-                       conv + size_t(2 * Hk) * Dk + v * Dv,
-                       g + v,
-                       beta + v,
+  global_pool().parallel_tasks(segs.size() * size_t(Hv), [&](size_t i, int thread) {
+    const Segment& s = segs[i / size_t(Hv)];
+    const size_t v = i % size_t(Hv), kh = v / size_t(r), row = size_t(s.row0);
+    DeltaRuleHead head{conv + row * C + kh * Dk,
+                       conv + row * C + size_t(Hk) * Dk + kh * Dk,
+                       conv + row * C + size_t(2 * Hk) * Dk + v * Dv,
+                       g + row * Hv + v,
+                       beta + row * Hv + v,
                        size_t(C),
                        size_t(C),
                        size_t(Hv),
-                       core + v * Dv,
+                       core + row * Hv * Dv + v * Dv,
                        size_t(Hv) * Dv};
-    float* S = st.recurrent.data() + v * size_t(Dk) * Dv;
-    if (mode == DeltaRuleMode::Chunked) delta_rule_chunked(head, T, Dk, Dv, S, scratch + size_t(thread) * scratch_n);
-    else delta_rule_recurrent(head, T, Dk, Dv, S);
+    float* S = s.gdn->recurrent.data() + v * size_t(Dk) * Dv;
+    DeltaRuleMode m = mode;
+    if (m == DeltaRuleMode::Auto) m = s.T > 1 ? DeltaRuleMode::Chunked : DeltaRuleMode::Recurrent;
+    if (m == DeltaRuleMode::Chunked) delta_rule_chunked(head, s.T, Dk, Dv, S, scratch + size_t(thread) * scratch_n);
+    else delta_rule_recurrent(head, s.T, Dk, Dv, S);
   });
 
   // Gated RMSNorm per value head, then the output projection.
@@ -195,7 +203,8 @@ void Model::gated_delta_net(const DeltaNetWeights& w, const float* x, int T, Del
 // ---------------------------------------------------------------------------------------------
 // Gated full attention (GQA, partial RoPE, sigmoid output gate)
 
-void Model::gated_attention(const AttentionWeights& w, const float* x, int T, int start_pos, KvCache& kv, float* out) {
+void Model::gated_attention(const AttentionWeights& w, const float* x, int T, std::span<const Segment> segs,
+                            float* out) {
   const Config& c = config_;
   const int D = c.head_dim, nq = c.num_q_heads, nkv = c.num_kv_heads, rot = c.rotary_dim;
   Workspace& ws = *ws_;
@@ -205,37 +214,48 @@ void Model::gated_attention(const AttentionWeights& w, const float* x, int T, in
   project(x, T, {{&w.q_proj, qg}, {&w.k_proj, k}, {&w.v_proj, v}});
 
   float* cos_sin = grow(ws.cos_sin, size_t(T) * std::max(rot, 1));
-  for (int t = 0; t < T; ++t) rope_table(start_pos + t, cos_sin + size_t(t) * rot);
+  for (const Segment& s : segs)
+    for (int t = 0; t < s.T; ++t) rope_table(s.start_pos + t, cos_sin + size_t(s.row0 + t) * rot);
 
-  // q/k norms then RoPE; keys and values go into the cache at their positions.
-  kv.ensure_capacity(start_pos + T);
-  for (int t = 0; t < T; ++t) {
-    const float* cs = cos_sin + size_t(t) * rot;
-    for (int h = 0; h < nq; ++h) {
-      float* q = qg + (size_t(t) * nq + h) * 2 * D;
-      rms_norm(q, w.q_norm.data(), D, c.rms_norm_eps, q);
-      rope_apply(q, rot, cs);
+  // q/k norms then RoPE; keys and values go into each sequence's cache at their positions.
+  for (const Segment& s : segs) {
+    KvCache& kv = *s.kv;
+    kv.ensure_capacity(s.start_pos + s.T);
+    for (int t = s.row0; t < s.row0 + s.T; ++t) {
+      const float* cs = cos_sin + size_t(t) * rot;
+      for (int h = 0; h < nq; ++h) {
+        float* q = qg + (size_t(t) * nq + h) * 2 * D;
+        rms_norm(q, w.q_norm.data(), D, c.rms_norm_eps, q);
+        rope_apply(q, rot, cs);
+      }
+      float* kt = k + size_t(t) * nkv * D;
+      for (int h = 0; h < nkv; ++h) {
+        rms_norm(kt + size_t(h) * D, w.k_norm.data(), D, c.rms_norm_eps, kt + size_t(h) * D);
+        rope_apply(kt + size_t(h) * D, rot, cs);
+      }
+      kv.store(s.start_pos + t - s.row0, kt, v + size_t(t) * nkv * D);
     }
-    float* kt = k + size_t(t) * nkv * D;
-    for (int h = 0; h < nkv; ++h) {
-      rms_norm(kt + size_t(h) * D, w.k_norm.data(), D, c.rms_norm_eps, kt + size_t(h) * D);
-      rope_apply(kt + size_t(h) * D, rot, cs);
-    }
-    kv.store(start_pos + t, kt, v + size_t(t) * nkv * D);
+    kv.len = s.start_pos + s.T;
   }
-  kv.len = start_pos + T;
 
-  // Causal attention: query t sees positions 0..start_pos+t. A task takes a block of tokens times
-  // the query heads sharing one key/value head (at most kMaxBlockQueries queries), so each cached
-  // key and value row is read once per block. Then the sigmoid gate.
+  // Causal attention: query t sees its sequence's positions 0..pos(t). A task takes a block of one
+  // sequence's tokens times the query heads sharing one key/value head (at most kMaxBlockQueries
+  // queries), so each cached key and value row is read once per block. Then the sigmoid gate.
   float* att = grow(ws.attn, size_t(T) * nq * D);  // [T, nq, D]
   const float scale = 1.0f / std::sqrt(float(D));
   const int group = nq / nkv, sub = std::min(group, kMaxBlockQueries), subs = (group + sub - 1) / sub;
-  const int block = std::max(1, kMaxBlockQueries / sub), blocks = (T + block - 1) / block;
-  global_pool().parallel_tasks(size_t(blocks) * nkv * subs, [&](size_t i, int) {
-    const int tb = int(i / size_t(nkv * subs)), g = int(i % size_t(nkv * subs)) / subs, part = int(i % size_t(subs));
+  const int block = std::max(1, kMaxBlockQueries / sub);
+  auto& blocks = ws.attn_blocks;  // (segment, first row)
+  blocks.clear();
+  for (size_t j = 0; j < segs.size(); ++j)
+    for (int t = segs[j].row0; t < segs[j].row0 + segs[j].T; t += block) blocks.push_back({int(j), t});
+  global_pool().parallel_tasks(blocks.size() * nkv * subs, [&](size_t i, int) {
+    const auto [si, t0] = blocks[i / size_t(nkv * subs)];
+    const Segment& s = segs[size_t(si)];
+    const int g = int(i % size_t(nkv * subs)) / subs, part = int(i % size_t(subs));
     const int h0 = g * group + part * sub, G = std::min(sub, group - part * sub);
-    const int t0 = tb * block, t1 = std::min(T, t0 + block);
+    const int t1 = std::min(s.row0 + s.T, t0 + block);
+    const KvCache& kv = *s.kv;
     const float* q[kMaxBlockQueries] = {};
     float* o[kMaxBlockQueries] = {};
     int n_keys[kMaxBlockQueries] = {};
@@ -244,7 +264,7 @@ void Model::gated_attention(const AttentionWeights& w, const float* x, int T, in
       for (int h = h0; h < h0 + G; ++h, ++n) {
         q[n] = qg + (size_t(t) * nq + h) * 2 * D;
         o[n] = att + (size_t(t) * nq + h) * D;
-        n_keys[n] = start_pos + t + 1;
+        n_keys[n] = s.start_pos + (t - s.row0) + 1;
       }
     const KvHead head{kv.k.data() + kv.head_offset(g), kv.v.data() + kv.head_offset(g), size_t(D), kv.type};
     attention_queries(q, n_keys, n, head, D, scale, o);
@@ -444,16 +464,15 @@ void Model::moe_few_tokens(const MoeWeights& w, const float* x, int T, const flo
 // ---------------------------------------------------------------------------------------------
 // The decoder layer and the model
 
-void Model::decoder_layer(const LayerWeights& w, float* x, int T, int start_pos, DeltaNetState* gdn, KvCache* kv,
-                          DeltaRuleMode mode) {
+void Model::decoder_layer(const LayerWeights& w, float* x, int T, std::span<const Segment> segs, DeltaRuleMode mode) {
   const int H = config_.hidden_size;
   const float eps = config_.rms_norm_eps;
   Workspace& ws = *ws_;
   float* normed = grow(ws.normed, size_t(T) * H);
   float* mixed_out = grow(ws.out, size_t(T) * H);
   for (int t = 0; t < T; ++t) rms_norm(x + size_t(t) * H, w.input_norm.data(), H, eps, normed + size_t(t) * H);
-  if (w.type == LayerType::LinearAttention) gated_delta_net(w.gdn, normed, T, *gdn, mode, mixed_out);
-  else gated_attention(w.attn, normed, T, start_pos, *kv, mixed_out);
+  if (w.type == LayerType::LinearAttention) gated_delta_net(w.gdn, normed, T, segs, mode, mixed_out);
+  else gated_attention(w.attn, normed, T, segs, mixed_out);
   for (size_t i = 0; i < size_t(T) * H; ++i) x[i] += mixed_out[i];
 
   for (int t = 0; t < T; ++t) rms_norm(x + size_t(t) * H, w.post_attention_norm.data(), H, eps, normed + size_t(t) * H);
@@ -492,8 +511,9 @@ void Model::forward(SequenceState& st, std::span<const int32_t> ids, const Forwa
   for (int t = 0; t < T; ++t) matrix_row_to_f32(weights_.embed, ids[size_t(t)], x + size_t(t) * H);
   if (opt.residuals) opt.residuals->assign(x, x + size_t(T) * H);
 
+  const BatchEntry one{&st, ids, nullptr};
   for (int l = 0; l < c.num_layers; ++l) {
-    decoder_layer(weights_.layers[size_t(l)], x, T, st.pos, &st.gdn[size_t(l)], &st.kv[size_t(l)], opt.delta_mode);
+    decoder_layer(weights_.layers[size_t(l)], x, T, layer_segments({&one, 1}, l), opt.delta_mode);
     if (opt.residuals) opt.residuals->insert(opt.residuals->end(), x, x + size_t(T) * H);
   }
   st.pos += T;
@@ -505,6 +525,52 @@ void Model::forward(SequenceState& st, std::span<const int32_t> ids, const Forwa
     logits->resize(size_t(rows) * c.vocab_size);
     matmul(weights_.lm_head, h + size_t(T - rows) * H, rows, logits->data());
   }
+}
+
+std::span<const Segment> Model::layer_segments(std::span<const BatchEntry> batch, int l) {
+  auto& segs = ws_->segs;
+  segs.clear();
+  int row = 0;
+  for (const BatchEntry& b : batch) {
+    SequenceState& st = *b.state;
+    segs.push_back({row, int(b.ids.size()), st.pos, &st.gdn[size_t(l)], &st.kv[size_t(l)]});
+    row += int(b.ids.size());
+  }
+  return segs;
+}
+
+void Model::forward_batch(std::span<const BatchEntry> batch, DeltaRuleMode mode) {
+  const Config& c = config_;
+  const int H = c.hidden_size, V = c.vocab_size;
+  int T = 0;
+  for (const BatchEntry& b : batch) T += int(b.ids.size());
+  if (T == 0) return;
+  float* x = grow(ws_->x, size_t(T) * H);  // [T, H] the residual stream of every sequence's rows
+  int row = 0;
+  for (const BatchEntry& b : batch)
+    for (int32_t id : b.ids) matrix_row_to_f32(weights_.embed, id, x + size_t(row++) * H);
+
+  for (int l = 0; l < c.num_layers; ++l) decoder_layer(weights_.layers[size_t(l)], x, T, layer_segments(batch, l), mode);
+
+  // The final norm and lm_head on the last row of each sequence that wants logits, in one product.
+  float* last = grow(ws_->last_rows, batch.size() * H);  // [wanted, H]
+  int wanted = 0;
+  row = 0;
+  for (const BatchEntry& b : batch) {
+    row += int(b.ids.size());
+    b.state->pos += int(b.ids.size());
+    if (b.logits && !b.ids.empty())
+      rms_norm(x + size_t(row - 1) * H, weights_.final_norm.data(), H, c.rms_norm_eps, last + size_t(wanted++) * H);
+  }
+  if (wanted == 0) return;
+  float* logits = grow(ws_->batch_logits, size_t(wanted) * V);  // [wanted, V]
+  matmul(weights_.lm_head, last, wanted, logits);
+  int j = 0;
+  for (const BatchEntry& b : batch)
+    if (b.logits && !b.ids.empty()) {
+      b.logits->assign(logits + size_t(j) * V, logits + size_t(j + 1) * V);
+      ++j;
+    }
 }
 
 void Model::mtp_forward(SequenceState& st, std::span<const int32_t> next_ids, const float* hidden,
@@ -523,7 +589,8 @@ void Model::mtp_forward(SequenceState& st, std::span<const int32_t> next_ids, co
   }
   float* x = grow(ws_->mtp_x, size_t(T) * H);  // [T, H]; not ws.x, which the caller's hidden may alias
   matmul(m.fc, cat, T, x);
-  decoder_layer(m.layer, x, T, st.mtp_pos, nullptr, &st.mtp_kv, DeltaRuleMode::Auto);
+  const Segment seg{0, T, st.mtp_pos, nullptr, &st.mtp_kv};
+  decoder_layer(m.layer, x, T, {&seg, 1}, DeltaRuleMode::Auto);
   st.mtp_pos += T;
 
   float* h = mtp_hidden ? (mtp_hidden->resize(size_t(T) * H), mtp_hidden->data()) : grow(ws_->hidden, size_t(T) * H);

@@ -33,6 +33,21 @@ struct ForwardOptions {
   int max_tokens_per_call = default_prompt_slice();
 };
 
+// One sequence's part of a batched forward: its state and the ids it feeds next.
+struct BatchEntry {
+  SequenceState* state;
+  std::span<const int32_t> ids;          // fed at positions state->pos..
+  std::vector<float>* logits = nullptr;  // [V] after the last id; null when not needed
+};
+
+// The rows of one sequence inside a batched call: rows [row0, row0 + T) of the [rows, H] stream,
+// at positions start_pos.., over this layer's state of that sequence.
+struct Segment {
+  int row0 = 0, T = 0, start_pos = 0;
+  DeltaNetState* gdn = nullptr;  // DeltaNet layers
+  KvCache* kv = nullptr;         // attention layers
+};
+
 class Model {
  public:
   // recipe: quantize float weights while loading (`--quantize q8`); None keeps them as stored.
@@ -58,6 +73,12 @@ class Model {
   void forward(SequenceState& state, std::span<const int32_t> ids, const ForwardOptions& opt,
                std::vector<float>* hidden, std::vector<float>* logits);
 
+  // Advances several sequences at once: the tokens of all of them go through every weight matrix
+  // together (one read of each matrix per call), while conv, delta rule and attention run per
+  // sequence on its own state. Each sequence gets the logits a forward() of its ids alone gives,
+  // up to float rounding of the shared products. No slicing: the caller bounds the tokens.
+  void forward_batch(std::span<const BatchEntry> batch, DeltaRuleMode mode = DeltaRuleMode::Auto);
+
   // The MTP head at slots state.mtp_pos..: slot t combines main hidden[t] (after the final norm)
   // with next_ids[t], the token that follows hidden[t]'s position; logits[t] predict the token after.
   // mtp_hidden: [T, H] after mtp.norm (may be null); logits: [T, V].
@@ -73,11 +94,13 @@ class Model {
   struct Workspace;
   Model() = default;
 
-  void decoder_layer(const LayerWeights& w, float* x, int T, int start_pos, DeltaNetState* gdn, KvCache* kv,
-                     DeltaRuleMode mode);
-  void gated_delta_net(const DeltaNetWeights& w, const float* x, int T, DeltaNetState& st, DeltaRuleMode mode,
-                       float* out);
-  void gated_attention(const AttentionWeights& w, const float* x, int T, int start_pos, KvCache& kv, float* out);
+  // Every layer takes the call's rows [T, H] and the segments (sequences) they belong to.
+  void decoder_layer(const LayerWeights& w, float* x, int T, std::span<const Segment> segs, DeltaRuleMode mode);
+  void gated_delta_net(const DeltaNetWeights& w, const float* x, int T, std::span<const Segment> segs,
+                       DeltaRuleMode mode, float* out);
+  void gated_attention(const AttentionWeights& w, const float* x, int T, std::span<const Segment> segs, float* out);
+  // Sets ws_->segs for layer l (l < 0: the MTP layer) of the batch's sequences.
+  std::span<const Segment> layer_segments(std::span<const BatchEntry> batch, int layer);
   void sparse_moe(const MoeWeights& w, const float* x, int T, float* out);
   void moe_few_tokens(const MoeWeights& w, const float* x, int T, const float* weight, float* out);
   void solo_experts(const MoeWeights& w, const float* x, int T, float* out);

@@ -72,6 +72,57 @@ void SequenceState::reset() {
   mtp_kv.len = 0;
 }
 
+// Copies the first `len` positions of every head of src into dst (capacity at least len).
+static void copy_positions(const KvCache& src, KvCache& dst, int len) {
+  const size_t row = size_t(src.dim) * dtype_size(src.type);  // bytes of one position of one head
+  for (int h = 0; h < src.heads; ++h) {
+    std::copy_n(src.k.data() + src.head_offset(h), size_t(len) * row, dst.k.data() + dst.head_offset(h));
+    std::copy_n(src.v.data() + src.head_offset(h), size_t(len) * row, dst.v.data() + dst.head_offset(h));
+  }
+  dst.len = len;
+}
+
+static KvCache trimmed(const KvCache& src) {
+  KvCache out;
+  out.type = src.type;
+  out.heads = src.heads;
+  out.dim = src.dim;
+  if (src.len > 0 && src.heads > 0) {
+    out.ensure_capacity(src.len);
+    copy_positions(src, out, src.len);
+  }
+  return out;
+}
+
+static void restore_kv(const KvCache& snap, KvCache& dst) {
+  dst.len = 0;
+  if (snap.len == 0) return;
+  dst.ensure_capacity(snap.len);
+  copy_positions(snap, dst, snap.len);
+}
+
+SequenceState SequenceState::snapshot() const {
+  SequenceState s;
+  s.pos = pos;
+  s.mtp_pos = mtp_pos;
+  s.gdn = gdn;
+  s.kv.reserve(kv.size());
+  for (const KvCache& c : kv) s.kv.push_back(trimmed(c));
+  s.mtp_kv = trimmed(mtp_kv);
+  return s;
+}
+
+void SequenceState::restore(const SequenceState& snap) {
+  pos = snap.pos;
+  mtp_pos = snap.mtp_pos;
+  for (size_t l = 0; l < gdn.size(); ++l) {  // same sizes: copied in place
+    std::copy(snap.gdn[l].conv.begin(), snap.gdn[l].conv.end(), gdn[l].conv.begin());
+    std::copy(snap.gdn[l].recurrent.begin(), snap.gdn[l].recurrent.end(), gdn[l].recurrent.begin());
+  }
+  for (size_t l = 0; l < kv.size(); ++l) restore_kv(snap.kv[l], kv[l]);
+  restore_kv(snap.mtp_kv, mtp_kv);
+}
+
 void SequenceState::reserve(int positions) {
   for (auto& c : kv)
     if (c.heads > 0) c.ensure_capacity(positions);

@@ -47,10 +47,18 @@ struct SequenceState {
   int mtp_pos = 0;                   // slots consumed by the MTP head
 
   void reset();
+  // A copy whose KV caches hold only the stored positions (no spare capacity): a snapshot for
+  // the state cache. restore() makes this state equal to a snapshot (same config and KV type),
+  // reusing this state's buffers.
+  SequenceState snapshot() const;
+  void restore(const SequenceState& snap);
   // Allocates the KV caches for `positions` tokens up front, so decoding up to there never
   // allocates (a server reserves a request's prompt plus max_tokens).
   void reserve(int positions);
   size_t bytes() const;  // memory held now
+
+ private:
+  SequenceState() = default;
 };
 
 // Bytes of state per sequence: the fixed part (DeltaNet) and the part per token (KV caches).

@@ -1,0 +1,87 @@
+#include "runtime/state_cache.h"
+
+#include <algorithm>
+
+namespace qnext {
+
+std::vector<uint64_t> prefix_hashes(std::span<const int32_t> tokens) {
+  std::vector<uint64_t> h(tokens.size() + 1);
+  uint64_t x = 1469598103934665603ull;
+  h[0] = x;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const uint32_t id = uint32_t(tokens[i]);
+    for (int b = 0; b < 4; ++b) {
+      x ^= (id >> (8 * b)) & 0xff;
+      x *= 1099511628211ull;
+    }
+    h[i + 1] = x;
+  }
+  return h;
+}
+
+
+void StateCache::put(std::span<const int32_t> tokens, const SequenceState& state, std::span<const float> logits) {
+  if (tokens.empty()) return;
+  const uint64_t hash = prefix_hashes(tokens).back();
+  std::lock_guard lock(mu_);
+  for (auto it = lru_.begin(); it != lru_.end(); ++it)
+    if (it->hash == hash && std::equal(it->tokens.begin(), it->tokens.end(), tokens.begin(), tokens.end())) {
+      lru_.splice(lru_.begin(), lru_, it);
+      if (it->logits.empty() && !logits.empty() && bytes_ + logits.size_bytes() <= budget_) {
+        it->logits.assign(logits.begin(), logits.end());
+        it->bytes += logits.size_bytes();
+        bytes_ += logits.size_bytes();
+      }
+      return;
+    }
+  SequenceState snap = state.snapshot();
+  const size_t bytes = snap.bytes() + tokens.size_bytes() + logits.size_bytes();
+  if (bytes > budget_) return;
+  evict_to(budget_ - bytes);
+  lru_.push_front(Entry{hash, std::vector<int32_t>(tokens.begin(), tokens.end()), std::move(snap),
+                        std::vector<float>(logits.begin(), logits.end()), bytes});
+  bytes_ += bytes;
+}
+
+int StateCache::restore(std::span<const int32_t> prompt, SequenceState& state, std::vector<float>* logits) {
+  if (prompt.empty()) return 0;
+  const auto h = prefix_hashes(prompt);
+  std::lock_guard lock(mu_);
+  auto best = lru_.end();
+  for (auto it = lru_.begin(); it != lru_.end(); ++it) {
+    const size_t n = it->tokens.size();
+    const bool usable = n < prompt.size() || (n == prompt.size() && !it->logits.empty() && logits);
+    if (!usable || h[n] != it->hash || (best != lru_.end() && n <= best->tokens.size())) continue;
+    if (std::equal(it->tokens.begin(), it->tokens.end(), prompt.begin())) best = it;
+  }
+  if (best == lru_.end()) return 0;
+  state.restore(best->state);
+  if (best->tokens.size() == prompt.size()) *logits = best->logits;
+  lru_.splice(lru_.begin(), lru_, best);
+  return int(best->tokens.size());
+}
+
+void StateCache::evict_to(size_t budget) {
+  while (bytes_ > budget && !lru_.empty()) {
+    bytes_ -= lru_.back().bytes;
+    lru_.pop_back();
+    ++evictions_;
+  }
+}
+
+size_t StateCache::bytes() const {
+  std::lock_guard lock(mu_);
+  return bytes_;
+}
+
+size_t StateCache::entries() const {
+  std::lock_guard lock(mu_);
+  return lru_.size();
+}
+
+uint64_t StateCache::evictions() const {
+  std::lock_guard lock(mu_);
+  return evictions_;
+}
+
+}  // namespace qnext
