@@ -67,7 +67,7 @@ void register_chat(CLI::App& app, int& exit_code) {
   struct Opts {
     ModelFlags model;
     std::string system, thinking = "show";
-    int n = 1024;
+    int n = 1024, cache_mb = 1024;
     SamplingFlags sampling;
   };
   auto o = std::make_shared<Opts>();
@@ -76,6 +76,9 @@ void register_chat(CLI::App& app, int& exit_code) {
   cmd->add_option("--system,-s", o->system, "System prompt");
   cmd->add_option("--thinking", o->thinking, "Reasoning (<think>) display")->check(CLI::IsMember({"show", "hide"}));
   cmd->add_option("-n,--n-tokens", o->n, "Most tokens per answer");
+  cmd->add_option("--cache-mb", o->cache_mb,
+                  "State cache (MiB): a turn whose rendering drops earlier text (old <think> blocks) resumes "
+                  "from the last prompt instead of re-prefilling the conversation; 0 disables");
   o->sampling.add_to(cmd);
   cmd->callback([o, &exit_code] {
     exit_code = 1;
@@ -89,6 +92,8 @@ void register_chat(CLI::App& app, int& exit_code) {
       return;
     }
     Generator gen(*model, setup->tok, o->sampling.resolve(setup->gen.sampling), setup->eos);
+    StateCache cache(size_t(std::max(o->cache_mb, 0)) << 20);
+    if (o->cache_mb > 0) gen.set_state_cache(&cache);
     ChatSession chat(gen, std::move(tpl.value()), o->system);
     GenerateOptions opt;
     opt.max_tokens = o->n;

@@ -49,6 +49,10 @@ Result<int> Generator::set_prompt(std::span<const int32_t> prompt) {
   if (!extends) {
     reset();
     ++resets_;
+    if (cache_) {
+      const int n = cache_->restore(prompt, state_, &logits_);
+      tokens_.assign(prompt.begin(), prompt.begin() + n);
+    }
   }
   const auto rest = prompt.subspan(tokens_.size());
   if (rest.empty()) {
@@ -59,6 +63,7 @@ Result<int> Generator::set_prompt(std::span<const int32_t> prompt) {
   ForwardOptions opt;
   model_.forward(state_, rest, opt, nullptr, &logits_);
   tokens_.insert(tokens_.end(), rest.begin(), rest.end());
+  if (cache_) cache_->put(tokens_, state_, logits_);
   return int(rest.size());
 }
 

@@ -12,6 +12,7 @@
 #include "model/qwen3_next.h"
 #include "model/state.h"
 #include "runtime/sampling.h"
+#include "runtime/state_cache.h"
 #include "tokenizer/tokenizer.h"
 
 namespace qnext {
@@ -59,6 +60,10 @@ class Generator {
                                     const TextCallback& on_text = {});
 
   void reset();
+  // With a cache, a prompt that does not extend the state starts from the longest cached prefix
+  // (e.g. a Thinking chat whose template drops old <think> blocks resumes at the last prompt),
+  // and each prompt fed is snapshotted. The cache outlives the generator; null: none.
+  void set_state_cache(StateCache* cache) { cache_ = cache; }
   void set_sampling(const SamplingParams& p) { sampler_ = Sampler(p); }
   void set_logit_hook(LogitHook hook) { hook_ = std::move(hook); }
 
@@ -80,6 +85,7 @@ class Generator {
   std::vector<int32_t> tokens_;
   std::vector<float> logits_, scratch_;
   LogitHook hook_;
+  StateCache* cache_ = nullptr;
   int resets_ = 0;
 };
 

@@ -176,6 +176,31 @@ TEST(Engine, FollowUpRestoresTheConversation) {
   EXPECT_EQ(second.last.cached_tokens, int(p.size()) + 5);  // the last answer token was never fed
 }
 
+// The CLI chat's path: a prompt that does not extend the generator's state (the template
+// re-rendered earlier text differently) resumes from the cached end of the previous prompt.
+TEST(StateCache, GeneratorResumesARebuiltPrompt) {
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  StateCache cache(64u << 20);
+  Generator g(model(), tok(), greedy, {});
+  g.set_state_cache(&cache);
+  GenerateOptions go;
+  go.max_tokens = 5;
+  go.ignore_eos = true;
+  auto p1 = random_ids(50, 80);
+  ASSERT_TRUE(g.generate(p1, go).ok());
+  auto p2 = p1;
+  for (int32_t id : random_ids(51, 9)) p2.push_back(id);  // not p1 + the answer: a rebuild
+  auto warm = g.generate(p2, go);
+  ASSERT_TRUE(warm.ok());
+  EXPECT_TRUE(warm->state_reset);
+  EXPECT_EQ(warm->prefilled_tokens, 9);
+  Generator fresh(model(), tok(), greedy, {});
+  auto cold = fresh.generate(p2, go);
+  EXPECT_EQ(cold->prefilled_tokens, int(p2.size()));
+  EXPECT_EQ(warm->ids, cold->ids);
+}
+
 TEST(StateCache, RestoreIsExactAndEvictsLeastRecentlyUsed) {
   Model& m = model();
   auto ids = random_ids(3, 100);
