@@ -16,5 +16,7 @@ void register_template(CLI::App& app, int& exit_code);
 void register_run(CLI::App& app, int& exit_code);
 void register_chat(CLI::App& app, int& exit_code);
 void register_tokenize(CLI::App& app, int& exit_code);
+void register_serve(CLI::App& app, int& exit_code);
+void register_bench_serve(CLI::App& app, int& exit_code);
 
 }  // namespace qnext::cli

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   qnext::cli::register_run(app, exit_code);
   qnext::cli::register_chat(app, exit_code);
   qnext::cli::register_tokenize(app, exit_code);
+  qnext::cli::register_serve(app, exit_code);
+  qnext::cli::register_bench_serve(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
