@@ -12,21 +12,5 @@ for arg in "$@"; do
   esac
 done
 
-dir=models/default
-if [ ! -f "$dir/generation_config.json" ]; then
-  echo "Creating a tiny random-weight demo model in $dir (its answers are noise)..." >&2
-  rm -rf "$dir"
-  build/qnext synth --preset tiny --seed 1 --out "$dir"
-  cp assets/tokenizer/tokenizer.json assets/tokenizer/tokenizer_config.json "$dir"/
-  # Written last: its presence marks the directory complete.
-  cat > "$dir/generation_config.json" <<'JSON'
-{
-  "do_sample": true,
-  "temperature": 0.7,
-  "top_p": 0.8,
-  "top_k": 20,
-  "eos_token_id": [151645, 151643]
-}
-JSON
-fi
+dir=$(scripts/demo-model.sh)
 exec build/qnext chat --model "$dir" "$@"

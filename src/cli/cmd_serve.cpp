@@ -79,6 +79,7 @@ void register_serve(CLI::App& app, int& exit_code) {
     o->engine.cache_bytes = size_t(o->cache_mb) << 20;
     Engine engine(*model, setup->tok, setup->eos, o->engine);
     api.ctx = engine.ctx();
+    api.cached_prefix = [&engine](std::string_view text) { return engine.cache().longest_text_prefix(text); };
     server::HttpServer http(engine, std::move(api), o->server);
     auto port = http.bind();
     if (!port) {

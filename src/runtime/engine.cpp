@@ -251,7 +251,7 @@ void Engine::step() {
     const bool wanted = done || s.fed % opt_.snapshot_every == 0 ||
                         std::find(s.req.snapshot_at.begin(), s.req.snapshot_at.end(), s.fed) != s.req.snapshot_at.end();
     const auto prefix = std::span<const int32_t>(s.req.prompt).first(size_t(s.fed));
-    if (wanted) cache_.put(prefix, s.state, done ? std::span<const float>(s.logits) : std::span<const float>());
+    if (wanted) cache_.put(prefix, s.state, done ? std::span<const float>(s.logits) : std::span<const float>(), tok_.decode(prefix));
     if (done) {
       s.first_token = Clock::now();
       sample(s);
@@ -327,7 +327,8 @@ void Engine::finish(Sequence& s, FinishReason why, std::string error) {
   if (why == FinishReason::Stop || why == FinishReason::Length) {
     // The state holds the prompt and every sampled id but the last (never fed).
     const int n = s.state.pos;
-    if (n > s.prompt_len() && n <= int(s.history.size())) cache_.put(std::span<const int32_t>(s.history).first(size_t(n)), s.state, s.logits);
+    const auto ids = std::span<const int32_t>(s.history).first(size_t(std::min<int>(n, int(s.history.size()))));
+    if (n > s.prompt_len() && n <= int(s.history.size())) cache_.put(ids, s.state, s.logits, tok_.decode(ids));
   }
   GenEvent e;
   e.done = true;

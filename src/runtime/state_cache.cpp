@@ -20,7 +20,8 @@ std::vector<uint64_t> prefix_hashes(std::span<const int32_t> tokens) {
 }
 
 
-void StateCache::put(std::span<const int32_t> tokens, const SequenceState& state, std::span<const float> logits) {
+void StateCache::put(std::span<const int32_t> tokens, const SequenceState& state, std::span<const float> logits,
+                     std::string text) {
   if (tokens.empty()) return;
   const uint64_t hash = prefix_hashes(tokens).back();
   std::lock_guard lock(mu_);
@@ -35,11 +36,11 @@ void StateCache::put(std::span<const int32_t> tokens, const SequenceState& state
       return;
     }
   SequenceState snap = state.snapshot();
-  const size_t bytes = snap.bytes() + tokens.size_bytes() + logits.size_bytes();
+  const size_t bytes = snap.bytes() + tokens.size_bytes() + logits.size_bytes() + text.size();
   if (bytes > budget_) return;
   evict_to(budget_ - bytes);
   lru_.push_front(Entry{hash, std::vector<int32_t>(tokens.begin(), tokens.end()), std::move(snap),
-                        std::vector<float>(logits.begin(), logits.end()), bytes});
+                        std::vector<float>(logits.begin(), logits.end()), std::move(text), bytes});
   bytes_ += bytes;
 }
 
@@ -59,6 +60,17 @@ int StateCache::restore(std::span<const int32_t> prompt, SequenceState& state, s
   if (best->tokens.size() == prompt.size()) *logits = best->logits;
   lru_.splice(lru_.begin(), lru_, best);
   return int(best->tokens.size());
+}
+
+StateCache::TextPrefix StateCache::longest_text_prefix(std::string_view text) const {
+  std::lock_guard lock(mu_);
+  const Entry* best = nullptr;
+  for (const Entry& e : lru_)
+    if (!e.text.empty() && e.text.size() < text.size() && (!best || e.text.size() > best->text.size()) &&
+        text.starts_with(e.text))
+      best = &e;
+  if (!best) return {};
+  return {best->tokens, best->text.size()};
 }
 
 void StateCache::evict_to(size_t budget) {

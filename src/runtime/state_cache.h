@@ -9,6 +9,8 @@
 #include <list>
 #include <mutex>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/state.h"
@@ -23,12 +25,23 @@ class StateCache {
   // optionally the logits after its last token [V]. An equal prefix already cached is only marked
   // recently used (and gains the logits if it had none). Evicts least recently used entries until
   // the total fits the budget; a snapshot larger than the whole budget is not kept.
-  void put(std::span<const int32_t> tokens, const SequenceState& state, std::span<const float> logits = {});
+  // text: what the tokens decode to, for longest_text_prefix (empty: not matched by text).
+  void put(std::span<const int32_t> tokens, const SequenceState& state, std::span<const float> logits = {},
+           std::string text = {});
 
   // Restores into `state` (same config and KV type) the longest cached prefix of `prompt` that
   // leaves something to compute: a strict prefix, or the whole prompt if its logits were kept
   // (then copied into *logits). Returns the prefix length, 0 if none (state untouched).
   int restore(std::span<const int32_t> prompt, SequenceState& state, std::vector<float>* logits);
+
+  // The ids of the cached entry whose text is the longest proper prefix of `text`, and that
+  // text's length. A client sends back a conversation as text; re-tokenizing the model's own
+  // answer may give other ids than it generated, which would miss the snapshot at its end.
+  struct TextPrefix {
+    std::vector<int32_t> ids;
+    size_t text_len = 0;
+  };
+  TextPrefix longest_text_prefix(std::string_view text) const;
 
   size_t bytes() const;
   size_t entries() const;
@@ -41,6 +54,7 @@ class StateCache {
     std::vector<int32_t> tokens;
     SequenceState state;  // KV caches trimmed to the prefix
     std::vector<float> logits;  // [V] after the last token, or empty
+    std::string text;           // the tokens decoded, or empty
     size_t bytes;
   };
   void evict_to(size_t budget);  // mu_ held

@@ -400,18 +400,27 @@ ApiResult<json> convert_messages(const json& messages) {
   return out;
 }
 
+// The ids of `text` whose first reused.text_len bytes are the cached ids reused.ids.
+static std::vector<int32_t> encode_after(const Tokenizer& tok, const StateCache::TextPrefix& reused,
+                                         std::string_view text) {
+  std::vector<int32_t> ids = reused.ids;
+  const auto rest = tok.encode(text.substr(reused.text_len));
+  ids.insert(ids.end(), rest.begin(), rest.end());
+  return ids;
+}
+
 // Where the newest message starts in the prompt ids, when the conversation before it renders to a
 // prefix of the prompt: the engine snapshots the state there, so the next request that shares the
 // conversation up to that message (a regenerated answer, another question after the same system
 // prompt or document) restores it instead of prefilling it. Empty when it is not a clean prefix.
 static std::vector<int> newest_message_start(const ApiContext& ctx, const json& messages, const json& tools,
-                                             const json& vars, const std::string& prompt_text,
-                                             const std::vector<int32_t>& prompt) {
+                                             const json& vars, const StateCache::TextPrefix& reused,
+                                             const std::string& prompt_text, const std::vector<int32_t>& prompt) {
   if (messages.size() < 2) return {};
   const json earlier(messages.begin(), messages.end() - 1);
   auto text = ctx.tpl->render(earlier, tools, /*add_generation_prompt=*/false, vars);
-  if (!text || text->empty() || !prompt_text.starts_with(text.value())) return {};
-  const auto ids = ctx.tok.encode(text.value());
+  if (!text || text->empty() || !prompt_text.starts_with(text.value()) || text->size() < reused.text_len) return {};
+  const auto ids = encode_after(ctx.tok, reused, text.value());
   if (ids.empty() || ids.size() >= prompt.size() || !std::equal(ids.begin(), ids.end(), prompt.begin())) return {};
   return {int(ids.size())};
 }
@@ -443,9 +452,11 @@ ApiResult<ChatRequest> parse_chat_request(std::string_view body, const ApiContex
     if (!prompt) return ApiError{400, "chat template: " + prompt.error(), "invalid_request_error", "messages", ""};
     out.prompt_text = std::move(prompt.value());
     out.reasoning_open = prompt_opens_reasoning(out.prompt_text);
-    out.gen.prompt = ctx.tok.encode(out.prompt_text);
+    const StateCache::TextPrefix reused = ctx.cached_prefix ? ctx.cached_prefix(out.prompt_text) : StateCache::TextPrefix{};
+    out.gen.prompt = encode_after(ctx.tok, reused, out.prompt_text);
     if (out.gen.prompt.empty()) return bad_param("messages", "the rendered prompt is empty");
-    out.gen.snapshot_at = newest_message_start(ctx, messages.value(), tools->tools, vars, out.prompt_text, out.gen.prompt);
+    out.gen.snapshot_at = newest_message_start(ctx, messages.value(), tools->tools, vars, reused, out.prompt_text,
+                                               out.gen.prompt);
 
     Common c;
     if (auto e = read_common(f, ctx, int(out.gen.prompt.size()), "messages", out.gen, c)) return *e;

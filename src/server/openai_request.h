@@ -4,6 +4,7 @@
 // here and answered with an ApiError.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +14,7 @@
 
 #include "runtime/engine.h"
 #include "runtime/sampling.h"
+#include "runtime/state_cache.h"
 #include "server/api_error.h"
 #include "server/random.h"
 #include "tokenizer/chat_template.h"
@@ -29,6 +31,9 @@ struct ApiContext {
   int ctx = 0;                      // most positions per sequence (prompt + completion)
   int vocab = 0;                    // ids must be below it; 0: the tokenizer's size
   std::string model_id;
+  // The engine's cached conversation whose text is the longest prefix of a prompt's (see
+  // Engine::encode_prompt); chat prompts keep its ids. Unset: prompts are tokenized afresh.
+  std::function<StateCache::TextPrefix(std::string_view)> cached_prefix;
 };
 
 struct ChatRequest {

@@ -201,6 +201,21 @@ TEST(StateCache, GeneratorResumesARebuiltPrompt) {
   EXPECT_EQ(warm->ids, cold->ids);
 }
 
+// A conversation sent back as text finds the snapshot at the end of the last answer by its text,
+// even where re-tokenizing the answer gives other ids.
+TEST(Engine, AnswerSnapshotIsFoundByText) {
+  Engine e(model(), tok(), {}, options(1));
+  auto p = random_ids(60, 40);
+  auto first = drain(*e.submit(request(p, 6)).value());
+  std::vector<int32_t> fed = p;
+  fed.insert(fed.end(), first.ids.begin(), first.ids.end() - 1);  // the last answer id was never fed
+  const std::string sent_back = tok().decode(p) + first.text + "<|im_end|>\n<|im_start|>user\nmore";
+  auto prefix = e.cache().longest_text_prefix(sent_back);
+  EXPECT_EQ(prefix.ids, fed);
+  EXPECT_EQ(prefix.text_len, tok().decode(fed).size());
+  EXPECT_EQ(e.cache().longest_text_prefix("unrelated text").ids.size(), 0u);
+}
+
 TEST(StateCache, RestoreIsExactAndEvictsLeastRecentlyUsed) {
   Model& m = model();
   auto ids = random_ids(3, 100);

@@ -385,3 +385,23 @@ TEST(ChatRequest, SnapshotAtNewestMessage) {
   ASSERT_TRUE(one.ok());
   EXPECT_TRUE(one->gen.snapshot_at.empty());
 }
+
+// With the engine's cache offering a text prefix, the prompt keeps those ids and tokenizes the rest.
+TEST(ChatRequest, KeepsIdsOfACachedTextPrefix) {
+  ApiContext c = ctx();
+  auto plain = chat(chat_body());
+  ASSERT_TRUE(plain.ok());
+  const std::string text = plain->prompt_text;
+  const size_t cut = text.find("Hello");
+  ASSERT_NE(cut, std::string::npos);
+  const std::vector<int32_t> odd_ids = {9707, 11};  // any ids: the cache says they spell text[0, cut)
+  c.cached_prefix = [&](std::string_view t) {
+    EXPECT_EQ(t, text);
+    return StateCache::TextPrefix{odd_ids, cut};
+  };
+  auto r = chat(chat_body(), c);
+  ASSERT_TRUE(r.ok());
+  std::vector<int32_t> want = odd_ids;
+  for (int32_t id : ctx().tok.encode(text.substr(cut))) want.push_back(id);
+  EXPECT_EQ(r->gen.prompt, want);
+}
