@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages qnext builds and tests with. Idempotent: skips apt when all are present.
+# nodejs + npm run the server's end-to-end test (tests/server/e2e); a node/npm already on PATH
+# (e.g. NodeSource's nodejs, which bundles npm and conflicts with Debian's npm) is kept.
 set -euo pipefail
 pkgs=(g++ cmake make pkg-config libgtest-dev libgmock-dev googletest libbenchmark-dev
       nlohmann-json3-dev libcli11-dev libfmt-dev libutf8proc-dev libpcre2-dev libcpp-httplib-dev)
@@ -7,6 +9,8 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

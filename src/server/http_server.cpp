@@ -229,6 +229,9 @@ struct HttpServer::Impl {
 
   void install_routes() {
     svr.set_payload_max_length(opt.max_body);
+    // An idle keep-alive connection is only seen to close after this long, and httplib's stop()
+    // waits for it: short, so SIGTERM stops the server within about a second.
+    svr.set_keep_alive_timeout(1);
     const int threads = opt.threads > 0 ? opt.threads
                                         : std::clamp(engine.options().parallel + engine.options().queue + 8, 8, 1024);
     svr.new_task_queue = [threads] { return new httplib::ThreadPool(size_t(threads)); };
