@@ -2,6 +2,7 @@
 // Either a value or a human-readable message that names what was wrong.
 #pragma once
 #include <optional>
+#include <type_traits>
 #include <string>
 #include <utility>
 #include <variant>
@@ -12,11 +13,12 @@ struct Error {
   std::string message;
 };
 
-template <typename T>
+// E: the error type; with the default, error() is the message itself.
+template <typename T, typename E = Error>
 class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}
-  Result(Error e) : v_(std::move(e)) {}
+  Result(E e) : v_(std::move(e)) {}
 
   bool ok() const { return std::holds_alternative<T>(v_); }
   explicit operator bool() const { return ok(); }
@@ -26,10 +28,13 @@ class [[nodiscard]] Result {
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
-  const std::string& error() const { return std::get<Error>(v_).message; }
+  decltype(auto) error() const {
+    if constexpr (std::is_same_v<E, Error>) return (std::get<Error>(v_).message);
+    else return (std::get<E>(v_));
+  }
 
  private:
-  std::variant<T, Error> v_;
+  std::variant<T, E> v_;
 };
 
 // Result<void>: success or an error message.

@@ -3,7 +3,8 @@
 #pragma once
 #include <string>
 #include <utility>
-#include <variant>
+
+#include "core/result.h"
 
 namespace qnext::server {
 
@@ -22,22 +23,6 @@ inline ApiError bad_param(std::string param, std::string message) {
 
 // A value or the error to answer with.
 template <typename T>
-class [[nodiscard]] ApiResult {
- public:
-  ApiResult(T value) : v_(std::move(value)) {}
-  ApiResult(ApiError e) : v_(std::move(e)) {}
-
-  bool ok() const { return std::holds_alternative<T>(v_); }
-  explicit operator bool() const { return ok(); }
-  T& value() & { return std::get<T>(v_); }
-  const T& value() const& { return std::get<T>(v_); }
-  T&& value() && { return std::get<T>(std::move(v_)); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  const ApiError& error() const { return std::get<ApiError>(v_); }
-
- private:
-  std::variant<T, ApiError> v_;
-};
+using ApiResult = Result<T, ApiError>;
 
 }  // namespace qnext::server

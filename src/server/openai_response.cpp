@@ -41,6 +41,12 @@ json usage_json(const GenEvent& last) {
               {"prompt_tokens_details", {{"cached_tokens", last.cached_tokens}}}};
 }
 
+// The last chunk of a stream with include_usage: no choices, the usage.
+static json usage_chunk(const ResponseMeta& meta, const char* object, const GenEvent& last) {
+  return json{{"id", meta.id},       {"object", object},          {"created", meta.created},
+              {"model", meta.model}, {"choices", json::array()}, {"usage", usage_json(last)}};
+}
+
 json token_bytes_json(const Tokenizer& tok, int32_t id) {
   // The token's raw bytes: a token may hold part of a UTF-8 character, which its text shows as U+FFFD.
   json out = json::array();
@@ -150,12 +156,7 @@ std::vector<json> ChatResponse::stream_event(const GenEvent& e) {
   if (done_) {
     out.push_back(chunk(json::object(), nullptr, finish_reason().c_str()));
     if (opt_.include_usage) {
-      out.push_back(json{{"id", meta_.id},
-                         {"object", "chat.completion.chunk"},
-                         {"created", meta_.created},
-                         {"model", meta_.model},
-                         {"choices", json::array()},
-                         {"usage", usage_json(last_)}});
+      out.push_back(usage_chunk(meta_, "chat.completion.chunk", last_));
     }
   }
   return out;
@@ -278,12 +279,7 @@ std::vector<json> CompletionResponse::stream_event(const GenEvent& e) {
   if (!e.text.empty() || !lp.is_null() || done_)
     out.push_back(chunk(e.text, std::move(lp), done_ ? finish_reason().c_str() : nullptr));
   if (done_ && opt_.include_usage) {
-    out.push_back(json{{"id", meta_.id},
-                       {"object", "text_completion"},
-                       {"created", meta_.created},
-                       {"model", meta_.model},
-                       {"choices", json::array()},
-                       {"usage", usage_json(last_)}});
+    out.push_back(usage_chunk(meta_, "text_completion", last_));
   }
   return out;
 }

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/golden.h"
+#include "common/real_vocab.h"
 #include "runtime/engine.h"
 #include "runtime/generator.h"
 #include "runtime/state_cache.h"
@@ -14,28 +15,9 @@
 namespace qnext {
 namespace {
 
-const std::string kTokDir = std::string(QNEXT_TEST_DATA) + "/../../assets/tokenizer";
-
-Model& model() {
-  static std::unique_ptr<Model> m = [] {
-    auto r = Model::load(testing::data_dir("tiny-real-vocab"));
-    if (!r) {
-      ADD_FAILURE() << r.error();
-      std::abort();
-    }
-    return std::move(r).value();
-  }();
-  return *m;
-}
-
-const Tokenizer& tok() {
-  static const Tokenizer t = [] {
-    auto r = Tokenizer::load(kTokDir);
-    if (!r) std::abort();
-    return std::move(r).value();
-  }();
-  return t;
-}
+using testing::kTokDir;
+Model& model() { return testing::real_vocab_model(); }
+const Tokenizer& tok() { return testing::qwen_tokenizer(); }
 
 std::vector<int32_t> random_ids(uint32_t seed, int n) {
   std::mt19937 rng(seed);

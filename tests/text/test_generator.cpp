@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/golden.h"
+#include "common/real_vocab.h"
 #include "runtime/chat_session.h"
 #include "runtime/generator.h"
 #include "runtime/stop_strings.h"
@@ -15,31 +16,9 @@
 namespace qnext {
 namespace {
 
-const std::string kTokDir = std::string(QNEXT_TEST_DATA) + "/../../assets/tokenizer";
-
-Model& model() {
-  static std::unique_ptr<Model> m = [] {
-    auto r = Model::load(testing::data_dir("tiny-real-vocab"));
-    if (!r) {
-      ADD_FAILURE() << r.error();
-      std::abort();
-    }
-    return std::move(r).value();
-  }();
-  return *m;
-}
-
-const Tokenizer& tok() {
-  static const Tokenizer t = [] {
-    auto r = Tokenizer::load(kTokDir);
-    if (!r) {
-      ADD_FAILURE() << r.error();
-      std::abort();
-    }
-    return std::move(r).value();
-  }();
-  return t;
-}
+using testing::kTokDir;
+Model& model() { return testing::real_vocab_model(); }
+const Tokenizer& tok() { return testing::qwen_tokenizer(); }
 
 ChatTemplate load_template(const std::string& file) {
   std::ifstream f(kTokDir + "/" + file, std::ios::binary);
