@@ -14,6 +14,13 @@
 // A prompt of 512 tokens gives each of 512 experts about 10 tokens, so most calls fit one slab
 // with a lane to spare. That lane then holds all-ones bytes, its dot is the block's weight sum,
 // and the offset comes from there: Q8_0 rows are then used with no preparation pass at all.
+//
+// Up to 8 tokens (a batch of decoding sequences) would leave half the lanes idle, and the GEMM
+// would be bound by vpdpbusd rather than memory. A paired slab gives each token two lanes: lane
+// 2t takes k 0-3 of every 8 consecutive k, lane 2t + 1 takes k 4-7, so one vpdpbusd against 8
+// weight bytes broadcast as a qword does 64 useful products. Both lanes of a token share its
+// scales, so their float sums are simply added at the end. Up to 7 tokens leave lanes 14-15 as
+// the sum pair (each sums its half of the block's weights).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -28,6 +35,8 @@ namespace {
 
 constexpr int kLanes = 16;                      // tokens per slab
 constexpr int kSlabBlockBytes = 8 * 64 + 64;    // per block of 32 k: 8 rows of 16 x 4 bytes, 16 scales
+constexpr int kPairedTokens = kLanes / 2;       // tokens of a paired slab (two lanes each)
+constexpr int kPairedBlockBytes = 4 * 64 + 64;  // per block: 4 rows of 8 tokens x 2 x 4 bytes, 16 scales
 constexpr int kMR = 12;                         // weight rows per micro-tile
 constexpr size_t kChunkBytes = 192 * 1024;      // unpacked weight rows per pass (in L2 while slabs go by)
 
@@ -57,6 +66,33 @@ void pack_slabs(const BlockQ8x* xq, int T, int64_t nb, bool sum_lane, uint8_t* s
         }
         dx[j] = blk.d;
       }
+    }
+  }
+}
+
+// xq [T, nb] (T <= 8) -> one paired slab [nb, 320 bytes]: per 8 k, token t's first 4 bytes in
+// lane 2t and its last 4 in lane 2t + 1; both lanes carry its scale. Unused lanes are zeros, but
+// for the sum pair (lanes 14-15, when T < 8): bytes 1, dx 0.
+void pack_paired_slab(const BlockQ8x* xq, int T, int64_t nb, bool sum_pair, uint8_t* slab) {
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* dst = slab + size_t(b) * kPairedBlockBytes;
+    uint32_t* rows = reinterpret_cast<uint32_t*>(dst);
+    float* dx = reinterpret_cast<float*>(dst + 256);
+    for (int j = 0; j < kLanes; ++j) {
+      const int t = j / 2, half = j % 2;
+      if (t >= T) {
+        const uint32_t pad = sum_pair && t == kPairedTokens - 1 ? 0x01010101u : 0x80808080u;
+        for (int k8 = 0; k8 < 4; ++k8) rows[k8 * kLanes + j] = pad;
+        dx[j] = 0.0f;
+        continue;
+      }
+      const BlockQ8x& blk = xq[size_t(t) * size_t(nb) + size_t(b)];
+      for (int k8 = 0; k8 < 4; ++k8) {
+        uint32_t v;
+        std::memcpy(&v, blk.q + 8 * k8 + 4 * half, 4);
+        rows[k8 * kLanes + j] = v ^ 0x80808080u;  // signed -> unsigned: q + 128
+      }
+      dx[j] = blk.d;
     }
   }
 }
@@ -123,34 +159,49 @@ void prepare_rows(const Matrix& w, Mode mode, int64_t r, int64_t n, int8_t* unpa
   }
 }
 
-// out[i][0..16) = the 16 slab tokens' products with row i, for MR rows. In place, the rows
-// are still in memory: prefetch the next tile's (ahead_bytes further on).
-template <int MR, int kStride, Mode kMode>
+// out[i][0..16) = the 16 slab lanes' products with row i, for MR rows (paired: lanes 2t and
+// 2t + 1 add up to token t's). In place, the rows are still in memory: prefetch the next tile's
+// (ahead_bytes further on).
+template <int MR, int kStride, Mode kMode, bool kPaired>
 inline void micro_tile(const RowView* rows, int64_t nb, const uint8_t* slab, int64_t ahead_bytes, float* out) {
+  constexpr int kSteps = kPaired ? 4 : 8;  // vpdpbusd per row and block
+  constexpr int kBlockBytes = kPaired ? kPairedBlockBytes : kSlabBlockBytes;
+  // The lanes holding each lane's share of the block's weight sum: the spare lane, or the sum pair.
+  const __m512i sum_index = kPaired ? _mm512_set_epi32(15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14)
+                                    : _mm512_set1_epi32(kLanes - 1);
   __m512 acc[MR];
   for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* xb = slab + size_t(b) * kSlabBlockBytes;
+    const uint8_t* xb = slab + size_t(b) * kBlockBytes;
     if (kMode == Mode::InPlaceQ8)
       for (int i = 0; i < MR; ++i)
         _mm_prefetch(reinterpret_cast<const char*>(rows[i].q + b * kStride + ahead_bytes), _MM_HINT_T0);
     __m512i dot[MR];
     for (int i = 0; i < MR; ++i) dot[i] = _mm512_setzero_si512();
-    for (int k4 = 0; k4 < 8; ++k4) {
-      const __m512i xv = _mm512_loadu_si512(xb + 64 * k4);
+    for (int k = 0; k < kSteps; ++k) {
+      const __m512i xv = _mm512_loadu_si512(xb + 64 * k);
       for (int i = 0; i < MR; ++i) {
-        int32_t wv;
-        std::memcpy(&wv, rows[i].q + b * kStride + 4 * k4, 4);
-        dot[i] = _mm512_dpbusd_epi32(dot[i], xv, _mm512_set1_epi32(wv));
+        __m512i wv;
+        if constexpr (kPaired) {  // 8 weight bytes: the even lanes take the first 4, the odd lanes the last 4
+          int64_t w8;
+          std::memcpy(&w8, rows[i].q + b * kStride + 8 * k, 8);
+          wv = _mm512_set1_epi64(w8);
+        } else {
+          int32_t w4;
+          std::memcpy(&w4, rows[i].q + b * kStride + 4 * k, 4);
+          wv = _mm512_set1_epi32(w4);
+        }
+        dot[i] = _mm512_dpbusd_epi32(dot[i], xv, wv);
       }
     }
-    const __m512 dx = _mm512_loadu_ps(reinterpret_cast<const float*>(xb + 512));
+    const __m512 dx = _mm512_loadu_ps(reinterpret_cast<const float*>(xb + kSteps * 64));
     for (int i = 0; i < MR; ++i) {
       __m512i v;
-      if (kMode == Mode::Prepared) {
-        v = _mm512_add_epi32(dot[i], _mm512_set1_epi32(rows[i].corr[b]));
-      } else {  // lane 15 holds the block's weight sum
-        const __m512i sum = _mm512_permutexvar_epi32(_mm512_set1_epi32(kLanes - 1), dot[i]);
+      if (kMode == Mode::Prepared) {  // paired: the offset once per token, on its even lane
+        const __m512i corr = kPaired ? _mm512_maskz_set1_epi32(0x5555, rows[i].corr[b]) : _mm512_set1_epi32(rows[i].corr[b]);
+        v = _mm512_add_epi32(dot[i], corr);
+      } else {  // the spare lane (or pair) holds the block's weight sum
+        const __m512i sum = _mm512_permutexvar_epi32(sum_index, dot[i]);
         v = _mm512_sub_epi32(dot[i], _mm512_slli_epi32(sum, 7));
       }
       float dw;
@@ -167,23 +218,27 @@ inline void micro_tile(const RowView* rows, int64_t nb, const uint8_t* slab, int
   for (int i = 0; i < MR; ++i) _mm512_storeu_ps(out + i * kLanes, acc[i]);
 }
 
-template <int kStride, Mode kMode>
+template <int kStride, Mode kMode, bool kPaired>
 void chunk_times_slab(const RowView* rows, int64_t n, int64_t nb, int64_t row_bytes, const uint8_t* slab, float* out) {
   int64_t i = 0;
-  for (; i + kMR <= n; i += kMR) micro_tile<kMR, kStride, kMode>(rows + i, nb, slab, kMR * row_bytes, out + i * kLanes);
-  for (; i + 4 <= n; i += 4) micro_tile<4, kStride, kMode>(rows + i, nb, slab, 4 * row_bytes, out + i * kLanes);
-  for (; i < n; ++i) micro_tile<1, kStride, kMode>(rows + i, nb, slab, row_bytes, out + i * kLanes);
+  for (; i + kMR <= n; i += kMR)
+    micro_tile<kMR, kStride, kMode, kPaired>(rows + i, nb, slab, kMR * row_bytes, out + i * kLanes);
+  for (; i + 4 <= n; i += 4) micro_tile<4, kStride, kMode, kPaired>(rows + i, nb, slab, 4 * row_bytes, out + i * kLanes);
+  for (; i < n; ++i) micro_tile<1, kStride, kMode, kPaired>(rows + i, nb, slab, row_bytes, out + i * kLanes);
 }
 
+template <bool kPaired>
 void chunk_times_slab(DType type, Mode mode, const RowView* rows, int64_t n, int64_t nb, int64_t row_bytes,
                       const uint8_t* slab, float* out) {
   constexpr int kQ8 = int(sizeof(BlockQ8_0));
   switch (mode) {
-    case Mode::InPlaceQ8: chunk_times_slab<kQ8, Mode::InPlaceQ8>(rows, n, nb, row_bytes, slab, out); return;
-    case Mode::UnpackedQ4: chunk_times_slab<kQuantBlock, Mode::UnpackedQ4>(rows, n, nb, row_bytes, slab, out); return;
+    case Mode::InPlaceQ8: chunk_times_slab<kQ8, Mode::InPlaceQ8, kPaired>(rows, n, nb, row_bytes, slab, out); return;
+    case Mode::UnpackedQ4:
+      chunk_times_slab<kQuantBlock, Mode::UnpackedQ4, kPaired>(rows, n, nb, row_bytes, slab, out);
+      return;
     case Mode::Prepared:
-      if (type == DType::Q8_0) chunk_times_slab<kQ8, Mode::Prepared>(rows, n, nb, row_bytes, slab, out);
-      else chunk_times_slab<kQuantBlock, Mode::Prepared>(rows, n, nb, row_bytes, slab, out);
+      if (type == DType::Q8_0) chunk_times_slab<kQ8, Mode::Prepared, kPaired>(rows, n, nb, row_bytes, slab, out);
+      else chunk_times_slab<kQuantBlock, Mode::Prepared, kPaired>(rows, n, nb, row_bytes, slab, out);
       return;
   }
 }
@@ -192,8 +247,9 @@ void chunk_times_slab(DType type, Mode mode, const RowView* rows, int64_t n, int
 
 void gemm_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kQuantBlock;
-  const int n_slabs = (T + kLanes - 1) / kLanes;
-  thread_local std::vector<uint8_t> slabs;   // [n_slabs, nb, 576]
+  const bool paired = T <= kPairedTokens;
+  const int n_slabs = paired ? 1 : (T + kLanes - 1) / kLanes;
+  thread_local std::vector<uint8_t> slabs;   // [n_slabs, nb, 576], or paired [nb, 320]
   thread_local std::vector<int8_t> unpacked;  // [chunk_rows, cols] (Q4_0 only)
   thread_local std::vector<float> d;          // [chunk_rows, nb]
   thread_local std::vector<int32_t> corr;     // [chunk_rows, nb]
@@ -201,9 +257,10 @@ void gemm_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, in
   thread_local std::vector<float> out;        // [chunk_rows, 16]
   const size_t slab_bytes = size_t(n_slabs) * size_t(nb) * kSlabBlockBytes;
   if (slabs.size() < slab_bytes) slabs.resize(slab_bytes);
-  const bool sum_lane = T < kLanes;
+  const bool sum_lane = paired ? T < kPairedTokens : T < kLanes;
   const Mode mode = !sum_lane ? Mode::Prepared : w.dtype == DType::Q8_0 ? Mode::InPlaceQ8 : Mode::UnpackedQ4;
-  pack_slabs(xq, T, nb, sum_lane, slabs.data());
+  if (paired) pack_paired_slab(xq, T, nb, sum_lane, slabs.data());
+  else pack_slabs(xq, T, nb, sum_lane, slabs.data());
 
   const int64_t chunk_rows = std::max<int64_t>(kMR, int64_t(kChunkBytes / size_t(w.cols)) / kMR * kMR);
   const size_t cr = size_t(chunk_rows);
@@ -214,9 +271,18 @@ void gemm_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, in
   for (int64_t rc = r0; rc < r1; rc += chunk_rows) {
     const int64_t n = std::min(chunk_rows, r1 - rc);
     prepare_rows(w, mode, rc, n, unpacked.data(), d.data(), corr.data(), views.data());
+    const int64_t rb = int64_t(row_bytes(w.dtype, w.cols));
+    if (paired) {
+      chunk_times_slab<true>(w.dtype, mode, views.data(), n, nb, rb, slabs.data(), out.data());
+      for (int t = 0; t < T; ++t) {
+        float* yt = y + size_t(t) * size_t(ldy) + size_t(rc);
+        for (int64_t m = 0; m < n; ++m) yt[m] = out[size_t(m) * kLanes + size_t(2 * t)] + out[size_t(m) * kLanes + size_t(2 * t + 1)];
+      }
+      continue;
+    }
     for (int s = 0; s < n_slabs; ++s) {
       const uint8_t* slab = slabs.data() + size_t(s) * size_t(nb) * kSlabBlockBytes;
-      chunk_times_slab(w.dtype, mode, views.data(), n, nb, int64_t(row_bytes(w.dtype, w.cols)), slab, out.data());
+      chunk_times_slab<false>(w.dtype, mode, views.data(), n, nb, rb, slab, out.data());
       const int tokens = std::min(kLanes, T - s * kLanes);
       for (int j = 0; j < tokens; ++j) {
         float* yt = y + size_t(s * kLanes + j) * size_t(ldy) + size_t(rc);
