@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "io/json_parse.h"
+
 namespace qnext::server {
 
 using json = nlohmann::ordered_json;
@@ -121,10 +123,10 @@ class Fields {
 };
 
 ApiResult<json> parse_body(std::string_view body) {
-  json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return ApiError{400, "request body is not valid JSON", "invalid_request_error", "", ""};
-  if (!j.is_object()) return ApiError{400, "request body must be a JSON object", "invalid_request_error", "", ""};
-  return j;
+  auto j = parse_json<json>(body, "request body");
+  if (!j) return ApiError{400, j.error(), "invalid_request_error", "", ""};
+  if (!j->is_object()) return ApiError{400, "request body must be a JSON object", "invalid_request_error", "", ""};
+  return std::move(j).value();
 }
 
 // The fields both endpoints share: sampling, n, stop, max tokens, stream options. The prompt

@@ -2,6 +2,8 @@
 // is the streaming one fed everything at once, so the two always agree.
 #include "tokenizer/chat_output.h"
 
+#include "io/json_parse.h"
+
 namespace qnext {
 namespace {
 
@@ -30,13 +32,12 @@ size_t partial_tag(std::string_view s, std::string_view tag) {
 ToolCall parse_tool_call(std::string_view inner) {
   ToolCall call;
   call.raw = std::string(inner);
-  nlohmann::ordered_json j;
-  try {
-    j = nlohmann::ordered_json::parse(trim(inner));
-  } catch (const nlohmann::json::exception& e) {
-    call.error = std::string("invalid JSON in tool call: ") + e.what();
+  auto parsed = parse_json<nlohmann::ordered_json>(trim(inner), "tool call");
+  if (!parsed) {
+    call.error = parsed.error();
     return call;
   }
+  nlohmann::ordered_json& j = parsed.value();
   if (!j.is_object()) {
     call.error = "tool call is not a JSON object";
     return call;
@@ -49,8 +50,8 @@ ToolCall parse_tool_call(std::string_view inner) {
   const char* key = j.contains("arguments") ? "arguments" : j.contains("parameters") ? "parameters" : nullptr;
   call.arguments = key ? j[key] : nlohmann::ordered_json::object();
   if (call.arguments.is_string()) {  // arguments given as a JSON-encoded string: decode if it is JSON
-    auto inner_args = nlohmann::ordered_json::parse(call.arguments.get<std::string>(), nullptr, false);
-    if (!inner_args.is_discarded()) call.arguments = std::move(inner_args);
+    auto inner_args = parse_json<nlohmann::ordered_json>(call.arguments.get<std::string>(), "tool call arguments");
+    if (inner_args) call.arguments = std::move(inner_args).value();
   }
   return call;
 }

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "io/json_parse.h"
 #include "tokenizer/jinja_eval.h"
 #include "tokenizer/jinja_parser.h"
 
@@ -39,8 +40,10 @@ Result<ChatTemplate> ChatTemplate::load(const std::string& model_dir) {
   if (fs::exists(config_path)) {
     auto text = read_file(config_path);
     if (!text.ok()) return Error{text.error()};
-    config = nlohmann::ordered_json::parse(text.value(), nullptr, /*allow_exceptions=*/false);
-    if (config.is_discarded() || !config.is_object()) return err(config_path.string() + ": invalid JSON");
+    auto parsed = parse_json<nlohmann::ordered_json>(text.value(), config_path.string());
+    if (!parsed) return Error{parsed.error()};
+    config = std::move(parsed).value();
+    if (!config.is_object()) return err(config_path.string() + ": not a JSON object");
   }
 
   std::string source;

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "io/json_parse.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/unicode.h"
@@ -18,13 +19,7 @@ using nlohmann::json;
 constexpr const char* kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
-Result<json> parse_json(std::string_view text, const std::string& name) {
-  try {
-    return json::parse(text.begin(), text.end());
-  } catch (const json::exception& e) {
-    return err(name + ": malformed JSON: " + e.what());
-  }
-}
+Result<json> parse_json(std::string_view text, const std::string& name) { return qnext::parse_json<json>(text, name); }
 
 Result<std::string> read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

@@ -405,3 +405,19 @@ TEST(ChatRequest, KeepsIdsOfACachedTextPrefix) {
   for (int32_t id : ctx().tok.encode(text.substr(cut))) want.push_back(id);
   EXPECT_EQ(r->gen.prompt, want);
 }
+
+// A body nested a million levels deep (here inside a tool's parameters, which the template
+// dumps recursively) is refused while parsing: it used to overflow the stack and kill the server.
+TEST(ChatRequest, DeeplyNestedJsonIsRefused) {
+  const int depth = 1000000;
+  std::string body = R"({"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"x":)";
+  body += std::string(depth, '[') + std::string(depth, ']') + "}}}]}";
+  auto r = parse_chat_request(body, ctx());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().status, 400);
+  EXPECT_NE(r.error().message.find("nested deeper than"), std::string::npos) << r.error().message;
+  // Within the limit, nesting is fine.
+  std::string ok = R"({"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"x":)";
+  ok += std::string(100, '[') + std::string(100, ']') + "}}}]}";
+  EXPECT_TRUE(parse_chat_request(ok, ctx()).ok());
+}

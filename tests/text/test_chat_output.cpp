@@ -126,3 +126,17 @@ TEST(ChatOutput, StreamHoldsBackPartialTags) {
   EXPECT_EQ(d5.tool_calls[0].arguments["x"], 1);
   EXPECT_TRUE(s.finish().empty());
 }
+
+namespace qnext {
+// A model may write arbitrarily deep JSON in a tool call: it becomes an error entry, never a
+// stack overflow when the arguments are later copied or dumped.
+TEST(ToolCallParse, DeepArgumentsAreAnError) {
+  const std::string deep = std::string(500000, '[') + std::string(500000, ']');
+  ToolCall c = parse_tool_call(R"({"name": "f", "arguments": )" + deep + "}");
+  EXPECT_FALSE(c.ok());
+  EXPECT_NE(c.error.find("nested deeper than"), std::string::npos) << c.error;
+  ToolCall s = parse_tool_call(R"({"name": "f", "arguments": ")" + deep + "\"}");
+  EXPECT_TRUE(s.ok());  // a string that is too deep to decode stays a string
+  EXPECT_TRUE(s.arguments.is_string());
+}
+}  // namespace qnext
