@@ -129,6 +129,8 @@ ApiResult<json> parse_body(std::string_view body) {
   return std::move(j).value();
 }
 
+constexpr size_t kMaxStopStrings = 16, kMaxStopBytes = 4096;
+
 // The fields both endpoints share: sampling, n, stop, max tokens, stream options. The prompt
 // length is known by then, so max_tokens is checked against the context here too.
 struct Common {
@@ -168,6 +170,13 @@ std::optional<ApiError> read_common(Fields& f, const ApiContext& ctx, int prompt
       f.wrong_type("stop", "a string or an array of strings", *stop);
     }
     std::erase(g.stop, std::string());  // an empty stop string would end every request at once
+    // The engine checks every stop string after every token: bounded, so one request cannot slow
+    // down everybody's decoding.
+    size_t bytes = 0;
+    for (const auto& x : g.stop) bytes += x.size();
+    if (g.stop.size() > kMaxStopStrings || bytes > kMaxStopBytes)
+      f.fail("stop", "at most " + std::to_string(kMaxStopStrings) + " stop strings of " + std::to_string(kMaxStopBytes) +
+                         " bytes in all");
   }
 
   f.boolean("stream", c.stream);

@@ -421,3 +421,12 @@ TEST(ChatRequest, DeeplyNestedJsonIsRefused) {
   ok += std::string(100, '[') + std::string(100, ']') + "}}}]}";
   EXPECT_TRUE(parse_chat_request(ok, ctx()).ok());
 }
+
+TEST(ChatRequest, StopStringsAreBounded) {
+  expect_bad(chat(chat_body({{"stop", json::array({std::string(5000, 'x')})}})), "stop");
+  json many = json::array();
+  for (int i = 0; i < 17; ++i) many.push_back("s" + std::to_string(i));
+  expect_bad(chat(chat_body({{"stop", many}})), "stop");
+  many.erase(many.end() - 1);
+  EXPECT_TRUE(chat(chat_body({{"stop", many}})).ok());
+}
