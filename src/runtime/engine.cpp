@@ -128,8 +128,17 @@ void Engine::run() {
       cv_.wait(lock, [&] { return stop_ || !waiting_.empty() || !running_.empty(); });
       if (stop_) break;
     }
-    admit();
-    if (!running_.empty()) step();
+    try {
+      admit();
+      if (!running_.empty()) step();
+    } catch (const std::exception& e) {
+      // Out of memory growing a KV cache, say: the requests of this step end with the error; the
+      // server goes on serving new ones.
+      for (auto& seq : running_)
+        if (seq->handle) finish(*seq, FinishReason::Error, std::string("engine: ") + e.what());
+      running_.clear();
+      stats_.running = 0;
+    }
   }
   // Shutting down: every request still open ends as cancelled.
   for (auto& s : running_) finish(*s, FinishReason::Cancelled);
