@@ -24,6 +24,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const std::exception& e) {  // a bug or an exhausted machine: a message, not an abort
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
   }
   return exit_code;
 }

@@ -180,3 +180,16 @@ TEST(CliChat, ExitCommandAndMissingTemplate) {
 
 }  // namespace
 }  // namespace qnext
+
+namespace qnext {
+// Sampling flags are checked: NaN, negative temperatures and top-p above 1 used to be accepted.
+TEST(CliRun, SamplingFlagsAreValidated) {
+  using namespace qnext::testing;
+  const std::string base = qnext_bin() + " run -t 1 --model " + data_dir("tiny-real-vocab") + " -p hi -n 1 ";
+  for (const char* bad : {"--temp nan", "--temp -1", "--top-p 5", "--top-p 0", "--min-p 2", "--presence-penalty inf"}) {
+    auto r = run(base + bad);
+    EXPECT_NE(r.exit_code, 0) << bad;
+    EXPECT_NE(r.output.find("must be a finite number in"), std::string::npos) << bad << ": " << r.output;
+  }
+}
+}  // namespace qnext
