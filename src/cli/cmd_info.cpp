@@ -1,5 +1,6 @@
 // `qnext info --model DIR`: what the checkpoint is and what running it costs.
 #include <cstdio>
+#include <map>
 
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -38,6 +39,27 @@ void register_info(CLI::App& app, int& exit_code) {
     const double total = double(model->parameter_count(false, true));
     const double active = double(model->parameter_count(true, false));
     std::printf("parameters:       %.3fB total (incl. MTP), %.3fB active per token\n", total / 1e9, active / 1e9);
+    const auto& w = model->weights();
+    std::printf("format:           %s\n", w.quant.method == QuantMethod::None
+                                               ? "as stored (no quantization_config)"
+                                               : (w.quant.summary() + " (config.json quantization_config)").c_str());
+    struct Tally {
+      size_t matrices = 0;
+      double weights = 0, bytes = 0;
+    };
+    std::map<DType, Tally> by_type;  // matrices by stored format
+    w.for_each_matrix([&](const Matrix& m) {
+      Tally& t = by_type[m.dtype];
+      t.matrices += 1, t.weights += double(m.rows) * double(m.cols), t.bytes += double(m.bytes());
+    });
+    std::string formats;
+    for (const auto& [type, t] : by_type) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "%s%zu %s (%.3g bytes/weight incl. scales)", formats.empty() ? "" : ", ", t.matrices,
+                    std::string(dtype_name(type)).c_str(), t.bytes / t.weights);
+      formats += buf;
+    }
+    std::printf("matrices:         %s\n", formats.c_str());
     std::printf("weights:          %s in %zu file(s)\n", human_bytes(double(model->weight_bytes())).c_str(),
                 model->weights().checkpoint.files().size());
     std::printf("state:            %s fixed per sequence (DeltaNet) + %s per token of context (KV, f32%s; %s with "

@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/thread_pool.h"
+#include "model/publish.h"
 #include "model/quantize.h"
 
 namespace qnext::cli {
@@ -19,11 +20,27 @@ void register_quantize(CLI::App& app, int& exit_code) {
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("quantize", "Write a quantized copy of a checkpoint (q8, q4, q4-mixed)");
   cmd->add_option("--model,-m", o->model, "Source model directory (BF16/F16/F32 safetensors)")->required();
-  cmd->add_option("--type", o->type, "q8 | q4 | q4-mixed")->required();
+  cmd->add_option("--type", o->type,
+                  "q8 | q4 | q4-mixed; or fp8 | w4a16: the published layouts (block FP8, compressed-tensors int4)")
+      ->required();
   cmd->add_option("--out,-o", o->out, "Output directory")->required();
   cmd->add_option("--threads,-t", o->threads, "Threads (default: all cores)");
   cmd->callback([o, &exit_code] {
     exit_code = 1;
+    if (auto layout = parse_published_layout(o->type)) {
+      if (o->threads > 0) set_num_threads(o->threads);
+      ProgressBar bar;
+      Status st = write_published_layout(o->model, layout.value(), o->out,
+                                         [&](size_t done, size_t total) { bar.update(done, total); });
+      bar.finish();
+      if (!st) {
+        std::fprintf(stderr, "error: %s\n", st.error().c_str());
+        return;
+      }
+      std::fprintf(stderr, "wrote %s (%s)\n", o->out.c_str(), o->type.c_str());
+      exit_code = 0;
+      return;
+    }
     auto recipe = parse_recipe(o->type);
     if (!recipe || recipe.value() == QuantRecipe::None) {
       std::fprintf(stderr, "error: --type: %s\n", recipe ? "expected q8, q4 or q4-mixed" : recipe.error().c_str());

@@ -63,6 +63,24 @@ Isa active_isa() { return isa_slot(); }
 
 void set_active_isa(Isa isa) { isa_slot() = isa > best_isa() ? best_isa() : isa; }
 
+static bool initial_exact() {
+  const char* env = std::getenv("QNEXT_ACTIVATIONS");
+  if (!env) return false;
+  const std::string s = env;
+  if (s == "f32") return true;
+  if (s != "int8" && !s.empty())
+    std::fprintf(stderr, "qnext: ignoring QNEXT_ACTIVATIONS=%s (expected f32 or int8)\n", env);
+  return false;
+}
+
+static bool& exact_slot() {
+  static bool exact = initial_exact();
+  return exact;
+}
+
+bool exact_activations() { return exact_slot(); }
+void set_exact_activations(bool exact) { exact_slot() = exact; }
+
 std::string_view isa_name(Isa isa) {
   switch (isa) {
     case Isa::Scalar: return "scalar";

@@ -1,5 +1,6 @@
 #include "core/dtype.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace qnext {
@@ -12,6 +13,8 @@ size_t dtype_size(DType t) {
     case DType::I64: return 8;
     case DType::I32: return 4;
     case DType::U8: return 1;
+    case DType::F8_E4M3: return 1;
+    case DType::I4:
     case DType::Q8_0:
     case DType::Q4_0: return 0;
   }
@@ -22,17 +25,42 @@ size_t row_bytes(DType t, int64_t cols) {
   switch (t) {
     case DType::Q8_0: return size_t(cols / 32) * 34;  // f16 scale + 32 int8
     case DType::Q4_0: return size_t(cols / 32) * 18;  // f16 scale + 16 bytes of nibbles
+    case DType::I4: return size_t((cols + 7) / 8) * 4;  // int32 words of 8 nibbles, the last zero-padded
     default: return size_t(cols) * dtype_size(t);
   }
 }
 
 bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
+bool has_scales(DType t) { return t == DType::F8_E4M3 || t == DType::I4; }
+
+float e4m3_to_f32(uint8_t code) {
+  const int exp = (code >> 3) & 15, mant = code & 7;
+  float v;
+  if ((code & 0x7f) == 0x7f) v = std::nanf("");
+  else if (exp == 0) v = std::ldexp(float(mant), -9);  // subnormal: mant / 8 * 2^-6
+  else v = std::ldexp(float(8 + mant), exp - 10);     // (1 + mant / 8) * 2^(exp - 7)
+  return (code & 0x80) ? -v : v;
+}
 
 bool parse_quant_dtype(std::string_view name, DType* out) {
   if (name == "Q8_0") *out = DType::Q8_0;
   else if (name == "Q4_0") *out = DType::Q4_0;
   else return false;
   return true;
+}
+
+uint8_t f32_to_e4m3(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  const uint8_t sign = uint8_t((bits >> 24) & 0x80);
+  const float a = std::fabs(f);
+  if (!(a < 464.0f)) return sign | 0x7e;  // beyond 448's rounding range (and NaN): saturate
+  if (a < 0.015625f) return sign | uint8_t(std::nearbyint(a * 512.0f));  // subnormal steps of 2^-9 (8 is 2^-6)
+  uint32_t abits = bits & 0x7fffffff;
+  abits += 0x7ffff + ((abits >> 20) & 1);  // round to 3 mantissa bits, nearest even
+  const int exp = int(abits >> 23) - 127 + 7;
+  const uint8_t code = uint8_t((exp << 3) | ((abits >> 20) & 7));
+  return sign | std::min<uint8_t>(code, 0x7e);
 }
 
 std::string_view dtype_name(DType t) {
@@ -45,6 +73,8 @@ std::string_view dtype_name(DType t) {
     case DType::U8: return "U8";
     case DType::Q8_0: return "Q8_0";
     case DType::Q4_0: return "Q4_0";
+    case DType::F8_E4M3: return "F8_E4M3";
+    case DType::I4: return "I4";
   }
   return "?";
 }
@@ -52,7 +82,7 @@ std::string_view dtype_name(DType t) {
 bool parse_dtype(std::string_view name, DType* out) {
   static constexpr struct { std::string_view name; DType type; } kTypes[] = {
       {"F32", DType::F32}, {"BF16", DType::BF16}, {"F16", DType::F16},
-      {"I64", DType::I64}, {"I32", DType::I32},   {"U8", DType::U8}};
+      {"I64", DType::I64}, {"I32", DType::I32},   {"U8", DType::U8}, {"F8_E4M3", DType::F8_E4M3}};
   for (const auto& t : kTypes)
     if (t.name == name) {
       *out = t.type;

@@ -10,11 +10,16 @@ namespace qnext {
 // Q8_0 and Q4_0 are qnext's block-quantized weight formats (see kernels/quant.h): blocks of 32
 // weights with one f16 scale. In safetensors files they are stored as U8 bytes, with their
 // format named in the header's __metadata__.
-enum class DType { F32, BF16, F16, I64, I32, U8, Q8_0, Q4_0 };
+// F8_E4M3 is both the safetensors element type (1 byte: e4m3fn) and, as a matrix, the block-scaled
+// FP8 of the official Qwen FP8 releases (codes [rows, cols], f32 scales per 128x128 block apart).
+// I4 is the compressed-tensors pack-quantized int4 matrix: eight 4-bit codes per int32 word along
+// each row ([rows, ceil(cols / 8)] words), scales (and zero points) per group apart (io/compressed_tensors.h).
+enum class DType { F32, BF16, F16, I64, I32, U8, Q8_0, Q4_0, F8_E4M3, I4 };
 
 size_t dtype_size(DType t);  // bytes per element; 0 for the block formats (see row_bytes)
 size_t row_bytes(DType t, int64_t cols);  // bytes of one row of `cols` elements
-bool is_quantized(DType t);
+bool is_quantized(DType t);  // Q8_0 / Q4_0: qnext's blocks, with the int8-activation kernels
+bool has_scales(DType t);    // F8_E4M3 / I4 matrices: codes here, scales in side tensors (Matrix::scales)
 std::string_view dtype_name(DType t);  // safetensors spelling: "F32", "BF16", ...; "Q8_0", "Q4_0"
 bool parse_dtype(std::string_view name, DType* out);  // the safetensors element types only
 bool parse_quant_dtype(std::string_view name, DType* out);  // "Q8_0" / "Q4_0"
@@ -34,6 +39,10 @@ inline uint16_t f32_to_bf16(float f) {
   bits += 0x7fff + ((bits >> 16) & 1);
   return uint16_t(bits >> 16);
 }
+
+// e4m3fn (1 sign, 4 exponent bits with bias 7, 3 mantissa bits; no infinities, 0x7f/0xff NaN).
+float e4m3_to_f32(uint8_t code);
+uint8_t f32_to_e4m3(float f);  // round to nearest even, saturating at +-448
 
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);

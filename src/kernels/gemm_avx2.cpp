@@ -1,5 +1,5 @@
 // AVX2 + FMA matrix product for many tokens (prefill): y = x W^T over output rows [r0, r1), for
-// weights of any dtype (BF16, F16, F32, Q8_0, Q4_0). Scalar twins: matmul_rows_scalar and
+// weights of any dtype (BF16, F16, F32, and the stored-block formats through kernels/weight_format.h). Scalar twins: matmul_rows_scalar and
 // matmul_dq_rows_scalar.
 //
 // The layout follows the classic packed GEMM. The tokens are packed once per call into slabs of
@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "kernels/matmul.h"
-#include "kernels/quant.h"
+#include "kernels/weight_format.h"
 
 namespace qnext {
 namespace {
@@ -43,9 +43,8 @@ void row_to_float(const Matrix& w, int64_t r, float* out) {
       for (; k < n; ++k) out[k] = f16_to_f32(reinterpret_cast<const uint16_t*>(row)[k]);
       return;
     }
-    case DType::Q8_0:
-    case DType::Q4_0: dequantize_row_avx2(w.dtype, row, n, out); return;
-    default: std::copy_n(reinterpret_cast<const float*>(row), n, out); return;
+    case DType::F32: std::copy_n(reinterpret_cast<const float*>(row), n, out); return;
+    default: weight_format(w.dtype).dequant[int(Isa::Avx2)](w, r, 0, n, out); return;  // stored blocks
   }
 }
 

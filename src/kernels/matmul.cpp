@@ -6,6 +6,7 @@
 
 #include "core/thread_pool.h"
 #include "kernels/quant.h"
+#include "kernels/weight_format.h"
 
 namespace qnext {
 
@@ -18,23 +19,7 @@ static inline float load_weight(DType t, const uint8_t* row, int64_t k) {
 }
 
 void matrix_row_to_f32(const Matrix& w, int64_t row, float* out) {
-  const uint8_t* p = w.row_ptr(row);
-  const int64_t n = w.cols;
-  switch (w.dtype) {  // one loop per type, so each vectorizes
-    case DType::BF16: {
-      const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
-      for (int64_t k = 0; k < n; ++k) out[k] = bf16_to_f32(h[k]);
-      return;
-    }
-    case DType::F16: {
-      const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
-      for (int64_t k = 0; k < n; ++k) out[k] = f16_to_f32(h[k]);
-      return;
-    }
-    case DType::Q8_0:
-    case DType::Q4_0: dequantize_row(w.dtype, p, n, out); return;
-    default: std::memcpy(out, p, size_t(n) * sizeof(float)); return;
-  }
+  weight_format(w.dtype).dequant[int(Isa::Scalar)](w, row, 0, w.cols, out);
 }
 
 // The scalar twin: plain loops, the definition every SIMD variant is tested against.
@@ -55,11 +40,7 @@ void matmul_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, int6
     gemm_rows_avx2(w, x, T, y, ldy, r0, r1);
     return;
   }
-  switch (isa) {
-    case Isa::Avx512: matmul_rows_avx512(w, x, T, y, ldy, r0, r1); return;
-    case Isa::Avx2: matmul_rows_avx2(w, x, T, y, ldy, r0, r1); return;
-    case Isa::Scalar: matmul_rows_scalar(w, x, T, y, ldy, r0, r1); return;
-  }
+  weight_format(w.dtype).rows_f32[int(isa)](w, x, T, y, ldy, r0, r1);
 }
 
 // Quantized weights. The activations are quantized once per call (int8 blocks), then the rows
@@ -102,7 +83,7 @@ void matmul(const Matrix& w, const float* x, int T, float* y) {
     return;
   }
   const Isa isa = active_isa();
-  if (is_quantized(w.dtype)) {
+  if (int8_activations(w.dtype)) {
     matmul_quantized(w, x, T, y, isa, true);
     return;
   }
@@ -131,7 +112,7 @@ void matmul_group(const Product* ps, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     const Product& p = ps[i];
     Plan& plan = plans[i];
-    if (is_quantized(p.w->dtype)) {
+    if (int8_activations(p.w->dtype)) {
       for (size_t j = 0; j < i && plan.xq == SIZE_MAX; ++j)
         if (plans[j].xq != SIZE_MAX && ps[j].x == p.x && ps[j].T == p.T && ps[j].w->cols == p.w->cols) plan.xq = plans[j].xq;
       if (plan.xq == SIZE_MAX) {
@@ -165,7 +146,7 @@ void matmul_group(const Product* ps, size_t n) {
 
 void matmul_serial(const Matrix& w, const float* x, int T, float* y) {
   const Isa isa = active_isa();
-  if (is_quantized(w.dtype)) matmul_quantized(w, x, T, y, isa, false);
+  if (int8_activations(w.dtype)) matmul_quantized(w, x, T, y, isa, false);
   else matmul_rows(isa, w, x, T, y, w.rows, 0, w.rows);
 }
 

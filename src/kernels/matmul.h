@@ -12,10 +12,27 @@ namespace qnext {
 
 struct Matrix {
   DType dtype = DType::F32;
-  const void* data = nullptr;  // [rows, cols]
+  const void* data = nullptr;  // [rows, cols] (rows of row_bytes(dtype, cols) bytes)
   int64_t rows = 0, cols = 0;
+  // Formats whose scales are stored apart from the codes (has_scales: F8_E4M3, I4). Weight (r, k)
+  // has scale scales[(r / group_rows) * scale_cols() + k / group], element type scale_dtype
+  // (F32, BF16 or F16): FP8 blocks are 128 x 128, int4 groups 1 x group_size.
+  const void* scales = nullptr;    // [ceil(rows / group_rows), ceil(cols / group)]
+  DType scale_dtype = DType::F32;
+  int64_t group = 0, group_rows = 1;
+  // I4 with zero points: [ceil(rows / 8), ceil(cols / group)] int32 words; nibble r % 8 of word
+  // [r / 8][g] is z + 8 for weight row r, group g. Null: symmetric (z = 0).
+  const int32_t* zeros = nullptr;
 
-  size_t bytes() const { return size_t(rows) * row_bytes(dtype, cols); }
+  int64_t scale_cols() const { return group > 0 ? (cols + group - 1) / group : 0; }
+  int64_t scale_rows() const { return group > 0 ? (rows + group_rows - 1) / group_rows : 0; }
+  // Codes plus side tensors: what a product over the matrix reads from memory.
+  size_t bytes() const {
+    size_t n = size_t(rows) * row_bytes(dtype, cols);
+    if (scales) n += size_t(scale_rows() * scale_cols()) * dtype_size(scale_dtype);
+    if (zeros) n += size_t((rows + 7) / 8 * scale_cols()) * 4;
+    return n;
+  }
   const uint8_t* row_ptr(int64_t r) const { return static_cast<const uint8_t*>(data) + size_t(r) * row_bytes(dtype, cols); }
 };
 

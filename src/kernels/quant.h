@@ -98,4 +98,12 @@ void matmul_dq_rows_scalar(const Matrix& w, const float* x, int T, float* y, int
 
 void dequantize_row_avx2(DType type, const uint8_t* row, int64_t cols, float* out);
 
+// Float activations over Q8_0 / Q4_0 (exact mode: QNEXT_ACTIVATIONS=f32), for few tokens: elements
+// [k0, k0 + n) of a row dequantized (k0, n multiples of 32), and the products over them
+// (kernels/weight_format.h). Scalar twins first; the AVX2 ones in quant_f32_avx2.cpp.
+void dequant_q_scalar(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out);
+void dequant_q_avx2(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out);
+void rows_q_f32_scalar(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+void rows_q_f32_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+
 }  // namespace qnext

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "io/safetensors.h"
+#include "kernels/matmul.h"
 
 namespace qnext {
 
@@ -19,11 +20,14 @@ enum class QuantRecipe {
 Result<QuantRecipe> parse_recipe(const std::string& name);  // "q8", "q4", "q4-mixed" ("none"/"" -> None)
 std::string recipe_name(QuantRecipe r);
 
-// The format a tensor gets under the recipe, or nullopt to keep it as stored.
-std::optional<DType> quant_target(QuantRecipe r, const TensorView& t);
+// The format a matrix gets under the recipe, or nullopt to keep it as stored. `name` is its HF
+// weight name, `stored` its format (float, or a published FP8 / int4 matrix, which are requantized).
+std::optional<DType> quant_target(QuantRecipe r, const std::string& name, DType stored, int64_t cols);
+std::optional<DType> quant_target(QuantRecipe r, const TensorView& t);  // a float tensor of a file
 
-// Quantizes a float matrix [rows, cols] into dst (rows * row_bytes(target, cols) bytes), rows in parallel.
-void quantize_matrix(const TensorView& t, DType target, uint8_t* dst);
+// Quantizes a matrix [rows, cols] of any format into dst (rows * row_bytes(target, cols) bytes),
+// rows in parallel.
+void quantize_matrix(const Matrix& src, DType target, uint8_t* dst);
 
 // Writes a quantized copy of a checkpoint directory: same shard names and index, config and
 // tokenizer files copied; loadable with --model like the original.

@@ -2,19 +2,33 @@
 
 #include <map>
 
+#include "io/quant_config.h"
+
 namespace qnext {
 namespace {
 
 // Fetches tensors by their Hugging Face names; remembers the first error.
 class Loader {
  public:
-  Loader(const Checkpoint& ck, const Config& c, const std::map<std::string, Matrix>& quantized)
-      : ck_(ck), c_(c), quantized_(quantized) {}
+  Loader(const Checkpoint& ck, const Config& c, const QuantConfig& qc, QuantRecipe recipe,
+         std::vector<std::vector<uint8_t>>& owned)
+      : ck_(ck), c_(c), qc_(qc), recipe_(recipe), owned_(owned) {}
   std::string error;
 
+  // The matrix as stored (float, Q8_0/Q4_0, FP8, int4), quantized now when the recipe says so.
   Matrix matrix(const std::string& name, int64_t rows, int64_t cols) {
+    Matrix m = stored(name, rows, cols);
     if (!error.empty()) return {};
-    if (auto q = quantized_.find(name); q != quantized_.end()) return q->second;
+    if (auto target = quant_target(recipe_, name, m.dtype, cols)) {
+      auto& bytes = owned_.emplace_back(size_t(rows) * row_bytes(*target, cols));
+      quantize_matrix(m, *target, bytes.data());
+      return Matrix{*target, bytes.data(), rows, cols};
+    }
+    return m;
+  }
+
+  Matrix stored(const std::string& name, int64_t rows, int64_t cols) {
+    if (!error.empty()) return {};
     if (const TensorView* qt = ck_.find(name); qt && qt->quant) {  // stored quantized by `qnext quantize`
       const std::vector<int64_t> want = {rows, int64_t(row_bytes(*qt->quant, cols))};
       if (cols % 32 != 0 || qt->shape != want) {
@@ -26,6 +40,22 @@ class Loader {
         return {};
       }
       return Matrix{*qt->quant, qt->data, rows, cols};
+    }
+    // Published quantized checkpoints: FP8 blocks or compressed-tensors int4, decided per module.
+    const std::string module = name.size() > 7 ? name.substr(0, name.size() - 7) : name;  // minus ".weight"
+    auto scaled = find_scaled_matrix(ck_, qc_, module, rows, cols);
+    if (!scaled) {
+      fail(scaled.error());
+      return {};
+    }
+    if (const auto& sm = scaled.value()) {
+      Matrix m{sm->dtype, sm->codes, rows, cols};
+      m.scales = sm->scales;
+      m.scale_dtype = sm->scale_dtype;
+      m.group = sm->group;
+      m.group_rows = sm->group_rows;
+      m.zeros = sm->zeros;
+      return m;
     }
     const TensorView* t = fetch(name, {rows, cols});
     if (!t) return {};
@@ -130,7 +160,9 @@ class Loader {
 
   const Checkpoint& ck_;
   const Config& c_;
-  const std::map<std::string, Matrix>& quantized_;
+  const QuantConfig& qc_;
+  QuantRecipe recipe_;
+  std::vector<std::vector<uint8_t>>& owned_;
 };
 
 }  // namespace
@@ -138,19 +170,14 @@ class Loader {
 Result<Weights> Weights::load(const std::string& dir, const Config& c, QuantRecipe recipe) {
   if (c.linear_value_head_dim > 1024 || c.head_dim > 1024)
     return err(dir + "/config.json: head dims above 1024 are not supported");
+  auto qc = read_quant_config(dir);
+  if (!qc) return err(qc.error());
   auto ck = Checkpoint::open(dir);
   if (!ck) return err(ck.error());
   Weights w;
   w.checkpoint = std::move(ck.value());
-  std::map<std::string, Matrix> quantized;  // tensor name -> matrix quantized now
-  for (const auto& f : w.checkpoint.files())
-    for (const auto& t : f.tensors())
-      if (auto target = quant_target(recipe, t)) {
-        auto& bytes = w.quantized_at_load.emplace_back(size_t(t.shape[0]) * row_bytes(*target, t.shape[1]));
-        quantize_matrix(t, *target, bytes.data());
-        quantized[t.name] = Matrix{*target, bytes.data(), t.shape[0], t.shape[1]};
-      }
-  Loader L(w.checkpoint, c, quantized);
+  w.quant = qc.value();
+  Loader L(w.checkpoint, c, w.quant, recipe, w.quantized_at_load);
   const int64_t V = c.vocab_size, H = c.hidden_size;
   w.embed = L.matrix("model.embed_tokens.weight", V, H);
   if (c.tie_word_embeddings && !w.checkpoint.find("lm_head.weight")) w.lm_head = w.embed;
@@ -170,6 +197,22 @@ Result<Weights> Weights::load(const std::string& dir, const Config& c, QuantReci
   }
   if (!L.error.empty()) return err(L.error);
   return w;
+}
+
+void Weights::for_each_matrix(const std::function<void(const Matrix&)>& fn) const {
+  auto mlp = [&](const MlpWeights& m) { fn(m.gate), fn(m.up), fn(m.down); };
+  auto layer = [&](const LayerWeights& l) {
+    if (l.type == LayerType::FullAttention) fn(l.attn.q_proj), fn(l.attn.k_proj), fn(l.attn.v_proj), fn(l.attn.o_proj);
+    else fn(l.gdn.in_proj_qkvz), fn(l.gdn.in_proj_ba), fn(l.gdn.out_proj);
+    if (!l.is_moe) return mlp(l.mlp);
+    fn(l.moe.router);
+    for (const auto& e : l.moe.experts) mlp(e);
+    if (l.moe.has_shared) mlp(l.moe.shared), fn(l.moe.shared_gate);
+  };
+  fn(embed);
+  if (lm_head.data != embed.data) fn(lm_head);
+  for (const auto& l : layers) layer(l);
+  if (mtp) fn(mtp->fc), layer(mtp->layer);
 }
 
 }  // namespace qnext

@@ -2,11 +2,13 @@
 // small vectors (norms, conv taps, decay parameters) are converted to float once at load.
 // The Hugging Face tensor names appear only in weights.cpp.
 #pragma once
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "io/checkpoint.h"
+#include "io/quant_config.h"
 #include "kernels/matmul.h"
 #include "model/config.h"
 #include "model/quantize.h"
@@ -66,6 +68,7 @@ struct MtpWeights {  // the multi-token-prediction head
 
 struct Weights {
   Checkpoint checkpoint;  // owns the mapped files every Matrix points into
+  QuantConfig quant;      // config.json's quantization_config (FP8 / compressed-tensors), if any
   std::vector<std::vector<uint8_t>> quantized_at_load;  // owns matrices quantized by --quantize
   Matrix embed;    // [V, H]
   Matrix lm_head;  // [V, H] (the embedding when tie_word_embeddings)
@@ -75,6 +78,9 @@ struct Weights {
 
   // Opens the checkpoint and checks every expected tensor is present with its shape.
   // recipe != None quantizes the float matrices it selects while loading.
+  // Every matrix once (for `qnext info`).
+  void for_each_matrix(const std::function<void(const Matrix&)>& fn) const;
+
   static Result<Weights> load(const std::string& dir, const Config& config, QuantRecipe recipe = QuantRecipe::None);
 };
 

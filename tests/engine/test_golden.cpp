@@ -83,12 +83,20 @@ void expect_close(const std::string& name, const std::vector<float>& want, const
 
 class Golden : public ::testing::TestWithParam<Case> {
  protected:
+  // Exact mode (QNEXT_ACTIVATIONS=f32): products over stored blocks take float activations, as the
+  // reference does; it changes nothing for the float checkpoints.
   void SetUp() override {
     saved_isa_ = active_isa();
+    saved_exact_ = exact_activations();
     set_active_isa(GetParam().isa);
+    set_exact_activations(true);
   }
-  void TearDown() override { set_active_isa(saved_isa_); }
+  void TearDown() override {
+    set_active_isa(saved_isa_);
+    set_exact_activations(saved_exact_);
+  }
   Isa saved_isa_;
+  bool saved_exact_;
 };
 
 TEST_P(Golden, PrefillDecodeMtpMatchReference) {
@@ -247,6 +255,13 @@ INSTANTIATE_TEST_SUITE_P(Reference, Golden, ::testing::ValuesIn(all_cases({"tiny
                          case_name);
 // tiny-real-vocab's reference has no long prompt.
 INSTANTIATE_TEST_SUITE_P(Reference, GoldenLong, ::testing::ValuesIn(all_cases({"tiny-b", "tiny-b-yarn"})), case_name);
+// tiny-b as published quantized checkpoints are stored (block FP8; compressed-tensors int4, symmetric
+// group 128 and asymmetric group 32), each against a reference computed from its own dequantized
+// weights (tests/data/tiny-b-*/reference.md), run as stored: the FP8 / int4 kernels, exact mode.
+INSTANTIATE_TEST_SUITE_P(QuantizedFiles, Golden,
+                         ::testing::ValuesIn(all_cases({"tiny-b-fp8", "tiny-b-w4a16", "tiny-b-awq"})), case_name);
+INSTANTIATE_TEST_SUITE_P(QuantizedFiles, GoldenLong,
+                         ::testing::ValuesIn(all_cases({"tiny-b-fp8", "tiny-b-w4a16", "tiny-b-awq"})), case_name);
 
 }  // namespace
 }  // namespace qnext

@@ -1,0 +1,92 @@
+#include "kernels/weight_format.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/fp8.h"
+#include "kernels/int4.h"
+#include "kernels/quant.h"
+
+namespace qnext {
+
+void rows_f32_dequant_scalar(DequantKernel dequant, const Matrix& w, const float* x, int T, float* y, int64_t ldy,
+                             int64_t r0, int64_t r1) {
+  constexpr int64_t kChunk = 512;
+  float buf[kChunk];
+  for (int64_t r = r0; r < r1; ++r)
+    for (int t = 0; t < T; ++t) {
+      const float* xt = x + size_t(t) * size_t(w.cols);
+      float acc = 0;
+      for (int64_t k0 = 0; k0 < w.cols; k0 += kChunk) {
+        const int64_t c = std::min(kChunk, w.cols - k0);
+        dequant(w, r, k0, c, buf);
+        for (int64_t k = 0; k < c; ++k) acc += buf[k] * xt[k0 + k];
+      }
+      y[size_t(t) * size_t(ldy) + size_t(r)] = acc;
+    }
+}
+
+void dequant_q_scalar(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out) {
+  const size_t block_bytes = w.dtype == DType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+  dequantize_row(w.dtype, w.row_ptr(r) + size_t(k0 / kQuantBlock) * block_bytes, n, out);
+}
+
+void rows_q_f32_scalar(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  rows_f32_dequant_scalar(dequant_q_scalar, w, x, T, y, ldy, r0, r1);
+}
+
+namespace {
+
+void dequant_float(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out) {
+  const uint8_t* p = w.row_ptr(r);
+  switch (w.dtype) {  // one loop per type, so each vectorizes
+    case DType::BF16: {
+      const uint16_t* h = reinterpret_cast<const uint16_t*>(p) + k0;
+      for (int64_t k = 0; k < n; ++k) out[k] = bf16_to_f32(h[k]);
+      return;
+    }
+    case DType::F16: {
+      const uint16_t* h = reinterpret_cast<const uint16_t*>(p) + k0;
+      for (int64_t k = 0; k < n; ++k) out[k] = f16_to_f32(h[k]);
+      return;
+    }
+    default: std::memcpy(out, reinterpret_cast<const float*>(p) + k0, size_t(n) * sizeof(float)); return;
+  }
+}
+
+constexpr WeightFormat kFloat(DType t) {
+  return {t, false, {dequant_float, dequant_float, dequant_float}, {matmul_rows_scalar, matmul_rows_avx2, matmul_rows_avx512}};
+}
+constexpr WeightFormat kQuant(DType t) {
+  return {t, true, {dequant_q_scalar, dequant_q_avx2, dequant_q_avx2}, {rows_q_f32_scalar, rows_q_f32_avx2, rows_q_f32_avx2}};
+}
+
+// Indexed by DType. The AVX-512 entries of the stored-block formats run the AVX2 kernels.
+constexpr WeightFormat kFormats[] = {
+    kFloat(DType::F32),
+    kFloat(DType::BF16),
+    kFloat(DType::F16),
+    {DType::I64, false, {}, {}},
+    {DType::I32, false, {}, {}},
+    {DType::U8, false, {}, {}},
+    kQuant(DType::Q8_0),
+    kQuant(DType::Q4_0),
+    {DType::F8_E4M3, false, {dequant_fp8_scalar, dequant_fp8_avx2, dequant_fp8_avx2},
+     {rows_fp8_scalar, rows_fp8_avx2, rows_fp8_avx2}},
+    {DType::I4, false, {dequant_int4_scalar, dequant_int4_avx2, dequant_int4_avx2},
+     {rows_int4_scalar, rows_int4_avx2, rows_int4_avx2}},
+};
+constexpr bool in_dtype_order() {
+  for (size_t i = 0; i < sizeof(kFormats) / sizeof(kFormats[0]); ++i)
+    if (kFormats[i].type != DType(i)) return false;
+  return sizeof(kFormats) / sizeof(kFormats[0]) == size_t(DType::I4) + 1;
+}
+static_assert(in_dtype_order(), "one entry per DType, in the enum's order");
+
+}  // namespace
+
+const WeightFormat& weight_format(DType t) { return kFormats[size_t(t)]; }
+
+bool int8_activations(DType t) { return weight_format(t).int8_activations && !exact_activations(); }
+
+}  // namespace qnext

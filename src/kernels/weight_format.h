@@ -1,0 +1,54 @@
+// Weight formats: the one table that says, per stored format, how its rows turn into floats and
+// which kernels multiply it, per ISA (like ggml's type_traits). matmul.cpp, the packed GEMM
+// (gemm_avx2.cpp), embedding lookups and requantization all go through it; the row layout itself
+// (row_bytes) is core/dtype.h's.
+//
+//   BF16, F16, F32   float rows                                     rows_f32: matmul_rows_<isa>
+//   Q8_0, Q4_0       qnext blocks of 32 (kernels/quant.h)           int8 activations by default
+//   F8_E4M3          e4m3 codes, f32 scale per 128 x 128 block      kernels/fp8.h
+//   I4               int4 words, scale (+ zero point) per group     kernels/int4.h
+//
+// Every format has float-activation kernels (rows_f32): the only path of FP8, I4 and the float
+// types, and in exact mode (QNEXT_ACTIVATIONS=f32, core/cpu.h) also the path of Q8_0 / Q4_0, whose
+// fast default quantizes the activations to int8 (matmul_q_rows).
+#pragma once
+#include <cstdint>
+
+#include "kernels/matmul.h"
+
+namespace qnext {
+
+// Output rows [r0, r1) of y = x W^T; x: [T, cols], y: [T, ldy] (see matmul_rows).
+using RowsKernel = void (*)(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+// Elements [k0, k0 + n) of row r as floats: out[n]. k0 a multiple of kDequantAlign.
+using DequantKernel = void (*)(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out);
+constexpr int64_t kDequantAlign = 32;
+
+struct WeightFormat {
+  DType type;
+  bool int8_activations;      // the fast default quantizes the activations to int8 (off in exact mode)
+  DequantKernel dequant[3];   // [Isa]: GEMM panels, embedding rows, requantizing
+  RowsKernel rows_f32[3];     // [Isa]: float-activation products for few tokens (decoding)
+};
+const WeightFormat& weight_format(DType t);
+
+// Whether products over w quantize the activations to int8 now (Q8_0 / Q4_0 outside exact mode).
+bool int8_activations(DType t);
+
+// The scale of weight (r, k) of a matrix with side scales (F8_E4M3, I4).
+inline float scale_at(const Matrix& w, int64_t srow, int64_t g) {
+  const size_t i = size_t(srow * w.scale_cols() + g);
+  switch (w.scale_dtype) {
+    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(w.scales)[i]);
+    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(w.scales)[i]);
+    default: return static_cast<const float*>(w.scales)[i];
+  }
+}
+
+// The scalar float-activation product over any dequantizer: each row dequantized a chunk at a time
+// (on the stack), then plain float dot products. The scalar twin of every rows_f32 kernel of a
+// stored-block format.
+void rows_f32_dequant_scalar(DequantKernel dequant, const Matrix& w, const float* x, int T, float* y, int64_t ldy,
+                             int64_t r0, int64_t r1);
+
+}  // namespace qnext
