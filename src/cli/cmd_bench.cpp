@@ -9,6 +9,7 @@
 #include <random>
 
 #include "cli/commands.h"
+#include "cli/bench_mtp.h"
 #include "cli/common.h"
 #include "core/bandwidth.h"
 #include "core/cpu.h"
@@ -48,6 +49,7 @@ void register_bench(CLI::App& app, int& exit_code) {
     ModelFlags model;
     int prompt = 512, gen = 128, repeats = 3, depth = 0, ubatch = ForwardOptions{}.max_tokens_per_call;
     bool json = false;
+    int mtp = 0;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("bench", "Prefill/decode tokens per second, peak RSS and % of the bandwidth roofline");
@@ -62,6 +64,8 @@ void register_bench(CLI::App& app, int& exit_code) {
                   "grows with it)")
       ->check(CLI::Range(64, 1 << 20));
   cmd->add_flag("--json", o->json, "Print one JSON object");
+  cmd->add_option("--mtp", o->mtp, "Also measure MTP speculative decoding for K = 1..this (verify cost, projected tok/s)")
+      ->check(CLI::Range(0, kMaxDrafts));
   cmd->callback([o, &exit_code] {
     exit_code = 1;
     const auto t_load = std::chrono::steady_clock::now();
@@ -121,6 +125,12 @@ void register_bench(CLI::App& app, int& exit_code) {
         if (o->depth > 0) depth_ratio.push_back(tg.back() / tg0.back());
       }
     }
+    nlohmann::json mtp;
+    if (o->mtp > 0 && !model->has_mtp()) {
+      std::fprintf(stderr, "error: the model has no MTP weights (mtp.*): --mtp needs them\n");
+      return;
+    }
+    if (o->mtp > 0) mtp = bench_mtp(*model, o->mtp, std::max(8, o->gen / 4), o->json);
     const Stats p = stats(pp), g = stats(tg), g0 = stats(tg0), ratio = stats(depth_ratio);
     const size_t rss = peak_rss_bytes();  // before the bandwidth probe's own 1 GiB buffer
     const double bytes_per_token = double(model->active_weight_bytes());
@@ -154,6 +164,7 @@ void register_bench(CLI::App& app, int& exit_code) {
                           {"achieved_gb_s", achieved / 1e9},
                           {"roofline_tok_s", bandwidth / bytes_per_token},
                           {"roofline_fraction", fraction}};
+      if (o->mtp > 0) j["mtp"] = mtp;
       std::printf("%s\n", j.dump(2).c_str());
     } else {
       std::printf("model %s | isa %s | threads %d | depth %d | kv %s | load %.2f s | page-in %.2f s\n",

@@ -69,10 +69,12 @@ void register_chat(CLI::App& app, int& exit_code) {
     std::string system, thinking = "show";
     int n = 1024, cache_mb = 1024;
     SamplingFlags sampling;
+    MtpFlags mtp;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("chat", "Interactive chat (stdin lines; /reset clears, /exit or EOF quits)");
   o->model.add_to(cmd, "Model directory (with tokenizer and chat template)");
+  o->mtp.add_to(cmd);
   cmd->add_option("--system,-s", o->system, "System prompt");
   cmd->add_option("--thinking", o->thinking, "Reasoning (<think>) display")->check(CLI::IsMember({"show", "hide"}));
   cmd->add_option("-n,--n-tokens", o->n, "Most tokens per answer");
@@ -94,6 +96,11 @@ void register_chat(CLI::App& app, int& exit_code) {
     Generator gen(*model, setup->tok, o->sampling.resolve(setup->gen.sampling), setup->eos);
     StateCache cache(size_t(std::max(o->cache_mb, 0)) << 20);
     if (o->cache_mb > 0) gen.set_state_cache(&cache);
+    if (o->mtp.on())
+      if (auto st = gen.enable_mtp(o->mtp.options()); !st) {
+        std::fprintf(stderr, "error: %s\n", st.error().c_str());
+        return;
+      }
     ChatSession chat(gen, std::move(tpl.value()), o->system);
     GenerateOptions opt;
     opt.max_tokens = o->n;
@@ -119,6 +126,7 @@ void register_chat(CLI::App& app, int& exit_code) {
       }
       print_stats(turn.value());
     }
+    if (o->mtp.verbose && gen.speculative()) std::fprintf(stderr, "%s\n", gen.speculative()->stats().summary().c_str());
     exit_code = 0;
   });
 }

@@ -5,6 +5,8 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "runtime/speculative.h"
+#include "runtime/sampling.h"
 #include "io/npy.h"
 
 namespace qnext::cli {
@@ -102,6 +104,7 @@ void register_generate(CLI::App& app, int& exit_code) {
     IdsInput ids;
     int n = 16;
     bool print_ids = false;
+    MtpFlags mtp;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("generate", "Greedy continuation of token ids");
@@ -109,6 +112,7 @@ void register_generate(CLI::App& app, int& exit_code) {
   o->ids.add_to(cmd);
   cmd->add_option("-n,--n-tokens", o->n, "Tokens to generate");
   cmd->add_flag("--print-ids", o->print_ids, "Print the generated ids, comma-separated (the default)");
+  o->mtp.add_to(cmd);
   cmd->callback([o, &exit_code] {
     exit_code = 1;
     auto model = o->model.load_or_report();
@@ -124,13 +128,41 @@ void register_generate(CLI::App& app, int& exit_code) {
     std::vector<float> logits;
     ForwardOptions opt;
     auto t0 = clock::now();
-    model->forward(state, *ids, opt, nullptr, &logits);
+    std::unique_ptr<SpeculativeDecoder> spec;
+    if (o->mtp.on()) {
+      if (!model->has_mtp()) {
+        std::fprintf(stderr, "error: the model has no MTP weights (mtp.*): --mtp needs them\n");
+        return;
+      }
+      spec = std::make_unique<SpeculativeDecoder>(*model, o->mtp.options());
+    }
+    std::vector<float> hidden;
+    model->forward(state, *ids, opt, spec ? &hidden : nullptr, &logits);
+    if (spec) spec->fed(hidden);
     auto t1 = clock::now();
     std::vector<int32_t> out;
-    for (int i = 0; i < o->n; ++i) {
-      const int32_t next = argmax(logits.data(), c.vocab_size);
+    if (spec) {  // speculative: the same greedy tokens, fewer main-model steps
+      SamplingParams greedy;
+      greedy.temperature = 0;
+      Sampler sampler(greedy);
+      std::vector<int32_t> fed(*ids), step_out;
+      int32_t next = argmax(logits.data(), c.vocab_size);
       out.push_back(next);
-      if (i + 1 < o->n) model->forward(state, std::span<const int32_t>(&next, 1), opt, nullptr, &logits);
+      while (int(out.size()) < o->n) {
+        spec->step(state, fed, next, sampler, {}, step_out);
+        fed.push_back(next);
+        const size_t take = std::min(step_out.size(), size_t(o->n) - out.size());
+        spec->keep(state, int(take));
+        fed.insert(fed.end(), step_out.begin(), step_out.begin() + ptrdiff_t(take) - 1);
+        out.insert(out.end(), step_out.begin(), step_out.begin() + ptrdiff_t(take));
+        next = out.back();
+      }
+    } else {
+      for (int i = 0; i < o->n; ++i) {
+        const int32_t next = argmax(logits.data(), c.vocab_size);
+        out.push_back(next);
+        if (i + 1 < o->n) model->forward(state, std::span<const int32_t>(&next, 1), opt, nullptr, &logits);
+      }
     }
     auto t2 = clock::now();
     // generate is ids in, ids out (`qnext run` is its text counterpart), so the ids are always printed.
@@ -140,6 +172,7 @@ void register_generate(CLI::App& app, int& exit_code) {
     const double dec = std::chrono::duration<double>(t2 - t1).count();
     std::fprintf(stderr, "prefill: %zu tokens in %.3f s (%.2f tok/s); decode: %d tokens in %.3f s (%.2f tok/s)\n",
                  ids->size(), pre, double(ids->size()) / pre, o->n - 1, dec, o->n > 1 ? (o->n - 1) / dec : 0.0);
+    if (spec && o->mtp.verbose) std::fprintf(stderr, "%s\n", spec->stats().summary().c_str());
     exit_code = 0;
   });
 }

@@ -15,6 +15,7 @@ void register_run(CLI::App& app, int& exit_code) {
     std::vector<std::string> stops;
     bool ignore_eos = false;
     SamplingFlags sampling;
+    MtpFlags mtp;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("run", "Complete a prompt (raw text, no chat template), streaming to stdout");
@@ -24,6 +25,7 @@ void register_run(CLI::App& app, int& exit_code) {
   cmd->add_option("--stop", o->stops, "Stop string (repeatable); not printed");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at EOS tokens");
   o->sampling.add_to(cmd);
+  o->mtp.add_to(cmd);
   cmd->callback([o, &exit_code] {
     exit_code = 1;
     auto model = o->model.load_or_report();
@@ -31,6 +33,11 @@ void register_run(CLI::App& app, int& exit_code) {
     auto setup = load_text_setup_or_report(*model);
     if (!setup) return;
     Generator gen(*model, setup->tok, o->sampling.resolve(setup->gen.sampling), setup->eos);
+    if (o->mtp.on())
+      if (auto st = gen.enable_mtp(o->mtp.options()); !st) {
+        std::fprintf(stderr, "error: %s\n", st.error().c_str());
+        return;
+      }
     const auto prompt = setup->tok.encode(o->prompt);
     GenerateOptions opt;
     opt.max_tokens = o->n;
@@ -48,6 +55,7 @@ void register_run(CLI::App& app, int& exit_code) {
     std::fflush(stdout);
     std::fprintf(stderr, "[%d prompt tokens, %.2f tok/s prefill; %zu generated, %.2f tok/s decode; stop: %s]\n",
                  r->prompt_tokens, r->prefill_tok_s(), r->ids.size(), r->decode_tok_s(), stop_reason_name(r->stop));
+    if (o->mtp.verbose && gen.speculative()) std::fprintf(stderr, "%s\n", gen.speculative()->stats().summary().c_str());
     exit_code = 0;
   });
 }

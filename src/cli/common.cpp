@@ -99,6 +99,20 @@ void ModelFlags::add_to(CLI::App* cmd, const std::string& model_help) {
                   "KV cache element type: f32 (exact, default) or f16 (half the memory of the attention layers' cache)");
 }
 
+void MtpFlags::add_to(CLI::App* cmd) {
+  cmd->add_option("--mtp", mtp,
+                  "MTP speculative decoding: K drafts per step (1-4), or auto (K chosen per step from the "
+                  "acceptance rate and the measured verify cost); same output as without it")
+      ->check(CLI::IsMember({"auto", "1", "2", "3", "4"}));
+  cmd->add_flag("--verbose,-v", verbose, "Print MTP statistics at the end");
+}
+
+SpecOptions MtpFlags::options() const {
+  SpecOptions o;
+  o.k = mtp == "auto" || mtp.empty() ? 0 : std::stoi(mtp);
+  return o;
+}
+
 std::string human_bytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;

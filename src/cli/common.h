@@ -7,6 +7,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "runtime/speculative.h"
+
 #include "core/result.h"
 #include "model/qwen3_next.h"
 
@@ -32,6 +34,16 @@ struct ModelFlags {
 
   void add_to(CLI::App* cmd, const std::string& model_help = "Model directory");
   std::unique_ptr<Model> load_or_report() const { return load_model_or_report(dir, threads, quantize, kv_type); }
+};
+
+// `--mtp K|auto` (MTP speculative decoding; off when absent) and `--verbose` (its stats).
+struct MtpFlags {
+  std::string mtp;  // "", "auto" or 1..4
+  bool verbose = false;
+
+  void add_to(CLI::App* cmd);
+  bool on() const { return !mtp.empty(); }
+  SpecOptions options() const;  // k = 0 for auto
 };
 
 std::string human_bytes(double bytes);

@@ -30,6 +30,7 @@ struct Model::Workspace {
   std::vector<float> hidden, mtp_x;               // [T, H] final-normed hidden; the MTP layer's stream
   std::vector<float> proj, proj2;                 // projections: [T, width]
   std::vector<float> conv_out, z, gb, core;       // DeltaNet: [T, C], [T, Hv Dv], [T, 2 Hv], [T, Hv Dv]
+  std::vector<float> conv_prev;                   // [K-1, C] a recorded segment's conv window before the call
   std::vector<float> qkv, attn;                   // attention: [T, ...]
   std::vector<float> router;                      // [T, E]
   std::vector<int> expert_ids;                    // [T, k]
@@ -157,9 +158,20 @@ void Model::gated_delta_net(const DeltaNetWeights& w, const float* x, int T, std
 
   // Causal depthwise conv + SiLU over each sequence's window, then L2-normed q (scaled by Dk^-1/2) and k.
   float* conv = grow(ws.conv_out, size_t(T) * C);  // [T, C]
-  for (const Segment& s : segs)
+  const int W = c.linear_conv_kernel - 1;           // conv window rows
+  for (const Segment& s : segs) {
+    float* prev = s.history ? grow(ws.conv_prev, size_t(W) * C) : nullptr;  // [W, C]
+    if (prev) std::copy_n(s.gdn->conv.data(), size_t(W) * C, prev);
     conv1d_silu(mixed + size_t(s.row0) * C, s.T, C, w.conv.data(), c.linear_conv_kernel, s.gdn->conv.data(),
                 conv + size_t(s.row0) * C);
+    // Recording: the window after row t is the last W rows of [prev; rows 0..t].
+    for (int t = 0; prev && t < s.T; ++t)
+      for (int j = 0; j < W; ++j) {
+        const int idx = t + 1 + j;  // into [prev; rows]
+        const float* src = idx < W ? prev + size_t(idx) * C : mixed + size_t(s.row0 + idx - W) * C;
+        std::copy_n(src, C, s.history[t].conv.data() + size_t(j) * C);
+      }
+  }
   const float q_scale = 1.0f / std::sqrt(float(Dk));
   global_pool().parallel_for(size_t(T), [&](size_t t0, size_t t1, int) {
     for (size_t t = t0; t < t1; ++t)
@@ -189,6 +201,20 @@ void Model::gated_delta_net(const DeltaNetWeights& w, const float* x, int T, std
                        core + row * Hv * Dv + v * Dv,
                        size_t(Hv) * Dv};
     float* S = s.gdn->recurrent.data() + v * size_t(Dk) * Dv;
+    if (s.history) {  // one token at a time, keeping the state after each
+      for (int t = 0; t < s.T; ++t) {
+        DeltaRuleHead one = head;
+        one.q += size_t(t) * one.qk_stride;
+        one.k += size_t(t) * one.qk_stride;
+        one.v += size_t(t) * one.v_stride;
+        one.g += size_t(t) * one.gb_stride;
+        one.beta += size_t(t) * one.gb_stride;
+        one.out += size_t(t) * one.out_stride;
+        delta_rule_recurrent(one, 1, Dk, Dv, S);
+        std::copy_n(S, size_t(Dk) * Dv, s.history[t].recurrent.data() + v * size_t(Dk) * Dv);
+      }
+      return;
+    }
     DeltaRuleMode m = mode;
     if (m == DeltaRuleMode::Auto) m = s.T > 1 ? DeltaRuleMode::Chunked : DeltaRuleMode::Recurrent;
     if (m == DeltaRuleMode::Chunked) delta_rule_chunked(head, s.T, Dk, Dv, S, scratch + size_t(thread) * scratch_n);
@@ -492,7 +518,7 @@ void Model::forward(SequenceState& st, std::span<const int32_t> ids, const Forwa
   // Long prompts go through in slices, so the workspace (every projection of every token of the
   // call) stays the size of one slice. Slices are whole delta-rule chunks: the result is the same.
   const int slice = std::max(kDeltaChunk, opt.max_tokens_per_call / kDeltaChunk * kDeltaChunk);
-  if (T > slice && !opt.residuals) {
+  if (T > slice && !opt.residuals && !opt.gdn_history) {
     std::vector<float> h, l;
     if (hidden) hidden->clear();
     if (logits) logits->clear();
@@ -512,8 +538,15 @@ void Model::forward(SequenceState& st, std::span<const int32_t> ids, const Forwa
   if (opt.residuals) opt.residuals->assign(x, x + size_t(T) * H);
 
   const BatchEntry one{&st, ids, nullptr};
+  if (opt.gdn_history) {
+    opt.gdn_history->prepare(c, T);
+    opt.gdn_history->start_pos = st.pos;
+  }
   for (int l = 0; l < c.num_layers; ++l) {
-    decoder_layer(weights_.layers[size_t(l)], x, T, layer_segments({&one, 1}, l), opt.delta_mode);
+    std::span<const Segment> segs = layer_segments({&one, 1}, l);
+    if (opt.gdn_history && c.layer_types[size_t(l)] == LayerType::LinearAttention)
+      ws_->segs[0].history = opt.gdn_history->layer(l);
+    decoder_layer(weights_.layers[size_t(l)], x, T, segs, opt.delta_mode);
     if (opt.residuals) opt.residuals->insert(opt.residuals->end(), x, x + size_t(T) * H);
   }
   st.pos += T;

@@ -28,6 +28,11 @@ struct ForwardOptions {
   bool all_logits = false;            // logits for every row, else the last row only
   bool want_logits = true;
   std::vector<float>* residuals = nullptr;  // when set: [L+1, T, H] embedding then each layer's output
+  // When set: every DeltaNet layer's conv window and recurrent state after each of the T tokens
+  // ([num_layers, T] states, see DeltaNetHistory), so SequenceState::rewind can keep any prefix
+  // (speculative verification). The call goes through in one piece, token by token in the delta
+  // rule (the recurrent form, whatever delta_mode says).
+  DeltaNetHistory* gdn_history = nullptr;
   // Longer prompts go through in slices of this many tokens (a multiple of the delta-rule chunk),
   // so the workspace stays the size of one slice (default_prompt_slice()).
   int max_tokens_per_call = default_prompt_slice();
@@ -46,6 +51,7 @@ struct Segment {
   int row0 = 0, T = 0, start_pos = 0;
   DeltaNetState* gdn = nullptr;  // DeltaNet layers
   KvCache* kv = nullptr;         // attention layers
+  DeltaNetState* history = nullptr;  // DeltaNet layers, when recording: [T] the state after each row
 };
 
 class Model {

@@ -123,6 +123,41 @@ void SequenceState::restore(const SequenceState& snap) {
   restore_kv(snap.mtp_kv, mtp_kv);
 }
 
+void DeltaNetHistory::prepare(const Config& c, int T) {
+  tokens = T;
+  if (T <= capacity && states.size() == size_t(c.num_layers) * size_t(capacity)) return;
+  capacity = std::max(T, capacity);
+  states.assign(size_t(c.num_layers) * size_t(capacity), DeltaNetState{});
+  for (int l = 0; l < c.num_layers; ++l) {
+    if (c.layer_types[size_t(l)] != LayerType::LinearAttention) continue;
+    for (int t = 0; t < capacity; ++t) {
+      DeltaNetState& s = states[size_t(l) * size_t(capacity) + size_t(t)];
+      s.conv.assign(size_t(c.linear_conv_kernel - 1) * size_t(c.linear_qkv_dim()), 0.0f);
+      s.recurrent.assign(
+          size_t(c.linear_num_value_heads) * size_t(c.linear_key_head_dim) * size_t(c.linear_value_head_dim), 0.0f);
+    }
+  }
+}
+
+void SequenceState::rewind(const DeltaNetHistory& h, int keep) {
+  keep = std::clamp(keep, 1, h.tokens);
+  if (pos == h.start_pos + keep) return;  // already there
+  pos = h.start_pos + keep;
+  for (size_t l = 0; l < gdn.size(); ++l) {
+    if (gdn[l].recurrent.empty()) continue;
+    const DeltaNetState& s = h.at(int(l), keep - 1);
+    std::copy(s.conv.begin(), s.conv.end(), gdn[l].conv.begin());
+    std::copy(s.recurrent.begin(), s.recurrent.end(), gdn[l].recurrent.begin());
+  }
+  for (auto& c : kv)
+    if (c.heads > 0) c.len = std::min(c.len, pos);
+}
+
+void SequenceState::rewind_mtp(int slots) {
+  mtp_pos = std::min(mtp_pos, slots);
+  mtp_kv.len = std::min(mtp_kv.len, mtp_pos);
+}
+
 void SequenceState::reserve(int positions) {
   for (auto& c : kv)
     if (c.heads > 0) c.ensure_capacity(positions);

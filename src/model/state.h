@@ -37,6 +37,21 @@ struct DeltaNetState {
   std::vector<float> recurrent;  // [Hv, Dk, Dv] the delta-rule state S per value head
 };
 
+// The DeltaNet states (conv window and recurrent state of every DeltaNet layer) after each token
+// of one forward call, so a speculative verify can keep any prefix of the tokens it fed
+// (ForwardOptions::gdn_history fills it). Sized on first use, then reused: no allocation.
+struct DeltaNetHistory {
+  int tokens = 0;                     // T of the call that filled it
+  int start_pos = 0;                  // the state's position before that call
+  std::vector<DeltaNetState> states;  // [num_layers, capacity]: layer l's state after token t at l * capacity + t
+  int capacity = 0;                   // tokens room per layer
+
+  // Makes room for T tokens of a model with config c (DeltaNet layers only get buffers).
+  void prepare(const Config& c, int T);
+  DeltaNetState* layer(int l) { return states.data() + size_t(l) * size_t(capacity); }
+  const DeltaNetState& at(int l, int t) const { return states[size_t(l) * size_t(capacity) + size_t(t)]; }
+};
+
 struct SequenceState {
   explicit SequenceState(const Config& c, DType kv_type = DType::F32);
 
@@ -52,6 +67,12 @@ struct SequenceState {
   // reusing this state's buffers.
   SequenceState snapshot() const;
   void restore(const SequenceState& snap);
+  // Undoes the tail of the last forward call, which fed h.tokens tokens recording h: keeps its
+  // first `keep` tokens (1..h.tokens), as if only they had been fed. KV entries past the new
+  // position are left in place and overwritten later.
+  void rewind(const DeltaNetHistory& h, int keep);
+  // Drops the MTP head's slots from `slots` on.
+  void rewind_mtp(int slots);
   // Allocates the KV caches for `positions` tokens up front, so decoding up to there never
   // allocates (a server reserves a request's prompt plus max_tokens).
   void reserve(int positions);

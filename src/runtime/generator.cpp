@@ -35,7 +35,21 @@ Generator::Generator(Model& model, Tokenizer tok, SamplingParams sampling, std::
 
 bool Generator::is_eos(int32_t id) const { return std::find(eos_.begin(), eos_.end(), id) != eos_.end(); }
 
+void Generator::set_logit_hook(LogitHook hook) {
+  hook_ = std::move(hook);
+  if (spec_) spec_->set_logit_hook(hook_);
+}
+
+Status Generator::enable_mtp(SpecOptions opt) {
+  if (!model_.has_mtp()) return err("the model has no MTP weights (mtp.*): --mtp needs them");
+  spec_ = std::make_unique<SpeculativeDecoder>(model_, opt);
+  spec_->set_logit_hook(hook_);
+  reset();
+  return Ok{};
+}
+
 void Generator::reset() {
+  if (spec_) spec_->reset();
   state_.reset();
   tokens_.clear();
   logits_.clear();
@@ -49,7 +63,7 @@ Result<int> Generator::set_prompt(std::span<const int32_t> prompt) {
   if (!extends) {
     reset();
     ++resets_;
-    if (cache_) {
+    if (cache_ && !spec_) {
       const int n = cache_->restore(prompt, state_, &logits_);
       tokens_.assign(prompt.begin(), prompt.begin() + n);
     }
@@ -61,7 +75,8 @@ Result<int> Generator::set_prompt(std::span<const int32_t> prompt) {
     return 0;
   }
   ForwardOptions opt;
-  model_.forward(state_, rest, opt, nullptr, &logits_);
+  model_.forward(state_, rest, opt, spec_ ? &hidden_ : nullptr, &logits_);
+  if (spec_) spec_->fed(hidden_);
   tokens_.insert(tokens_.end(), rest.begin(), rest.end());
   if (cache_) cache_->put(tokens_, state_, logits_);
   return int(rest.size());
@@ -89,25 +104,49 @@ Result<GenerationResult> Generator::generate(std::span<const int32_t> prompt, co
   };
   std::vector<int32_t> history = tokens_;  // penalties see the whole conversation
   const int V = model_.config().vocab_size;
-  for (int i = 0; i < opt.max_tokens; ++i) {
-    scratch_.assign(logits_.begin(), logits_.begin() + V);
-    if (hook_) hook_(scratch_);
-    const int32_t next = sampler_.sample(scratch_, history);
-    r.ids.push_back(next);
-    history.push_back(next);
-    if (!opt.ignore_eos && is_eos(next)) {
+  // Takes a sampled token; true when generation ends with it.
+  auto take = [&](int32_t t) {
+    r.ids.push_back(t);
+    history.push_back(t);
+    if (!opt.ignore_eos && is_eos(t)) {
       r.stop = StopReason::Eos;
-      break;
+      return true;
     }
-    emit(stops.feed(decoder.push(next)));
+    emit(stops.feed(decoder.push(t)));
     if (stops.stopped()) {
       r.stop = StopReason::StopString;
-      break;
+      return true;
     }
-    if (i + 1 == opt.max_tokens) break;
+    return int(r.ids.size()) >= opt.max_tokens;
+  };
+  if (opt.max_tokens <= 0) {
+    r.decode_s = seconds_since(t1);
+    return r;
+  }
+  scratch_.assign(logits_.begin(), logits_.begin() + V);
+  if (hook_) hook_(scratch_);
+  int32_t next = sampler_.sample(scratch_, history);
+  bool done = take(next);
+  while (!done) {
+    if (spec_) {
+      // One main-model step yields 1..K+1 tokens; the state then holds all but the last.
+      spec_->step(state_, tokens_, next, sampler_, history, spec_out_);
+      tokens_.push_back(next);
+      size_t used = 0;
+      while (used < spec_out_.size() && !done) done = take(spec_out_[used++]);
+      spec_->keep(state_, int(used));  // a stop inside the step: the state holds only what was taken
+      tokens_.insert(tokens_.end(), spec_out_.begin(), spec_out_.begin() + ptrdiff_t(used) - 1);
+      next = spec_out_[used - 1];
+      logits_ = spec_->logits();
+      continue;
+    }
     ForwardOptions fo;
     model_.forward(state_, std::span<const int32_t>(&next, 1), fo, nullptr, &logits_);
     tokens_.push_back(next);
+    scratch_.assign(logits_.begin(), logits_.begin() + V);
+    if (hook_) hook_(scratch_);
+    next = sampler_.sample(scratch_, history);
+    done = take(next);
   }
   if (r.stop != StopReason::StopString) {
     emit(stops.feed(decoder.flush()));

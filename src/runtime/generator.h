@@ -12,6 +12,7 @@
 #include "model/qwen3_next.h"
 #include "model/state.h"
 #include "runtime/sampling.h"
+#include "runtime/speculative.h"
 #include "runtime/state_cache.h"
 #include "tokenizer/tokenizer.h"
 
@@ -65,7 +66,12 @@ class Generator {
   // and each prompt fed is snapshotted. The cache outlives the generator; null: none.
   void set_state_cache(StateCache* cache) { cache_ = cache; }
   void set_sampling(const SamplingParams& p) { sampler_ = Sampler(p); }
-  void set_logit_hook(LogitHook hook) { hook_ = std::move(hook); }
+  void set_logit_hook(LogitHook hook);
+  // MTP speculative decoding (see speculative.h): the same tokens (greedy) or the same
+  // distribution (sampling), fewer main-model steps. Needs a model with mtp.* weights; while on,
+  // prompts are always fed (not restored from the state cache, which keeps no hidden states).
+  Status enable_mtp(SpecOptions opt);
+  SpeculativeDecoder* speculative() { return spec_.get(); }
 
   const std::vector<int32_t>& tokens() const { return tokens_; }  // the ids in the state
   const std::vector<float>& last_logits() const { return logits_; }  // after tokens().back()
@@ -85,6 +91,9 @@ class Generator {
   std::vector<int32_t> tokens_;
   std::vector<float> logits_, scratch_;
   LogitHook hook_;
+  std::unique_ptr<SpeculativeDecoder> spec_;
+  std::vector<float> hidden_;      // [T, H] of a prompt fed with MTP on
+  std::vector<int32_t> spec_out_;  // one speculative step's tokens
   StateCache* cache_ = nullptr;
   int resets_ = 0;
 };

@@ -96,39 +96,13 @@ void Sampler::apply_top_p() {
   cands_.erase(tail, cands_.end());
 }
 
-int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
-  const size_t n = logits.size();
-  if (n == 0) return -1;
+// Fills cands_ from work_ (scaled logits, max x_max) with the tokens top-k, top-p and min-p keep.
+void Sampler::build_candidates(float x_max) {
+  const size_t n = work_.size();
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  work_.resize(n);
-  for (size_t i = 0; i < n; ++i) work_[i] = std::isnan(logits[i]) ? kNegInf : logits[i];
-  apply_penalties(work_, history, params_, seen_);
-  auto argmax = [&] { return int32_t(std::max_element(work_.begin(), work_.end()) - work_.begin()); };
-
-  if (params_.temperature <= 0.0f || params_.top_k == 1) return argmax();
-  const float inv_t = 1.0f / params_.temperature;
-  float x_max = kNegInf;
-  for (float& l : work_) {
-    l *= inv_t;
-    x_max = std::max(x_max, l);
-  }
-  if (!std::isfinite(x_max)) return argmax();  // everything masked, or +inf present
-
   const bool top_k_on = params_.top_k > 0 && size_t(params_.top_k) < n;
   const bool top_p_on = params_.top_p < 1.0f;
   const bool min_p_on = params_.min_p > 0.0f;
-  if (!top_k_on && !top_p_on && !min_p_on) {
-    // Plain sampling over the whole vocab: no candidate list needed.
-    double mass = 0.0;
-    for (float& x : work_) mass += (x = std::exp(x - x_max));
-    double u = uniform() * mass;
-    for (size_t i = 0; i < n; ++i) {
-      u -= work_[i];
-      if (u < 0.0) return int32_t(i);
-    }
-    return argmax();  // rounding left u a hair above zero: the likeliest token
-  }
-
   // HF order: top-k, then top-p on the top-k distribution, then min-p. min-p is a fixed
   // threshold on the scaled logit (p_i / p_max = exp(x_i - x_max)); when top-p is off it
   // can be applied while collecting candidates, which keeps the list short.
@@ -165,6 +139,42 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   for (Cand& c : cands_) c.w = std::exp(c.x - x_max);
   if (top_p_on) apply_top_p();
   if (min_p_on) std::erase_if(cands_, [&](const Cand& c) { return c.x < min_x; });
+}
+
+int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> history) {
+  const size_t n = logits.size();
+  if (n == 0) return -1;
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  work_.resize(n);
+  for (size_t i = 0; i < n; ++i) work_[i] = std::isnan(logits[i]) ? kNegInf : logits[i];
+  apply_penalties(work_, history, params_, seen_);
+  auto argmax = [&] { return int32_t(std::max_element(work_.begin(), work_.end()) - work_.begin()); };
+
+  if (params_.temperature <= 0.0f || params_.top_k == 1) return argmax();
+  const float inv_t = 1.0f / params_.temperature;
+  float x_max = kNegInf;
+  for (float& l : work_) {
+    l *= inv_t;
+    x_max = std::max(x_max, l);
+  }
+  if (!std::isfinite(x_max)) return argmax();  // everything masked, or +inf present
+
+  const bool top_k_on = params_.top_k > 0 && size_t(params_.top_k) < n;
+  const bool top_p_on = params_.top_p < 1.0f;
+  const bool min_p_on = params_.min_p > 0.0f;
+  if (!top_k_on && !top_p_on && !min_p_on) {
+    // Plain sampling over the whole vocab: no candidate list needed.
+    double mass = 0.0;
+    for (float& x : work_) mass += (x = std::exp(x - x_max));
+    double u = uniform() * mass;
+    for (size_t i = 0; i < n; ++i) {
+      u -= work_[i];
+      if (u < 0.0) return int32_t(i);
+    }
+    return argmax();  // rounding left u a hair above zero: the likeliest token
+  }
+
+  build_candidates(x_max);
   if (cands_.empty()) return argmax();
 
   double mass = 0.0;
@@ -175,6 +185,51 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
     if (u < 0.0) return c.id;
   }
   return cands_.front().id;  // rounding left u a hair above zero
+}
+
+void Sampler::distribution(std::span<const float> logits, std::span<const int32_t> history,
+                           std::vector<float>& probs) {
+  const size_t n = logits.size();
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  probs.assign(n, 0.0f);
+  if (n == 0) return;
+  work_.resize(n);
+  for (size_t i = 0; i < n; ++i) work_[i] = std::isnan(logits[i]) ? kNegInf : logits[i];
+  apply_penalties(work_, history, params_, seen_);
+  auto one_hot = [&] { probs[size_t(std::max_element(work_.begin(), work_.end()) - work_.begin())] = 1.0f; };
+  if (params_.temperature <= 0.0f || params_.top_k == 1) return one_hot();
+  const float inv_t = 1.0f / params_.temperature;
+  float x_max = kNegInf;
+  for (float& l : work_) {
+    l *= inv_t;
+    x_max = std::max(x_max, l);
+  }
+  if (!std::isfinite(x_max)) return one_hot();
+  const bool truncating = (params_.top_k > 0 && size_t(params_.top_k) < n) || params_.top_p < 1.0f || params_.min_p > 0.0f;
+  double mass = 0.0;
+  if (!truncating) {
+    for (size_t i = 0; i < n; ++i) mass += (probs[i] = std::exp(work_[i] - x_max));
+  } else {
+    build_candidates(x_max);
+    if (cands_.empty()) return one_hot();
+    for (const Cand& c : cands_) mass += (probs[size_t(c.id)] = c.w);
+  }
+  const float inv = float(1.0 / mass);
+  for (float& p : probs) p *= inv;
+}
+
+int32_t Sampler::draw(std::span<const float> weights) {
+  double mass = 0.0;
+  for (float w : weights) mass += w;
+  double u = uniform() * mass;
+  int32_t last = -1;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    if (weights[i] <= 0.0f) continue;
+    last = int32_t(i);
+    u -= weights[i];
+    if (u < 0.0) return int32_t(i);
+  }
+  return last;  // rounding left u a hair above zero: the last token with weight
 }
 
 // --- generation_config.json -----------------------------------------------------------------

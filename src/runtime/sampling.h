@@ -37,6 +37,15 @@ class Sampler {
                               const SamplingParams& p, std::vector<int32_t>& seen);
 
   const SamplingParams& params() const { return params_; }
+  bool greedy() const { return params_.temperature <= 0.0f || params_.top_k == 1; }
+
+  // The distribution sample() draws from, over the whole vocab (sums to 1; one-hot for greedy):
+  // penalties, temperature, top-k, top-p and min-p applied. Speculative sampling compares the
+  // main model's and the draft's distributions through it.
+  void distribution(std::span<const float> logits, std::span<const int32_t> history, std::vector<float>& probs);
+  // A draw from non-negative weights (normalized here) with this sampler's RNG; -1 if all are 0.
+  int32_t draw(std::span<const float> weights);
+  double uniform01() { return uniform(); }
 
  private:
   struct Cand {
@@ -45,6 +54,7 @@ class Sampler {
     int32_t id;
   };
   void apply_top_p();  // cands_ non-empty, weights set
+  void build_candidates(float x_max);  // cands_ from work_ (scaled logits): what top-k/p, min-p keep
   double uniform();  // [0, 1), from the seeded engine only (reproducible across platforms)
 
   SamplingParams params_;
