@@ -26,7 +26,7 @@ Result<Json> parse_json(std::string_view text, const std::string& what, int max_
   } catch (const TooDeep&) {
     return err(what + ": JSON nested deeper than " + std::to_string(max_depth) + " levels");
   } catch (const typename Json::exception& e) {
-    return err(what + ": invalid JSON (" + e.what() + ")");
+    return err(what + ": malformed JSON (" + e.what() + ")");
   }
 }
 

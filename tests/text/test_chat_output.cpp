@@ -64,7 +64,7 @@ TEST(ChatOutput, MalformedToolCallsAreErrorEntries) {
                              "<tool_call>{\"name\": \"g\"}</tool_call>after<tool_call>{\"name\"");
   ASSERT_EQ(o.tool_calls.size(), 5u);
   EXPECT_FALSE(o.tool_calls[0].ok());
-  EXPECT_NE(o.tool_calls[0].error.find("invalid JSON"), std::string::npos);
+  EXPECT_NE(o.tool_calls[0].error.find("tool call: malformed JSON"), std::string::npos);
   EXPECT_NE(o.tool_calls[0].raw.find("\"f\""), std::string::npos);
   EXPECT_FALSE(o.tool_calls[1].ok());
   EXPECT_FALSE(o.tool_calls[2].ok());
