@@ -108,6 +108,7 @@ Result<std::shared_ptr<RequestHandle>> Engine::submit(GenRequest req) {
     return err("the prompt (" + std::to_string(req.prompt.size()) + " tokens) plus max_tokens (" +
                std::to_string(req.max_tokens) + ") exceeds the context of " + std::to_string(opt_.ctx) + " tokens");
   req.top_logprobs = std::min(req.top_logprobs, 20);
+  req.sampling.penalty_counts_from = req.prompt.size();
   std::shared_ptr<RequestHandle> handle;
   {
     std::lock_guard lock(mu_);

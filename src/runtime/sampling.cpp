@@ -20,23 +20,33 @@ void Sampler::apply_penalties(std::span<float> logits, std::span<const int32_t> 
   apply_penalties(logits, history, p, seen);
 }
 
-void Sampler::apply_penalties(std::span<float> logits, std::span<const int32_t> history,
-                              const SamplingParams& p, std::vector<int32_t>& seen) {
-  bool rep = p.repetition_penalty != 1.0f && p.repetition_penalty > 0.0f;
-  bool openai = p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
-  if (history.empty() || (!rep && !openai)) return;
-  seen.assign(history.begin(), history.end());
+// Calls f(logit, count) once per distinct id of ids (sorted into seen).
+template <typename F>
+static void for_each_count(std::span<float> logits, std::span<const int32_t> ids, std::vector<int32_t>& seen, F f) {
+  seen.assign(ids.begin(), ids.end());
   std::sort(seen.begin(), seen.end());
   for (size_t i = 0; i < seen.size();) {
     size_t j = i;
     while (j < seen.size() && seen[j] == seen[i]) ++j;
-    int32_t id = seen[i];
-    float count = float(j - i);
+    const int32_t id = seen[i];
+    const float count = float(j - i);
     i = j;
-    if (id < 0 || size_t(id) >= logits.size()) continue;
-    float& l = logits[id];
-    if (rep) l = l > 0 ? l / p.repetition_penalty : l * p.repetition_penalty;
-    l -= p.presence_penalty + p.frequency_penalty * count;
+    if (id >= 0 && size_t(id) < logits.size()) f(logits[size_t(id)], count);
+  }
+}
+
+void Sampler::apply_penalties(std::span<float> logits, std::span<const int32_t> history,
+                              const SamplingParams& p, std::vector<int32_t>& seen) {
+  const bool rep = p.repetition_penalty != 1.0f && p.repetition_penalty > 0.0f;
+  const bool openai = p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
+  if (rep)
+    for_each_count(logits, history, seen, [&](float& l, float) {
+      l = l > 0 ? l / p.repetition_penalty : l * p.repetition_penalty;
+    });
+  if (openai) {
+    const size_t from = std::min(history.size(), p.penalty_counts_from);
+    for_each_count(logits, history.subspan(from), seen,
+                   [&](float& l, float count) { l -= p.presence_penalty + p.frequency_penalty * count; });
   }
 }
 

@@ -19,6 +19,10 @@ struct SamplingParams {
   float repetition_penalty = 1.0f;  // HF: seen tokens' logits divided (if > 0) or multiplied
   float presence_penalty = 0.0f;    // OpenAI: subtracted once from seen tokens
   float frequency_penalty = 0.0f;   // OpenAI: subtracted once per occurrence
+  // Presence and frequency penalties count history[penalty_counts_from:] only: the server sets
+  // the prompt's length, so they count generated tokens as OpenAI and vLLM do (the repetition
+  // penalty sees the whole history, as in HF and vLLM). 0: the whole history (the CLI).
+  size_t penalty_counts_from = 0;
   uint64_t seed = 0;
 };
 

@@ -304,3 +304,27 @@ TEST(GenerationConfig, WrongTypeIsAnError) {
   ASSERT_FALSE(e.ok());
   EXPECT_NE(e.error().find("eos_token_id"), std::string::npos) << e.error();
 }
+
+namespace qnext {
+// The server's semantics: presence and frequency penalties count only the generated tokens
+// (history from penalty_counts_from), the repetition penalty the whole history.
+TEST(Sampling, OpenAiPenaltiesCountOnlyGeneratedTokens) {
+  SamplingParams p;
+  p.presence_penalty = 0.5f;
+  p.frequency_penalty = 0.25f;
+  p.repetition_penalty = 2.0f;
+  p.penalty_counts_from = 3;  // ids 0..2 are the prompt
+  const std::vector<int32_t> history = {1, 2, 2, 2, 3, 3};
+  std::vector<float> logits = {1, 1, 1, 1, 1};
+  Sampler::apply_penalties(logits, history, p);
+  EXPECT_FLOAT_EQ(logits[0], 1.0f);                       // never seen
+  EXPECT_FLOAT_EQ(logits[1], 0.5f);                       // prompt only: repetition
+  EXPECT_FLOAT_EQ(logits[2], 0.5f - 0.5f - 0.25f * 1);   // once in the output
+  EXPECT_FLOAT_EQ(logits[3], 0.5f - 0.5f - 0.25f * 2);   // twice in the output
+  p.penalty_counts_from = 0;  // the CLI: the whole history
+  logits = {1, 1, 1, 1, 1};
+  Sampler::apply_penalties(logits, history, p);
+  EXPECT_FLOAT_EQ(logits[1], 0.5f - 0.5f - 0.25f * 1);
+  EXPECT_FLOAT_EQ(logits[2], 0.5f - 0.5f - 0.25f * 3);
+}
+}  // namespace qnext
