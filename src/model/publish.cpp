@@ -10,6 +10,7 @@
 #include "core/thread_pool.h"
 #include "io/checkpoint.h"
 #include "kernels/matmul.h"
+#include "model/quantize.h"
 
 namespace fs = std::filesystem;
 
@@ -98,12 +99,8 @@ void int4_rows(const Matrix& w, int32_t* packed, uint16_t* scales) {
 
 Status write_published_layout(const std::string& src_dir, PublishedLayout layout, const std::string& out_dir,
                               const std::function<void(size_t, size_t)>& progress) {
-  auto ck = Checkpoint::open(src_dir);
+  auto ck = open_for_conversion(src_dir, out_dir);
   if (!ck) return err(ck.error());
-  std::error_code ec;
-  if (fs::equivalent(src_dir, out_dir, ec)) return err(out_dir + ": the output must not be the input directory");
-  fs::create_directories(out_dir, ec);
-  if (ec) return err(out_dir + ": cannot create directory: " + ec.message());
   size_t total = 0, done = 0;
   for (const auto& f : ck->files())
     for (const auto& t : f.tensors()) total += t.nbytes;
@@ -185,6 +182,7 @@ Status write_published_layout(const std::string& src_dir, PublishedLayout layout
         {"quantization_status", "compressed"}};
   }
   std::ofstream(fs::path(out_dir) / "config.json") << config.dump(2) << "\n";
+  std::error_code ec;
   for (const char* name : {"generation_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
                            "vocab.json", "merges.txt", "special_tokens_map.json"}) {
     const fs::path src = fs::path(src_dir) / name;

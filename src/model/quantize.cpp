@@ -70,15 +70,21 @@ void quantize_matrix(const Matrix& src, DType target, uint8_t* dst) {
   }, 8);
 }
 
-Status quantize_checkpoint(const std::string& src_dir, QuantRecipe recipe, const std::string& out_dir,
-                           const std::function<void(size_t, size_t)>& progress) {
-  if (recipe == QuantRecipe::None) return err("quantize: no quantization type given");
+Result<Checkpoint> open_for_conversion(const std::string& src_dir, const std::string& out_dir) {
   auto ck = Checkpoint::open(src_dir);
   if (!ck) return err(ck.error());
   std::error_code ec;
   if (fs::equivalent(src_dir, out_dir, ec)) return err(out_dir + ": the output must not be the input directory");
   fs::create_directories(out_dir, ec);
   if (ec) return err(out_dir + ": cannot create directory: " + ec.message());
+  return ck;
+}
+
+Status quantize_checkpoint(const std::string& src_dir, QuantRecipe recipe, const std::string& out_dir,
+                           const std::function<void(size_t, size_t)>& progress) {
+  if (recipe == QuantRecipe::None) return err("quantize: no quantization type given");
+  auto ck = open_for_conversion(src_dir, out_dir);
+  if (!ck) return err(ck.error());
 
   auto qc = read_quant_config(src_dir);
   if (!qc) return err(qc.error());
@@ -178,6 +184,7 @@ Status quantize_checkpoint(const std::string& src_dir, QuantRecipe recipe, const
     config.erase("quantization_config");
     std::ofstream(fs::path(out_dir) / "config.json") << config.dump(2) << "\n";
   }
+  std::error_code ec;
   for (const char* name : {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
                            "chat_template.jinja", "vocab.json", "merges.txt", "special_tokens_map.json"}) {
     const fs::path src = fs::path(src_dir) / name;

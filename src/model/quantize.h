@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "kernels/matmul.h"
 
@@ -28,6 +29,9 @@ std::optional<DType> quant_target(QuantRecipe r, const TensorView& t);  // a flo
 // Quantizes a matrix [rows, cols] of any format into dst (rows * row_bytes(target, cols) bytes),
 // rows in parallel.
 void quantize_matrix(const Matrix& src, DType target, uint8_t* dst);
+
+// Opens the checkpoint a conversion reads and creates the directory it writes (never the same one).
+Result<Checkpoint> open_for_conversion(const std::string& src_dir, const std::string& out_dir);
 
 // Writes a quantized copy of a checkpoint directory: same shard names and index, config and
 // tokenizer files copied; loadable with --model like the original.

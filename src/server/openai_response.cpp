@@ -47,6 +47,18 @@ static json usage_chunk(const ResponseMeta& meta, const char* object, const GenE
               {"model", meta.model}, {"choices", json::array()}, {"usage", usage_json(last)}};
 }
 
+bool ResponseEnd::record(const GenEvent& e) {
+  if (!e.done) return false;
+  done = true;
+  last = e;
+  last.tokens.clear();
+  if (e.finish == FinishReason::Error || e.finish == FinishReason::Cancelled) {
+    failed = true;
+    error = engine_error(e);
+  }
+  return true;
+}
+
 json token_bytes_json(const Tokenizer& tok, int32_t id) {
   // The token's raw bytes: a token may hold part of a UTF-8 character, which its text shows as U+FFFD.
   json out = json::array();
@@ -75,7 +87,7 @@ void ChatResponse::add_calls(std::vector<ToolCall>& calls, Piece& p) {
 
 ChatResponse::Piece ChatResponse::process(const GenEvent& e) {
   Piece p;
-  if (done_) return p;
+  if (end_.done) return p;
   if (opt_.logprobs) {
     for (const auto& t : e.tokens) {
       json top = json::array();
@@ -96,22 +108,12 @@ ChatResponse::Piece ChatResponse::process(const GenEvent& e) {
     add_calls(d.tool_calls, p);
   };
   take(parser_.feed(e.text));
-  if (e.done) {
-    done_ = true;
-    last_ = e;
-    last_.tokens.clear();
-    if (e.finish == FinishReason::Error || e.finish == FinishReason::Cancelled) {
-      failed_ = true;
-      error_ = engine_error(e);
-    } else {
-      take(parser_.finish());
-    }
-  }
+  if (end_.record(e) && !end_.failed) take(parser_.finish());
   return p;
 }
 
 std::string ChatResponse::finish_reason() const {
-  switch (last_.finish) {
+  switch (end_.last.finish) {
     case FinishReason::Length: return "length";
     default: return calls_ > 0 ? "tool_calls" : "stop";  // a call was made and the model then stopped
   }
@@ -137,10 +139,10 @@ std::vector<json> ChatResponse::start() {
 
 std::vector<json> ChatResponse::stream_event(const GenEvent& e) {
   std::vector<json> out = start();
-  if (done_) return out;
+  if (end_.done) return out;
   Piece p = process(e);
-  if (failed_) {
-    out.push_back(error_json(error_));
+  if (end_.failed) {
+    out.push_back(error_json(end_.error));
     return out;
   }
   // The event's logprobs ride on its first chunk (or an empty delta when the parser held the text back).
@@ -153,10 +155,10 @@ std::vector<json> ChatResponse::stream_event(const GenEvent& e) {
   if (!p.content.empty()) emit(json{{"content", p.content}});
   if (!p.tool_calls.empty()) emit(json{{"tool_calls", p.tool_calls}});
   if (!lp.is_null()) emit(json::object());
-  if (done_) {
+  if (end_.done) {
     out.push_back(chunk(json::object(), nullptr, finish_reason().c_str()));
     if (opt_.include_usage) {
-      out.push_back(usage_chunk(meta_, "chat.completion.chunk", last_));
+      out.push_back(usage_chunk(meta_, "chat.completion.chunk", end_.last));
     }
   }
   return out;
@@ -187,7 +189,7 @@ json ChatResponse::body() const {
               {"created", meta_.created},
               {"model", meta_.model},
               {"choices", json::array({std::move(choice)})},
-              {"usage", usage_json(last_)}};
+              {"usage", usage_json(end_.last)}};
 }
 
 // --- completions --------------------------------------------------------------------------------
@@ -225,7 +227,7 @@ void CompletionResponse::append_logprobs(json& lp, const std::vector<TokenLogpro
 }
 
 std::string CompletionResponse::finish_reason() const {
-  return last_.finish == FinishReason::Length ? "length" : "stop";
+  return end_.last.finish == FinishReason::Length ? "length" : "stop";
 }
 
 json CompletionResponse::chunk(std::string text, json logprobs, const char* finish) const {
@@ -259,15 +261,10 @@ std::vector<json> CompletionResponse::start() {
 
 std::vector<json> CompletionResponse::stream_event(const GenEvent& e) {
   std::vector<json> out = start();
-  if (done_) return out;
-  if (e.done) {
-    done_ = true;
-    last_ = e;
-    last_.tokens.clear();
-    if (e.finish == FinishReason::Error || e.finish == FinishReason::Cancelled) {
-      failed_ = true;
-      error_ = engine_error(e);
-      out.push_back(error_json(error_));
+  if (end_.done) return out;
+  if (end_.record(e)) {
+    if (end_.failed) {
+      out.push_back(error_json(end_.error));
       return out;
     }
   }
@@ -276,10 +273,10 @@ std::vector<json> CompletionResponse::stream_event(const GenEvent& e) {
     lp = empty_logprobs();
     append_logprobs(lp, e.tokens, true);
   }
-  if (!e.text.empty() || !lp.is_null() || done_)
-    out.push_back(chunk(e.text, std::move(lp), done_ ? finish_reason().c_str() : nullptr));
-  if (done_ && opt_.include_usage) {
-    out.push_back(usage_chunk(meta_, "text_completion", last_));
+  if (!e.text.empty() || !lp.is_null() || end_.done)
+    out.push_back(chunk(e.text, std::move(lp), end_.done ? finish_reason().c_str() : nullptr));
+  if (end_.done && opt_.include_usage) {
+    out.push_back(usage_chunk(meta_, "text_completion", end_.last));
   }
   return out;
 }
@@ -294,18 +291,10 @@ void CompletionResponse::add(const GenEvent& e) {
           for (auto& x : ch["logprobs"][k]) logprobs_[k].push_back(std::move(x));
     }
   }
-  if (done_) return;
+  if (end_.done) return;
   text_ += e.text;
   if (opt_.logprobs >= 0) append_logprobs(logprobs_, e.tokens, true);
-  if (e.done) {
-    done_ = true;
-    last_ = e;
-    last_.tokens.clear();
-    if (e.finish == FinishReason::Error || e.finish == FinishReason::Cancelled) {
-      failed_ = true;
-      error_ = engine_error(e);
-    }
-  }
+  end_.record(e);
 }
 
 json CompletionResponse::body() const {
@@ -318,7 +307,7 @@ json CompletionResponse::body() const {
               {"created", meta_.created},
               {"model", meta_.model},
               {"choices", json::array({std::move(choice)})},
-              {"usage", usage_json(last_)}};
+              {"usage", usage_json(end_.last)}};
 }
 
 }  // namespace qnext::server

@@ -42,6 +42,15 @@ struct ChatResponseOptions {
   bool reasoning_open = false;  // the prompt opened <think>
 };
 
+// How a response ended: the final event (usage, timings; its tokens dropped) and, when the engine
+// failed or cancelled the request, the error to report.
+struct ResponseEnd {
+  bool done = false, failed = false;
+  ApiError error;
+  GenEvent last;
+  bool record(const GenEvent& e);  // true when e is the final event
+};
+
 // One chat completion. Feed every event in order to either stream_event (streaming: returns the
 // chunks to send) or add (whole response: call body() once done() is true).
 class ChatResponse {
@@ -56,12 +65,12 @@ class ChatResponse {
 
   // Whole response.
   void add(const GenEvent& e);
-  bool done() const { return done_; }
-  bool failed() const { return failed_; }
-  const ApiError& error() const { return error_; }  // when failed()
+  bool done() const { return end_.done; }
+  bool failed() const { return end_.failed; }
+  const ApiError& error() const { return end_.error; }  // when failed()
   nlohmann::ordered_json body() const;                // chat.completion
 
-  const GenEvent& last() const { return last_; }  // the final event (usage, timings)
+  const GenEvent& last() const { return end_.last; }  // the final event (usage, timings)
 
  private:
   struct Piece {  // what one event adds
@@ -79,9 +88,8 @@ class ChatResponse {
   ResponseMeta meta_;
   ChatResponseOptions opt_;
   ChatOutputStream parser_;
-  bool started_ = false, done_ = false, failed_ = false;
-  ApiError error_;
-  GenEvent last_;
+  bool started_ = false;
+  ResponseEnd end_;
   int calls_ = 0;  // tool calls made so far (the next one's index)
   // Whole-response accumulation.
   std::string reasoning_, content_;
@@ -106,12 +114,12 @@ class CompletionResponse {
   std::vector<nlohmann::ordered_json> start();  // with echo: the prompt as the first chunk
 
   void add(const GenEvent& e);
-  bool done() const { return done_; }
-  bool failed() const { return failed_; }
-  const ApiError& error() const { return error_; }
+  bool done() const { return end_.done; }
+  bool failed() const { return end_.failed; }
+  const ApiError& error() const { return end_.error; }
   nlohmann::ordered_json body() const;  // text_completion
 
-  const GenEvent& last() const { return last_; }
+  const GenEvent& last() const { return end_.last; }
 
  private:
   // Legacy logprobs {tokens, token_logprobs, top_logprobs, text_offset} of these tokens; offsets
@@ -124,9 +132,8 @@ class CompletionResponse {
   Tokenizer tok_;
   ResponseMeta meta_;
   CompletionResponseOptions opt_;
-  bool started_ = false, done_ = false, failed_ = false;
-  ApiError error_;
-  GenEvent last_;
+  bool started_ = false;
+  ResponseEnd end_;
   size_t text_offset_ = 0;
   std::string text_;
   nlohmann::ordered_json logprobs_;
