@@ -19,8 +19,10 @@
 // would be bound by vpdpbusd rather than memory. A paired slab gives each token two lanes: lane
 // 2t takes k 0-3 of every 8 consecutive k, lane 2t + 1 takes k 4-7, so one vpdpbusd against 8
 // weight bytes broadcast as a qword does 64 useful products. Both lanes of a token share its
-// scales, so their float sums are simply added at the end. Up to 7 tokens leave lanes 14-15 as
-// the sum pair (each sums its half of the block's weights).
+// scales, so their float sums are simply added at the end. With every lane in use there is no
+// spare lane for the weight sums, so the roles swap: the activations stay signed and the weights
+// become the unsigned operand (w + 128, one xor per broadcast); the offset, 128 * the sum of the
+// activation bytes a lane sees, is known when the slab is packed.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -36,7 +38,7 @@ namespace {
 constexpr int kLanes = 16;                      // tokens per slab
 constexpr int kSlabBlockBytes = 8 * 64 + 64;    // per block of 32 k: 8 rows of 16 x 4 bytes, 16 scales
 constexpr int kPairedTokens = kLanes / 2;       // tokens of a paired slab (two lanes each)
-constexpr int kPairedBlockBytes = 4 * 64 + 64;  // per block: 4 rows of 8 tokens x 2 x 4 bytes, 16 scales
+constexpr int kPairedBlockBytes = 4 * 64 + 128;  // per block: 4 rows of 8 tokens x 2 x 4 bytes, 16 scales, 16 offsets
 constexpr int kMR = 12;                         // weight rows per micro-tile
 constexpr size_t kChunkBytes = 192 * 1024;      // unpacked weight rows per pass (in L2 while slabs go by)
 
@@ -70,29 +72,32 @@ void pack_slabs(const BlockQ8x* xq, int T, int64_t nb, bool sum_lane, uint8_t* s
   }
 }
 
-// xq [T, nb] (T <= 8) -> one paired slab [nb, 320 bytes]: per 8 k, token t's first 4 bytes in
-// lane 2t and its last 4 in lane 2t + 1; both lanes carry its scale. Unused lanes are zeros, but
-// for the sum pair (lanes 14-15, when T < 8): bytes 1, dx 0.
-void pack_paired_slab(const BlockQ8x* xq, int T, int64_t nb, bool sum_pair, uint8_t* slab) {
+// xq [T, nb] (T <= 8) -> one paired slab [nb, 384 bytes]: per 8 k, token t's first 4 signed bytes
+// in lane 2t and its last 4 in lane 2t + 1; both lanes carry its scale; each lane's offset is
+// -128 * the sum of its bytes. Unused lanes are zeros.
+void pack_paired_slab(const BlockQ8x* xq, int T, int64_t nb, uint8_t* slab) {
   for (int64_t b = 0; b < nb; ++b) {
     uint8_t* dst = slab + size_t(b) * kPairedBlockBytes;
     uint32_t* rows = reinterpret_cast<uint32_t*>(dst);
     float* dx = reinterpret_cast<float*>(dst + 256);
+    int32_t* corr = reinterpret_cast<int32_t*>(dst + 320);
     for (int j = 0; j < kLanes; ++j) {
       const int t = j / 2, half = j % 2;
       if (t >= T) {
-        const uint32_t pad = sum_pair && t == kPairedTokens - 1 ? 0x01010101u : 0x80808080u;
-        for (int k8 = 0; k8 < 4; ++k8) rows[k8 * kLanes + j] = pad;
+        for (int k8 = 0; k8 < 4; ++k8) rows[k8 * kLanes + j] = 0;
         dx[j] = 0.0f;
+        corr[j] = 0;
         continue;
       }
       const BlockQ8x& blk = xq[size_t(t) * size_t(nb) + size_t(b)];
+      int32_t sum = 0;
       for (int k8 = 0; k8 < 4; ++k8) {
-        uint32_t v;
-        std::memcpy(&v, blk.q + 8 * k8 + 4 * half, 4);
-        rows[k8 * kLanes + j] = v ^ 0x80808080u;  // signed -> unsigned: q + 128
+        const int8_t* q = blk.q + 8 * k8 + 4 * half;
+        std::memcpy(&rows[k8 * kLanes + j], q, 4);
+        sum += q[0] + q[1] + q[2] + q[3];
       }
       dx[j] = blk.d;
+      corr[j] = -128 * sum;
     }
   }
 }
@@ -166,9 +171,8 @@ template <int MR, int kStride, Mode kMode, bool kPaired>
 inline void micro_tile(const RowView* rows, int64_t nb, const uint8_t* slab, int64_t ahead_bytes, float* out) {
   constexpr int kSteps = kPaired ? 4 : 8;  // vpdpbusd per row and block
   constexpr int kBlockBytes = kPaired ? kPairedBlockBytes : kSlabBlockBytes;
-  // The lanes holding each lane's share of the block's weight sum: the spare lane, or the sum pair.
-  const __m512i sum_index = kPaired ? _mm512_set_epi32(15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14)
-                                    : _mm512_set1_epi32(kLanes - 1);
+  const __m512i sum_index = _mm512_set1_epi32(kLanes - 1);  // the spare lane: the block's weight sum
+  const __m512i flip = _mm512_set1_epi8(char(0x80));         // paired: signed weights -> w + 128
   __m512 acc[MR];
   for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
@@ -185,22 +189,24 @@ inline void micro_tile(const RowView* rows, int64_t nb, const uint8_t* slab, int
         if constexpr (kPaired) {  // 8 weight bytes: the even lanes take the first 4, the odd lanes the last 4
           int64_t w8;
           std::memcpy(&w8, rows[i].q + b * kStride + 8 * k, 8);
-          wv = _mm512_set1_epi64(w8);
+          wv = _mm512_xor_si512(_mm512_set1_epi64(w8), flip);
+          dot[i] = _mm512_dpbusd_epi32(dot[i], wv, xv);  // unsigned weights x signed activations
         } else {
           int32_t w4;
           std::memcpy(&w4, rows[i].q + b * kStride + 4 * k, 4);
           wv = _mm512_set1_epi32(w4);
+          dot[i] = _mm512_dpbusd_epi32(dot[i], xv, wv);
         }
-        dot[i] = _mm512_dpbusd_epi32(dot[i], xv, wv);
       }
     }
     const __m512 dx = _mm512_loadu_ps(reinterpret_cast<const float*>(xb + kSteps * 64));
     for (int i = 0; i < MR; ++i) {
       __m512i v;
-      if (kMode == Mode::Prepared) {  // paired: the offset once per token, on its even lane
-        const __m512i corr = kPaired ? _mm512_maskz_set1_epi32(0x5555, rows[i].corr[b]) : _mm512_set1_epi32(rows[i].corr[b]);
-        v = _mm512_add_epi32(dot[i], corr);
-      } else {  // the spare lane (or pair) holds the block's weight sum
+      if constexpr (kPaired) {  // each lane's offset came with the slab
+        v = _mm512_add_epi32(dot[i], _mm512_loadu_si512(xb + kSteps * 64 + 64));
+      } else if (kMode == Mode::Prepared) {
+        v = _mm512_add_epi32(dot[i], _mm512_set1_epi32(rows[i].corr[b]));
+      } else {  // the spare lane holds the block's weight sum
         const __m512i sum = _mm512_permutexvar_epi32(sum_index, dot[i]);
         v = _mm512_sub_epi32(dot[i], _mm512_slli_epi32(sum, 7));
       }
@@ -257,9 +263,10 @@ void gemm_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, in
   thread_local std::vector<float> out;        // [chunk_rows, 16]
   const size_t slab_bytes = size_t(n_slabs) * size_t(nb) * kSlabBlockBytes;
   if (slabs.size() < slab_bytes) slabs.resize(slab_bytes);
-  const bool sum_lane = paired ? T < kPairedTokens : T < kLanes;
+  // A paired slab brings its own offsets, like a sum lane: rows need no preparation either way.
+  const bool sum_lane = paired || T < kLanes;
   const Mode mode = !sum_lane ? Mode::Prepared : w.dtype == DType::Q8_0 ? Mode::InPlaceQ8 : Mode::UnpackedQ4;
-  if (paired) pack_paired_slab(xq, T, nb, sum_lane, slabs.data());
+  if (paired) pack_paired_slab(xq, T, nb, slabs.data());
   else pack_slabs(xq, T, nb, sum_lane, slabs.data());
 
   const int64_t chunk_rows = std::max<int64_t>(kMR, int64_t(kChunkBytes / size_t(w.cols)) / kMR * kMR);
