@@ -54,7 +54,6 @@ struct Engine::Sequence {
   StopStringMatcher stops;
   std::vector<int32_t> history;  // prompt + sampled ids (penalties see both)
   std::vector<float> logits;     // [V] after the last fed token
-  std::vector<float> scratch;    // [V] logits the sampler may change
   int fed = 0;                   // prompt ids in the state
   int cached = 0;                // of those, restored from the cache
   int generated = 0;             // sampled ids, EOS included
@@ -300,8 +299,7 @@ static TokenLogprob logprobs_of(std::span<const float> logits, int32_t id, int n
 
 void Engine::sample(Sequence& s) {
   const int V = model_.config().vocab_size;
-  s.scratch.assign(s.logits.begin(), s.logits.begin() + V);
-  const int32_t id = s.sampler.sample(s.scratch, s.history);
+  const int32_t id = s.sampler.sample({s.logits.data(), size_t(V)}, s.history);
   ++s.generated;
   ++stats_.completion_tokens;
   const bool eos = !s.req.ignore_eos && std::find(eos_.begin(), eos_.end(), id) != eos_.end();

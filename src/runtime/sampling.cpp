@@ -155,6 +155,16 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   const size_t n = logits.size();
   if (n == 0) return -1;
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  const bool penalties = params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f ||
+                         params_.frequency_penalty != 0.0f;
+  if ((params_.temperature <= 0.0f || params_.top_k == 1) && !penalties) {
+    // Greedy without penalties: the first largest logit (NaN never wins), with no copy of the vocab.
+    size_t best = 0;
+    float best_x = kNegInf;
+    for (size_t i = 0; i < n; ++i)
+      if (logits[i] > best_x) best_x = logits[i], best = i;
+    return int32_t(best);
+  }
   work_.resize(n);
   for (size_t i = 0; i < n; ++i) work_[i] = std::isnan(logits[i]) ? kNegInf : logits[i];
   apply_penalties(work_, history, params_, seen_);
