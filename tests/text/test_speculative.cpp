@@ -10,6 +10,7 @@
 
 #include "common/golden.h"
 #include "common/real_vocab.h"
+#include "core/thread_pool.h"
 #include "runtime/generator.h"
 #include "runtime/speculative.h"
 
@@ -77,6 +78,7 @@ SpeculativeDecoder::DraftHook oracle(std::vector<int32_t> truth, size_t prompt_l
 }
 
 TEST(Speculative, GreedyMatchesPlainOnEveryGoldenModel) {
+  set_num_threads(1);  // many tiny forwards: see SamplingMatchesPlainSamplingChiSquare
   for (const char* name : kModels) {
     Model& m = load(name);
     ASSERT_TRUE(m.has_mtp()) << name;
@@ -95,6 +97,7 @@ TEST(Speculative, GreedyMatchesPlainOnEveryGoldenModel) {
 }
 
 TEST(Speculative, GreedyMatchesPlainWithEveryDraftRejectedOrAccepted) {
+  set_num_threads(1);  // many tiny forwards: see SamplingMatchesPlainSamplingChiSquare
   for (const char* name : kModels) {
     Model& m = load(name);
     const int V = m.config().vocab_size;
@@ -183,6 +186,7 @@ void expect_state_like_clean_run(const char* name, int K, int accept) {
 }
 
 TEST(Speculative, StateAfterRejectionEqualsACleanRun) {
+  set_num_threads(1);  // many tiny forwards: see SamplingMatchesPlainSamplingChiSquare
   for (const char* name : kModels) {
     for (int K = 1; K <= kMaxDrafts; ++K)
       for (int accept = 0; accept <= K; ++accept) {
@@ -248,6 +252,9 @@ double chi_square_ratio(const Counts& a, const Counts& b) {
 }
 
 TEST(Speculative, SamplingMatchesPlainSamplingChiSquare) {
+  // 6,000 short generations of a tiny model: thread hand-offs would dominate, and under a parallel
+  // ctest two spinning pools on two cores slowed it from 16 s to minutes. One thread is steady.
+  set_num_threads(1);
   Model& m = load("tiny-b");
   const auto prompt = prompt_of("tiny-b", 12);
   SamplingParams sp;
