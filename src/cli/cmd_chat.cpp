@@ -77,7 +77,7 @@ void register_chat(CLI::App& app, int& exit_code) {
   o->mtp.add_to(cmd);
   cmd->add_option("--system,-s", o->system, "System prompt");
   cmd->add_option("--thinking", o->thinking, "Reasoning (<think>) display")->check(CLI::IsMember({"show", "hide"}));
-  cmd->add_option("-n,--n-tokens", o->n, "Most tokens per answer");
+  cmd->add_option("-n,--n-tokens", o->n, "Most tokens per answer")->check(CLI::Range(1, 1 << 30));
   cmd->add_option("--cache-mb", o->cache_mb,
                   "State cache (MiB): a turn whose rendering drops earlier text (old <think> blocks) resumes "
                   "from the last prompt instead of re-prefilling the conversation; 0 disables");

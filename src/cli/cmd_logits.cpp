@@ -110,7 +110,7 @@ void register_generate(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("generate", "Greedy continuation of token ids");
   o->model.add_to(cmd);
   o->ids.add_to(cmd);
-  cmd->add_option("-n,--n-tokens", o->n, "Tokens to generate");
+  cmd->add_option("-n,--n-tokens", o->n, "Tokens to generate")->check(CLI::Range(0, 1 << 30));
   cmd->add_flag("--print-ids", o->print_ids, "Print the generated ids, comma-separated (the default)");
   o->mtp.add_to(cmd);
   cmd->callback([o, &exit_code] {

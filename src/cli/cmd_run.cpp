@@ -21,7 +21,7 @@ void register_run(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("run", "Complete a prompt (raw text, no chat template), streaming to stdout");
   o->model.add_to(cmd);
   cmd->add_option("--prompt,-p", o->prompt, "Prompt text")->required();
-  cmd->add_option("-n,--n-tokens", o->n, "Most tokens to generate");
+  cmd->add_option("-n,--n-tokens", o->n, "Most tokens to generate")->check(CLI::Range(0, 1 << 30));
   cmd->add_option("--stop", o->stops, "Stop string (repeatable); not printed");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at EOS tokens");
   o->sampling.add_to(cmd);

@@ -1,5 +1,6 @@
 #include "cli/common.h"
 
+#include <climits>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -19,8 +20,9 @@ Result<std::vector<int32_t>> parse_ids(const std::string& text) {
     const std::string item = text.substr(i, j - i);
     try {
       size_t used = 0;
-      const long v = std::stol(item, &used);
+      const long long v = std::stoll(item, &used);
       if (item.find_first_not_of(" \t", used) != std::string::npos) throw std::invalid_argument(item);
+      if (v < 0 || v > INT32_MAX) return err("--ids: '" + item + "' is not a token id (0.." + std::to_string(INT32_MAX) + ")");
       ids.push_back(int32_t(v));
     } catch (const std::exception&) {
       return err("--ids: '" + item + "' is not an integer token id");
@@ -36,7 +38,14 @@ Result<std::vector<int32_t>> read_ids_file(const std::string& path) {
   if (!in) return err(path + ": cannot open");
   try {
     nlohmann::json j = nlohmann::json::parse(in);
-    auto ids = j.get<std::vector<int32_t>>();
+    if (!j.is_array()) return err(path + ": expected a JSON list of integer token ids");
+    std::vector<int32_t> ids;
+    for (size_t i = 0; i < j.size(); ++i) {  // 2.7 or 5e9 are not ids: no rounding, no wrapping
+      const auto& v = j[i];
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)
+        return err(path + ": element " + std::to_string(i) + " (" + v.dump() + ") is not a token id");
+      ids.push_back(int32_t(v.get<int64_t>()));
+    }
     if (ids.empty()) return err(path + ": empty list of ids");
     return ids;
   } catch (const nlohmann::json::exception& e) {
@@ -54,7 +63,10 @@ Status check_ids(const std::vector<int32_t>& ids, int vocab) {
 
 std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads, const std::string& quantize,
                                             const std::string& kv_type) {
-  set_num_threads(threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency())));
+  // More threads than the hardware has only contend (and thousands fail to start): clamped.
+  const int hardware = int(std::max(1u, std::thread::hardware_concurrency()));
+  if (threads > hardware) std::fprintf(stderr, "note: -t %d is more than the %d hardware threads; using %d\n", threads, hardware, hardware);
+  set_num_threads(threads > 0 ? std::min(threads, hardware) : hardware);
   auto recipe = parse_recipe(quantize);
   if (!recipe) {
     std::fprintf(stderr, "error: --quantize: %s\n", recipe.error().c_str());

@@ -1,8 +1,10 @@
 #include "model/config.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <type_traits>
 
 namespace qnext {
 
@@ -37,6 +39,14 @@ struct Reader {
   }
   template <typename T>
   void read(const char* key, T* out) {
+    if constexpr (std::is_same_v<T, int>) {  // no silent narrowing: 4294967424 is not 128
+      const auto& v = j[key];
+      if (!v.is_number_integer() || v.get<int64_t>() < INT32_MIN || v.get<int64_t>() > INT32_MAX ||
+          (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT32_MAX))) {
+        error = where + ": key '" + key + "' must be an integer in the 32-bit range, not " + v.dump();
+        return;
+      }
+    }
     try {
       *out = j[key].get<T>();
     } catch (const nlohmann::json::exception&) {
@@ -103,6 +113,28 @@ Result<Config> Config::from_json(const nlohmann::json& j, const std::string& whe
   if (r.has("attention_bias") && j["attention_bias"] == true)
     return err(where + ": attention_bias=true is not supported by Qwen3-Next");
   if (c.head_dim == 0 && c.num_q_heads > 0) c.head_dim = c.hidden_size / c.num_q_heads;
+
+  // Sizes are checked against generous maxima before anything is sized by them (the 80B model:
+  // vocab 151936, hidden 2048, 48 layers, 512 experts), so a hostile config gets a message, not a
+  // multi-gigabyte allocation.
+  struct Limit {
+    const char* key;
+    int value, max;
+  };
+  for (const Limit& l : {Limit{"vocab_size", c.vocab_size, 1 << 24}, Limit{"hidden_size", c.hidden_size, 1 << 16},
+                         Limit{"num_hidden_layers", c.num_layers, 1024}, Limit{"num_attention_heads", c.num_q_heads, 1024},
+                         Limit{"num_key_value_heads", c.num_kv_heads, 1024}, Limit{"head_dim", c.head_dim, 4096},
+                         Limit{"linear_num_key_heads", c.linear_num_key_heads, 1024},
+                         Limit{"linear_num_value_heads", c.linear_num_value_heads, 1024},
+                         Limit{"linear_key_head_dim", c.linear_key_head_dim, 4096},
+                         Limit{"linear_value_head_dim", c.linear_value_head_dim, 4096},
+                         Limit{"linear_conv_kernel_dim", c.linear_conv_kernel, 64}, Limit{"num_experts", c.num_experts, 1 << 16},
+                         Limit{"moe_intermediate_size", c.moe_intermediate_size, 1 << 20},
+                         Limit{"intermediate_size", c.intermediate_size, 1 << 20},
+                         Limit{"shared_expert_intermediate_size", c.shared_expert_intermediate_size, 1 << 20}})
+    if (l.value > l.max)
+      return err(where + ": " + l.key + " = " + std::to_string(l.value) + " is beyond the supported maximum of " +
+                 std::to_string(l.max));
 
   // Layer kinds: explicit layer_types, else every full_attention_interval-th layer is full attention.
   if (r.has("layer_types")) {

@@ -81,6 +81,24 @@ TEST(CliEngine, BadInputGivesClearErrors) {
   r = run(qnext_bin() + " generate --model " + data_dir("tiny-b") + " --ids 1,x");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("'x' is not an integer"), std::string::npos) << r.output;
+  // Ids that used to wrap or round: 2^32 + 1 ran as token 1, 5e9 and 2.7 in a file likewise.
+  r = run(qnext_bin() + " generate --model " + data_dir("tiny-b") + " --ids 4294967297");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("'4294967297' is not a token id"), std::string::npos) << r.output;
+  for (const char* list : {"[1, 5e9]", "[1, 2.7]", "[1, -3]"}) {
+    const std::string f = testing::temp_path("ids.json");
+    std::ofstream(f) << list;
+    r = run(qnext_bin() + " generate --model " + data_dir("tiny-b") + " --ids-file " + f);
+    EXPECT_NE(r.exit_code, 0) << list;
+    EXPECT_NE(r.output.find("element 1"), std::string::npos) << list << ": " << r.output;
+  }
+  r = run(qnext_bin() + " generate --model " + data_dir("tiny-b") + " --ids 1,2 -n -1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("-n"), std::string::npos) << r.output;
+  // More threads than the hardware: clamped with a note, not thousands of threads or an abort.
+  r = run(qnext_bin() + " generate --model " + data_dir("tiny-b") + " --ids 1,2 -n 2 -t 100000");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("more than the"), std::string::npos) << r.output;
 }
 
 // `qnext bench --json`: the fields a script reads, with numbers that make sense.

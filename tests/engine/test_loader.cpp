@@ -278,3 +278,26 @@ TEST(Checkpoint, TiedEmbeddingsUseTheEmbeddingAsLmHead) {
 
 }  // namespace
 }  // namespace qnext
+
+namespace qnext {
+// Hostile sizes are refused by name before anything is allocated; 4294967424 used to load as 128.
+TEST(ConfigLimits, HugeOrNarrowingSizesAreRefused) {
+  struct Case {
+    const char* key;
+    int64_t value;
+    const char* expect;
+  };
+  for (const Case& c : {Case{"num_experts", 2000000000, "num_experts = 2000000000 is beyond the supported maximum"},
+                        Case{"num_hidden_layers", 2000000000, "num_hidden_layers = 2000000000 is beyond the supported maximum"},
+                        Case{"hidden_size", 4294967424LL, "key 'hidden_size' must be an integer in the 32-bit range"}}) {
+    TempDir d;
+    const std::string dir = copy_model(d, [&](nlohmann::json& j) {
+      j[c.key] = c.value;
+      if (std::string(c.key) == "num_hidden_layers") j.erase("layer_types");
+    });
+    const std::string e = load_error(dir);
+    EXPECT_NE(e.find(c.expect), std::string::npos) << c.key << ": " << e;
+    EXPECT_NE(e.find("config.json"), std::string::npos) << e;
+  }
+}
+}  // namespace qnext
