@@ -79,9 +79,12 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
     if (begin > end || end > data_size)
       return err(where + ": data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
                  "] out of range (data section is " + std::to_string(data_size) + " bytes; truncated file?)");
-    // overflow-safe byte count of the declared shape
-    unsigned __int128 expect = dtype_size(t.dtype);
-    for (int64_t d : t.shape) expect *= uint64_t(d);
+    // The declared shape's byte count, every product checked: [2^62, 2^62, 4] wrapped to 0 bytes in
+    // 128 bits and was accepted.
+    uint64_t expect = dtype_size(t.dtype);
+    bool overflow = false;
+    for (int64_t d : t.shape) overflow |= __builtin_mul_overflow(expect, uint64_t(d), &expect);
+    if (overflow) return err(where + ": shape " + t.shape_str() + " of " + dt + " is larger than any file");
     if (expect != end - begin)
       return err(where + ": shape " + t.shape_str() + " of " + dt + " needs " + std::to_string(uint64_t(expect)) +
                  " bytes but data_offsets span " + std::to_string(end - begin));

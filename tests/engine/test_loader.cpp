@@ -72,6 +72,17 @@ TEST(Safetensors, DataOffsetsOutOfRange) {
   EXPECT_CONTAINS(e, "out of range");
 }
 
+// A shape whose byte count overflows even 128 bits (2^62 * 2^62 * 4 * 4 bytes) is refused, not
+// taken as 0 bytes.
+TEST(Safetensors, ShapeProductOverflow) {
+  TempDir d;
+  write_raw(d.file("a.safetensors"),
+            R"({"w": {"dtype": "F32", "shape": [4611686018427387904, 4611686018427387904, 4], "data_offsets": [0, 0]}})", 8);
+  const auto e = open_error(d.file("a.safetensors"));
+  EXPECT_CONTAINS(e, "tensor 'w'");
+  EXPECT_CONTAINS(e, "is larger than any file");
+}
+
 TEST(Safetensors, OverlappingTensors) {
   TempDir d;
   write_raw(d.file("a.safetensors"),
