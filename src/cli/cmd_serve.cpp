@@ -67,7 +67,7 @@ void register_serve(CLI::App& app, int& exit_code) {
     if (!setup) return;
 
     server::ApiContext api{setup->tok, std::nullopt, "", setup->gen.sampling, 0, model->config().vocab_size,
-                           o->alias.empty() ? model_name(o->model.dir) : o->alias};
+                           o->alias.empty() ? model_name(o->model.dir) : o->alias, {}};
     if (auto tpl = ChatTemplate::load(o->model.dir)) {
       api.tpl = std::move(tpl.value());
     } else {

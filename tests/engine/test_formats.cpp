@@ -235,8 +235,9 @@ TEST(ExactMode, QuantizedProductsUseFloatActivations) {
         EXPECT_LE(worst(true, true), 1e-4) << label << " serial";
         // The default quantizes the activations to int8 for few tokens, and for many on VNNI
         // (elsewhere prefill already dequantizes the weights): off by the activations' rounding.
-        if (T < kGemmMinTokens || vnni_kernels(isa))
+        if (T < kGemmMinTokens || vnni_kernels(isa)) {
           EXPECT_GT(worst(false, false), 1e-3) << label << " default mode should quantize activations";
+        }
       }
     }
   }

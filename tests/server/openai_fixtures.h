@@ -34,7 +34,7 @@ inline const ApiContext& ctx() {
     d.temperature = 0.7f;
     d.top_p = 0.8f;
     d.top_k = 20;
-    return ApiContext{tok.value(), tpl.value(), "", d, 4096, 0, "test-model"};
+    return ApiContext{tok.value(), tpl.value(), "", d, 4096, 0, "test-model", {}};
   }();
   return c;
 }
