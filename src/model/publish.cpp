@@ -161,13 +161,9 @@ Status write_published_layout(const std::string& src_dir, PublishedLayout layout
   }
   nlohmann::ordered_json index = {{"metadata", nlohmann::ordered_json::object()}, {"weight_map", weight_map}};
   std::ofstream(fs::path(out_dir) / "model.safetensors.index.json") << index.dump(2) << "\n";
-  nlohmann::ordered_json config;
-  try {
-    std::ifstream in(fs::path(src_dir) / "config.json");
-    config = nlohmann::ordered_json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    return err(src_dir + "/config.json: malformed JSON: " + e.what());
-  }
+  auto parsed = read_config_json(src_dir);
+  if (!parsed) return err(parsed.error());
+  nlohmann::ordered_json& config = parsed.value();
   if (layout == PublishedLayout::Fp8) {
     config["quantization_config"] = {{"activation_scheme", "dynamic"}, {"fmt", "e4m3"}, {"modules_to_not_convert", unconverted},
                                      {"quant_method", "fp8"}, {"weight_block_size", {kBlock, kBlock}}};
@@ -182,13 +178,7 @@ Status write_published_layout(const std::string& src_dir, PublishedLayout layout
         {"quantization_status", "compressed"}};
   }
   std::ofstream(fs::path(out_dir) / "config.json") << config.dump(2) << "\n";
-  std::error_code ec;
-  for (const char* name : {"generation_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
-                           "vocab.json", "merges.txt", "special_tokens_map.json"}) {
-    const fs::path src = fs::path(src_dir) / name;
-    if (fs::exists(src)) fs::copy_file(src, fs::path(out_dir) / name, fs::copy_options::overwrite_existing, ec);
-  }
-  return Ok{};
+  return copy_side_files(src_dir, out_dir);
 }
 
 }  // namespace qnext

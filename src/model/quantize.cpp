@@ -4,10 +4,12 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <vector>
 
 #include "core/thread_pool.h"
 #include "io/checkpoint.h"
+#include "io/json_parse.h"
 #include "io/quant_config.h"
 #include "kernels/quant.h"
 
@@ -174,21 +176,32 @@ Status quantize_checkpoint(const std::string& src_dir, QuantRecipe recipe, const
   // Everything else a model directory holds (config, tokenizer, generation config, templates).
   // Once every published quantized matrix is requantized, the config no longer describes them.
   if (qc->method != QuantMethod::None && !kept_scaled) {
-    nlohmann::ordered_json config;
-    try {
-      std::ifstream in(fs::path(src_dir) / "config.json");
-      config = nlohmann::ordered_json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      return err(src_dir + "/config.json: malformed JSON: " + e.what());
-    }
-    config.erase("quantization_config");
-    std::ofstream(fs::path(out_dir) / "config.json") << config.dump(2) << "\n";
+    auto config = read_config_json(src_dir);
+    if (!config) return err(config.error());
+    config->erase("quantization_config");
+    std::ofstream(fs::path(out_dir) / "config.json") << config->dump(2) << "\n";
+  } else {
+    std::error_code ec;
+    fs::copy_file(fs::path(src_dir) / "config.json", fs::path(out_dir) / "config.json",
+                  fs::copy_options::overwrite_existing, ec);
+    if (ec) return err(out_dir + "/config.json: cannot copy: " + ec.message());
   }
-  std::error_code ec;
-  for (const char* name : {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-                           "chat_template.jinja", "vocab.json", "merges.txt", "special_tokens_map.json"}) {
+  return copy_side_files(src_dir, out_dir);
+}
+
+Result<nlohmann::ordered_json> read_config_json(const std::string& src_dir) {
+  std::ifstream in(fs::path(src_dir) / "config.json", std::ios::binary);
+  if (!in) return err(src_dir + "/config.json: cannot open");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_json<nlohmann::ordered_json>(text.str(), src_dir + "/config.json");
+}
+
+Status copy_side_files(const std::string& src_dir, const std::string& out_dir) {
+  for (const char* name : {"generation_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja",
+                           "vocab.json", "merges.txt", "special_tokens_map.json"}) {
     const fs::path src = fs::path(src_dir) / name;
-    if (name == std::string("config.json") && qc->method != QuantMethod::None && !kept_scaled) continue;
+    std::error_code ec;
     if (fs::exists(src)) fs::copy_file(src, fs::path(out_dir) / name, fs::copy_options::overwrite_existing, ec);
     if (ec) return err((fs::path(out_dir) / name).string() + ": cannot copy: " + ec.message());
   }

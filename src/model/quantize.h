@@ -5,6 +5,8 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "io/checkpoint.h"
 #include "io/safetensors.h"
 #include "kernels/matmul.h"
@@ -32,6 +34,11 @@ void quantize_matrix(const Matrix& src, DType target, uint8_t* dst);
 
 // Opens the checkpoint a conversion reads and creates the directory it writes (never the same one).
 Result<Checkpoint> open_for_conversion(const std::string& src_dir, const std::string& out_dir);
+// src_dir/config.json, which a conversion rewrites.
+Result<nlohmann::ordered_json> read_config_json(const std::string& src_dir);
+// Copies the files of a model directory that are not weights or config.json (tokenizer,
+// generation config, chat template).
+Status copy_side_files(const std::string& src_dir, const std::string& out_dir);
 
 // Writes a quantized copy of a checkpoint directory: same shard names and index, config and
 // tokenizer files copied; loadable with --model like the original.
