@@ -225,7 +225,8 @@ void Engine::step() {
 
   // Every decoding sequence's next token, then prompt chunks (oldest first) under the budget.
   batch_.clear();
-  std::vector<int> ends(running_.size(), 0);
+  std::vector<int>& ends = chunk_ends_;
+  ends.assign(running_.size(), 0);
   int budget = opt_.batch_tokens, decoding = 0;
   for (auto& s : running_)
     if (s->pending >= 0) {

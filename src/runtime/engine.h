@@ -145,6 +145,7 @@ class Engine {
   std::vector<std::unique_ptr<Sequence>> running_;  // engine thread only
   std::vector<SequenceState> free_states_;          // states of finished sequences, reused
   std::vector<BatchEntry> batch_;                   // the step's forward call
+  std::vector<int> chunk_ends_;                     // [running] prompt position each chunk ends at (0: none)
   std::thread thread_;
 };
 

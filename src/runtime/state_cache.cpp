@@ -4,18 +4,22 @@
 
 namespace qnext {
 
+static constexpr uint64_t kFnvBasis = 1469598103934665603ull;
+
+// One more token into an FNV-1a hash, byte by byte.
+static uint64_t hash_step(uint64_t x, int32_t token) {
+  const uint32_t id = uint32_t(token);
+  for (int b = 0; b < 4; ++b) {
+    x ^= (id >> (8 * b)) & 0xff;
+    x *= 1099511628211ull;
+  }
+  return x;
+}
+
 std::vector<uint64_t> prefix_hashes(std::span<const int32_t> tokens) {
   std::vector<uint64_t> h(tokens.size() + 1);
-  uint64_t x = 1469598103934665603ull;
-  h[0] = x;
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    const uint32_t id = uint32_t(tokens[i]);
-    for (int b = 0; b < 4; ++b) {
-      x ^= (id >> (8 * b)) & 0xff;
-      x *= 1099511628211ull;
-    }
-    h[i + 1] = x;
-  }
+  h[0] = kFnvBasis;
+  for (size_t i = 0; i < tokens.size(); ++i) h[i + 1] = hash_step(h[i], tokens[i]);
   return h;
 }
 
@@ -23,7 +27,8 @@ std::vector<uint64_t> prefix_hashes(std::span<const int32_t> tokens) {
 void StateCache::put(std::span<const int32_t> tokens, const SequenceState& state, std::span<const float> logits,
                      std::string text) {
   if (tokens.empty()) return;
-  const uint64_t hash = prefix_hashes(tokens).back();
+  uint64_t hash = kFnvBasis;  // of the whole prefix only: no table of every shorter one
+  for (int32_t t : tokens) hash = hash_step(hash, t);
   std::lock_guard lock(mu_);
   for (auto it = lru_.begin(); it != lru_.end(); ++it)
     if (it->hash == hash && std::equal(it->tokens.begin(), it->tokens.end(), tokens.begin(), tokens.end())) {
