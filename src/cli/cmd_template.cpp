@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
-#include "tokenizer/chat_template.h"
+#include "template/chat_template.h"
 
 namespace qnext::cli {
 namespace {

@@ -8,7 +8,7 @@
 
 #include "runtime/generator.h"
 #include "tokenizer/chat_output.h"
-#include "tokenizer/chat_template.h"
+#include "template/chat_template.h"
 
 namespace qnext {
 

@@ -17,7 +17,7 @@
 #include "runtime/state_cache.h"
 #include "server/api_error.h"
 #include "server/random.h"
-#include "tokenizer/chat_template.h"
+#include "template/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace qnext::server {

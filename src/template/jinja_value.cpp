@@ -1,5 +1,5 @@
 // Python-compatible behaviour of Jinja values (see jinja_value.h).
-#include "tokenizer/jinja_value.h"
+#include "template/jinja_value.h"
 
 #include <algorithm>
 #include <charconv>

@@ -4,12 +4,12 @@
 //  - trim_blocks: a block or comment tag eats one newline right after it (unless closed with `+%}`);
 //  - lstrip_blocks: spaces/tabs between a line start and a block or comment tag are dropped
 //    (unless opened with `{%+`).
-#include "tokenizer/jinja_lexer.h"
+#include "template/jinja_lexer.h"
 
 #include <algorithm>
 #include <cctype>
 
-#include "tokenizer/jinja_value.h"
+#include "template/jinja_value.h"
 
 namespace qnext::jinja {
 namespace {

@@ -1,11 +1,11 @@
 // Jinja evaluator (see jinja_eval.h): a tree walk over the parsed template.
-#include "tokenizer/jinja_eval.h"
+#include "template/jinja_eval.h"
 
 #include <ctime>
 #include <unordered_map>
 
-#include "tokenizer/jinja_builtins.h"
-#include "tokenizer/jinja_ops.h"
+#include "template/jinja_builtins.h"
+#include "template/jinja_ops.h"
 
 namespace qnext::jinja {
 namespace {

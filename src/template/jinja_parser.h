@@ -3,7 +3,7 @@
 #include <string>
 
 #include "core/result.h"
-#include "tokenizer/jinja_ast.h"
+#include "template/jinja_ast.h"
 
 namespace qnext::jinja {
 

@@ -1,12 +1,12 @@
 // Python str operations (see jinja_strings.h). Case mapping uses utf8proc's simple mappings.
-#include "tokenizer/jinja_strings.h"
+#include "template/jinja_strings.h"
 
 #include <utf8proc.h>
 
 #include <algorithm>
 #include <stdexcept>
 
-#include "tokenizer/jinja_value.h"
+#include "template/jinja_value.h"
 
 namespace qnext::jinja {
 namespace {

@@ -3,7 +3,7 @@
 #pragma once
 #include <string>
 
-#include "tokenizer/jinja_value.h"
+#include "template/jinja_value.h"
 
 namespace qnext::jinja {
 

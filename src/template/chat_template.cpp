@@ -1,13 +1,13 @@
 // ChatTemplate (see chat_template.h): loading and the variables transformers passes to a template.
-#include "tokenizer/chat_template.h"
+#include "template/chat_template.h"
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "io/json_parse.h"
-#include "tokenizer/jinja_eval.h"
-#include "tokenizer/jinja_parser.h"
+#include "template/jinja_eval.h"
+#include "template/jinja_parser.h"
 
 namespace qnext {
 namespace {

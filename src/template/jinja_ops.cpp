@@ -1,10 +1,10 @@
 // Value operations with jinja2/Python semantics (see jinja_ops.h).
-#include "tokenizer/jinja_ops.h"
+#include "template/jinja_ops.h"
 
 #include <cmath>
 #include <cstdio>
 
-#include "tokenizer/jinja_builtins.h"
+#include "template/jinja_builtins.h"
 
 namespace qnext::jinja {
 namespace {

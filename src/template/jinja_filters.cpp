@@ -4,9 +4,9 @@
 #include <cmath>
 #include <initializer_list>
 
-#include "tokenizer/jinja_builtins.h"
-#include "tokenizer/jinja_ops.h"
-#include "tokenizer/jinja_strings.h"
+#include "template/jinja_builtins.h"
+#include "template/jinja_ops.h"
+#include "template/jinja_strings.h"
 
 namespace qnext::jinja {
 namespace {

@@ -1,12 +1,12 @@
 // Jinja parser (see jinja_parser.h): recursive descent with jinja2's operator precedence
 // (lowest first): `x if c else y`, or, and, not, comparisons/in, + -, ~, * / // %, **, unary -,
 // then postfix (. [] ()) and filters/tests, which bind tighter than every binary operator.
-#include "tokenizer/jinja_parser.h"
+#include "template/jinja_parser.h"
 
 #include <algorithm>
 #include <initializer_list>
 
-#include "tokenizer/jinja_lexer.h"
+#include "template/jinja_lexer.h"
 
 namespace qnext::jinja {
 namespace {

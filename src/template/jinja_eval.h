@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "core/result.h"
-#include "tokenizer/jinja_ast.h"
+#include "template/jinja_ast.h"
 
 namespace qnext::jinja {
 

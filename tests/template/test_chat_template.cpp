@@ -8,7 +8,7 @@
 #include <map>
 #include <sstream>
 
-#include "tokenizer/chat_template.h"
+#include "template/chat_template.h"
 
 using nlohmann::ordered_json;
 using qnext::ChatTemplate;
