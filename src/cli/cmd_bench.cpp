@@ -9,6 +9,7 @@
 #include <random>
 
 #include "cli/commands.h"
+#include "cli/bench_batch.h"
 #include "cli/bench_mtp.h"
 #include "cli/common.h"
 #include "core/bandwidth.h"
@@ -49,7 +50,7 @@ void register_bench(CLI::App& app, int& exit_code) {
     ModelFlags model;
     int prompt = 512, gen = 128, repeats = 3, depth = 0, ubatch = ForwardOptions{}.max_tokens_per_call;
     bool json = false;
-    int mtp = 0;
+    int mtp = 0, batch = 0;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("bench", "Prefill/decode tokens per second, peak RSS and % of the bandwidth roofline");
@@ -66,6 +67,9 @@ void register_bench(CLI::App& app, int& exit_code) {
   cmd->add_flag("--json", o->json, "Print one JSON object");
   cmd->add_option("--mtp", o->mtp, "Also measure MTP speculative decoding for K = 1..this (verify cost, projected tok/s)")
       ->check(CLI::Range(0, kMaxDrafts));
+  cmd->add_option("--batch", o->batch,
+                  "Also measure batched decoding: N sequences per forward against one, alternating (serving)")
+      ->check(CLI::Range(0, 256));
   cmd->callback([o, &exit_code] {
     exit_code = 1;
     const auto t_load = std::chrono::steady_clock::now();
@@ -131,6 +135,8 @@ void register_bench(CLI::App& app, int& exit_code) {
       return;
     }
     if (o->mtp > 0) mtp = bench_mtp(*model, o->mtp, std::max(8, o->gen / 4), o->json);
+    nlohmann::json batched;
+    if (o->batch > 0) batched = bench_batch(*model, o->batch, std::max(5, 4 * o->repeats + 1), 2, o->json);
     const Stats p = stats(pp), g = stats(tg), g0 = stats(tg0), ratio = stats(depth_ratio);
     const size_t rss = peak_rss_bytes();  // before the bandwidth probe's own 1 GiB buffer
     const double bytes_per_token = double(model->active_weight_bytes());
@@ -165,6 +171,7 @@ void register_bench(CLI::App& app, int& exit_code) {
                           {"roofline_tok_s", bandwidth / bytes_per_token},
                           {"roofline_fraction", fraction}};
       if (o->mtp > 0) j["mtp"] = mtp;
+      if (o->batch > 0) j["batch"] = batched;
       std::printf("%s\n", j.dump(2).c_str());
     } else {
       std::printf("model %s | isa %s | threads %d | depth %d | kv %s | load %.2f s | page-in %.2f s\n",

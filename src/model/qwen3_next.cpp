@@ -44,6 +44,10 @@ struct Model::Workspace {
   std::vector<float> delta_scratch;               // [threads, delta_rule_scratch_floats]
   std::vector<float> cos_sin;                     // [T, rotary_dim]
   std::vector<Product> products;                  // a group of products run as one job
+  std::vector<int> expert_slot;                   // [E] an expert's place in step_experts, -1 if unused
+  std::vector<std::pair<int, int>> step_experts;  // (expert, tokens) of a decode step, in first-use order
+  std::vector<int> expert_first_row, expert_fill;  // [experts + 1] row ranges of their batches; fill count
+  std::vector<int> pair_row;                      // [T, k] row of each (token, expert) pair in those batches
   std::vector<Segment> segs;                      // [sequences] of the call, for the current layer
   std::vector<std::pair<int, int>> attn_blocks;   // (segment, first row) of each attention block
   std::vector<float> last_rows;                   // [sequences, H] rows whose logits are wanted
@@ -337,7 +341,7 @@ void Model::sparse_moe(const MoeWeights& w, const float* x, int T, float* out) {
     route_top_k(logits + size_t(t) * E, E, k, c.norm_topk_prob, ws.expert_ids.data() + size_t(t) * k,
                 weight + size_t(t) * k);
 
-  if (T * k <= 32) {
+  if (T <= kMoeGroupMaxTokens) {
     moe_few_tokens(w, x, T, weight, out);
     return;
   }
@@ -437,53 +441,104 @@ void Model::solo_experts(const MoeWeights& w, const float* x, int T, float* out)
     });
 }
 
-// Decoding: a token's 10 experts and its shared expert are small products. Rather than one
-// hand-off per product, or one thread per expert (11 experts do not split evenly over 2 threads),
-// the gate and up products of every (token, expert) pair go out as one group, then the down
-// products as another: both threads stay busy to the end of each.
+// Decoding: each step's experts are small products (a token's 10 experts, its shared expert;
+// with a few sequences, each distinct expert over the one or two tokens routed to it). Rather
+// than one hand-off per product, or one thread per expert (they do not split evenly over the
+// threads), the gate and up products of every expert go out as one group, then the down
+// products as another: both threads stay busy to the end of each. Each token then sums its
+// experts' outputs in its routing order, then the shared expert's, whatever else is in the batch.
 void Model::moe_few_tokens(const MoeWeights& w, const float* x, int T, const float* weight, float* out) {
   const Config& c = config_;
-  const int H = c.hidden_size, k = c.num_experts_per_tok;
+  const int H = c.hidden_size, k = c.num_experts_per_tok, I = c.moe_intermediate_size;
+  const int Is = w.has_shared ? int(w.shared.gate.rows) : 0;
   Workspace& ws = *ws_;
-  const int routed_tasks = T * k, tasks = routed_tasks + (w.has_shared ? T : 0);
-  const int I = std::max(c.moe_intermediate_size, w.has_shared ? int(w.shared.gate.rows) : 0);
-  float* gate_up = grow(ws.gate_up, size_t(tasks) * 2 * I + size_t(T));  // [tasks, (gate I | up I)], then [T] shared gate
-  float* shared_gate = gate_up + size_t(tasks) * 2 * I;
-  float* act = grow(ws.act, size_t(tasks) * I);      // [tasks, I]
-  float* results = grow(ws.down, size_t(tasks) * H);  // [tasks, H]
-  auto token_of = [&](int i) { return i < routed_tasks ? i / k : i - routed_tasks; };
-  auto expert_of = [&](int i) -> const MlpWeights& {
-    return i < routed_tasks ? w.experts[size_t(ws.expert_ids[size_t(i)])] : w.shared;
-  };
+  const int pairs = T * k;
+
+  // Distinct experts in order of first use; pair (t, j) is row pair_row[t k + j] of its expert's batch.
+  auto& slot_of = ws.expert_slot;  // [E] -1 when unused in this call
+  if (slot_of.size() < size_t(c.num_experts)) slot_of.assign(size_t(c.num_experts), -1);
+  auto& experts = ws.step_experts;  // (expert, tokens routed to it)
+  experts.clear();
+  for (int i = 0; i < pairs; ++i) {
+    const int e = ws.expert_ids[size_t(i)];
+    if (slot_of[size_t(e)] < 0) {
+      slot_of[size_t(e)] = int(experts.size());
+      experts.push_back({e, 0});
+    }
+    ++experts[size_t(slot_of[size_t(e)])].second;
+  }
+  auto& first_row = ws.expert_first_row;  // [experts + 1]
+  first_row.assign(experts.size() + 1, 0);
+  for (size_t s = 0; s < experts.size(); ++s) first_row[s + 1] = first_row[s] + experts[s].second;
+  auto& pair_row = ws.pair_row;  // [T k]
+  pair_row.resize(size_t(pairs));
+  auto& fill = ws.expert_fill;  // rows placed so far per expert
+  fill.assign(experts.size(), 0);
+  for (int i = 0; i < pairs; ++i) {
+    const int s = slot_of[size_t(ws.expert_ids[size_t(i)])];
+    pair_row[size_t(i)] = first_row[size_t(s)] + fill[size_t(s)]++;
+  }
+  for (const auto& [e, n] : experts) slot_of[size_t(e)] = -1;
+
+  float* gathered = grow(ws.gathered, size_t(pairs) * H);             // [pairs, H] inputs of multi-token experts
+  float* gate = grow(ws.gate_up, size_t(pairs) * 2 * I + size_t(T) * (2 * size_t(Is) + 1));
+  float* up = gate + size_t(pairs) * I;                               // [pairs, I] each
+  float* shared_gate_up = up + size_t(pairs) * I;                     // [T, Is] gate, then [T, Is] up
+  float* shared_gate = shared_gate_up + size_t(T) * 2 * Is;           // [T] the shared expert's gate logit
+  float* act = grow(ws.act, size_t(pairs) * I + size_t(T) * Is);     // [pairs, I], then [T, Is]
+  float* results = grow(ws.down, size_t(pairs + T) * H);              // [pairs, H], then [T, H]
 
   auto& group = ws.products;
   group.clear();
-  for (int i = 0; i < tasks; ++i) {
-    const MlpWeights& m = expert_of(i);
-    const float* xt = x + size_t(token_of(i)) * H;
-    float* g = gate_up + size_t(i) * 2 * I;
-    group.push_back({&m.gate, xt, 1, g});
-    group.push_back({&m.up, xt, 1, g + m.gate.rows});
+  for (size_t s = 0; s < experts.size(); ++s) {
+    const auto [e, n] = experts[s];
+    const MlpWeights& m = w.experts[size_t(e)];
+    const int r0 = first_row[s];
+    const float* in = nullptr;
+    if (n == 1) {  // its token's row as it is: one quantization serves all that token's experts
+      for (int i = 0; i < pairs && !in; ++i)
+        if (pair_row[size_t(i)] == r0) in = x + size_t(i / k) * H;
+    } else {
+      float* g = gathered + size_t(r0) * H;
+      for (int i = 0; i < pairs; ++i)
+        if (pair_row[size_t(i)] >= r0 && pair_row[size_t(i)] < r0 + n)
+          std::copy_n(x + size_t(i / k) * H, H, g + size_t(pair_row[size_t(i)] - r0) * H);
+      in = g;
+    }
+    group.push_back({&m.gate, in, n, gate + size_t(r0) * I});
+    group.push_back({&m.up, in, n, up + size_t(r0) * I});
   }
-  if (w.has_shared) group.push_back({&w.shared_gate, x, T, shared_gate});
+  if (w.has_shared) {
+    group.push_back({&w.shared.gate, x, T, shared_gate_up});
+    group.push_back({&w.shared.up, x, T, shared_gate_up + size_t(T) * Is});
+    group.push_back({&w.shared_gate, x, T, shared_gate});
+  }
   matmul_group(group.data(), group.size());
 
+  swiglu(gate, up, pairs * I, act);
+  if (w.has_shared) swiglu(shared_gate_up, shared_gate_up + size_t(T) * Is, T * Is, act + size_t(pairs) * I);
   group.clear();
-  for (int i = 0; i < tasks; ++i) {
-    const MlpWeights& m = expert_of(i);
-    const float* g = gate_up + size_t(i) * 2 * I;
-    swiglu(g, g + m.gate.rows, int(m.gate.rows), act + size_t(i) * I);
-    group.push_back({&m.down, act + size_t(i) * I, 1, results + size_t(i) * H});
+  for (size_t s = 0; s < experts.size(); ++s) {
+    const auto [e, n] = experts[s];
+    const int r0 = first_row[s];
+    group.push_back({&w.experts[size_t(e)].down, act + size_t(r0) * I, n, results + size_t(r0) * H});
   }
+  if (w.has_shared) group.push_back({&w.shared.down, act + size_t(pairs) * I, T, results + size_t(pairs) * H});
   matmul_group(group.data(), group.size());
 
-  std::fill_n(out, size_t(T) * H, 0.0f);
-  for (int i = 0; i < tasks; ++i) {
-    const int t = token_of(i);
-    const float s = i < routed_tasks ? weight[i] : sigmoid(shared_gate[t]);  // the shared expert's sigmoid gate
+  for (int t = 0; t < T; ++t) {
     float* o = out + size_t(t) * H;
-    const float* y = results + size_t(i) * H;
-    for (int d = 0; d < H; ++d) o[d] += s * y[d];
+    std::fill_n(o, H, 0.0f);
+    for (int j = 0; j < k; ++j) {
+      const float s = weight[size_t(t) * k + j];
+      const float* y = results + size_t(pair_row[size_t(t) * k + j]) * H;
+      for (int d = 0; d < H; ++d) o[d] += s * y[d];
+    }
+    if (w.has_shared) {
+      const float s = sigmoid(shared_gate[t]);  // the shared expert's sigmoid gate
+      const float* y = results + size_t(pairs + t) * H;
+      for (int d = 0; d < H; ++d) o[d] += s * y[d];
+    }
   }
 }
 

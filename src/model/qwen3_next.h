@@ -72,6 +72,9 @@ class Model {
   // Prefill MoE: an expert with more tokens than this splits each product across threads; one
   // with fewer runs whole on one thread. Both give the same sums up to float rounding (tested).
   static constexpr int kSoloMaxTokens = 256;
+  // Up to this many tokens (decoding, a few sequences at once), the MoE runs every expert's
+  // products as one group per stage instead (moe_few_tokens).
+  static constexpr int kMoeGroupMaxTokens = 16;
   void set_solo_expert_max_tokens(int n) { solo_max_tokens_ = std::clamp(n, 0, kSoloMaxTokens); }
 
   // Feeds ids at positions state.pos.. and advances the state.

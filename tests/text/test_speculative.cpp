@@ -172,9 +172,11 @@ void expect_state_like_clean_run(const char* name, int K, int accept) {
     EXPECT_LE(testing::max_abs_diff(st.gdn[l].recurrent, clean.gdn[l].recurrent), 1e-5f) << name << " layer " << l;
     EXPECT_EQ(st.kv[l].len, clean.kv[l].len) << name;
   }
-  // Float rounding only (the verify's products run over K + 1 rows; measured <= 1.5e-5 on logits
-  // of magnitude ~30); a wrong DeltaNet state or KV length moves logits by ~0.1 and more.
-  constexpr float kLogitTol = 1e-4f;
+  // Float rounding only: the verify's products run over K + 1 rows, and its experts over the
+  // tokens routed to each (measured up to 1.0e-4 on logits of magnitude ~30, tiny-real-vocab with
+  // K = 4 all accepted; 9e-5 when those experts ran one thread each). A wrong DeltaNet state or KV
+  // length moves logits by ~0.1 and more.
+  constexpr float kLogitTol = 3e-4f;
   EXPECT_LE(testing::max_abs_diff(dec.logits(), clean_logits), kLogitTol) << name;
   // One more step on both: the next logits agree too.
   const int32_t t = out.back();
