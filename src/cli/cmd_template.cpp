@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "io/json_parse.h"
 #include "template/chat_template.h"
 
 namespace qnext::cli {
@@ -27,8 +28,11 @@ Result<ChatTemplate> open_template(const std::string& file, const std::string& m
 
 // One jsonl line to its rendered text.
 Result<std::string> render_line(const ChatTemplate& tpl, const std::string& line) {
-  auto req = ordered_json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (req.is_discarded() || !req.is_object()) return err("not a JSON object");
+  // Depth-limited: a line nested 50,000 deep would overflow the stack when copied or converted.
+  auto parsed = parse_json<ordered_json>(line, "the line");
+  if (!parsed) return Error{parsed.error()};
+  const ordered_json& req = parsed.value();
+  if (!req.is_object()) return err("not a JSON object");
   if (!req.contains("messages") || !req["messages"].is_array()) return err("\"messages\" must be a list");
   ordered_json tools = req.value("tools", ordered_json());
   if (!tools.is_null() && !tools.is_array()) return err("\"tools\" must be a list or null");

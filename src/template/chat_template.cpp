@@ -92,16 +92,25 @@ Result<std::string> ChatTemplate::render(const nlohmann::ordered_json& messages,
   if (!body_) return err("chat template not loaded");
   if (!extra_vars.is_null() && !extra_vars.is_object()) return err("template variables must be a JSON object");
   jinja::Vars vars;
-  vars.emplace_back("messages", jinja::from_json(messages));
-  vars.emplace_back("tools", jinja::from_json(tools));
-  vars.emplace_back("documents", jinja::Value(jinja::None{}));
-  vars.emplace_back("add_generation_prompt", jinja::Value(add_generation_prompt));
-  for (auto it = special_tokens_.begin(); it != special_tokens_.end(); ++it)
-    vars.emplace_back(it.key(), jinja::from_json(it.value()));
-  if (extra_vars.is_object())
-    for (auto it = extra_vars.begin(); it != extra_vars.end(); ++it)
-      vars.emplace_back(it.key(), jinja::from_json(it.value()));  // later entries win
-  return jinja::render(*body_, vars);
+  std::string name;  // the variable being converted, for the error
+  try {
+    name = "messages";
+    vars.emplace_back(name, jinja::from_json(messages));
+    name = "tools";
+    vars.emplace_back(name, jinja::from_json(tools));
+    vars.emplace_back("documents", jinja::Value(jinja::None{}));
+    vars.emplace_back("add_generation_prompt", jinja::Value(add_generation_prompt));
+    for (auto it = special_tokens_.begin(); it != special_tokens_.end(); ++it)
+      vars.emplace_back(it.key(), jinja::from_json(it.value()));
+    if (extra_vars.is_object())
+      for (auto it = extra_vars.begin(); it != extra_vars.end(); ++it) {
+        name = it.key();
+        vars.emplace_back(name, jinja::from_json(it.value()));  // later entries win
+      }
+  } catch (const jinja::JinjaError& e) {
+    return err("template input '" + name + "': " + e.what());
+  }
+  return jinja::render(*body_, vars, limits_);
 }
 
 }  // namespace qnext

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/result.h"
+#include "template/jinja_limits.h"
 
 namespace qnext {
 
@@ -33,9 +34,13 @@ class ChatTemplate {
 
   const std::string& source() const { return source_; }
 
+  // The budgets of each render (defaults in template/jinja_limits.h); tests lower them.
+  void set_limits(const jinja::RenderLimits& limits) { limits_ = limits; }
+
  private:
   ChatTemplate() = default;
   std::string source_;
+  jinja::RenderLimits limits_;
   std::shared_ptr<const std::vector<std::unique_ptr<jinja::Stmt>>> body_;
   nlohmann::ordered_json special_tokens_ = nlohmann::ordered_json::object();
 };

@@ -26,6 +26,7 @@ enum class ExprKind {
   Test,     // args[0] is [not] name(args[1..])
   Unary,    // name = "not" or "-" or "+"; args[0]
   Binary,   // name = operator; args[0], args[1]
+  Concat,   // args[0] ~ args[1] ~ ...: one flat node, as in jinja2 (a long chain adds no depth)
   Compare,  // args[0] ops[0] args[1] ops[1] args[2] ...: Python's chained comparison
   Cond,     // args[1] if args[0] else args[2] (args[2] may be null)
 };
@@ -39,6 +40,7 @@ struct Expr {
   std::vector<std::pair<std::string, ExprPtr>> kwargs;
   std::vector<std::string> ops;  // for Compare
   bool negated = false;           // for Test: `is not`
+  int height = 1;                 // 1 + the tallest child's; the parser keeps it <= kMaxExprHeight
 };
 
 struct Stmt;
@@ -48,7 +50,7 @@ using Body = std::vector<StmtPtr>;
 enum class StmtKind {
   Text,      // text
   Output,    // {{ expr }}
-  If,        // cond, body, else_body (elif = nested If in else_body)
+  If,        // cond, body, elifs (each an If with cond and body, tried in order), else_body
   For,       // targets in expr [if cond]: body, else_body
   Set,       // targets (1 = name, >1 = tuple unpack) or ns.attr (targets={ns}, attr) = expr, or block body
   Macro,     // name, params (targets) with defaults, body
@@ -68,6 +70,7 @@ struct Stmt {
   std::string attr;                  // Set ns.attr
   std::vector<ExprPtr> defaults;     // Macro parameter defaults (null = required)
   Body body, else_body;
+  Body elifs;                        // If: the elif branches (a flat list: no depth per elif)
 };
 
 }  // namespace qnext::jinja

@@ -5,14 +5,11 @@
 #include <unordered_map>
 
 #include "template/jinja_builtins.h"
+#include "template/jinja_limits.h"
 #include "template/jinja_ops.h"
 
 namespace qnext::jinja {
 namespace {
-
-constexpr int kMaxCallDepth = 64;               // macro recursion limit
-constexpr size_t kMaxOutput = size_t{1} << 28;  // 256 MiB of rendered text
-constexpr int64_t kMaxRange = 10'000'000;
 
 class Scope {
  public:
@@ -44,26 +41,83 @@ auto at_line(int line, F&& f) -> decltype(f()) {
   }
 }
 
+// The items a for loop visits, without copying a list or building a range.
+class LoopItems {
+ public:
+  explicit LoopItems(const Value& v) {
+    if (v.is_array()) {
+      array_ = v.as_array();
+      n_ = static_cast<int64_t>(array_->items.size());
+    } else if (v.is_range()) {
+      range_ = v.as_range();
+      is_range_ = true;
+      n_ = range_.size();
+    } else {  // dict keys, string characters (Undefined: none); a list built within the budgets
+      array_ = std::make_shared<Array>();
+      array_->items = iterate(v);
+      n_ = static_cast<int64_t>(array_->items.size());
+    }
+  }
+  explicit LoopItems(std::vector<Value> kept) : array_(std::make_shared<Array>()) {
+    array_->items = std::move(kept);
+    n_ = static_cast<int64_t>(array_->items.size());
+  }
+  int64_t size() const { return n_; }
+  Value at(int64_t i) const { return is_range_ ? Value(range_.at(i)) : array_->items[static_cast<size_t>(i)]; }
+
+ private:
+  ArrayPtr array_;
+  Range range_;
+  bool is_range_ = false;
+  int64_t n_ = 0;
+};
+
 class Evaluator {
  public:
-  explicit Evaluator(Scope& root) : root_(root) {}
+  Evaluator(Scope& root, Budget& budget) : root_(root), budget_(budget) {}
 
   Flow exec_body(const Body& body, Scope& s, std::string& out) {
+    Enter enter(*this);
     for (const auto& st : body) {
+      budget_.steps(1);
       Flow f = at_line(st->line, [&] { return exec(*st, s, out); });
       if (f != Flow::Normal) return f;
-      if (out.size() > kMaxOutput) throw JinjaError("rendered output too large");
     }
     return Flow::Normal;
   }
 
  private:
+  // One level of evaluation (an expression node or a statement body): bounds the stack.
+  struct Enter {
+    Evaluator& ev;
+    explicit Enter(Evaluator& e) : ev(e) {
+      if (++ev.depth_ > kMaxEvalDepth) {
+        --ev.depth_;
+        throw JinjaError("evaluation nested more than " + with_commas(kMaxEvalDepth) + " levels deep");
+      }
+    }
+    ~Enter() { --ev.depth_; }
+    Enter(const Enter&) = delete;
+    Enter& operator=(const Enter&) = delete;
+  };
+
+  // Appends to an output buffer: each is capped, and its bytes count as created.
+  void emit(std::string& out, const std::string& text) {
+    budget_.check_output(add_sat(out.size(), text.size()));
+    budget_.bytes(text.size());
+    out += text;
+  }
+
   Flow exec(const Stmt& st, Scope& s, std::string& out) {
     switch (st.kind) {
-      case StmtKind::Text: out += st.text; return Flow::Normal;
-      case StmtKind::Output: out += to_str(eval(*st.expr, s)); return Flow::Normal;
-      case StmtKind::If:
-        return exec_body(eval(*st.cond, s).truthy() ? st.body : st.else_body, s, out);
+      case StmtKind::Text: emit(out, st.text); return Flow::Normal;
+      case StmtKind::Output: emit(out, to_str(eval(*st.expr, s))); return Flow::Normal;
+      case StmtKind::If: {
+        if (eval(*st.cond, s).truthy()) return exec_body(st.body, s, out);
+        for (const auto& e : st.elifs)
+          if (at_line(e->line, [&] { return eval(*e->cond, s).truthy(); })) return exec_body(e->body, s, out);
+        return exec_body(st.else_body, s, out);
+      }
       case StmtKind::For: exec_for(st, s, out); return Flow::Normal;
       case StmtKind::Set: exec_set(st, s); return Flow::Normal;
       case StmtKind::Macro: s.set(st.text, make_macro(st)); return Flow::Normal;
@@ -73,12 +127,12 @@ class Evaluator {
         std::string inner;
         Scope child(&s);
         exec_body(st.body, child, inner);
-        Value text(inner);
+        Value text(std::move(inner));
         const Value* saved = block_subject_;
         block_subject_ = &text;
         Value r = eval(*st.expr, s);
         block_subject_ = saved;
-        out += to_str(r);
+        emit(out, to_str(r));
         return Flow::Normal;
       }
       case StmtKind::Block: return exec_body(st.body, s, out);
@@ -100,48 +154,57 @@ class Evaluator {
   }
 
   void exec_for(const Stmt& st, Scope& s, std::string& out) {
-    std::vector<Value> items = iterate(eval(*st.expr, s));
+    LoopItems items(eval(*st.expr, s));
     if (st.cond) {  // `for x in xs if cond`: filtered before loop.* is computed
       std::vector<Value> kept;
-      for (const Value& item : items) {
+      for (int64_t i = 0; i < items.size(); ++i) {
+        budget_.steps(1);
+        Value item = items.at(i);
         Scope probe(&s);
         bind_targets(st.targets, item, probe);
-        if (eval(*st.cond, probe).truthy()) kept.push_back(item);
+        if (eval(*st.cond, probe).truthy()) {
+          budget_.check_room(mul_sat(kept.size() + 1, sizeof(Value)));
+          kept.push_back(std::move(item));
+        }
       }
-      items = std::move(kept);
+      items = LoopItems(std::move(kept));
     }
-    if (items.empty()) {
+    if (items.size() == 0) {
       Scope child(&s);
       exec_body(st.else_body, child, out);
       return;
     }
-    const int64_t n = static_cast<int64_t>(items.size());
+    // One loop object, updated in place each iteration (jinja2's LoopContext is one object too).
+    const int64_t n = items.size();
+    auto index = std::make_shared<int64_t>(0);
+    auto loop = std::make_shared<Object>();
+    loop->items = {{"index0", Value()},    {"index", Value()}, {"revindex0", Value()}, {"revindex", Value()},
+                   {"first", Value()},     {"last", Value()},  {"length", Value(n)},   {"depth", Value(int64_t{1})},
+                   {"depth0", Value(int64_t{0})}, {"previtem", Value()}, {"nextitem", Value()}};
+    loop->items.emplace_back("cycle", make_function("cycle", [index](const CallArgs& a) {
+                               if (a.pos.empty()) throw JinjaError("no items for cycling given");
+                               return a.pos[static_cast<size_t>(*index) % a.pos.size()];
+                             }));
+    const Value loop_value(loop);
+    const Value no_prev(Undefined{"there is no previous item"}), no_next(Undefined{"there is no next item"});
     for (int64_t i = 0; i < n; ++i) {
+      budget_.steps(1);
+      *index = i;
+      auto& f = loop->items;
+      f[0].second = Value(i);
+      f[1].second = Value(i + 1);
+      f[2].second = Value(n - i - 1);
+      f[3].second = Value(n - i);
+      f[4].second = Value(i == 0);
+      f[5].second = Value(i == n - 1);
+      f[9].second = i > 0 ? items.at(i - 1) : no_prev;
+      f[10].second = i + 1 < n ? items.at(i + 1) : no_next;
       Scope iter(&s);  // fresh each iteration: sets inside the body do not persist
-      bind_targets(st.targets, items[static_cast<size_t>(i)], iter);
-      iter.set("loop", make_loop(items, i));
-      Flow f = exec_body(st.body, iter, out);
-      if (f == Flow::Break) break;
+      bind_targets(st.targets, items.at(i), iter);
+      iter.set("loop", loop_value);
+      Flow fl = exec_body(st.body, iter, out);
+      if (fl == Flow::Break) break;
     }
-  }
-
-  static Value make_loop(const std::vector<Value>& items, int64_t i) {
-    const int64_t n = static_cast<int64_t>(items.size());
-    auto o = std::make_shared<Object>();
-    o->items = {{"index0", Value(i)},        {"index", Value(i + 1)},
-                {"revindex0", Value(n - i - 1)}, {"revindex", Value(n - i)},
-                {"first", Value(i == 0)},    {"last", Value(i == n - 1)},
-                {"length", Value(n)},        {"depth", Value(int64_t{1})},
-                {"depth0", Value(int64_t{0})}};
-    o->items.emplace_back("previtem", i > 0 ? items[static_cast<size_t>(i - 1)]
-                                            : Value(Undefined{"there is no previous item"}));
-    o->items.emplace_back("nextitem", i + 1 < n ? items[static_cast<size_t>(i + 1)]
-                                                : Value(Undefined{"there is no next item"}));
-    o->items.emplace_back("cycle", make_function("cycle", [i](const CallArgs& a) {
-                            if (a.pos.empty()) throw JinjaError("no items for cycling given");
-                            return a.pos[static_cast<size_t>(i) % a.pos.size()];
-                          }));
-    return Value(o);
   }
 
   void exec_set(const Stmt& st, Scope& s) {
@@ -159,7 +222,7 @@ class Evaluator {
     std::string text;
     Scope child(&s);
     exec_body(st.body, child, text);
-    s.set(st.targets[0], Value(text));
+    s.set(st.targets[0], Value(std::move(text)));
   }
 
   Value make_macro(const Stmt& st) {
@@ -168,7 +231,9 @@ class Evaluator {
       if (a.pos.size() > m->targets.size())
         throw JinjaError("macro '" + m->text + "' takes not more than " + std::to_string(m->targets.size()) +
                          " argument(s)");
-      if (call_depth_ >= kMaxCallDepth) throw JinjaError("maximum macro recursion depth exceeded");
+      if (call_depth_ >= kMaxMacroDepth)
+        throw JinjaError("maximum macro recursion depth exceeded (more than " + std::to_string(kMaxMacroDepth) +
+                         " nested calls)");
       ++call_depth_;
       struct Leave {
         int& d;
@@ -187,11 +252,13 @@ class Evaluator {
       }
       std::string out;
       exec_body(m->body, local, out);
-      return Value(out);
+      return Value(std::move(out));
     });
   }
 
   Value eval(const Expr& e, Scope& s) {
+    Enter enter(*this);
+    budget_.steps(1);
     return at_line(e.line, [&] { return eval_inner(e, s); });
   }
 
@@ -254,6 +321,15 @@ class Evaluator {
         if (e.name == "or") return a.truthy() ? a : eval(*e.args[1], s);
         return binary_op(e.name, a, eval(*e.args[1], s));
       }
+      case ExprKind::Concat: {  // a ~ b ~ c: one string, its size checked before each part is added
+        std::string out;
+        for (const auto& a : e.args) {
+          std::string part = to_str(eval(*a, s));
+          budget_.check_room(add_sat(out.size(), part.size()));
+          out += part;
+        }
+        return Value(std::move(out));
+      }
       case ExprKind::Compare: {  // a < b < c means a < b and b < c, each operand evaluated once
         Value left = eval(*e.args[0], s);
         for (size_t i = 0; i < e.ops.size(); ++i) {
@@ -279,31 +355,33 @@ class Evaluator {
   }
 
   Scope& root_;
+  Budget& budget_;
   int call_depth_ = 0;
+  int depth_ = 0;
   const Value* block_subject_ = nullptr;
 };
 
-void add_globals(Scope& g) {
+// namespaces: every namespace() the render creates (the only values that can come to contain
+// themselves), emptied when it ends so that such cycles are not leaked.
+void add_globals(Scope& g, std::vector<std::weak_ptr<Object>>& namespaces) {
   g.set("range", make_function("range", [](const CallArgs& a) {
           if (a.pos.empty() || a.pos.size() > 3) throw JinjaError("range expected 1 to 3 arguments");
           for (const auto& v : a.pos)
             if (!v.is_int() && !v.is_bool()) throw JinjaError("range() arguments must be integers");
-          int64_t start = 0, stop, step = 1;
-          if (a.pos.size() == 1) stop = a.pos[0].to_int();
-          else start = a.pos[0].to_int(), stop = a.pos[1].to_int();
-          if (a.pos.size() == 3) step = a.pos[2].to_int();
-          if (step == 0) throw JinjaError("range() arg 3 must not be zero");
-          std::vector<Value> out;
-          for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-            if (static_cast<int64_t>(out.size()) >= kMaxRange) throw JinjaError("range too big");
-            out.emplace_back(i);
-          }
-          return make_array(std::move(out));
+          Range r;
+          if (a.pos.size() == 1) r.stop = a.pos[0].to_int();
+          else r.start = a.pos[0].to_int(), r.stop = a.pos[1].to_int();
+          if (a.pos.size() == 3) r.step = a.pos[2].to_int();
+          if (r.step == 0) throw JinjaError("range() arg 3 must not be zero");
+          if (r.size() == INT64_MAX) throw JinjaError("range() has more than 2**63 - 1 items");
+          return Value(r);  // lazy: a loop computes each item; list() and filters build it within the budgets
         }));
-  auto make_dict = [](bool ns) {
-    return [ns](const CallArgs& a) {
+  auto make_dict = [&namespaces](bool ns) {
+    return [ns, &namespaces](const CallArgs& a) {
+      charge_bytes(sizeof(Object) + sizeof(std::weak_ptr<Object>));
       auto o = std::make_shared<Object>();
       o->is_namespace = ns;
+      if (ns) namespaces.push_back(o);
       for (const auto& p : a.pos) {
         if (!p.is_object()) throw JinjaError("expected a mapping argument");
         for (const auto& [k, v] : p.as_object()->items) o->set(k, v);
@@ -352,6 +430,7 @@ void check_body(const Body& body, int loop_depth, bool soft) {
     switch (st->kind) {
       case StmtKind::If:
         check_body(st->body, loop_depth, true);
+        check_body(st->elifs, loop_depth, true);  // each an If: its test and body are soft
         check_body(st->else_body, loop_depth, true);
         break;
       case StmtKind::For:
@@ -375,20 +454,30 @@ Status check_names(const Body& body) {
   return Ok{};
 }
 
-Result<std::string> render(const Body& body, const Vars& vars) {
-  Scope globals(nullptr);
-  add_globals(globals);
-  Scope top(&globals);
-  for (const auto& [k, v] : vars) top.set(k, v);
-  Evaluator ev(top);
+Result<std::string> render(const Body& body, const Vars& vars, const RenderLimits& limits, RenderStats* stats) {
+  Budget budget(limits);
   std::string out;
-  try {
-    ev.exec_body(body, top, out);
-  } catch (const JinjaError& e) {
-    return err("template error at line " + std::to_string(e.line) + ": " + e.what());
-  } catch (const std::exception& e) {
-    return err(std::string("template error: ") + e.what());
-  }
+  std::string error;
+  std::vector<std::weak_ptr<Object>> namespaces;
+  {
+    BudgetScope active(&budget);
+    Scope globals(nullptr);
+    add_globals(globals, namespaces);
+    Scope top(&globals);
+    for (const auto& [k, v] : vars) top.set(k, v);
+    Evaluator ev(top, budget);
+    try {
+      ev.exec_body(body, top, out);
+    } catch (const JinjaError& e) {
+      error = "template error at line " + std::to_string(e.line) + ": " + e.what();
+    } catch (const std::exception& e) {
+      error = std::string("template error: ") + e.what();
+    }
+  }  // the render's values are freed here, and those in namespace cycles below
+  for (const auto& w : namespaces)
+    if (ObjectPtr ns = w.lock()) std::vector<std::pair<std::string, Value>>().swap(ns->items);
+  if (stats) *stats = budget.used();
+  if (!error.empty()) return err(error);
   return out;
 }
 

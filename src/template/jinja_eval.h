@@ -8,14 +8,18 @@
 
 #include "core/result.h"
 #include "template/jinja_ast.h"
+#include "template/jinja_limits.h"
 
 namespace qnext::jinja {
 
 using Vars = std::vector<std::pair<std::string, Value>>;
 
 // Renders body with the given variables on top of the built-in globals (range, namespace, dict,
-// raise_exception, strftime_now). Errors read "template error at line N: ...".
-Result<std::string> render(const Body& body, const Vars& vars);
+// raise_exception, strftime_now). Errors read "template error at line N: ..."; exceeding a limit
+// names it ("... render exceeded the limit of 10,000,000 evaluation steps"). `stats`, if given,
+// receives what the render used (also when it fails).
+Result<std::string> render(const Body& body, const Vars& vars, const RenderLimits& limits = {},
+                           RenderStats* stats = nullptr);
 
 // Rejects unknown filters and tests before rendering, as jinja2 does when compiling (outside
 // `if` bodies, where jinja2 defers the error until the code runs); also break/continue outside loops.

@@ -5,6 +5,7 @@
 #include <initializer_list>
 
 #include "template/jinja_builtins.h"
+#include "template/jinja_limits.h"
 #include "template/jinja_ops.h"
 #include "template/jinja_strings.h"
 
@@ -30,7 +31,7 @@ Value walk_attr(const Value& v, const Value& attr) {
   while (true) {
     size_t dot = path.find('.', start);
     std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    bool digits = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
+    bool digits = !part.empty() && part.size() <= 18 && std::all_of(part.begin(), part.end(), ::isdigit);
     cur = digits ? get_item(cur, Value(static_cast<int64_t>(std::stoll(part)))) : get_item(cur, Value(part));
     if (dot == std::string::npos) return cur;
     start = dot + 1;
@@ -82,7 +83,12 @@ Value min_max(const Value& v, const CallArgs& a, bool want_max) {
 }
 
 std::string html_escape(const std::string& s) {
+  uint64_t size = s.size();
+  for (char c : s) size += c == '&' ? 4 : (c == '<' || c == '>') ? 3 : (c == '"' || c == '\'') ? 4 : 0;
+  charge_scan(s.size());
+  check_room(size);
   std::string out;
+  out.reserve(size);
   for (char c : s) {
     switch (c) {
       case '&': out += "&amp;"; break;
@@ -199,11 +205,18 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     std::string out;
     bool first = true;
     for (const Value& item : iterate(v)) {
+      std::string part = to_str(attr ? walk_attr(item, *attr) : item);
+      check_room(add_sat(out.size(), add_sat(sep.size(), part.size())));
       if (!first) out += sep;
       first = false;
-      out += to_str(attr ? walk_attr(item, *attr) : item);
+      out += part;
     }
-    return Value(out);
+    return Value(std::move(out));
+  }
+  if ((name == "first" || name == "last") && v.is_range()) {  // without building the range
+    const Range& r = v.as_range();
+    if (r.size() == 0) return Value(Undefined{"No " + name + " item, sequence was empty."});
+    return Value(r.at(name == "first" ? 0 : r.size() - 1));
   }
   if (name == "first" || name == "last") {
     std::vector<Value> items = iterate(v);
@@ -229,7 +242,9 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   if (name == "float") return to_float_value(v, a);
   if (name == "abs") {
     if (!v.is_number()) throw JinjaError("bad operand type for abs(): '" + v.type_name() + "'");
-    return v.is_float() ? Value(std::fabs(v.as_float())) : Value(static_cast<int64_t>(std::llabs(v.to_int())));
+    if (v.is_float()) return Value(std::fabs(v.as_float()));
+    if (v.to_int() == INT64_MIN) throw JinjaError("integer overflow (beyond 64-bit integers)");
+    return Value(static_cast<int64_t>(std::llabs(v.to_int())));
   }
   if (name == "round") {
     if (!v.is_number()) throw JinjaError("filter 'round' expects a number");
@@ -245,6 +260,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     const Value* attr = a.get(2, "attribute");
     std::vector<Value> items = iterate(v);
     std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
+      charge_steps();
       Value kx = sort_key(attr ? walk_attr(x, *attr) : x, cs), ky = sort_key(attr ? walk_attr(y, *attr) : y, cs);
       return rev ? compare(ky, kx) < 0 : compare(kx, ky) < 0;
     });
@@ -258,6 +274,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     std::vector<Value> items = get_method(v, "items").as_function()->fn(CallArgs{}).as_array()->items;
     size_t k = by_value ? 1 : 0;
     std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
+      charge_steps();
       Value kx = sort_key(x.as_array()->items[k], cs), ky = sort_key(y.as_array()->items[k], cs);
       return rev ? compare(ky, kx) < 0 : compare(kx, ky) < 0;
     });
@@ -269,7 +286,11 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     std::vector<Value> out, seen;
     for (const Value& item : iterate(v)) {
       Value key = sort_key(attr ? walk_attr(item, *attr) : item, cs);
-      if (std::any_of(seen.begin(), seen.end(), [&](const Value& s) { return equals(s, key); })) continue;
+      if (std::any_of(seen.begin(), seen.end(), [&](const Value& s) {
+            charge_steps();
+            return equals(s, key);
+          }))
+        continue;
       seen.push_back(key);
       out.push_back(item);
     }
@@ -314,10 +335,12 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
                                         : std::string(static_cast<size_t>(std::clamp<int64_t>(width.to_int(), 0, 256)), ' ');
     bool first = arg_bool(a, 1, "first", false), blank = arg_bool(a, 2, "blank", false);
     std::string s = to_str(v), out;
+    charge_copy(s.size());
     size_t start = 0;
     for (size_t i = 0;; ++i) {
       size_t nl = s.find('\n', start);
       std::string line = s.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+      check_room(add_sat(out.size(), add_sat(line.size(), pad.size() + 1)));
       if (i) out += '\n';
       if ((i > 0 || first) && (blank || !line.empty())) out += pad;
       out += line;
@@ -346,8 +369,9 @@ bool apply_test(const std::string& name, const Value& v, const CallArgs& a) {
   if (name == "true") return v.is_bool() && v.as_bool();
   if (name == "false") return v.is_bool() && !v.as_bool();
   if (name == "mapping") return v.is_object() && !v.as_object()->is_namespace;
-  if (name == "sequence") return v.is_string() || v.is_array() || (v.is_object() && !v.as_object()->is_namespace);
-  if (name == "iterable") return v.is_string() || v.is_array() || v.is_object() || v.is_undefined();
+  if (name == "sequence")
+    return v.is_string() || v.is_array() || v.is_range() || (v.is_object() && !v.as_object()->is_namespace);
+  if (name == "iterable") return v.is_string() || v.is_array() || v.is_range() || v.is_object() || v.is_undefined();
   if (name == "callable") return v.is_function();
   if (name == "odd" || name == "even") {
     if (!v.is_int() && !v.is_bool()) throw JinjaError("test '" + name + "' expects an integer");

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "template/jinja_builtins.h"
+#include "template/jinja_limits.h"
 #include "template/jinja_ops.h"
 #include "template/jinja_strings.h"
 
@@ -39,6 +40,7 @@ bool prefix_test(const std::string& s, const Value& p, bool at_end) {
     if (!x.is_string()) throw JinjaError("startswith/endswith first arg must be str or a tuple of str");
     const std::string& t = x.as_string();
     if (t.size() > s.size()) return false;
+    charge_copy(t.size());
     return at_end ? s.compare(s.size() - t.size(), t.size(), t) == 0 : s.compare(0, t.size(), t) == 0;
   };
   if (p.is_array()) return std::any_of(p.as_array()->items.begin(), p.as_array()->items.end(), one);
@@ -85,26 +87,33 @@ Value str_method(const std::string& s, const std::string& name, const CallArgs& 
   if (name == "capitalize") return Value(py_capitalize(s));
   if (name == "find" || name == "rfind" || name == "index" || name == "rindex") {
     const std::string& sub = str_arg(a, 0, "sub", name.c_str());
+    charge_copy(s.size());
     size_t pos = (name[0] == 'r') ? s.rfind(sub) : s.find(sub);
     if (pos == std::string::npos) {
       if (name == "index" || name == "rindex") throw JinjaError("substring not found");
       return Value(int64_t{-1});
     }
-    return Value(static_cast<int64_t>(utf8_decode(s.substr(0, pos)).size()));
+    int64_t cps = 0;  // the index in code points
+    charge_scan(pos);
+    for (size_t i = 0; i < pos; ++cps) utf8_next(s, i);
+    return Value(cps);
   }
   if (name == "count") {
     const std::string& sub = str_arg(a, 0, "sub", "count");
-    if (sub.empty()) return Value(static_cast<int64_t>(utf8_decode(s).size() + 1));
+    if (sub.empty()) return Value(utf8_length(s) + 1);
+    charge_copy(s.size());
     int64_t n = 0;
     for (size_t p = s.find(sub); p != std::string::npos; p = s.find(sub, p + sub.size())) ++n;
     return Value(n);
   }
   if (name == "removeprefix") {
     const std::string& p = str_arg(a, 0, "prefix", "removeprefix");
+    charge_copy(p.size());
     return Value(s.compare(0, p.size(), p) == 0 ? s.substr(p.size()) : s);
   }
   if (name == "removesuffix") {
     const std::string& p = str_arg(a, 0, "suffix", "removesuffix");
+    charge_copy(p.size());
     bool has = p.size() <= s.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
     return Value(has && !p.empty() ? s.substr(0, s.size() - p.size()) : s);
   }
@@ -115,11 +124,12 @@ Value str_method(const std::string& s, const std::string& name, const CallArgs& 
     bool first = true;
     for (const Value& v : iterate(*it)) {
       if (!v.is_string()) throw JinjaError("sequence item: expected str instance, " + v.type_name() + " found");
+      check_room(add_sat(out.size(), add_sat(s.size(), v.as_string().size())));
       if (!first) out += s;
       first = false;
       out += v.as_string();
     }
-    return Value(out);
+    return Value(std::move(out));
   }
   if (name == "isspace") return Value(all_chars(s, is_py_space));
   if (name == "isdigit")
@@ -167,6 +177,7 @@ Value list_method(const ArrayPtr& arr, const std::string& name, const CallArgs& 
   if (!x) throw JinjaError(name + "() takes exactly one argument");
   int64_t n = 0;
   for (size_t i = 0; i < arr->items.size(); ++i) {
+    charge_steps();
     if (!equals(arr->items[i], *x)) continue;
     if (name == "index") return Value(static_cast<int64_t>(i));
     ++n;
@@ -194,8 +205,8 @@ Value get_method(const Value& obj, const std::string& name) {
         "removeprefix", "removesuffix", "join", "isspace", "isdigit", "isalpha", "isalnum", "isupper",
         "islower"};
     if (!one_of(name, names)) return Value(Undefined{});
-    std::string s = obj.as_string();
-    return make_function(name, [s, name](const CallArgs& a) { return str_method(s, name, a); });
+    // The bound method holds the (shared) string: no copy of it per call.
+    return make_function(name, [obj, name](const CallArgs& a) { return str_method(obj.as_string(), name, a); });
   }
   if (obj.is_object() && !obj.as_object()->is_namespace) {
     if (one_of(name, {"items", "keys", "values", "get"})) {

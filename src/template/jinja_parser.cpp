@@ -7,11 +7,10 @@
 #include <initializer_list>
 
 #include "template/jinja_lexer.h"
+#include "template/jinja_limits.h"
 
 namespace qnext::jinja {
 namespace {
-
-constexpr int kMaxDepth = 200;  // nesting limit for expressions and blocks (no stack overflow)
 
 class Parser {
  public:
@@ -74,7 +73,11 @@ class Parser {
   struct DepthGuard {
     int& d;
     DepthGuard(int& d_, const Parser& p) : d(d_) {
-      if (++d > kMaxDepth) p.fail("template nested too deeply");
+      if (++d > kMaxNesting) {
+        --d;
+        p.fail("template nested too deeply (more than " + std::to_string(kMaxNesting) +
+               " levels of blocks, brackets and sub-expressions)");
+      }
     }
     ~DepthGuard() { --d; }
   };
@@ -83,6 +86,22 @@ class Parser {
     auto e = std::make_unique<Expr>();
     e->kind = k;
     e->line = line;
+    return e;
+  }
+
+  // Sets e's height from its children; every node with children passes through here once built,
+  // so no expression tree gets taller than kMaxExprHeight (chains are built in loops, which the
+  // DepthGuard does not see).
+  ExprPtr seal(ExprPtr e) const {
+    int h = 0;
+    for (const auto& a : e->args)
+      if (a) h = std::max(h, a->height);
+    for (const auto& kv : e->kwargs) h = std::max(h, kv.second->height);
+    e->height = h + 1;
+    if (e->height > kMaxExprHeight)
+      fail("expression nested too deeply (more than " + std::to_string(kMaxExprHeight) +
+               " levels of filters, attributes, calls and operators)",
+           e->line);
     return e;
   }
 
@@ -228,12 +247,14 @@ class Parser {
     expect_block_end();
     std::string end;
     s.body = parse_body({"endif", "elif", "else"}, end, s.line);
-    if (end == "elif") {
+    while (end == "elif") {  // a flat list of branches, however many
       auto e = std::make_unique<Stmt>();
+      e->kind = StmtKind::If;
       e->line = t_[i_ - 1].line;
-      parse_if(*e);  // consumes through the shared endif
-      s.else_body.push_back(std::move(e));
-      return;
+      e->cond = parse_tuple(false);
+      expect_block_end();
+      e->body = parse_body({"endif", "elif", "else"}, end, s.line);
+      s.elifs.push_back(std::move(e));
     }
     if (end == "else") {
       expect_block_end();
@@ -263,7 +284,7 @@ class Parser {
       if (cur().type == Tok::BlockEnd || cur().type == Tok::VarEnd || is_op(")")) break;
       t->args.push_back(parse_expr(with_cond));
     }
-    return t;
+    return seal(std::move(t));
   }
 
   ExprPtr parse_expr(bool with_cond) {
@@ -276,7 +297,7 @@ class Parser {
       c->args.push_back(parse_or());
       c->args.push_back(std::move(e));
       c->args.push_back(accept_name("else") ? parse_expr(true) : nullptr);
-      e = std::move(c);
+      e = seal(std::move(c));
     }
     return e;
   }
@@ -286,7 +307,7 @@ class Parser {
     e->name = op;
     e->args.push_back(std::move(a));
     e->args.push_back(std::move(b));
-    return e;
+    return seal(std::move(e));
   }
 
   ExprPtr parse_or() {
@@ -316,7 +337,7 @@ class Parser {
       next();
       e->name = "not";
       e->args.push_back(parse_not());
-      return e;
+      return seal(std::move(e));
     }
     return parse_compare();
   }
@@ -339,7 +360,7 @@ class Parser {
         next();
         next();
       } else {
-        return e ? std::move(e) : std::move(first);
+        return e ? seal(std::move(e)) : std::move(first);
       }
       if (!e) {
         e = node(ExprKind::Compare, start_line);
@@ -362,13 +383,13 @@ class Parser {
   }
 
   ExprPtr parse_concat() {
+    int line = cur().line;
     ExprPtr e = parse_math2();
-    while (is_op("~")) {
-      int line = cur().line;
-      next();
-      e = binary("~", std::move(e), parse_math2(), line);
-    }
-    return e;
+    if (!is_op("~")) return e;
+    auto c = node(ExprKind::Concat, line);
+    c->args.push_back(std::move(e));
+    while (accept_op("~")) c->args.push_back(parse_math2());
+    return seal(std::move(c));
   }
 
   ExprPtr parse_math2() {
@@ -393,13 +414,14 @@ class Parser {
   }
 
   ExprPtr parse_unary(bool with_filter) {
-    DepthGuard g(depth_, *this);
     ExprPtr e;
     if (is_op("-") || is_op("+")) {
+      DepthGuard g(depth_, *this);  // `- - - x` recurses here; brackets go through parse_expr
       e = node(ExprKind::Unary, cur().line);
       e->name = cur().text;
       next();
       e->args.push_back(parse_unary(false));
+      e = seal(std::move(e));
     } else {
       e = parse_primary();
     }
@@ -451,7 +473,7 @@ class Parser {
         tup->args.push_back(parse_expr(true));
       }
       expect_op(")");
-      return tup;
+      return seal(std::move(tup));
     }
     if (accept_op("[")) {
       auto e = node(ExprKind::List, line);
@@ -460,7 +482,7 @@ class Parser {
         if (!accept_op(",")) break;
       }
       expect_op("]");
-      return e;
+      return seal(std::move(e));
     }
     if (accept_op("{")) {
       auto e = node(ExprKind::Dict, line);
@@ -471,7 +493,7 @@ class Parser {
         if (!accept_op(",")) break;
       }
       expect_op("}");
-      return e;
+      return seal(std::move(e));
     }
     fail("unexpected " + describe(t));
   }
@@ -487,12 +509,12 @@ class Parser {
           next();
           g->args.push_back(std::move(e));
           g->args.push_back(std::move(idx));
-          e = std::move(g);
+          e = seal(std::move(g));
         } else {
           auto g = node(ExprKind::GetAttr, line);
           g->name = expect_name();
           g->args.push_back(std::move(e));
-          e = std::move(g);
+          e = seal(std::move(g));
         }
       } else if (accept_op("[")) {
         e = parse_subscript(std::move(e), line);
@@ -516,7 +538,7 @@ class Parser {
       auto t = node(ExprKind::Tuple, line);
       t->args.push_back(std::move(parts[0]));
       while (accept_op(",") && !is_op("]")) t->args.push_back(parse_expr(true));
-      parts[0] = std::move(t);
+      parts[0] = seal(std::move(t));
     }
     expect_op("]");
     auto e = node(is_slice ? ExprKind::Slice : ExprKind::GetItem, line);
@@ -526,7 +548,7 @@ class Parser {
       e->args.push_back(std::move(parts[1]));
       e->args.push_back(std::move(parts[2]));
     }
-    return e;
+    return seal(std::move(e));
   }
 
   // Call arguments `(a, b, k=v)` appended to e's args/kwargs.
@@ -551,7 +573,7 @@ class Parser {
     auto e = node(ExprKind::Call, cur().line);
     e->args.push_back(std::move(callee));
     parse_call_args(*e);
-    return e;
+    return seal(std::move(e));
   }
 
   ExprPtr parse_filter(ExprPtr subject, int line) {
@@ -560,7 +582,7 @@ class Parser {
     while (accept_op(".")) f->name += "." + expect_name();
     f->args.push_back(std::move(subject));
     if (is_op("(")) parse_call_args(*f);
-    return f;
+    return seal(std::move(f));
   }
 
   ExprPtr parse_filter_expr(ExprPtr e) {
@@ -583,7 +605,7 @@ class Parser {
                                                            c.text == "and" || c.text == "is"))) {
           t->args.push_back(parse_postfix(parse_primary()));  // `is divisibleby 3`
         }
-        e = std::move(t);
+        e = seal(std::move(t));
       } else if (is_op("(")) {
         e = parse_call(std::move(e));
       } else {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "template/jinja_limits.h"
 #include "template/jinja_value.h"
 
 namespace qnext::jinja {
@@ -18,28 +19,50 @@ bool cased_letter(char32_t c) { return upper(c) != c || lower(c) != c; }
 }  // namespace
 
 std::string py_strip(const std::string& s, const std::optional<std::string>& chars, bool left, bool right) {
-  std::u32string u = utf8_decode(s);
+  // One pass over the code points, without decoding the string (templates strip every message).
   std::u32string set = chars ? utf8_decode(*chars) : std::u32string();
   auto strip_it = [&](char32_t c) { return chars ? set.find(c) != std::u32string::npos : is_py_space(c); };
-  size_t b = 0, e = u.size();
-  if (left)
-    while (b < e && strip_it(u[b])) ++b;
-  if (right)
-    while (e > b && strip_it(u[e - 1])) --e;
-  return utf8_encode(u.substr(b, e - b));
+  size_t b = 0, e = 0, i = 0;  // the kept bytes are [b, e)
+  bool prefix = left;
+  while (i < s.size()) {
+    const bool strip = strip_it(utf8_next(s, i));
+    if (prefix) {
+      if (strip) {
+        b = e = i;
+        continue;
+      }
+      prefix = false;
+      if (!right) break;  // lstrip: the rest is kept as is
+    }
+    if (!right || !strip) e = i;
+  }
+  charge_scan(i);
+  if (!right) e = s.size();
+  return b < e ? s.substr(b, e - b) : std::string();  // (invalid UTF-8 inside is kept as it is)
 }
+
+namespace {
+
+// Before adding a part to a split result: the parts must still fit the render's byte budget as
+// list slots (what they will become), so a split into millions of pieces fails early.
+void check_parts(const std::vector<std::string>& out) { check_room(mul_sat(out.size() + 1, sizeof(Value))); }
+
+}  // namespace
 
 std::vector<std::string> py_split(const std::string& s, const std::optional<std::string>& sep, int64_t maxsplit,
                                   bool from_right) {
   std::vector<std::string> out;
+  charge_copy(s.size());
   if (sep) {
     if (sep->empty()) throw JinjaError("empty separator");
     if (!from_right) {
       size_t start = 0;
       for (size_t p; (maxsplit < 0 || static_cast<int64_t>(out.size()) < maxsplit) &&
                      (p = s.find(*sep, start)) != std::string::npos;
-           start = p + sep->size())
+           start = p + sep->size()) {
+        check_parts(out);
         out.push_back(s.substr(start, p - start));
+      }
       out.push_back(s.substr(start));
     } else {
       size_t end = s.size();
@@ -47,6 +70,7 @@ std::vector<std::string> py_split(const std::string& s, const std::optional<std:
         if (end < sep->size()) break;
         size_t p = s.rfind(*sep, end - sep->size());
         if (p == std::string::npos) break;
+        check_parts(out);
         out.push_back(s.substr(p + sep->size(), end - p - sep->size()));
         end = p;
       }
@@ -72,6 +96,7 @@ std::vector<std::string> py_split(const std::string& s, const std::optional<std:
     while (j < u.size() && !is_py_space(u[j])) ++j;
     std::u32string part = u.substr(i, j - i);
     if (from_right) std::reverse(part.begin(), part.end());
+    check_parts(out);
     out.push_back(utf8_encode(part));
     i = j;
   }
@@ -91,6 +116,7 @@ std::vector<std::string> py_split_lines(const std::string& s) {
       continue;
     }
     if (c == '\r' && i + 1 < u.size() && u[i + 1] == '\n') ++i;
+    check_parts(out);
     out.push_back(utf8_encode(cur));
     cur.clear();
   }
@@ -101,10 +127,12 @@ std::vector<std::string> py_split_lines(const std::string& s) {
 std::string py_replace(const std::string& s, const std::string& old, const std::string& repl, int64_t count) {
   std::string out;
   int64_t n = 0;
+  charge_copy(s.size());
   if (old.empty()) {  // Python inserts repl before every code point and at the end
     std::u32string u = utf8_decode(s);
     for (char32_t c : u) {
       if (count < 0 || n < count) {
+        check_room(add_sat(out.size(), repl.size() + 4));
         out += repl;
         ++n;
       }
@@ -115,10 +143,14 @@ std::string py_replace(const std::string& s, const std::string& old, const std::
   }
   size_t start = 0;
   for (size_t p; (count < 0 || n < count) && (p = s.find(old, start)) != std::string::npos; start = p + old.size()) {
-    out += s.substr(start, p - start) + repl;
+    check_room(add_sat(out.size(), add_sat(p - start, repl.size())));
+    out.append(s, start, p - start);
+    out += repl;
     ++n;
   }
-  return out + s.substr(start);
+  check_room(add_sat(out.size(), s.size() - start));
+  out.append(s, start);
+  return out;
 }
 
 std::string py_upper(const std::string& s) {

@@ -128,3 +128,14 @@ TEST_F(CliTemplate, ErrorsNameTheLine) {
   r = run(std::string(QNEXT_BIN) + " template --jsonl '" + in.string() + "' 2>/dev/null");
   EXPECT_NE(r.status, 0);
 }
+
+TEST_F(CliTemplate, ToolsNested50000Deep) {
+  // Rejected while parsing (copying or converting it would overflow the stack).
+  fs::path in = dir_ / "deep.jsonl";
+  std::ofstream(in) << R"({"messages": [], "tools": [)" << std::string(50000, '[') << std::string(50000, ']') << "]}\n";
+  fs::path err = dir_ / "err.txt";
+  auto r = run(std::string(QNEXT_BIN) + " template --template '" + kAssets + "/qwen3-next-instruct.jinja' --jsonl '" +
+               in.string() + "' 2>'" + err.string() + "'");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(slurp(err), "error: " + in.string() + " line 1: the line: JSON nested deeper than 256 levels\n");
+}
