@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
 #include "core/thread_pool.h"
 
@@ -12,6 +13,22 @@ namespace fs = std::filesystem;
 
 namespace qnext {
 
+
+Result<std::map<std::string, std::string>> parse_safetensors_index(std::string_view text, const std::string& name) {
+  nlohmann::json index;
+  try {
+    index = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    return err(name + ": malformed JSON: " + e.what());
+  }
+  if (!index.contains("weight_map") || !index["weight_map"].is_object()) return err(name + ": missing object 'weight_map'");
+  std::map<std::string, std::string> weight_map;
+  for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
+    if (!it.value().is_string()) return err(name + ": weight_map['" + it.key() + "'] is not a file name");
+    weight_map[it.key()] = it.value().get<std::string>();
+  }
+  return weight_map;
+}
 
 Result<Checkpoint> Checkpoint::open(const std::string& dir) {
   Checkpoint ck;
@@ -21,21 +38,15 @@ Result<Checkpoint> Checkpoint::open(const std::string& dir) {
   std::map<std::string, std::string> weight_map;  // tensor -> shard file name
   std::vector<std::string> shard_names;
   if (fs::exists(index_path)) {
-    nlohmann::json index;
-    try {
-      std::ifstream in(index_path);
-      index = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      return err(index_path.string() + ": malformed JSON: " + e.what());
-    }
-    if (!index.contains("weight_map") || !index["weight_map"].is_object())
-      return err(index_path.string() + ": missing object 'weight_map'");
+    std::ifstream in(index_path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (!in) return err(index_path.string() + ": cannot read");
+    auto parsed = parse_safetensors_index(text.str(), index_path.string());
+    if (!parsed) return err(parsed.error());
+    weight_map = std::move(parsed.value());
     std::set<std::string> shards;
-    for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
-      if (!it.value().is_string()) return err(index_path.string() + ": weight_map['" + it.key() + "'] is not a file name");
-      weight_map[it.key()] = it.value().get<std::string>();
-      shards.insert(it.value().get<std::string>());
-    }
+    for (const auto& [tensor, shard] : weight_map) shards.insert(shard);
     shard_names.assign(shards.begin(), shards.end());
   } else if (fs::exists(fs::path(dir) / "model.safetensors")) {
     shard_names.push_back("model.safetensors");

@@ -3,11 +3,16 @@
 #pragma once
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "io/safetensors.h"
 
 namespace qnext {
+
+// model.safetensors.index.json: its weight_map, tensor name -> shard file name. `name` names the
+// file in errors.
+Result<std::map<std::string, std::string>> parse_safetensors_index(std::string_view text, const std::string& name);
 
 class Checkpoint {
  public:

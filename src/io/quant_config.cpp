@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "io/compressed_tensors.h"
 #include "io/fp8.h"
@@ -45,17 +46,23 @@ Result<QuantConfig> parse_quant_config(const nlohmann::json& config, const std::
   return qc;
 }
 
-Result<QuantConfig> read_quant_config(const std::string& dir) {
-  const std::string path = (std::filesystem::path(dir) / "config.json").string();
+Result<QuantConfig> parse_quant_config_text(std::string_view config_json, const std::string& where) {
   nlohmann::json j;
   try {
-    std::ifstream in(path);
-    if (!in) return QuantConfig{};  // Config::load reports a missing config.json
-    j = nlohmann::json::parse(in);
+    j = nlohmann::json::parse(config_json);
   } catch (const nlohmann::json::exception& e) {
-    return err(path + ": malformed JSON: " + e.what());
+    return err(where + ": malformed JSON: " + e.what());
   }
-  return parse_quant_config(j, path);
+  return parse_quant_config(j, where);
+}
+
+Result<QuantConfig> read_quant_config(const std::string& dir) {
+  const std::string path = (std::filesystem::path(dir) / "config.json").string();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return QuantConfig{};  // Config::load reports a missing config.json
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_quant_config_text(text.str(), path);
 }
 
 Result<std::optional<ScaledMatrix>> find_scaled_matrix(const Checkpoint& ck, const QuantConfig& qc,

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "io/checkpoint.h"
@@ -31,6 +32,7 @@ struct QuantConfig {
 // Reads dir/config.json's quantization_config (method None without one). Errors name the file and field.
 Result<QuantConfig> read_quant_config(const std::string& dir);
 Result<QuantConfig> parse_quant_config(const nlohmann::json& config, const std::string& where);
+Result<QuantConfig> parse_quant_config_text(std::string_view config_json, const std::string& where);  // config.json's text
 
 // A matrix whose codes and scales are separate tensors (F8_E4M3 or I4), checked against its shape.
 struct ScaledMatrix {

@@ -25,13 +25,8 @@ size_t TensorSpec::nbytes() const {
   return n;
 }
 
-Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
-  auto mapped = MappedFile::open(path);
-  if (!mapped) return err(mapped.error());
-  SafetensorsFile st;
-  st.file_ = mapped.value();
-  const uint8_t* base = st.file_->data();
-  const size_t size = st.file_->size();
+Result<SafetensorsContents> parse_safetensors(const uint8_t* base, size_t size, const std::string& path) {
+  SafetensorsContents st;
   if (size < 8) return err(path + ": truncated: " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
   uint64_t header_len = 0;
   std::memcpy(&header_len, base, 8);
@@ -55,7 +50,7 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
     if (name == "__metadata__") {
       if (!info.is_object()) return err(path + ": __metadata__ is not an object");
       for (auto m = info.begin(); m != info.end(); ++m)
-        if (m.value().is_string()) st.metadata_[m.key()] = m.value().get<std::string>();
+        if (m.value().is_string()) st.metadata[m.key()] = m.value().get<std::string>();
       continue;
     }
     const std::string where = path + ": tensor '" + name + "'";
@@ -90,22 +85,21 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
                  " bytes but data_offsets span " + std::to_string(end - begin));
     t.data = data + begin;
     t.nbytes = end - begin;
-    st.tensors_.push_back(std::move(t));
+    st.tensors.push_back(std::move(t));
   }
 
   // Overlapping byte ranges mean a corrupt header.
   std::vector<const TensorView*> by_offset;
-  for (const auto& t : st.tensors_) by_offset.push_back(&t);
+  for (const auto& t : st.tensors) by_offset.push_back(&t);
   std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) { return a->data < b->data; });
   for (size_t i = 1; i < by_offset.size(); ++i) {
     const auto* prev = by_offset[i - 1];
     if (by_offset[i]->data < prev->data + prev->nbytes)
       return err(path + ": tensors '" + prev->name + "' and '" + by_offset[i]->name + "' have overlapping data_offsets");
   }
-  for (auto& t : st.tensors_) {
-    t.file = &st.file_->path();
-    auto q = st.metadata_.find(std::string(kQuantKeyPrefix) + t.name);
-    if (q == st.metadata_.end()) continue;
+  for (auto& t : st.tensors) {
+    auto q = st.metadata.find(std::string(kQuantKeyPrefix) + t.name);
+    if (q == st.metadata.end()) continue;
     DType format;
     if (!parse_quant_dtype(q->second, &format))
       return err(path + ": tensor '" + t.name + "': unknown quantized format '" + q->second + "' in __metadata__");
@@ -113,6 +107,19 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
       return err(path + ": tensor '" + t.name + "': a " + q->second + " matrix must be stored as U8 [rows, row bytes]");
     t.quant = format;
   }
+  return st;
+}
+
+Result<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+  auto mapped = MappedFile::open(path);
+  if (!mapped) return err(mapped.error());
+  SafetensorsFile st;
+  st.file_ = mapped.value();
+  auto contents = parse_safetensors(st.file_->data(), st.file_->size(), st.file_->path());
+  if (!contents) return err(contents.error());
+  st.tensors_ = std::move(contents.value().tensors);
+  st.metadata_ = std::move(contents.value().metadata);
+  for (auto& t : st.tensors_) t.file = &st.file_->path();
   return st;
 }
 

@@ -32,9 +32,18 @@ struct TensorView {
   std::string shape_str() const;  // "[2048, 128]"
 };
 
+// What a safetensors file's bytes hold, every header entry validated (offsets inside the data
+// section, byte counts matching shapes, no overlaps, known quantized formats). The views point
+// into `bytes`; their `file` member is left null. `name` names the input in errors.
+struct SafetensorsContents {
+  std::vector<TensorView> tensors;
+  std::map<std::string, std::string> metadata;
+};
+Result<SafetensorsContents> parse_safetensors(const uint8_t* bytes, size_t size, const std::string& name);
+
 class SafetensorsFile {
  public:
-  static Result<SafetensorsFile> open(const std::string& path);
+  static Result<SafetensorsFile> open(const std::string& path);  // maps the file, then parse_safetensors
 
   const std::vector<TensorView>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <type_traits>
 
 namespace qnext {
@@ -205,17 +206,23 @@ Result<Config> Config::from_json(const nlohmann::json& j, const std::string& whe
   return c;
 }
 
-Result<Config> Config::load(const std::string& model_dir) {
-  const std::string path = (std::filesystem::path(model_dir) / "config.json").string();
-  std::ifstream in(path);
-  if (!in) return err(path + ": cannot open (is --model a Hugging Face model directory?)");
+Result<Config> Config::parse(std::string_view text, const std::string& where) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    return err(path + ": malformed JSON: " + e.what());
+    return err(where + ": malformed JSON: " + e.what());
   }
-  return from_json(j, path);
+  return from_json(j, where);
+}
+
+Result<Config> Config::load(const std::string& model_dir) {
+  const std::string path = (std::filesystem::path(model_dir) / "config.json").string();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return err(path + ": cannot open (is --model a Hugging Face model directory?)");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse(text.str(), path);
 }
 
 nlohmann::json Config::to_json() const {

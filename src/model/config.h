@@ -1,6 +1,7 @@
 // The model's hyper-parameters, read from a Hugging Face config.json of model_type "qwen3_next".
 #pragma once
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -63,6 +64,7 @@ struct Config {
   int linear_qkv_dim() const { return 2 * linear_num_key_heads * linear_key_head_dim + linear_num_value_heads * linear_value_head_dim; }
 
   static Result<Config> from_json(const nlohmann::json& j, const std::string& where);
+  static Result<Config> parse(std::string_view text, const std::string& where);  // config.json's text
   static Result<Config> load(const std::string& model_dir);  // reads model_dir/config.json
   nlohmann::json to_json() const;  // the HF config.json form (for synth)
 };
