@@ -114,9 +114,10 @@ void BpeModel::encode_large(std::string_view piece, std::vector<int32_t>& out) c
     bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
   };
   std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
-  auto push = [&](int i) {
+  auto push = [&](int i) {  // i is -1 after a merge at the first symbol (prev[0])
+    if (i < 0) return;
     int j = next[i];
-    if (i < 0 || j < 0) return;
+    if (j < 0) return;
     if (const Merge* m = lookup(sym[i], sym[j])) heap.push({m->rank, i, sym[i], sym[j]});
   };
   for (int i = 0; i + 1 < n; ++i) push(i);
