@@ -25,7 +25,13 @@ Result<std::map<std::string, std::string>> parse_safetensors_index(std::string_v
   std::map<std::string, std::string> weight_map;
   for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
     if (!it.value().is_string()) return err(name + ": weight_map['" + it.key() + "'] is not a file name");
-    weight_map[it.key()] = it.value().get<std::string>();
+    // Shards live next to the index: a path ("../x", "/etc/passwd", "sub/x") would make the loader
+    // map a file outside the checkpoint directory.
+    const std::string shard = it.value().get<std::string>();
+    if (shard.empty() || shard == "." || shard == ".." || shard.find_first_of(std::string("/\\\0", 3)) != std::string::npos)
+      return err(name + ": weight_map['" + it.key() + "'] = \"" + shard +
+                 "\" is not a plain file name in the checkpoint directory");
+    weight_map[it.key()] = shard;
   }
   return weight_map;
 }

@@ -190,6 +190,33 @@ TEST(Checkpoint, IndexListsTensorAbsentFromShard) {
   EXPECT_CONTAINS(e, "'model.layers.9.ghost.weight' is listed in model.safetensors.index.json but absent");
 }
 
+// Found by fuzz/fuzz_safetensors_index ("model/00001-of-00002.safetensors"): a shard name with a
+// directory in it was joined to the checkpoint directory, so "../x" or "/etc/passwd" mapped a file
+// from elsewhere. Shard names must be plain file names.
+TEST(Checkpoint, IndexShardNameWithADirectory) {
+  for (const char* shard : {"model/00001-of-00002.safetensors", "../model.safetensors", "/etc/passwd", "..", "", "a\\b"}) {
+    const auto r = parse_safetensors_index(nlohmann::json{{"weight_map", {{"w", shard}}}}.dump(), "index.json");
+    ASSERT_FALSE(r.ok()) << shard;
+    EXPECT_CONTAINS(r.error(), "weight_map['w']");
+    EXPECT_CONTAINS(r.error(), "is not a plain file name");
+  }
+  const auto nul = parse_safetensors_index(R"({"weight_map": {"w": "model.safetensors\u0000.txt"}})", "index.json");
+  EXPECT_FALSE(nul.ok());
+  const auto ok = parse_safetensors_index(R"({"weight_map": {"w": "model-00001-of-00002.safetensors"}})", "index.json");
+  ASSERT_TRUE(ok.ok()) << ok.error();
+  EXPECT_EQ(ok->at("w"), "model-00001-of-00002.safetensors");
+
+  TempDir d;
+  for (const auto& e : fs::directory_iterator(testing::data_dir("tiny-b-sharded")))
+    fs::copy_file(e.path(), d.file(e.path().filename().string()));
+  std::ifstream in(d.file("model.safetensors.index.json"));
+  nlohmann::json index = nlohmann::json::parse(in);
+  in.close();
+  index["weight_map"]["lm_head.weight"] = "../model-00001-of-00002.safetensors";
+  std::ofstream(d.file("model.safetensors.index.json")) << index.dump();
+  EXPECT_CONTAINS(load_error(d.str()), "is not a plain file name");
+}
+
 TEST(Checkpoint, IndexNamesMissingShard) {
   TempDir d;
   for (const auto& e : fs::directory_iterator(testing::data_dir("tiny-b-sharded")))
