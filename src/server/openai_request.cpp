@@ -389,9 +389,14 @@ ApiResult<json> convert_messages(const json& messages) {
         json args = json::object();
         if (auto a = fn.find("arguments"); a != fn.end() && !a->is_null()) {
           if (a->is_string()) {  // OpenAI sends arguments as JSON text; the template wants the object
-            args = json::parse(a->get<std::string>(), nullptr, false);
-            if (args.is_discarded())
-              return bad_param(cp + ".function.arguments", "'" + cp + ".function.arguments' is not valid JSON");
+            // Parsed with the body's nesting limit: the text is from the client just the same.
+            auto parsed = parse_json<json>(a->get<std::string>(), "'" + cp + ".function.arguments'");
+            if (!parsed) {
+              const bool deep = parsed.error().find("nested deeper") != std::string::npos;
+              return bad_param(cp + ".function.arguments",
+                               deep ? parsed.error() : "'" + cp + ".function.arguments' is not valid JSON");
+            }
+            args = std::move(parsed).value();
           } else if (a->is_object()) {
             args = *a;
           } else {

@@ -422,6 +422,25 @@ TEST(ChatRequest, DeeplyNestedJsonIsRefused) {
   EXPECT_TRUE(parse_chat_request(ok, ctx()).ok());
 }
 
+// Tool-call arguments sent as JSON text were parsed without the body's nesting limit, so a client
+// could hand the template (and every copy of the conversation) a million levels. (Found in review
+// while writing fuzz/fuzz_openai_request; the template's own value-depth limit now stops it too.)
+TEST(ChatRequest, DeeplyNestedToolCallArgumentsString) {
+  auto with_args = [](const std::string& args) {
+    json call{{"id", "c1"}, {"type", "function"}, {"function", {{"name", "f"}, {"arguments", args}}}};
+    json msgs = json::array({json{{"role", "user"}, {"content", "hi"}},
+                             json{{"role", "assistant"}, {"content", ""}, {"tool_calls", json::array({call})}},
+                             json{{"role", "tool"}, {"tool_call_id", "c1"}, {"content", "ok"}}});
+    return chat(chat_body({{"messages", msgs}, {"tools", json::array({weather_tool("f")})}}));
+  };
+  const int depth = 1000000;
+  auto r = with_args(std::string(depth, '[') + std::string(depth, ']'));
+  expect_bad(r, "messages[1].tool_calls[0].function.arguments");
+  EXPECT_NE(r.error().message.find("nested deeper than 256"), std::string::npos) << r.error().message;
+  expect_bad(with_args("{\"city\": "), "messages[1].tool_calls[0].function.arguments");
+  EXPECT_TRUE(with_args(R"({"city": [[["Paris"]]]})").ok());
+}
+
 TEST(ChatRequest, StopStringsAreBounded) {
   expect_bad(chat(chat_body({{"stop", json::array({std::string(5000, 'x')})}})), "stop");
   json many = json::array();
