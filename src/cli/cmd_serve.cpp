@@ -40,6 +40,7 @@ void register_serve(CLI::App& app, int& exit_code) {
     EngineOptions engine;
     int cache_mb = 1024;
     std::string alias;
+    std::string mtp;  // "", "auto" or 1..4
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("serve", "OpenAI-compatible HTTP server (/v1/chat/completions, /v1/completions, ...)");
@@ -59,10 +60,21 @@ void register_serve(CLI::App& app, int& exit_code) {
   cmd->add_option("--alias", o->alias, "Model name in responses and /v1/models (default: the directory's name)");
   cmd->add_option("--max-body", o->server.max_body, "Largest request body in bytes (beyond: 413)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--mtp", o->mtp,
+                  "MTP speculative decoding while one request runs alone: K drafts per step (1-4) or auto; same "
+                  "output as without it")
+      ->check(CLI::IsMember({"auto", "1", "2", "3", "4"}));
   cmd->callback([o, &exit_code] {
     exit_code = 1;
     auto model = o->model.load_or_report();
     if (!model) return;
+    if (!o->mtp.empty()) {
+      if (!model->has_mtp()) {
+        std::fprintf(stderr, "error: the model has no MTP weights (mtp.*): --mtp needs them\n");
+        return;
+      }
+      o->engine.mtp = o->mtp == "auto" ? 0 : std::stoi(o->mtp);
+    }
     auto setup = load_text_setup_or_report(*model);
     if (!setup) return;
 
@@ -100,9 +112,10 @@ void register_serve(CLI::App& app, int& exit_code) {
       }
     });
 
-    std::fprintf(stderr, "model %s: ctx %d, parallel %d, batch %d tokens, queue %d, cache %d MiB\n",
+    std::fprintf(stderr, "model %s: ctx %d, parallel %d, batch %d tokens, queue %d, cache %d MiB, mtp %s\n",
                  o->alias.empty() ? model_name(o->model.dir).c_str() : o->alias.c_str(), engine.ctx(),
-                 engine.options().parallel, engine.options().batch_tokens, engine.options().queue, o->cache_mb);
+                 engine.options().parallel, engine.options().batch_tokens, engine.options().queue, o->cache_mb,
+                 o->mtp.empty() ? "off" : o->mtp.c_str());
     const std::string& h = o->server.host;
     const std::string host = h.find(':') != std::string::npos ? "[" + h + "]" : h;  // IPv6 literal
     std::fprintf(stderr, "listening on http://%s:%d\n", host.c_str(), port.value());

@@ -645,8 +645,14 @@ void Model::forward_batch(std::span<const BatchEntry> batch, DeltaRuleMode mode)
   int wanted = 0;
   row = 0;
   for (const BatchEntry& b : batch) {
-    row += int(b.ids.size());
-    b.state->pos += int(b.ids.size());
+    const int T_b = int(b.ids.size());
+    if (b.hidden) {
+      b.hidden->resize(size_t(T_b) * H);
+      for (int t = 0; t < T_b; ++t)
+        rms_norm(x + size_t(row + t) * H, weights_.final_norm.data(), H, c.rms_norm_eps, b.hidden->data() + size_t(t) * H);
+    }
+    row += T_b;
+    b.state->pos += T_b;
     if (b.logits && !b.ids.empty())
       rms_norm(x + size_t(row - 1) * H, weights_.final_norm.data(), H, c.rms_norm_eps, last + size_t(wanted++) * H);
   }

@@ -43,6 +43,7 @@ struct BatchEntry {
   SequenceState* state;
   std::span<const int32_t> ids;          // fed at positions state->pos..
   std::vector<float>* logits = nullptr;  // [V] after the last id; null when not needed
+  std::vector<float>* hidden = nullptr;  // [T, H] every id's row after the final norm (the MTP head's input)
 };
 
 // The rows of one sequence inside a batched call: rows [row0, row0 + T) of the [rows, H] stream,

@@ -58,6 +58,9 @@ struct Engine::Sequence {
   int cached = 0;                // of those, restored from the cache
   int generated = 0;             // sampled ids, EOS included
   int32_t pending = -1;          // sampled id to feed next step; -1 while prefilling
+  std::unique_ptr<SpeculativeDecoder> spec;  // MTP drafting, when on for this request
+  std::vector<float> hidden;     // [T, H] the last forward's rows after the final norm (for spec)
+  std::vector<int32_t> spec_out;  // a speculative step's tokens
   Clock::time_point submitted, admitted, first_token;
 
   Sequence(std::shared_ptr<RequestHandle> h, GenRequest r, SequenceState st, const Tokenizer& tok)
@@ -175,7 +178,15 @@ void Engine::admit() {
       finish(*s, FinishReason::Cancelled);
       continue;
     }
-    s->cached = s->fed = cache_.restore(s->req.prompt, s->state, &s->logits);
+    if (opt_.mtp >= 0 && model_.has_mtp() && s->req.top_logprobs < 0)
+      s->spec = std::make_unique<SpeculativeDecoder>(model_, SpecOptions{opt_.mtp, opt_.mtp > 0 ? opt_.mtp : 3});
+    if (s->spec && opt_.mtp_draft_hook) s->spec->set_draft_hook(opt_.mtp_draft_hook);
+    std::vector<float> mtp_rows;
+    s->cached = s->fed = cache_.restore(s->req.prompt, s->state, &s->logits, &mtp_rows);
+    if (s->spec && s->cached > 0) {  // the MTP head goes on from the snapshot if it kept its rows
+      s->spec->fed(mtp_rows);
+      if (!s->spec->in_sync(s->state)) s->spec.reset();
+    }
     if (s->cached > 0) {
       ++stats_.cache_hits;
       stats_.cached_tokens += uint64_t(s->cached);
@@ -223,6 +234,16 @@ void Engine::step() {
   stats_.running = int(running_.size());
   if (running_.empty()) return;
 
+  if (running_.size() == 1) {
+    Sequence& s = *running_[0];
+    if (s.spec && s.pending >= 0 && s.state.pos + kMaxDrafts + 2 < opt_.ctx && s.spec->in_sync(s.state)) {
+      speculative_step(s);
+      std::erase_if(running_, [](const std::unique_ptr<Sequence>& q) { return q->handle == nullptr; });
+      stats_.running = int(running_.size());
+      return;
+    }
+  }
+
   // Every decoding sequence's next token, then prompt chunks (oldest first) under the budget.
   batch_.clear();
   std::vector<int>& ends = chunk_ends_;
@@ -230,7 +251,7 @@ void Engine::step() {
   int budget = opt_.batch_tokens, decoding = 0;
   for (auto& s : running_)
     if (s->pending >= 0) {
-      batch_.push_back({&s->state, {&s->pending, 1}, &s->logits});
+      batch_.push_back({&s->state, {&s->pending, 1}, &s->logits, s->spec ? &s->hidden : nullptr});
       --budget;
       ++decoding;
     }
@@ -241,7 +262,7 @@ void Engine::step() {
     const int n = ends[i] - s.fed;
     const bool last = ends[i] == s.prompt_len();
     batch_.push_back({&s.state, std::span<const int32_t>(s.req.prompt).subspan(size_t(s.fed), size_t(n)),
-                      last ? &s.logits : nullptr});
+                      last ? &s.logits : nullptr, s.spec ? &s.hidden : nullptr});
     budget -= n;
   }
   model_.forward_batch(batch_);
@@ -249,6 +270,10 @@ void Engine::step() {
 
   for (size_t i = 0; i < running_.size(); ++i) {
     Sequence& s = *running_[i];
+    if (s.spec && (s.pending >= 0 || ends[i] > 0)) {  // the MTP head keeps up with what was fed
+      s.spec->fed(s.hidden);
+      if (!s.spec->in_sync(s.state)) s.spec.reset();  // e.g. restored from a snapshot without its rows
+    }
     if (s.pending >= 0) {
       s.pending = -1;
       sample(s);
@@ -261,7 +286,10 @@ void Engine::step() {
     const bool wanted = done || s.fed % opt_.snapshot_every == 0 ||
                         std::find(s.req.snapshot_at.begin(), s.req.snapshot_at.end(), s.fed) != s.req.snapshot_at.end();
     const auto prefix = std::span<const int32_t>(s.req.prompt).first(size_t(s.fed));
-    if (wanted) cache_.put(prefix, s.state, done ? std::span<const float>(s.logits) : std::span<const float>(), tok_.decode(prefix));
+    if (s.spec) s.spec->catch_up(s.state, prefix);  // one row left pending: snapshots keep it
+    if (wanted)
+      cache_.put(prefix, s.state, done ? std::span<const float>(s.logits) : std::span<const float>(), tok_.decode(prefix),
+                 s.spec ? s.spec->pending_rows() : std::span<const float>());
     if (done) {
       s.first_token = Clock::now();
       sample(s);
@@ -301,14 +329,21 @@ static TokenLogprob logprobs_of(std::span<const float> logits, int32_t id, int n
 void Engine::sample(Sequence& s) {
   const int V = model_.config().vocab_size;
   const int32_t id = s.sampler.sample({s.logits.data(), size_t(V)}, s.history);
+  const FinishReason why = take(s, id, &s.logits);
+  if (why != FinishReason::None) finish(s, why);
+}
+
+FinishReason Engine::take(Sequence& s, int32_t id, const std::vector<float>* logits) {
+  const int V = model_.config().vocab_size;
   ++s.generated;
   ++stats_.completion_tokens;
   const bool eos = !s.req.ignore_eos && std::find(eos_.begin(), eos_.end(), id) != eos_.end();
 
   GenEvent e;
   if (!eos) {
-    TokenLogprob t = s.req.top_logprobs >= 0 ? logprobs_of({s.logits.data(), size_t(V)}, id, s.req.top_logprobs)
-                                             : TokenLogprob{id, 0, {}};
+    TokenLogprob t = s.req.top_logprobs >= 0 && logits
+                         ? logprobs_of({logits->data(), size_t(V)}, id, s.req.top_logprobs)
+                         : TokenLogprob{id, 0, {}};
     e.tokens.push_back(std::move(t));
     e.text = s.stops.feed(s.decoder.push(id));
   }
@@ -321,12 +356,31 @@ void Engine::sample(Sequence& s) {
     else e.text += s.stops.flush();
   }
   if (!e.text.empty() || !e.tokens.empty()) s.handle->post(std::move(e));
-  if (why != FinishReason::None) {
-    finish(s, why);
-    return;
-  }
+  if (why != FinishReason::None) return why;
   s.history.push_back(id);
   s.pending = id;
+  return FinishReason::None;
+}
+
+// One MTP step of a sequence running alone: K drafts, one forward over [pending, drafts], the
+// accepted tokens and the main model's own next one posted in order, the state rolled back to
+// what was taken (a stop or max_tokens inside the step ends it early).
+void Engine::speculative_step(Sequence& s) {
+  const SpecStats before = s.spec->stats();
+  const auto fed_ids = std::span<const int32_t>(s.history).first(size_t(s.state.pos));
+  s.spec->step(s.state, fed_ids, s.pending, s.sampler, s.history, s.spec_out);
+  s.pending = -1;
+  size_t used = 0;
+  FinishReason why = FinishReason::None;
+  while (used < s.spec_out.size() && why == FinishReason::None) why = take(s, s.spec_out[used++], nullptr);
+  s.spec->keep(s.state, int(used));  // the state holds every taken token but the last
+  s.logits = s.spec->logits();
+  ++stats_.steps;
+  const SpecStats& after = s.spec->stats();
+  stats_.mtp_steps += uint64_t(after.verify_steps - before.verify_steps);
+  stats_.mtp_proposed += uint64_t(after.proposed - before.proposed);
+  stats_.mtp_accepted += uint64_t(after.accepted - before.accepted);
+  if (why != FinishReason::None) finish(s, why);
 }
 
 // Posts the last event, snapshots the conversation so far for a follow-up request, and frees
@@ -337,7 +391,10 @@ void Engine::finish(Sequence& s, FinishReason why, std::string error) {
     // The state holds the prompt and every sampled id but the last (never fed).
     const int n = s.state.pos;
     const auto ids = std::span<const int32_t>(s.history).first(size_t(std::min<int>(n, int(s.history.size()))));
-    if (n > s.prompt_len() && n <= int(s.history.size())) cache_.put(ids, s.state, s.logits, tok_.decode(ids));
+    // The MTP head's unconsumed rows go along when few (it catches up lazily while batched).
+    const bool rows = s.spec && s.spec->in_sync(s.state) && s.spec->pending_rows().size() <= size_t(64) * model_.config().hidden_size;
+    if (n > s.prompt_len() && n <= int(s.history.size()))
+      cache_.put(ids, s.state, s.logits, tok_.decode(ids), rows ? s.spec->pending_rows() : std::span<const float>());
   }
   GenEvent e;
   e.done = true;

@@ -20,6 +20,7 @@
 #include "core/result.h"
 #include "model/qwen3_next.h"
 #include "runtime/sampling.h"
+#include "runtime/speculative.h"
 #include "runtime/state_cache.h"
 #include "tokenizer/tokenizer.h"
 
@@ -32,6 +33,11 @@ struct EngineOptions {
   int ctx = 0;               // most positions per sequence (prompt + generated); 0: the model's
   size_t cache_bytes = size_t(1) << 30;  // state cache budget (--cache-mb)
   int snapshot_every = 1024;  // prompt positions between state-cache snapshots
+  // MTP speculative decoding while one sequence runs alone (a lone chat, the usual local case):
+  // -1 off, 0 adaptive K, 1..kMaxDrafts fixed K. With other sequences running, steps are batched.
+  // Requests that ask for logprobs decode without drafts.
+  int mtp = -1;
+  SpeculativeDecoder::DraftHook mtp_draft_hook;  // tests: decides the drafts (see SpeculativeDecoder)
 };
 
 struct GenRequest {
@@ -100,6 +106,7 @@ struct EngineStats {
   std::atomic<uint64_t> steps{0}, requests_finished{0}, requests_cancelled{0};
   std::atomic<int> queued{0}, running{0};
   std::atomic<double> decode_tok_s{0};  // recent decode rate (tokens of all sequences per second)
+  std::atomic<uint64_t> mtp_steps{0}, mtp_proposed{0}, mtp_accepted{0};  // speculative steps and their drafts
 };
 
 class Engine {
@@ -127,6 +134,10 @@ class Engine {
   void admit();
   void step();
   void sample(Sequence& s);  // picks s's next token from s.logits and posts it
+  // Posts sampled token id (with logprobs from `logits` when asked and given); returns why the
+  // sequence ends with it, or None (then id is s's next token to feed).
+  FinishReason take(Sequence& s, int32_t id, const std::vector<float>* logits);
+  void speculative_step(Sequence& s);  // a lone sequence: MTP drafts, one verify forward
   void finish(Sequence& s, FinishReason why, std::string error = {});
 
   Model& model_;

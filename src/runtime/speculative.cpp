@@ -43,6 +43,11 @@ bool SpeculativeDecoder::in_sync(const SequenceState& st) const {
   return model_.has_mtp() && st.pos > 0 && size_t(st.mtp_pos) * H + pending_.size() == size_t(st.pos) * H;
 }
 
+void SpeculativeDecoder::catch_up(SequenceState& st, std::span<const int32_t> fed_ids) {
+  if (!in_sync(st) || st.pos - st.mtp_pos < 2 || int(fed_ids.size()) != st.pos) return;
+  feed_mtp(st, fed_ids.subspan(size_t(st.mtp_pos) + 1), false);
+}
+
 int SpeculativeDecoder::choose_k() const {
   if (!model_.has_mtp()) return 0;
   if (opt_.k > 0) return opt_.k;

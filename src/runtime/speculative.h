@@ -72,6 +72,11 @@ class SpeculativeDecoder {
   void reset() { pending_.clear(); }
   // The MTP head can draft from this state: the hidden rows it has not consumed yet are at hand.
   bool in_sync(const SequenceState& st) const;
+  // When in sync: feeds the MTP head every pending row but the last (the token after each is in
+  // fed_ids, every token fed so far), so only one row stays pending (see pending_rows).
+  void catch_up(SequenceState& st, std::span<const int32_t> fed_ids);
+  // [P, H] main hidden rows of positions st.mtp_pos.. the MTP head has not consumed.
+  std::span<const float> pending_rows() const { return pending_; }
 
   // One step. In: st holds `fed_ids` (every token fed so far), `next` was sampled after them and
   // is not fed. history: the tokens the sampler's penalties see (ending with `next`).

@@ -25,7 +25,7 @@ std::vector<uint64_t> prefix_hashes(std::span<const int32_t> tokens) {
 
 
 void StateCache::put(std::span<const int32_t> tokens, const SequenceState& state, std::span<const float> logits,
-                     std::string text) {
+                     std::string text, std::span<const float> mtp_rows) {
   if (tokens.empty()) return;
   uint64_t hash = kFnvBasis;  // of the whole prefix only: no table of every shorter one
   for (int32_t t : tokens) hash = hash_step(hash, t);
@@ -41,15 +41,17 @@ void StateCache::put(std::span<const int32_t> tokens, const SequenceState& state
       return;
     }
   SequenceState snap = state.snapshot();
-  const size_t bytes = snap.bytes() + tokens.size_bytes() + logits.size_bytes() + text.size();
+  const size_t bytes = snap.bytes() + tokens.size_bytes() + logits.size_bytes() + text.size() + mtp_rows.size_bytes();
   if (bytes > budget_) return;
   evict_to(budget_ - bytes);
   lru_.push_front(Entry{hash, std::vector<int32_t>(tokens.begin(), tokens.end()), std::move(snap),
-                        std::vector<float>(logits.begin(), logits.end()), std::move(text), bytes});
+                        std::vector<float>(logits.begin(), logits.end()), std::move(text),
+                        std::vector<float>(mtp_rows.begin(), mtp_rows.end()), bytes});
   bytes_ += bytes;
 }
 
-int StateCache::restore(std::span<const int32_t> prompt, SequenceState& state, std::vector<float>* logits) {
+int StateCache::restore(std::span<const int32_t> prompt, SequenceState& state, std::vector<float>* logits,
+                        std::vector<float>* mtp_rows) {
   if (prompt.empty()) return 0;
   const auto h = prefix_hashes(prompt);
   std::lock_guard lock(mu_);
@@ -63,6 +65,7 @@ int StateCache::restore(std::span<const int32_t> prompt, SequenceState& state, s
   if (best == lru_.end()) return 0;
   state.restore(best->state);
   if (best->tokens.size() == prompt.size()) *logits = best->logits;
+  if (mtp_rows) *mtp_rows = best->mtp_rows;
   lru_.splice(lru_.begin(), lru_, best);
   return int(best->tokens.size());
 }

@@ -26,13 +26,17 @@ class StateCache {
   // recently used (and gains the logits if it had none). Evicts least recently used entries until
   // the total fits the budget; a snapshot larger than the whole budget is not kept.
   // text: what the tokens decode to, for longest_text_prefix (empty: not matched by text).
+  // mtp_rows: [P, H] the main model's hidden rows the MTP head has not consumed yet (positions
+  // state.mtp_pos..), so speculative decoding can go on from the snapshot (empty: none kept).
   void put(std::span<const int32_t> tokens, const SequenceState& state, std::span<const float> logits = {},
-           std::string text = {});
+           std::string text = {}, std::span<const float> mtp_rows = {});
 
   // Restores into `state` (same config and KV type) the longest cached prefix of `prompt` that
   // leaves something to compute: a strict prefix, or the whole prompt if its logits were kept
   // (then copied into *logits). Returns the prefix length, 0 if none (state untouched).
-  int restore(std::span<const int32_t> prompt, SequenceState& state, std::vector<float>* logits);
+  // mtp_rows (may be null) gets the entry's MTP rows, empty when it has none.
+  int restore(std::span<const int32_t> prompt, SequenceState& state, std::vector<float>* logits,
+              std::vector<float>* mtp_rows = nullptr);
 
   // The ids of the cached entry whose text is the longest proper prefix of `text`, and that
   // text's length. A client sends back a conversation as text; re-tokenizing the model's own
@@ -55,6 +59,7 @@ class StateCache {
     SequenceState state;  // KV caches trimmed to the prefix
     std::vector<float> logits;  // [V] after the last token, or empty
     std::string text;           // the tokens decoded, or empty
+    std::vector<float> mtp_rows;  // [P, H] main hidden rows the MTP head has yet to consume, or empty
     size_t bytes;
   };
   void evict_to(size_t budget);  // mu_ held

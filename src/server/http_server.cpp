@@ -36,6 +36,9 @@ EngineSnapshot snapshot(const Engine& engine) {
   e.completion_tokens = s.completion_tokens;
   e.prefilled_tokens = s.prefilled_tokens;
   e.cache_hits = s.cache_hits;
+  e.mtp_steps = s.mtp_steps;
+  e.mtp_proposed = s.mtp_proposed;
+  e.mtp_accepted = s.mtp_accepted;
   e.cache_misses = s.cache_misses;
   e.cached_tokens = s.cached_tokens;
   e.steps = s.steps;

@@ -67,6 +67,9 @@ std::string render_metrics(const std::map<int, uint64_t>& requests_by_status, co
   metric(out, "qnext_context_size", "gauge", "Most positions per sequence.", e.ctx);
   metric(out, "qnext_decode_tokens_per_second", "gauge", "Recent decode rate over all sequences.", e.decode_tok_s);
   metric(out, "qnext_cache_hits_total", "counter", "Prompts that started from a cached state.", double(e.cache_hits));
+  metric(out, "qnext_mtp_steps_total", "counter", "Speculative (MTP) steps of lone sequences.", double(e.mtp_steps));
+  metric(out, "qnext_mtp_drafts_total", "counter", "Tokens drafted by the MTP head.", double(e.mtp_proposed));
+  metric(out, "qnext_mtp_accepted_total", "counter", "Drafted tokens the main model accepted.", double(e.mtp_accepted));
   metric(out, "qnext_cache_misses_total", "counter", "Prompts with no cached prefix.", double(e.cache_misses));
   metric(out, "qnext_cache_hit_tokens_total", "counter", "Prompt tokens restored from the state cache.",
          double(e.cached_tokens));

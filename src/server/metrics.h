@@ -18,6 +18,7 @@ struct EngineSnapshot {
   double decode_tok_s = 0;
   size_t cache_bytes = 0, cache_entries = 0, cache_budget = 0;
   uint64_t cache_evictions = 0;
+  uint64_t mtp_steps = 0, mtp_proposed = 0, mtp_accepted = 0;
   int parallel = 0, ctx = 0;
 };
 

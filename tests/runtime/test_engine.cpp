@@ -146,6 +146,66 @@ TEST(Engine, CachedPrefixGivesTheSameResult) {
   EXPECT_GE(e.stats().cache_hits.load(), 2u);
 }
 
+// MTP on a lone sequence gives the ids plain decoding gives, whether the drafts are the head's
+// own (random weights: nearly all rejected), all true (an oracle) or only the first of each step
+// true; max_tokens cuts inside a step. A follow-up restores the answer's end with the MTP head's
+// rows and keeps drafting; two requests at once run batched and still agree.
+TEST(Engine, MtpGivesTheSameTokens) {
+  const auto prompt = random_ids(31, 90);
+  constexpr int kGen = 12;  // with all 3 drafts accepted: 1 + 4 + 4 + 4, cut inside the last step
+  auto follow_up = [&](const std::vector<int32_t>& answer) {
+    auto next = prompt;
+    next.insert(next.end(), answer.begin(), answer.end());
+    next.push_back(42);
+    return next;
+  };
+  Outcome plain, plain2, other;
+  const auto other_prompt = random_ids(32, 40);
+  {
+    Engine e(model(), tok(), {}, options(1));
+    plain = drain(*e.submit(request(prompt, kGen)).value());
+    plain2 = drain(*e.submit(request(follow_up(plain.ids), 6)).value());
+    other = drain(*e.submit(request(other_prompt, 9)).value());
+  }
+  for (int mode = 0; mode < 3; ++mode) {
+    SCOPED_TRACE("mode " + std::to_string(mode));
+    EngineOptions o = options(2);
+    o.mtp = 3;
+    if (mode > 0)
+      o.mtp_draft_hook = [&, mode](std::span<const int32_t> context, std::span<int32_t> drafts) {
+        const size_t generated = context.size() - prompt.size();  // `next` included
+        for (size_t j = 0; j < drafts.size(); ++j) {
+          const size_t i = generated + j;
+          const int32_t truth = i < plain.ids.size() ? plain.ids[i] : 0;
+          drafts[j] = mode == 1 || j == 0 ? truth : (truth + 1) % 150000;
+        }
+      };
+    Engine e(model(), tok(), {}, o);
+    auto got = drain(*e.submit(request(prompt, kGen)).value());
+    EXPECT_EQ(got.ids, plain.ids);
+    EXPECT_EQ(got.text, plain.text);
+    EXPECT_EQ(got.last.finish, FinishReason::Length);
+    EXPECT_GT(e.stats().mtp_steps.load(), 0u);
+    if (mode > 0) {
+      EXPECT_GT(e.stats().mtp_accepted.load(), 0u);
+    }
+    if (mode == 1) {
+      EXPECT_LT(e.stats().mtp_steps.load(), uint64_t(kGen) / 2);  // several tokens per step
+    }
+    const uint64_t steps_before = e.stats().mtp_steps;
+    auto second = drain(*e.submit(request(follow_up(got.ids), 6)).value());
+    EXPECT_EQ(second.last.cached_tokens, int(prompt.size()) + kGen - 1);
+    EXPECT_EQ(second.ids, plain2.ids);
+    EXPECT_GT(e.stats().mtp_steps.load(), steps_before);  // drafting resumed from the snapshot
+    if (mode != 0) continue;
+    // Two at once: batched steps (no drafts), the same ids.
+    auto h1 = e.submit(request(prompt, kGen)).value();
+    auto h2 = e.submit(request(other_prompt, 9)).value();
+    EXPECT_EQ(drain(*h1).ids, plain.ids);
+    EXPECT_EQ(drain(*h2).ids, other.ids);
+  }
+}
+
 // A follow-up turn (prompt + answer + more) restores the state at the end of the answer.
 TEST(Engine, FollowUpRestoresTheConversation) {
   Engine e(model(), tok(), {}, options(1));

@@ -347,12 +347,15 @@ TEST(Metrics, Text) {
   e.cache_bytes = 1 << 20;
   e.cache_entries = 4;
   e.decode_tok_s = 12.5;
+  e.mtp_proposed = 9;
+  e.mtp_accepted = 5;
   std::string t = render_metrics(m.requests_by_status(), e);
   for (const char* line : {"qnext_requests_total{code=\"200\"} 2\n", "qnext_requests_total{code=\"400\"} 1\n",
                            "qnext_prompt_tokens_total 123\n", "qnext_completion_tokens_total 45\n",
                            "qnext_queue_depth 2\n", "qnext_running_sequences 3\n", "qnext_cache_hits_total 7\n",
                            "qnext_cache_misses_total 1\n", "qnext_cache_bytes 1048576\n", "qnext_cache_entries 4\n",
-                           "qnext_decode_tokens_per_second 12.5\n", "# TYPE qnext_requests_total counter\n",
+                           "qnext_decode_tokens_per_second 12.5\n", "qnext_mtp_drafts_total 9\n",
+                           "qnext_mtp_accepted_total 5\n", "# TYPE qnext_requests_total counter\n",
                            "# TYPE qnext_queue_depth gauge\n"}) {
     EXPECT_NE(t.find(line), std::string::npos) << line << "\nin:\n" << t;
   }

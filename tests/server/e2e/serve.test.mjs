@@ -832,6 +832,27 @@ test('queue full -> 503 with Retry-After (second server: --parallel 1 --queue 1)
   }
 });
 
+// --- MTP speculative decoding --------------------------------------------------------------------
+
+test('--mtp: a lone request drafts with the MTP head and answers exactly as without it', async () => {
+  const spec = await startServer(['--mtp', '3', '--ctx', String(CTX)], { name: 'mtp' });
+  try {
+    const c = makeClient(spec, { apiKey: 'unused' });
+    for (const p of ['The sky is', 'Write a haiku about rain', 'Say hi']) {
+      const want = await greedy(p, 20);  // the main server, no drafts
+      assert.equal(await greedy(p, 20, c), want, `non-streamed ${JSON.stringify(p)}`);
+      const s = await streamChat({ messages: user(p), temperature: 0, max_tokens: 20 }, c);
+      assert.equal(s.text, want, `streamed ${JSON.stringify(p)}`);
+    }
+    const m = await metrics(spec);
+    assert.ok(metricValue(m, 'qnext_mtp_steps_total') > 0, 'no speculative step');
+    assert.ok(metricValue(m, 'qnext_mtp_drafts_total') > 0, 'no drafts');
+    await assertHealthy(spec);
+  } finally {
+    await stopServer(spec, 2000);
+  }
+});
+
 // --- shutdown ------------------------------------------------------------------------------------
 
 test('SIGTERM stops the server within 2 s, even with an idle keep-alive connection open', async () => {
