@@ -11,5 +11,6 @@ void dequant_fp8_scalar(const Matrix& w, int64_t r, int64_t k0, int64_t n, float
 void dequant_fp8_avx2(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out);
 void rows_fp8_scalar(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 void rows_fp8_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+void rows_fp8_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 
 }  // namespace qnext

@@ -72,7 +72,7 @@ constexpr WeightFormat kFormats[] = {
     kQuant(DType::Q8_0),
     kQuant(DType::Q4_0),
     {DType::F8_E4M3, false, {dequant_fp8_scalar, dequant_fp8_avx2, dequant_fp8_avx2},
-     {rows_fp8_scalar, rows_fp8_avx2, rows_fp8_avx2}},
+     {rows_fp8_scalar, rows_fp8_avx2, rows_fp8_avx512}},
     {DType::I4, false, {dequant_int4_scalar, dequant_int4_avx2, dequant_int4_avx2},
      {rows_int4_scalar, rows_int4_avx2, rows_int4_avx2}},
 };
