@@ -1,7 +1,7 @@
 // A random-weight model with the real Qwen vocabulary (tests/data/tiny-real-vocab) and the real
 // tokenizer (assets/tokenizer), loaded once per test binary: for tests of text generation.
 #pragma once
-#include <cstdlib>
+#include <stdexcept>
 #include <memory>
 #include <string>
 
@@ -16,10 +16,8 @@ inline const std::string kTokDir = std::string(QNEXT_TEST_DATA) + "/../../assets
 inline Model& real_vocab_model() {
   static std::unique_ptr<Model> m = [] {
     auto r = Model::load(data_dir("tiny-real-vocab"));
-    if (!r) {
-      ADD_FAILURE() << r.error();
-      std::abort();
-    }
+    // Thrown, not abort(): GoogleTest fails the calling test with this text and runs the rest.
+    if (!r) throw std::runtime_error("cannot load tiny-real-vocab: " + r.error());
     return std::move(r).value();
   }();
   return *m;
@@ -28,10 +26,7 @@ inline Model& real_vocab_model() {
 inline const Tokenizer& qwen_tokenizer() {
   static const Tokenizer t = [] {
     auto r = Tokenizer::load(kTokDir);
-    if (!r) {
-      ADD_FAILURE() << r.error();
-      std::abort();
-    }
+    if (!r) throw std::runtime_error("cannot load the tokenizer from " + kTokDir + ": " + r.error());
     return std::move(r).value();
   }();
   return t;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <stdexcept>
 
 #include "common/golden.h"
 #include "model/qwen3_next.h"
@@ -13,10 +14,8 @@ namespace {
 Model& model(const std::string& name = "tiny-b") {
   static std::unique_ptr<Model> m = [&] {
     auto r = Model::load(testing::data_dir(name));
-    if (!r) {
-      ADD_FAILURE() << r.error();
-      std::abort();
-    }
+    // Thrown, not abort(): GoogleTest fails the calling test with this text and runs the rest.
+    if (!r) throw std::runtime_error("cannot load model " + name + ": " + r.error());
     return std::move(r).value();
   }();
   return *m;
