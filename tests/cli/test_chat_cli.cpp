@@ -83,7 +83,7 @@ TEST(CliTokenize, TextToIdsAndBack) {
 
   auto bad = run(qnext_bin() + " tokenize --model /nonexistent hi");
   EXPECT_NE(bad.exit_code, 0);
-  EXPECT_NE(bad.output.find("error"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("error: /nonexistent/tokenizer.json: cannot open file"), std::string::npos) << bad.output;
 }
 
 TEST(CliRun, GreedyIsDeterministicAndMatchesGenerate) {
@@ -173,9 +173,20 @@ TEST(CliChat, ExitCommandAndMissingTemplate) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(stats_lines(r.output).empty()) << r.output;
 
-  auto bad = run("echo hi | " + qnext_bin() + " chat --model " + data_dir("tiny-real-vocab"));
+  // Weights and tokenizer but no template (no chat_template.jinja, no tokenizer_config.json). Plain
+  // tiny-real-vocab has no tokenizer either, and failed on that before it reached the template.
+  const std::string no_tpl = testing::temp_path("model-no-template");
+  fs::create_directories(no_tpl);
+  for (const char* f : {"config.json", "model.safetensors"})
+    fs::create_symlink(fs::absolute(data_dir("tiny-real-vocab") + "/" + f), no_tpl + "/" + f);
+  fs::create_symlink(fs::absolute(kTokDir + "/tokenizer.json"), no_tpl + "/tokenizer.json");
+  auto bad = run("echo hi | " + qnext_bin() + " chat --model " + no_tpl);
+  fs::remove_all(no_tpl);
   EXPECT_NE(bad.exit_code, 0);
-  EXPECT_NE(bad.output.find("error"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find("error: no chat template in " + no_tpl +
+                            " (neither chat_template.jinja nor tokenizer_config.json)"),
+            std::string::npos)
+      << bad.output;
 }
 
 }  // namespace
