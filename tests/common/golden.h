@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu.h"
 #include "io/safetensors.h"
 
 namespace qnext::testing {
@@ -41,7 +42,11 @@ class Reference {
   std::vector<int32_t> ids(const std::string& name) const {
     const auto& t = view(name);
     std::vector<int32_t> v(size_t(t.numel()));
-    for (size_t i = 0; i < v.size(); ++i) v[i] = int32_t(reinterpret_cast<const int64_t*>(t.data)[i]);
+    for (size_t i = 0; i < v.size(); ++i) {  // tensors need not be 8-byte aligned in the file
+      int64_t id;
+      std::memcpy(&id, t.data + 8 * i, 8);
+      v[i] = int32_t(id);
+    }
     return v;
   }
 
@@ -49,14 +54,29 @@ class Reference {
   std::unique_ptr<SafetensorsFile> file_;
 };
 
+// The larger of two errors, NaN when either is (std::max(m, NaN) is m: a NaN output would pass).
+inline float worse(float m, float d) { return d <= m ? m : d; }
+
 inline float max_abs_diff(const float* a, const float* b, size_t n) {
   float m = 0;
-  for (size_t i = 0; i < n; ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  for (size_t i = 0; i < n; ++i) m = worse(m, std::fabs(a[i] - b[i]));
   return m;
 }
 inline float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());
   return max_abs_diff(a.data(), b.data(), std::min(a.size(), b.size()));
+}
+
+// The ISAs above the CPU's best, up to `highest` ("avx512", "avx2, avx512"), empty when it has
+// them all: a test that checked what the CPU has ends with
+//   if (auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
+//     GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
+// so a run on a smaller CPU reports what it left out instead of passing quietly.
+inline std::string isas_lacking(Isa highest) {
+  std::string out;
+  for (Isa isa : {Isa::Avx2, Isa::Avx512})
+    if (isa <= highest && isa > best_isa()) out += (out.empty() ? "" : ", ") + std::string(isa_name(isa));
+  return out;
 }
 
 inline int argmax(const float* v, size_t n) {

@@ -62,6 +62,8 @@ TEST(Matmul, SimdMatchesScalarTwin) {
               << isa_name(isa) << " " << dtype_name(t) << " rows " << s[0] << " cols " << s[1] << " T " << T;
         }
       }
+  if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
+    GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
 }
 
 TEST(Matmul, RowRangeWritesOnlyItsColumns) {
@@ -139,31 +141,84 @@ TEST(DeltaRule, Avx2MatchesScalarTwin) {
   }
 }
 
-// A block of queries with their own causal limits gives what each query gives alone, on every ISA:
-// odd query counts (the 4-query tiles' tails), D = 72 (a half-width value tile), limits across and
-// inside the 64-key blocks.
-TEST(Attention, QueryBlockEqualsSingleQueries) {
+// Attention from its definition, in double, written out here and sharing nothing with the kernels:
+// out = softmax(scale * q.k_j, j < n_keys) v_j, for one query against one key/value head.
+std::vector<double> attention_definition(const float* q, const float* K, const float* V, size_t stride, int n_keys,
+                                         int D, double scale) {
+  std::vector<double> s(size_t(n_keys), 0.0), out(size_t(D), 0.0);
+  double m = -1e300, z = 0;
+  for (int j = 0; j < n_keys; ++j) {
+    for (int d = 0; d < D; ++d) s[size_t(j)] += double(q[d]) * double(K[size_t(j) * stride + size_t(d)]);
+    s[size_t(j)] *= scale;
+    m = std::max(m, s[size_t(j)]);
+  }
+  for (int j = 0; j < n_keys; ++j) z += std::exp(s[size_t(j)] - m);
+  for (int j = 0; j < n_keys; ++j)
+    for (int d = 0; d < D; ++d) out[size_t(d)] += std::exp(s[size_t(j)] - m) / z * double(V[size_t(j) * stride + size_t(d)]);
+  return out;
+}
+
+// Causal grouped-query attention against the definition: T new tokens at positions P..P+T-1 of a
+// cache of Hkv interleaved heads (stride Hkv * D), Hq query heads, query head h reading key/value
+// head h / (Hq / Hkv), token t seeing the keys [0, P + t]. Each group of Hq / Hkv heads times the
+// T tokens goes to one call, as the model makes them: the one-query kernel (attention_head), the
+// scalar block and the AVX2 block. D = 72 takes a half-width value tile; T = 13 with 2 heads per
+// group gives odd blocks and causal limits inside and across the 64-key blocks.
+TEST(Attention, CausalGqaMatchesTheDefinition) {
   std::mt19937 rng(15);
   for (int D : {72, 256}) {
-    const int L = 150, n = 13;
-    const auto qs = random_vec(rng, size_t(n * D), 2.0f), K = random_vec(rng, size_t(L * D)), V = random_vec(rng, size_t(L * D));
-    std::vector<int> n_keys(n);
-    for (int i = 0; i < n; ++i) n_keys[size_t(i)] = 1 + (i * 37 + 5) % L;
-    n_keys[0] = L;
-    std::vector<const float*> q(n);
-    for (int i = 0; i < n; ++i) q[size_t(i)] = qs.data() + i * D;
-    const KvHead kv{K.data(), V.data(), size_t(D), DType::F32};
-    std::vector<float> want(size_t(n * D)), got(size_t(n * D), -1);
-    for (int i = 0; i < n; ++i) attention_head(q[size_t(i)], kv, n_keys[size_t(i)], D, 0.1f, want.data() + i * D);
-    std::vector<float*> out(n);
-    for (int i = 0; i < n; ++i) out[size_t(i)] = got.data() + i * D;
-    attention_queries_scalar(q.data(), n_keys.data(), n, kv, D, 0.1f, out.data());
-    EXPECT_LE(testing::max_abs_diff(want, got), 0.0f) << "scalar D=" << D;
-    if (best_isa() < Isa::Avx2) continue;
-    std::fill(got.begin(), got.end(), -1.0f);
-    attention_queries_avx2(q.data(), n_keys.data(), n, kv, D, 0.1f, out.data());
-    EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx2 D=" << D;
+    const int Hq = 4, Hkv = 2, group = Hq / Hkv, P = 137, T = 13, L = P + T;
+    const size_t stride = size_t(Hkv * D);
+    const double scale = 1.0 / std::sqrt(double(D));
+    const auto qs = random_vec(rng, size_t(T * Hq * D), 2.0f), K = random_vec(rng, size_t(L) * stride),
+               V = random_vec(rng, size_t(L) * stride);
+    // want[t][h]: [T, Hq, D]
+    std::vector<double> want(size_t(T * Hq * D));
+    for (int t = 0; t < T; ++t)
+      for (int h = 0; h < Hq; ++h) {
+        const int kvh = h / group;
+        const auto o = attention_definition(qs.data() + size_t((t * Hq + h) * D), K.data() + kvh * D, V.data() + kvh * D,
+                                            stride, P + t + 1, D, scale);
+        std::copy(o.begin(), o.end(), want.begin() + (t * Hq + h) * D);
+      }
+    auto err = [&](const std::vector<float>& got) {
+      double e = 0;
+      for (size_t i = 0; i < got.size(); ++i) e = std::max(e, std::fabs(double(got[i]) - want[i]));
+      return e;
+    };
+    auto run_blocks = [&](auto&& kernel) {
+      std::vector<float> got(want.size(), -1.0f);
+      for (int kvh = 0; kvh < Hkv; ++kvh) {
+        const KvHead kv{K.data() + kvh * D, V.data() + kvh * D, stride, DType::F32};
+        std::vector<const float*> q;
+        std::vector<float*> out;
+        std::vector<int> n_keys;
+        for (int t = 0; t < T; ++t)
+          for (int h = kvh * group; h < (kvh + 1) * group; ++h) {
+            q.push_back(qs.data() + (t * Hq + h) * D);
+            out.push_back(got.data() + (t * Hq + h) * D);
+            n_keys.push_back(P + t + 1);
+          }
+        kernel(q.data(), n_keys.data(), int(q.size()), kv, D, float(scale), out.data());
+      }
+      return got;
+    };
+    // Float scores and sums over up to 150 keys and 256 dimensions: ~1e-6 off the double definition.
+    constexpr double kTol = 1e-5;
+    const auto single = run_blocks([](const float* const* q, const int* n_keys, int n, const KvHead& kv, int D_,
+                                      float sc, float* const* out) {
+      for (int i = 0; i < n; ++i) attention_head(q[i], kv, n_keys[i], D_, sc, out[i]);
+    });
+    EXPECT_LE(err(single), kTol) << "attention_head D=" << D;
+    EXPECT_LE(err(run_blocks(attention_queries_scalar)), kTol) << "scalar D=" << D;
+    if (best_isa() < Isa::Avx2) continue;  // reported below
+    const auto avx2 = run_blocks(attention_queries_avx2);
+    EXPECT_LE(err(avx2), kTol) << "avx2 D=" << D;
+    // And the block kernel gives what each query gives alone (summation order aside).
+    EXPECT_LE(testing::max_abs_diff(single, avx2), 2e-6f) << "avx2 vs attention_head D=" << D;
   }
+  if (const auto lacking = testing::isas_lacking(Isa::Avx2); !lacking.empty())
+    GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
 }
 
 // An f16 cache holds rounded keys and values; attention over it must equal attention over an f32
@@ -196,12 +251,14 @@ TEST(Attention, HalfCacheEqualsFloatCacheOfTheRoundedValues) {
       attention_queries_scalar(q.data(), n_keys.data(), n, f32, D, 0.1f, w.data());
       attention_queries_scalar(q.data(), n_keys.data(), n, f16, D, 0.1f, g.data());
       EXPECT_LE(testing::max_abs_diff(want, got), 0.0f) << "scalar D=" << D;
-      if (best_isa() < Isa::Avx2) continue;
+      if (best_isa() < Isa::Avx2) continue;  // reported below
       std::fill(got.begin(), got.end(), -1.0f);
       attention_queries_avx2(q.data(), n_keys.data(), n, f16, D, 0.1f, g.data());
       EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx2 D=" << D;
     }
   }
+  if (const auto lacking = testing::isas_lacking(Isa::Avx2); !lacking.empty())
+    GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
 }
 
 TEST(DeltaRule, RecurrentFollowsTheDefinition) {

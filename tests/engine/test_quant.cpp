@@ -109,12 +109,14 @@ TEST(Quant, SimdMatchesScalarTwin) {
           float scale = 0;
           for (float v : want) scale = std::max(scale, std::fabs(v));
           for (Isa isa : {Isa::Avx2, Isa::Avx512}) {  // AVX-512: the VNNI GEMM where the CPU has VNNI
-            if (isa > best_isa()) continue;
+            if (isa > best_isa()) continue;  // reported at the end
             matmul_q_rows(isa, m, xq.data(), T, got.data(), rows, 0, rows);
             EXPECT_LE(testing::max_abs_diff(want, got), 1e-5f * (1 + scale))
                 << isa_name(isa) << " " << dtype_name(t) << " rows " << rows << " cols " << cols << " T " << T;
           }
         }
+  if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
+    GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
 }
 
 // A group of products (decoding's fused projections and experts) gives each product exactly what
@@ -149,7 +151,7 @@ TEST(Quant, ProductGroupEqualsSeparateProducts) {
   ASSERT_GT(mats[0].bytes(), 2 * kGroupChunkBytes);  // the first product spans several chunks
   set_num_threads(2);
   for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
-    if (isa > best_isa()) continue;
+    if (isa > best_isa()) continue;  // reported at the end
     set_active_isa(isa);
     std::vector<std::vector<float>> want, got;
     std::vector<Product> group;
@@ -174,6 +176,8 @@ TEST(Quant, ProductGroupEqualsSeparateProducts) {
       EXPECT_EQ(want[i], got[i]) << isa_name(isa) << " product " << i << " (" << dtype_name(mats[i].dtype) << ")";
   }
   set_active_isa(best_isa());
+  if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
+    GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
 }
 
 // The SIMD activation quantizer gives the very same blocks as the scalar twin.
