@@ -5,7 +5,8 @@
 //   cd tests/server/e2e && npm ci && QNEXT_BIN=../../../build/qnext node --test serve.test.mjs
 //
 // Environment: QNEXT_BIN (the qnext executable; default <root>/build/qnext), QNEXT_ROOT (the
-// repository; default three folders up from here), QNEXT_E2E_VERBOSE=1 (echo the servers' stderr).
+// repository; default three folders up from here), QNEXT_E2E_VERBOSE=1 (echo the servers' stderr),
+// QNEXT_E2E_TIMEOUT_SCALE (multiplies the deadlines, for sanitizer builds).
 // ctest runs it as `server_e2e` with both variables set.
 //
 // The model's weights are random, so its text is noise: the tests check the protocol (shapes,
@@ -35,8 +36,11 @@ const { default: OpenAI } = await import('openai').catch((e) => {
 });
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// QNEXT_E2E_TIMEOUT_SCALE stretches the deadlines below (tests, requests, server start, waiting
+// for idle): sanitizer builds run the model several times slower (scripts/test.sh --tsan sets 4).
+const SCALE = Number(process.env.QNEXT_E2E_TIMEOUT_SCALE) || 1;
 // Every test gets a deadline, so a hung request fails its test instead of the whole run.
-const test = (name, fn) => nodeTest(name, { timeout: 60_000 }, fn);
+const test = (name, fn) => nodeTest(name, { timeout: 60_000 * SCALE }, fn);
 
 // ---------------------------------------------------------------------------------------------
 // The model directory and server processes
@@ -60,7 +64,7 @@ function makeModel(dir) {
 }
 
 // Starts `qnext serve` and resolves once it prints `listening on http://HOST:PORT`.
-function startServer(extraArgs, { name = 'server', timeoutMs = 60_000 } = {}) {
+function startServer(extraArgs, { name = 'server', timeoutMs = 60_000 * SCALE } = {}) {
   const args = ['serve', '--model', modelDir, '--port', '0', '-t', THREADS, ...extraArgs];
   const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
@@ -110,7 +114,7 @@ async function stopServer(srv, graceMs = 5000) {
 process.on('exit', () => { for (const s of servers) try { s.proc.kill('SIGKILL'); } catch {} });
 
 function makeClient(srv, opts = {}) {
-  return new OpenAI({ baseURL: `${srv.base}/v1`, apiKey: API_KEY, maxRetries: 0, timeout: 60_000, ...opts });
+  return new OpenAI({ baseURL: `${srv.base}/v1`, apiKey: API_KEY, maxRetries: 0, timeout: 60_000 * SCALE, ...opts });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -182,7 +186,7 @@ function metricValue(ms, name, labels = {}) {
 }
 
 // Polls /metrics until nothing runs or waits (the sequences of aborted requests are gone).
-async function waitIdle(srv = main, timeoutMs = 5000) {
+async function waitIdle(srv = main, timeoutMs = 5000 * SCALE) {
   const t0 = Date.now();
   let last;
   while (Date.now() - t0 < timeoutMs) {
@@ -194,7 +198,7 @@ async function waitIdle(srv = main, timeoutMs = 5000) {
   assert.fail(`not idle ${timeoutMs} ms after the abort: ${JSON.stringify(last)}`);
 }
 
-async function waitRunning(srv = main, timeoutMs = 5000) {
+async function waitRunning(srv = main, timeoutMs = 5000 * SCALE) {
   const t0 = Date.now();
   while (Date.now() - t0 < timeoutMs) {
     if ((metricValue(await metrics(srv), 'qnext_running_sequences') ?? 0) >= 1) return;
