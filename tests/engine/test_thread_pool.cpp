@@ -27,7 +27,9 @@ TEST(ThreadPool, ParallelForCoversEachIndexOnceInGrainMultiples) {
           ASSERT_LE(b, e);
           ASSERT_LE(e, n);
           EXPECT_EQ(b % grain, 0u) << "range start " << b << " grain " << grain;
-          if (e != n) EXPECT_EQ(e % grain, 0u) << "range end " << e << " grain " << grain;
+          if (e != n) {
+            EXPECT_EQ(e % grain, 0u) << "range end " << e << " grain " << grain;
+          }
           ++ranges_of[t];
           for (size_t i = b; i < e; ++i) ++hits[i];
         }, grain);
