@@ -1,6 +1,6 @@
 // Shared by the libFuzzer targets (see fuzz/README.md): a property check that stops the fuzzer
 // with a message, and where the repository's assets are (QNEXT_ASSETS_DIR, set by fuzz/CMakeLists.txt).
-// Targets read only those assets, never write files, and never need the network or /work/shared.
+// Targets read only those assets, never write files, and never need the network or data outside the repository.
 #pragma once
 #include <cstdint>
 #include <cstdio>

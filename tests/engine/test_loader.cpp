@@ -176,15 +176,20 @@ TEST(Checkpoint, WrongShapeIsNamed) {
   EXPECT_CONTAINS(e, "'model.layers.0.mlp.experts.0.gate_proj.weight' has shape [16, 128], expected [17, 128]");
 }
 
-TEST(Checkpoint, IndexListsTensorAbsentFromShard) {
-  TempDir d;
+// tiny-b-sharded copied into d with one weight_map entry set to `shard`.
+void sharded_copy_mapping(const TempDir& d, const std::string& tensor, const std::string& shard) {
   for (const auto& e : fs::directory_iterator(testing::data_dir("tiny-b-sharded")))
     fs::copy_file(e.path(), d.file(e.path().filename().string()));
   std::ifstream in(d.file("model.safetensors.index.json"));
   nlohmann::json index = nlohmann::json::parse(in);
   in.close();
-  index["weight_map"]["model.layers.9.ghost.weight"] = "model-00002-of-00002.safetensors";
+  index["weight_map"][tensor] = shard;
   std::ofstream(d.file("model.safetensors.index.json")) << index.dump();
+}
+
+TEST(Checkpoint, IndexListsTensorAbsentFromShard) {
+  TempDir d;
+  sharded_copy_mapping(d, "model.layers.9.ghost.weight", "model-00002-of-00002.safetensors");
   const auto e = load_error(d.str());
   EXPECT_CONTAINS(e, "model-00002-of-00002.safetensors");
   EXPECT_CONTAINS(e, "'model.layers.9.ghost.weight' is listed in model.safetensors.index.json but absent");
@@ -207,13 +212,7 @@ TEST(Checkpoint, IndexShardNameWithADirectory) {
   EXPECT_EQ(ok->at("w"), "model-00001-of-00002.safetensors");
 
   TempDir d;
-  for (const auto& e : fs::directory_iterator(testing::data_dir("tiny-b-sharded")))
-    fs::copy_file(e.path(), d.file(e.path().filename().string()));
-  std::ifstream in(d.file("model.safetensors.index.json"));
-  nlohmann::json index = nlohmann::json::parse(in);
-  in.close();
-  index["weight_map"]["lm_head.weight"] = "../model-00001-of-00002.safetensors";
-  std::ofstream(d.file("model.safetensors.index.json")) << index.dump();
+  sharded_copy_mapping(d, "lm_head.weight", "../model-00001-of-00002.safetensors");
   EXPECT_CONTAINS(load_error(d.str()), "is not a plain file name");
 }
 
@@ -337,5 +336,37 @@ TEST(ConfigLimits, HugeOrNarrowingSizesAreRefused) {
     EXPECT_NE(e.find(c.expect), std::string::npos) << c.key << ": " << e;
     EXPECT_NE(e.find("config.json"), std::string::npos) << e;
   }
+}
+
+// Found in review while fuzzing config.json (fuzz_config did not reach it in 10^6 runs; the seed is
+// kept in fuzz/corpus/config): numbers in integer lists were converted to int unchecked, and 1e300
+// there, or as partial_rotary_factor (times head_dim), is undefined behaviour (UBSan:
+// float-cast-overflow). 2^32 in eos_token_id would have become 0.
+TEST(ConfigLimits, MlpOnlyLayers1e300) {
+  std::ifstream in(testing::data_dir("tiny-b") + "/config.json");
+  const nlohmann::json base = nlohmann::json::parse(in);
+  struct Case {
+    const char* key;
+    nlohmann::json value;
+    const char* expect;
+  };
+  for (const Case& c : {Case{"mlp_only_layers", {1e300}, "key 'mlp_only_layers' must hold integers in the 32-bit range, not 1e+300"},
+                        Case{"eos_token_id", {151645, 4294967296LL}, "key 'eos_token_id' must hold integers in the 32-bit range"},
+                        Case{"eos_token_id", 1e300, "key 'eos_token_id' must be an integer in the 32-bit range"},
+                        Case{"partial_rotary_factor", 1e300, "partial_rotary_factor must be in [0, 1]"},
+                        Case{"partial_rotary_factor", -0.5, "partial_rotary_factor must be in [0, 1]"}}) {
+    nlohmann::json j = base;
+    j[c.key] = c.value;
+    auto r = Config::parse(j.dump(), "config.json");
+    ASSERT_FALSE(r.ok()) << c.key << " " << c.value.dump();
+    EXPECT_NE(r.error().find(c.expect), std::string::npos) << r.error();
+  }
+  nlohmann::json j = base;
+  j["mlp_only_layers"] = {0, 2};
+  j["eos_token_id"] = {151643, 151645};
+  auto ok = Config::parse(j.dump(), "config.json");
+  ASSERT_TRUE(ok.ok()) << ok.error();
+  EXPECT_EQ(ok->mlp_only_layers, (std::vector<int>{0, 2}));
+  EXPECT_EQ(ok->eos_token_ids, (std::vector<int>{151643, 151645}));
 }
 }  // namespace qnext
