@@ -3,8 +3,12 @@
 # nodejs + npm run the server's end-to-end test (tests/server/e2e); a node/npm already on PATH
 # (e.g. NodeSource's nodejs, which bundles npm and conflicts with Debian's npm) is kept.
 set -euo pipefail
+# clang + libclang-rt-14-dev (libclang_rt.fuzzer and clang's sanitizer runtimes; Debian 12's clang
+# is clang 14) build the fuzz targets (scripts/fuzz.sh); g++'s own ASan/UBSan/TSan runtimes, used by
+# scripts/test.sh --sanitize, come with g++.
 pkgs=(g++ cmake make pkg-config libgtest-dev libgmock-dev googletest libbenchmark-dev
-      nlohmann-json3-dev libcli11-dev libfmt-dev libutf8proc-dev libpcre2-dev libcpp-httplib-dev)
+      nlohmann-json3-dev libcli11-dev libfmt-dev libutf8proc-dev libpcre2-dev libcpp-httplib-dev
+      clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -48,7 +48,9 @@ Status parse_compressed_tensors_config(const nlohmann::json& q, const std::strin
     if (w.contains("actorder") && !w["actorder"].is_null() && w["actorder"] != "static" && w["actorder"] != "weight" &&
         w["actorder"] != false)
       return err(wf + ".actorder is " + w["actorder"].dump() + " (a g_idx permutation): not supported");
-    const bool symmetric = !w.contains("symmetric") || w["symmetric"].get<bool>();
+    if (w.contains("symmetric") && !w["symmetric"].is_boolean() && !w["symmetric"].is_null())  // get<bool> threw
+      return err(wf + ".symmetric is " + w["symmetric"].dump() + "; expected true or false");
+    const bool symmetric = !w.contains("symmetric") || w["symmetric"].is_null() || w["symmetric"].get<bool>();
     if (!first && (bits != out->bits || group != out->group || symmetric != out->symmetric))
       return err(g + ": config groups with different weight schemes are not supported");
     out->bits = bits;

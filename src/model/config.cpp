@@ -38,15 +38,28 @@ struct Reader {
   void optional(const char* key, T* out) {
     if (error.empty() && has(key)) read(key, out);
   }
+  static bool is_int32(const nlohmann::json& v) {
+    return v.is_number_integer() && !(v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT32_MAX)) &&
+           v.get<int64_t>() >= INT32_MIN && v.get<int64_t>() <= INT32_MAX;
+  }
+
   template <typename T>
   void read(const char* key, T* out) {
     if constexpr (std::is_same_v<T, int>) {  // no silent narrowing: 4294967424 is not 128
       const auto& v = j[key];
-      if (!v.is_number_integer() || v.get<int64_t>() < INT32_MIN || v.get<int64_t>() > INT32_MAX ||
-          (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT32_MAX))) {
+      if (!is_int32(v)) {
         error = where + ": key '" + key + "' must be an integer in the 32-bit range, not " + v.dump();
         return;
       }
+    }
+    if constexpr (std::is_same_v<T, std::vector<int>>) {  // nor in lists; [1e300] was undefined behaviour
+      const auto& v = j[key];
+      if (v.is_array())
+        for (const auto& x : v)
+          if (!is_int32(x)) {
+            error = where + ": key '" + key + "' must hold integers in the 32-bit range, not " + x.dump();
+            return;
+          }
     }
     try {
       *out = j[key].get<T>();
@@ -188,6 +201,8 @@ Result<Config> Config::from_json(const nlohmann::json& j, const std::string& whe
   }
   if (!r.error.empty()) return err(r.error);
   if (!rr.error.empty()) return err(rr.error);
+  if (!(c.partial_rotary_factor >= 0 && c.partial_rotary_factor <= 1))  // 1e300 overflowed int below
+    return err(where + ": partial_rotary_factor must be in [0, 1], not " + std::to_string(c.partial_rotary_factor));
   c.rotary_dim = int(c.head_dim * c.partial_rotary_factor);
 
   // Sanity of the dimensions the forward pass relies on.

@@ -267,8 +267,17 @@ Result<GenerationConfig> parse_generation_config(const std::string& text, const 
   auto number = [&](const char* field, float& dst) -> Status {
     if (!j.contains(field) || j[field].is_null()) return Ok{};
     if (!j[field].is_number()) return err(name + ": field '" + field + "' is not a number");
-    dst = j[field].get<float>();
+    const double v = j[field].get<double>();
+    if (!(std::fabs(v) <= 1e6))  // 1e300 was an infinite float
+      return err(name + ": field '" + field + "' is " + j[field].dump() + ", beyond any sampling setting");
+    dst = float(v);
     return Ok{};
+  };
+  // Integers are taken only when they fit: top_k 202147483648 became 318198656 (found by
+  // fuzz_generation_config).
+  auto int32 = [&](const json& v) {
+    return v.is_number_integer() && !(v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT32_MAX)) &&
+           v.get<int64_t>() >= INT32_MIN && v.get<int64_t>() <= INT32_MAX;
   };
   SamplingParams& s = cfg.sampling;
   for (auto [field, dst] : {std::pair{"temperature", &s.temperature}, {"top_p", &s.top_p}, {"min_p", &s.min_p},
@@ -279,21 +288,22 @@ Result<GenerationConfig> parse_generation_config(const std::string& text, const 
     if (!st) return err(st.error());
   }
   if (j.contains("top_k") && !j["top_k"].is_null()) {
-    if (!j["top_k"].is_number_integer()) return err(name + ": field 'top_k' is not an integer");
+    if (!int32(j["top_k"])) return err(name + ": field 'top_k' is not a 32-bit integer");
     s.top_k = j["top_k"].get<int>();
   }
   if (j.contains("max_new_tokens") && !j["max_new_tokens"].is_null()) {
-    if (!j["max_new_tokens"].is_number_integer()) return err(name + ": field 'max_new_tokens' is not an integer");
+    if (!int32(j["max_new_tokens"])) return err(name + ": field 'max_new_tokens' is not a 32-bit integer");
     cfg.max_new_tokens = j["max_new_tokens"].get<int>();
   }
   if (j.contains("do_sample") && j["do_sample"].is_boolean() && !j["do_sample"].get<bool>()) s.temperature = 0.0f;
   if (j.contains("eos_token_id") && !j["eos_token_id"].is_null()) {
     const json& e = j["eos_token_id"];
     if (e.is_number_integer()) {
+      if (!int32(e)) return err(name + ": field 'eos_token_id' is not a 32-bit integer");
       cfg.eos_token_ids.push_back(e.get<int32_t>());
     } else if (e.is_array()) {
       for (const json& v : e) {
-        if (!v.is_number_integer()) return err(name + ": field 'eos_token_id' has a non-integer entry");
+        if (!int32(v)) return err(name + ": field 'eos_token_id' has an entry that is not a 32-bit integer");
         cfg.eos_token_ids.push_back(v.get<int32_t>());
       }
     } else {

@@ -21,6 +21,11 @@ constexpr const char* kGpt2Pattern =
 
 Result<json> parse_json(std::string_view text, const std::string& name) { return qnext::parse_json<json>(text, name); }
 
+// Token ids index tables sized by the largest id, so they are bounded before anything is sized by
+// them: the limit of config.json's vocab_size (an id of 2^31 - 1 was a 64 GB table, and id + 1
+// overflowed).
+constexpr int64_t kMaxTokenId = (int64_t{1} << 24) - 1;
+
 Result<std::string> read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) return err(path + ": cannot open file");
@@ -107,8 +112,8 @@ Status load_model(const json& m, Tokenizer::Impl& impl, const std::string& name)
   if (!m.contains("merges") || !m["merges"].is_array()) return err(name + ": field 'model.merges' missing or not an array");
 
   for (const auto& [token, id] : m["vocab"].items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
-      return err(name + ": model.vocab['" + token + "'] is not a valid id");
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > kMaxTokenId)
+      return err(name + ": model.vocab['" + token + "'] is not a valid id (0.." + std::to_string(kMaxTokenId) + ")");
     auto i = id.get<int32_t>();
     impl.bpe.add_token(vocab_string_to_bytes(token), i);
     impl.vocab_ids.emplace(token, i);
@@ -148,10 +153,16 @@ Status load_added_tokens(const json& list, Tokenizer::Impl& impl, const std::str
   for (const auto& t : list) {
     if (!t.contains("id") || !t["id"].is_number_integer() || !t.contains("content") || !t["content"].is_string())
       return err(name + ": added_tokens entry without integer 'id' and string 'content'");
+    const json& id = t["id"];
+    if (id.get<int64_t>() < 0 || id.get<int64_t>() > kMaxTokenId || (id.is_number_unsigned() && id.get<uint64_t>() > uint64_t(kMaxTokenId)))
+      return err(name + ": added_tokens id " + id.dump() + " is not a valid id (0.." + std::to_string(kMaxTokenId) + ")");
     AddedToken a;
-    a.id = t["id"].get<int32_t>();
-    if (a.id < 0) return err(name + ": added_tokens id " + std::to_string(a.id) + " is negative");
+    a.id = id.get<int32_t>();
     a.content = t["content"].get<std::string>();
+    for (const char* flag : {"special", "lstrip", "rstrip", "single_word", "normalized"})
+      if (t.contains(flag) && !t[flag].is_boolean())  // value() threw type_error out of the loader
+        return err(name + ": added_tokens entry '" + a.content + "': '" + flag + "' is " + t[flag].dump() +
+                   ", not true or false");
     a.special = t.value("special", false);
     a.lstrip = t.value("lstrip", false);
     a.rstrip = t.value("rstrip", false);
@@ -182,8 +193,8 @@ Result<int32_t> config_token(const json& cfg, const char* field, const Tokenizer
   return err(name + ": " + field + " '" + content + "' is not a known token");
 }
 
-Status build(std::string_view tok_text, std::string_view cfg_text, const std::string& tok_name,
-             const std::string& cfg_name, Tokenizer::Impl* impl) {
+Status build_checked(std::string_view tok_text, std::string_view cfg_text, const std::string& tok_name,
+                     const std::string& cfg_name, Tokenizer::Impl* impl) {
   auto j = parse_json(tok_text, tok_name);
   if (!j) return err(j.error());
   if (!j->is_object()) return err(tok_name + ": top level is not a JSON object");
@@ -210,6 +221,18 @@ Status build(std::string_view tok_text, std::string_view cfg_text, const std::st
     impl->bos = *bos;
   }
   return Ok{};
+}
+
+// The sections above read optional fields with nlohmann's value() and get(), which throw on a
+// field of another type than expected ("normalizer": 5, a pre-tokenizer that is a number): such a
+// file is an error, not a crash.
+Status build(std::string_view tok_text, std::string_view cfg_text, const std::string& tok_name,
+             const std::string& cfg_name, Tokenizer::Impl* impl) {
+  try {
+    return build_checked(tok_text, cfg_text, tok_name, cfg_name, impl);
+  } catch (const json::exception& e) {
+    return err(tok_name + ": a field has an unexpected type (" + e.what() + ")");
+  }
 }
 
 }  // namespace

@@ -113,6 +113,15 @@ TEST(FormatErrors, CompressedTensorsConfigFields) {
   expect_load_error(d, {"weight_scale' has shape [768, 1], expected [768, 2]", "groups of 64"});
 }
 
+// Found in review of the quantization_config parser while fuzzing it (fuzz_quant_config did not
+// reach it in 10^6 runs; the input is kept in fuzz/corpus/quant_config): a non-boolean "symmetric"
+// threw nlohmann's type_error out of read_quant_config instead of returning an error.
+TEST(FormatErrors, CompressedTensorsSymmetric1) {
+  std::string d = copy_fixture("tiny-b-w4a16", "symmetric1");
+  edit_config(d, [](Json& j) { j["quantization_config"]["config_groups"]["group_0"]["weights"]["symmetric"] = 1; });
+  expect_load_error(d, {"config.json", "quantization_config.config_groups.group_0.weights.symmetric is 1; expected true or false"});
+}
+
 TEST(FormatErrors, CompressedTensorsTensors) {
   const std::string p = "model.layers.0.linear_attn.in_proj_qkvz.weight_packed";
   std::string d = copy_fixture("tiny-b-w4a16", "packed");

@@ -305,6 +305,24 @@ TEST(GenerationConfig, WrongTypeIsAnError) {
   EXPECT_NE(e.error().find("eos_token_id"), std::string::npos) << e.error();
 }
 
+// Found by fuzz/fuzz_generation_config (input kept in fuzz/corpus/generation_config): integers were
+// narrowed into other values (top_k 202147483648 became 318198656) and 1e300 became an infinite
+// temperature; now both are errors naming the field.
+TEST(GenerationConfig, TopK202147483648) {
+  for (const char* text : {R"({"top_k": 202147483648})", R"({"max_new_tokens": 4294967296})",
+                           R"({"eos_token_id": 4294967296})", R"({"eos_token_id": [151645, -2147483649]})"}) {
+    auto c = parse_generation_config(text, "generation_config.json");
+    ASSERT_FALSE(c.ok()) << text;
+    EXPECT_NE(c.error().find("not a 32-bit integer"), std::string::npos) << c.error();
+  }
+  auto t = parse_generation_config(R"({"temperature": 1e300})", "generation_config.json");
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().find("'temperature' is 1e+300"), std::string::npos) << t.error();
+  auto ok = parse_generation_config(R"({"top_k": -1, "temperature": 1e6, "eos_token_id": [2147483647]})", "generation_config.json");
+  ASSERT_TRUE(ok.ok()) << ok.error();
+  EXPECT_EQ(ok->sampling.top_k, -1);
+}
+
 namespace qnext {
 // The server's semantics: presence and frequency penalties count only the generated tokens
 // (history from penalty_counts_from), the repetition penalty the whole history.

@@ -360,6 +360,46 @@ TEST(TokenizerLoad, MalformedConfig) {
   EXPECT_NE(t.error().find("tokenizer_config.json"), std::string::npos) << t.error();
 }
 
+// Found by fuzz/fuzz_tokenizer_json (input kept in fuzz/corpus/tokenizer_json): an added token's
+// "lstrip": 53 made nlohmann's value() throw type_error out of Tokenizer::from_json.
+TEST(TokenizerLoad, AddedTokenLstrip53) {
+  json j = tiny_tokenizer();
+  j["added_tokens"][0]["lstrip"] = 53;
+  auto t = Tokenizer::from_json(j.dump());
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().find("added_tokens entry '<s>': 'lstrip' is 53, not true or false"), std::string::npos) << t.error();
+}
+
+// Found in review beside it: other fields of the wrong type threw the same way; huge ids sized the
+// id tables by them (2^31 - 1: a 64 GB table, and id + 1 overflowed int) or were narrowed
+// (2^32 became id 0).
+TEST(TokenizerLoad, PreTokenizerThatIsANumberAndHugeIds) {
+  json j = tiny_tokenizer();
+  j["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", {5}}};
+  auto t = Tokenizer::from_json(j.dump());
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().find("a field has an unexpected type"), std::string::npos) << t.error();
+
+  j = tiny_tokenizer();
+  j["model"]["vocab"]["ab"] = 2147483647;
+  t = Tokenizer::from_json(j.dump());
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().find("model.vocab['ab'] is not a valid id"), std::string::npos) << t.error();
+
+  for (int64_t id : {int64_t{2147483647}, int64_t{4294967296}, int64_t{-1}}) {
+    j = tiny_tokenizer();
+    j["added_tokens"][0]["id"] = id;
+    t = Tokenizer::from_json(j.dump());
+    ASSERT_FALSE(t.ok()) << id;
+    EXPECT_NE(t.error().find("added_tokens id " + std::to_string(id) + " is not a valid id"), std::string::npos) << t.error();
+  }
+  j = tiny_tokenizer();
+  j["added_tokens"][0]["id"] = (1 << 24) - 1;  // the largest id allowed
+  t = Tokenizer::from_json(j.dump());
+  ASSERT_TRUE(t.ok()) << t.error();
+  EXPECT_EQ(t->vocab_size(), size_t(1) << 24);
+}
+
 TEST(TokenizerLoad, UnknownEosToken) {
   auto t = Tokenizer::from_json(tiny_tokenizer().dump(), R"({"eos_token": "<nope>"})");
   ASSERT_FALSE(t.ok());
