@@ -14,19 +14,46 @@ size_t dtype_size(DType t) {
     case DType::I32: return 4;
     case DType::U8: return 1;
     case DType::F8_E4M3: return 1;
-    case DType::I4:
-    case DType::Q8_0:
-    case DType::Q4_0: return 0;
+    default: return 0;  // block formats
   }
-  return 0;
 }
+
+namespace {
+struct BlockShape {
+  int64_t elems;
+  size_t bytes;
+};
+// ggml-common.h's block structs, for the GGUF formats.
+BlockShape block_shape(DType t) {
+  switch (t) {
+    case DType::Q8_0: return {32, 34};
+    case DType::Q4_0: return {32, 18};
+    case DType::I4: return {8, 4};
+    case DType::Q4_1: return {32, 20};
+    case DType::Q5_0: return {32, 22};
+    case DType::Q5_1: return {32, 24};
+    case DType::Q2_K: return {256, 84};
+    case DType::Q3_K: return {256, 110};
+    case DType::Q4_K: return {256, 144};
+    case DType::Q5_K: return {256, 176};
+    case DType::Q6_K: return {256, 210};
+    case DType::IQ4_NL: return {32, 18};
+    case DType::IQ4_XS: return {256, 136};
+    default: return {1, dtype_size(t)};
+  }
+}
+}  // namespace
+
+int64_t block_elems(DType t) { return block_shape(t).elems; }
+size_t block_bytes(DType t) { return block_shape(t).bytes; }
 
 size_t row_bytes(DType t, int64_t cols) {
   switch (t) {
-    case DType::Q8_0: return size_t(cols / 32) * 34;  // f16 scale + 32 int8
-    case DType::Q4_0: return size_t(cols / 32) * 18;  // f16 scale + 16 bytes of nibbles
     case DType::I4: return size_t((cols + 7) / 8) * 4;  // int32 words of 8 nibbles, the last zero-padded
-    default: return size_t(cols) * dtype_size(t);
+    default: {  // whole blocks (cols a multiple of the block for the block formats)
+      const BlockShape b = block_shape(t);
+      return size_t(cols / b.elems) * b.bytes;
+    }
   }
 }
 
@@ -75,6 +102,16 @@ std::string_view dtype_name(DType t) {
     case DType::Q4_0: return "Q4_0";
     case DType::F8_E4M3: return "F8_E4M3";
     case DType::I4: return "I4";
+    case DType::Q4_1: return "Q4_1";
+    case DType::Q5_0: return "Q5_0";
+    case DType::Q5_1: return "Q5_1";
+    case DType::Q2_K: return "Q2_K";
+    case DType::Q3_K: return "Q3_K";
+    case DType::Q4_K: return "Q4_K";
+    case DType::Q5_K: return "Q5_K";
+    case DType::Q6_K: return "Q6_K";
+    case DType::IQ4_NL: return "IQ4_NL";
+    case DType::IQ4_XS: return "IQ4_XS";
   }
   return "?";
 }

@@ -14,9 +14,15 @@ namespace qnext {
 // FP8 of the official Qwen FP8 releases (codes [rows, cols], f32 scales per 128x128 block apart).
 // I4 is the compressed-tensors pack-quantized int4 matrix: eight 4-bit codes per int32 word along
 // each row ([rows, ceil(cols / 8)] words), scales (and zero points) per group apart (io/compressed_tensors.h).
-enum class DType { F32, BF16, F16, I64, I32, U8, Q8_0, Q4_0, F8_E4M3, I4 };
+// Q4_1 .. IQ4_XS are llama.cpp's block formats as GGUF files store them (kernels/ggml_blocks.h):
+// blocks of 32 (Q4_1, Q5_0, Q5_1, IQ4_NL) or super-blocks of 256 (the K-quants, IQ4_XS).
+enum class DType { F32, BF16, F16, I64, I32, U8, Q8_0, Q4_0, F8_E4M3, I4,
+                   Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS };
 
 size_t dtype_size(DType t);  // bytes per element; 0 for the block formats (see row_bytes)
+// The block formats' elements and bytes per block (1 and dtype_size for the others; I4: 8, 4).
+int64_t block_elems(DType t);
+size_t block_bytes(DType t);
 size_t row_bytes(DType t, int64_t cols);  // bytes of one row of `cols` elements
 bool is_quantized(DType t);  // Q8_0 / Q4_0: qnext's blocks, with the int8-activation kernels
 bool has_scales(DType t);    // F8_E4M3 / I4 matrices: codes here, scales in side tensors (Matrix::scales)

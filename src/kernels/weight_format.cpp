@@ -75,11 +75,22 @@ constexpr WeightFormat kFormats[] = {
      {rows_fp8_scalar, rows_fp8_avx2, rows_fp8_avx512}},
     {DType::I4, false, {dequant_int4_scalar, dequant_int4_avx2, dequant_int4_avx2},
      {rows_int4_scalar, rows_int4_avx2, rows_int4_avx2}},
+    // llama.cpp's GGUF block formats: kernels to come (kernels/ggml_blocks.h).
+    {DType::Q4_1, false, {}, {}},
+    {DType::Q5_0, false, {}, {}},
+    {DType::Q5_1, false, {}, {}},
+    {DType::Q2_K, false, {}, {}},
+    {DType::Q3_K, false, {}, {}},
+    {DType::Q4_K, false, {}, {}},
+    {DType::Q5_K, false, {}, {}},
+    {DType::Q6_K, false, {}, {}},
+    {DType::IQ4_NL, false, {}, {}},
+    {DType::IQ4_XS, false, {}, {}},
 };
 constexpr bool in_dtype_order() {
   for (size_t i = 0; i < sizeof(kFormats) / sizeof(kFormats[0]); ++i)
     if (kFormats[i].type != DType(i)) return false;
-  return sizeof(kFormats) / sizeof(kFormats[0]) == size_t(DType::I4) + 1;
+  return sizeof(kFormats) / sizeof(kFormats[0]) == size_t(DType::IQ4_XS) + 1;
 }
 static_assert(in_dtype_order(), "one entry per DType, in the enum's order");
 
