@@ -77,7 +77,7 @@ void register_bench(CLI::App& app, int& exit_code) {
     if (!model) return;
     const double load_s = seconds_since(t_load);
     const auto t_fault = std::chrono::steady_clock::now();
-    model->weights().checkpoint.prefault();
+    model->weights().prefault();
     const double prefault_s = seconds_since(t_fault);
     const Config& c = model->config();
     std::mt19937 rng(42);

@@ -97,7 +97,7 @@ void register_bench_serve(CLI::App& app, int& exit_code) {
     exit_code = 1;
     auto model = o->model.load_or_report();
     if (!model) return;
-    model->weights().checkpoint.prefault();
+    model->weights().prefault();
     auto tok = Tokenizer::load(o->tokenizer.empty() ? o->model.dir : o->tokenizer);
     if (!tok) {
       std::fprintf(stderr, "error: %s (pass --tokenizer DIR)\n", tok.error().c_str());

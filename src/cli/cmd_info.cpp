@@ -61,7 +61,7 @@ void register_info(CLI::App& app, int& exit_code) {
     }
     std::printf("matrices:         %s\n", formats.c_str());
     std::printf("weights:          %s in %zu file(s)\n", human_bytes(double(model->weight_bytes())).c_str(),
-                model->weights().checkpoint.files().size());
+                model->weights().file_count());
     std::printf("state:            %s fixed per sequence (DeltaNet) + %s per token of context (KV, f32%s; %s with "
                 "--kv-type f16)\n",
                 human_bytes(double(fixed_state_bytes(c))).c_str(),

@@ -78,6 +78,7 @@ class GgufCheckpoint {
   Result<const GgufTensor*> get(const std::string& name, const std::vector<int64_t>& shape) const;
   const std::vector<GgufTensor>& tensors() const { return tensors_; }
   size_t total_bytes() const;
+  size_t file_count() const { return files_.size(); }
   void prefault() const;  // as Checkpoint::prefault
 
  private:

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/result.h"
+#include "io/gguf.h"
 
 namespace qnext {
 
@@ -66,6 +67,9 @@ struct Config {
   static Result<Config> from_json(const nlohmann::json& j, const std::string& where);
   static Result<Config> parse(std::string_view text, const std::string& where);  // config.json's text
   static Result<Config> load(const std::string& model_dir);  // reads model_dir/config.json
+  // The hyperparameters of a `qwen3next` GGUF file (model/config_gguf.cpp), range-checked as
+  // config.json's are.
+  static Result<Config> from_gguf(const GgufCheckpoint& gguf);
   nlohmann::json to_json() const;  // the HF config.json form (for synth)
 };
 

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "core/thread_pool.h"
 #include "kernels/attention.h"
@@ -62,13 +63,23 @@ static float* grow(std::vector<float>& v, size_t n) {
 Model::~Model() = default;
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& dir, QuantRecipe recipe) {
-  auto config = Config::load(dir);
-  if (!config) return err(config.error());
-  auto weights = Weights::load(dir, config.value(), recipe);
-  if (!weights) return err(weights.error());
+  std::optional<Result<Config>> config;
+  std::optional<Result<Weights>> weights;
+  if (is_gguf_path(dir)) {  // llama.cpp's single file
+    auto gguf = GgufCheckpoint::open(dir);
+    if (!gguf) return err(gguf.error());
+    config = Config::from_gguf(gguf.value());
+    if (!*config) return err(config->error());
+    weights = Weights::load_gguf(std::move(gguf.value()), config->value(), recipe);
+  } else {  // a Hugging Face directory
+    config = Config::load(dir);
+    if (!*config) return err(config->error());
+    weights = Weights::load(dir, config->value(), recipe);
+  }
+  if (!*weights) return err(weights->error());
   std::unique_ptr<Model> m(new Model());
-  m->config_ = std::move(config.value());
-  m->weights_ = std::move(weights.value());
+  m->config_ = std::move(config->value());
+  m->weights_ = std::move(weights->value());
   m->dir_ = dir;
   m->ws_ = std::make_unique<Workspace>();
 
@@ -132,29 +143,37 @@ void Model::gated_delta_net(const DeltaNetWeights& w, const float* x, int T, std
   const int group = 2 * Dk + 2 * r * Dv;  // one key head's slice of in_proj_qkvz
   Workspace& ws = *ws_;
 
-  float* qkvz = grow(ws.proj, size_t(T) * Hk * group);  // [T, Hk, (q | k | v | z)]
-  float* ba = grow(ws.proj2, size_t(T) * Hk * 2 * r);   // [T, Hk, (b | a)]
-  project(x, T, {{&w.in_proj_qkvz, qkvz}, {&w.in_proj_ba, ba}});
-
-  // Regroup per key head into the conv's channel order [q all heads | k all heads | v all heads].
-  float* mixed = grow(ws.mixed, size_t(T) * C);  // [T, C]
+  float* mixed = grow(ws.mixed, size_t(T) * C);  // [T, C] the conv's channels [q all heads | k all | v all]
   float* z = grow(ws.z, size_t(T) * Hv * Dv);    // [T, Hv, Dv] output gate
+  float* ba = grow(ws.proj2, size_t(T) * Hk * 2 * r);   // [T, Hk, (b | a)]
+  if (w.in_proj_qkvz.data) {
+    float* qkvz = grow(ws.proj, size_t(T) * Hk * group);  // [T, Hk, (q | k | v | z)]
+    project(x, T, {{&w.in_proj_qkvz, qkvz}, {&w.in_proj_ba, ba}});
+    // Regroup per key head into the conv's channel order.
+    for (int t = 0; t < T; ++t) {
+      float* m = mixed + size_t(t) * C;
+      for (int h = 0; h < Hk; ++h) {
+        const float* src = qkvz + (size_t(t) * Hk + h) * group;
+        std::copy_n(src, Dk, m + h * Dk);
+        std::copy_n(src + Dk, Dk, m + Hk * Dk + h * Dk);
+        std::copy_n(src + 2 * Dk, r * Dv, m + 2 * Hk * Dk + h * r * Dv);
+        std::copy_n(src + 2 * Dk + r * Dv, r * Dv, z + size_t(t) * Hv * Dv + h * r * Dv);
+      }
+    }
+  } else {
+    project(x, T, {{&w.in_proj_qkv, mixed}, {&w.in_proj_z, z}, {&w.in_proj_ba, ba}});
+  }
+
   float* g = grow(ws.gb, size_t(T) * 2 * Hv);    // [T, Hv] log decay, then [T, Hv] beta
   float* beta = g + size_t(T) * Hv;
   for (int t = 0; t < T; ++t) {
-    float* m = mixed + size_t(t) * C;
     for (int h = 0; h < Hk; ++h) {
-      const float* src = qkvz + (size_t(t) * Hk + h) * group;
-      std::copy_n(src, Dk, m + h * Dk);
-      std::copy_n(src + Dk, Dk, m + Hk * Dk + h * Dk);
-      std::copy_n(src + 2 * Dk, r * Dv, m + 2 * Hk * Dk + h * r * Dv);
-      std::copy_n(src + 2 * Dk + r * Dv, r * Dv, z + size_t(t) * Hv * Dv + h * r * Dv);
       const float* b_a = ba + (size_t(t) * Hk + h) * 2 * r;
       for (int i = 0; i < r; ++i) {
         const int v = h * r + i;
         const float a = b_a[r + i] + w.dt_bias[size_t(v)];
         const float softplus = std::max(a, 0.0f) + std::log1p(std::exp(-std::fabs(a)));
-        g[size_t(t) * Hv + v] = -std::exp(w.A_log[size_t(v)]) * softplus;
+        g[size_t(t) * Hv + v] = w.A[size_t(v)] * softplus;
         beta[size_t(t) * Hv + v] = sigmoid(b_a[i]);
       }
     }
@@ -702,7 +721,8 @@ size_t Model::active_weight_bytes() const {
     if (l.type == LayerType::FullAttention)
       n += l.attn.q_proj.bytes() + l.attn.k_proj.bytes() + l.attn.v_proj.bytes() + l.attn.o_proj.bytes();
     else
-      n += l.gdn.in_proj_qkvz.bytes() + l.gdn.in_proj_ba.bytes() + l.gdn.out_proj.bytes();
+      n += l.gdn.in_proj_qkvz.bytes() + l.gdn.in_proj_qkv.bytes() + l.gdn.in_proj_z.bytes() + l.gdn.in_proj_ba.bytes() +
+           l.gdn.out_proj.bytes();
     if (l.is_moe) {
       n += l.moe.router.bytes() + size_t(config_.num_experts_per_tok) * mlp_bytes(l.moe.experts[0]);
       if (l.moe.has_shared) n += mlp_bytes(l.moe.shared) + l.moe.shared_gate.bytes();
@@ -722,8 +742,8 @@ int64_t Model::parameter_count(bool active_only, bool include_mtp) const {
       n += mat(l.attn.q_proj) + mat(l.attn.k_proj) + mat(l.attn.v_proj) + mat(l.attn.o_proj) +
            int64_t(l.attn.q_norm.size() + l.attn.k_norm.size());
     else
-      n += mat(l.gdn.in_proj_qkvz) + mat(l.gdn.in_proj_ba) + mat(l.gdn.out_proj) +
-           int64_t(l.gdn.conv.size() + l.gdn.A_log.size() + l.gdn.dt_bias.size() + l.gdn.norm.size());
+      n += mat(l.gdn.in_proj_qkvz) + mat(l.gdn.in_proj_qkv) + mat(l.gdn.in_proj_z) + mat(l.gdn.in_proj_ba) +
+           mat(l.gdn.out_proj) + int64_t(l.gdn.conv.size() + l.gdn.A.size() + l.gdn.dt_bias.size() + l.gdn.norm.size());
     if (l.is_moe) {
       n += mat(l.moe.router);
       const int64_t per_expert = l.moe.experts.empty() ? 0 : mlp_params(l.moe.experts[0]);

@@ -96,7 +96,7 @@ class Model {
                    std::vector<float>* mtp_hidden, std::vector<float>* logits);
 
   int64_t parameter_count(bool active_only, bool include_mtp) const;
-  size_t weight_bytes() const { return weights_.checkpoint.total_bytes(); }
+  size_t weight_bytes() const { return weights_.file_bytes(); }
   // Bytes of weights one decoded token reads (lm_head, projections, router, shared + top-k experts).
   size_t active_weight_bytes() const;
 

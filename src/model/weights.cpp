@@ -1,5 +1,6 @@
 #include "model/weights.h"
 
+#include <cmath>
 #include <map>
 
 #include "io/quant_config.h"
@@ -121,7 +122,8 @@ class Loader {
       l.gdn.in_proj_qkvz = matrix(g + "in_proj_qkvz.weight", Hk * (2 * Dk + 2 * r * Dv), H);
       l.gdn.in_proj_ba = matrix(g + "in_proj_ba.weight", Hk * 2 * r, H);
       l.gdn.conv = vec(g + "conv1d.weight", {C, 1, K});
-      l.gdn.A_log = vec(g + "A_log", {Hv});
+      l.gdn.A = vec(g + "A_log", {Hv});
+      for (float& a : l.gdn.A) a = -std::exp(a);
       l.gdn.dt_bias = vec(g + "dt_bias", {Hv});
       l.gdn.norm = vec(g + "norm.weight", {Dv});
       l.gdn.out_proj = matrix(g + "out_proj.weight", H, Hv * Dv);
@@ -199,11 +201,19 @@ Result<Weights> Weights::load(const std::string& dir, const Config& c, QuantReci
   return w;
 }
 
+size_t Weights::file_bytes() const { return checkpoint.total_bytes() + gguf.total_bytes(); }
+size_t Weights::file_count() const { return checkpoint.files().size() + gguf.file_count(); }
+void Weights::prefault() const {
+  checkpoint.prefault();
+  gguf.prefault();
+}
+
 void Weights::for_each_matrix(const std::function<void(const Matrix&)>& fn) const {
   auto mlp = [&](const MlpWeights& m) { fn(m.gate), fn(m.up), fn(m.down); };
   auto layer = [&](const LayerWeights& l) {
     if (l.type == LayerType::FullAttention) fn(l.attn.q_proj), fn(l.attn.k_proj), fn(l.attn.v_proj), fn(l.attn.o_proj);
-    else fn(l.gdn.in_proj_qkvz), fn(l.gdn.in_proj_ba), fn(l.gdn.out_proj);
+    else if (l.gdn.in_proj_qkvz.data) fn(l.gdn.in_proj_qkvz), fn(l.gdn.in_proj_ba), fn(l.gdn.out_proj);
+    else fn(l.gdn.in_proj_qkv), fn(l.gdn.in_proj_z), fn(l.gdn.in_proj_ba), fn(l.gdn.out_proj);
     if (!l.is_moe) return mlp(l.mlp);
     fn(l.moe.router);
     for (const auto& e : l.moe.experts) mlp(e);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "io/checkpoint.h"
+#include "io/gguf.h"
 #include "io/quant_config.h"
 #include "kernels/matmul.h"
 #include "model/config.h"
@@ -27,10 +28,14 @@ struct AttentionWeights {  // gated full attention; D = head_dim
 };
 
 struct DeltaNetWeights {  // gated DeltaNet; r = Hv / Hk value heads per key head
+  // The input projection as Hugging Face stores it, one matrix grouped per key head, or as GGUF
+  // stores it, two matrices already in the conv's channel order (the other form left empty).
   Matrix in_proj_qkvz;  // [Hk * (2Dk + 2rDv), H]: per key head [q Dk | k Dk | v rDv | z rDv]
+  Matrix in_proj_qkv;   // [C, H]: [q all heads | k all heads | v all heads]
+  Matrix in_proj_z;     // [Hv * Dv, H]
   Matrix in_proj_ba;    // [Hk * 2r, H]: per key head [b r | a r]
   std::vector<float> conv;  // [C, K], C = 2 Hk Dk + Hv Dv, channels ordered [q | k | v]
-  std::vector<float> A_log;    // [Hv]
+  std::vector<float> A;        // [Hv] decay rates A = -exp(A_log)
   std::vector<float> dt_bias;  // [Hv]
   std::vector<float> norm;     // [Dv] plain (not zero-centered) gated RMSNorm weight
   Matrix out_proj;  // [H, Hv * Dv]
@@ -67,7 +72,8 @@ struct MtpWeights {  // the multi-token-prediction head
 };
 
 struct Weights {
-  Checkpoint checkpoint;  // owns the mapped files every Matrix points into
+  Checkpoint checkpoint;  // owns the mapped files every Matrix points into (Hugging Face layout)
+  GgufCheckpoint gguf;    // or these, for a model loaded from GGUF
   QuantConfig quant;      // config.json's quantization_config (FP8 / compressed-tensors), if any
   std::vector<std::vector<uint8_t>> quantized_at_load;  // owns matrices quantized by --quantize
   Matrix embed;    // [V, H]
@@ -82,6 +88,12 @@ struct Weights {
   void for_each_matrix(const std::function<void(const Matrix&)>& fn) const;
 
   static Result<Weights> load(const std::string& dir, const Config& config, QuantRecipe recipe = QuantRecipe::None);
+  // The same from a GGUF file (model/weights_gguf.cpp), the converter's transforms undone.
+  static Result<Weights> load_gguf(GgufCheckpoint gguf, const Config& config, QuantRecipe recipe = QuantRecipe::None);
+
+  size_t file_bytes() const;  // bytes of all tensors in the files
+  size_t file_count() const;
+  void prefault() const;      // see Checkpoint::prefault
 };
 
 }  // namespace qnext

@@ -28,6 +28,7 @@ struct Case {
 std::string case_label(const Case& c) {
   std::string m = c.model;
   std::replace(m.begin(), m.end(), '-', '_');
+  std::replace(m.begin(), m.end(), '/', '_');
   return m + (c.mode == DeltaRuleMode::Chunked ? "_chunked_" : "_recurrent_") + std::string(isa_name(c.isa));
 }
 std::string case_name(const ::testing::TestParamInfo<Case>& info) { return case_label(info.param); }
@@ -269,6 +270,13 @@ INSTANTIATE_TEST_SUITE_P(QuantizedFiles, Golden,
 // the long prompt on scalar by Reference/GoldenLong (tiny-b, tiny-b-yarn).
 INSTANTIATE_TEST_SUITE_P(QuantizedFiles, GoldenLong,
                          ::testing::ValuesIn(all_cases({"tiny-b-fp8", "tiny-b-w4a16", "tiny-b-awq"}, /*scalar=*/false)),
+                         case_name);
+// llama.cpp's GGUF files, read as stored (tests/data/gguf/*/reference.md): Q8_0 with the real
+// vocabulary, and Q4_K_M (Q4_K, Q6_K and F32 tensors), each against a reference computed from
+// its own dequantized weights; exact mode. The MTP block is the file's blk.N.nextn.
+INSTANTIATE_TEST_SUITE_P(GgufFiles, Golden,
+                         ::testing::ValuesIn(all_cases({"gguf/tiny-real-vocab-q8_0", "gguf/tiny-k-q4_k_m"})), case_name);
+INSTANTIATE_TEST_SUITE_P(GgufFiles, GoldenLong, ::testing::ValuesIn(all_cases({"gguf/tiny-k-q4_k_m"}, /*scalar=*/false)),
                          case_name);
 
 }  // namespace
