@@ -3,6 +3,7 @@
 //   safetensors            every tests/data safetensors file, cut down to its smallest tensors
 //                          (+ a file with qnext's Q8_0 metadata)
 //   safetensors_index      the model.safetensors.index.json files, cut to their first entries
+//   gguf                   the tests/data GGUF files, cut to their first 64 KiB (headers, metadata)
 //   config, quant_config   the tests/data config.json files (+ quantization_config alone)
 //   tokenizer              golden_encode texts (mode byte 0) and their ids (mode byte 1)
 //   tokenizer_json         the real tokenizer.json cut to the byte tokens and its first merges,
@@ -278,6 +279,7 @@ int main(int argc, char** argv) {
     if (p.extension() == ".safetensors") safetensors_seed(p);
     else if (p.filename() == "model.safetensors.index.json") index_seed(p);
     else if (p.filename() == "config.json") config_seeds(p);
+    else if (p.extension() == ".gguf") write("gguf", tag(p), read(p).substr(0, 65536));
   }
   quant_metadata_seed();
   tokenizer_seeds(data);

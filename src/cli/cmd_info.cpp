@@ -40,9 +40,10 @@ void register_info(CLI::App& app, int& exit_code) {
     const double active = double(model->parameter_count(true, false));
     std::printf("parameters:       %.3fB total (incl. MTP), %.3fB active per token\n", total / 1e9, active / 1e9);
     const auto& w = model->weights();
-    std::printf("format:           %s\n", w.quant.method == QuantMethod::None
-                                               ? "as stored (no quantization_config)"
-                                               : (w.quant.summary() + " (config.json quantization_config)").c_str());
+    std::string format = w.quant.method == QuantMethod::None ? "as stored (no quantization_config)"
+                                                            : w.quant.summary() + " (config.json quantization_config)";
+    if (w.gguf.file_count() > 0) format = "GGUF (llama.cpp), blocks used as stored";
+    std::printf("format:           %s\n", format.c_str());
     struct Tally {
       size_t matrices = 0;
       double weights = 0, bytes = 0;
