@@ -1,4 +1,4 @@
-// `qnext template (--template FILE | --model DIR) --jsonl FILE`: renders chat conversations.
+// `qnext template (--template FILE | --model DIR|GGUF) --jsonl FILE`: renders chat conversations.
 // Each input line is {"messages", "tools"?, "add_generation_prompt"?, "kwargs"?}; each output line
 // is the rendered prompt as one JSON string (non-ASCII kept as is).
 #include <cstdio>
@@ -83,7 +83,7 @@ void register_template(CLI::App& app, int& exit_code) {
   auto jsonl = std::make_shared<std::string>();
   auto* t = cmd->add_option("--template,-t", *template_file, "Jinja chat template file");
   auto* m = cmd->add_option("--model,-m", *model_dir,
-                            "Model directory (chat_template.jinja or tokenizer_config.json)");
+                            "Model directory (chat_template.jinja or tokenizer_config.json), or a .gguf file");
   t->excludes(m);
   cmd->add_option("--jsonl", *jsonl, "Input: one {messages, tools, add_generation_prompt, kwargs} per line ('-' = stdin)")
       ->required();

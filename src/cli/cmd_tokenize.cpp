@@ -42,7 +42,7 @@ void register_tokenize(CLI::App& app, int& exit_code) {
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("tokenize", "Text to token ids (JSON), or --ids back to text");
-  cmd->add_option("--model,-m", o->model, "Directory with tokenizer.json (weights not needed)")->required();
+  cmd->add_option("--model,-m", o->model, "Directory with tokenizer.json, or a .gguf file (weights not needed)")->required();
   auto* text = cmd->add_option("text", o->text, "Text to encode");
   auto* ids = cmd->add_option("--ids", o->ids, "Comma-separated ids to decode");
   auto* jsonl = cmd->add_option("--jsonl", o->jsonl, "File of {\"text\": ...} lines to encode");

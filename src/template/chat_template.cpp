@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "io/gguf.h"
 #include "io/json_parse.h"
 #include "template/jinja_eval.h"
 #include "template/jinja_parser.h"
@@ -18,6 +19,12 @@ Result<std::string> read_file(const std::filesystem::path& p) {
   std::ostringstream ss;
   ss << f.rdbuf();
   return ss.str();
+}
+
+Result<ChatTemplate> load_gguf(const std::string& path) {
+  auto file = GgufCheckpoint::open(path);
+  if (!file) return Error{file.error()};
+  return ChatTemplate::from_gguf(file->metadata(), file->path());
 }
 
 }  // namespace
@@ -35,6 +42,8 @@ Result<ChatTemplate> ChatTemplate::from_source(std::string source) {
 Result<ChatTemplate> ChatTemplate::load(const std::string& model_dir) {
   namespace fs = std::filesystem;
   const fs::path dir(model_dir);
+  std::error_code ec;
+  if (fs::is_regular_file(dir, ec) && is_gguf_path(model_dir)) return load_gguf(model_dir);
   nlohmann::ordered_json config = nlohmann::ordered_json::object();
   const fs::path config_path = dir / "tokenizer_config.json";
   if (fs::exists(config_path)) {
@@ -69,6 +78,8 @@ Result<ChatTemplate> ChatTemplate::load(const std::string& model_dir) {
     } else {
       return err(origin + ": expected a string or a list of {name, template}");
     }
+  } else if (is_gguf_path(model_dir)) {
+    return load_gguf(model_dir);  // HF sources beside a GGUF win; without them, its metadata
   } else {
     return err("no chat template in " + model_dir + " (neither chat_template.jinja nor tokenizer_config.json)");
   }

@@ -2,6 +2,7 @@
 // apply_chat_template does (jinja2 with trim_blocks, lstrip_blocks, loop controls, and the
 // globals raise_exception / strftime_now).
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,7 +25,11 @@ class ChatTemplate {
   // From a model directory: chat_template.jinja if present, else tokenizer_config.json's
   // "chat_template" (a string, or a list of {name, template} from which "default" is used).
   // Special tokens named in tokenizer_config.json (bos_token, eos_token, ...) become variables.
+  // A .gguf file, or a directory holding one and neither of those sources, is read with from_gguf.
   static Result<ChatTemplate> load(const std::string& model_dir);
+  // From a GGUF file's metadata (GgufMetadata, io/gguf.h): tokenizer.chat_template, with the
+  // tokens its bos/eos/unk/pad ids name as variables. `name` (the file) starts every error.
+  static Result<ChatTemplate> from_gguf(const std::map<std::string, nlohmann::json>& metadata, const std::string& name);
 
   // messages: array of {role, content, ...}; tools: array or null; extra_vars: an object of
   // further variables (e.g. {"enable_thinking": false}), which override the defaults.

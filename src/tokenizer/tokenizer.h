@@ -2,12 +2,15 @@
 // added tokens -> NFC -> regex split -> byte-level BPE; decoding maps ids back to bytes.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <nlohmann/json_fwd.hpp>
 
 #include "core/result.h"
 
@@ -16,10 +19,14 @@ namespace qnext {
 class Tokenizer {
  public:
   // Reads model_dir/tokenizer.json and, if present, model_dir/tokenizer_config.json
-  // (eos/pad/bos token names). Errors name the file and the field at fault.
+  // (eos/pad/bos token names). Errors name the file and the field at fault. A .gguf file, or a
+  // directory holding one and no tokenizer.json, is read with from_gguf.
   static Result<Tokenizer> load(const std::string& model_dir);
   // Same, from the file contents (config_json may be empty).
   static Result<Tokenizer> from_json(std::string_view tokenizer_json, std::string_view config_json = {});
+  // From a GGUF file's metadata (GgufMetadata, io/gguf.h): its tokenizer.ggml.* keys. `name`
+  // (the file) starts every error.
+  static Result<Tokenizer> from_gguf(const std::map<std::string, nlohmann::json>& metadata, const std::string& name);
 
   // Added-token strings in text (special or not) become their single ids. Invalid
   // UTF-8 is replaced by U+FFFD first. Thread-safe.
@@ -37,9 +44,9 @@ class Tokenizer {
   bool is_special(int32_t id) const;  // added tokens marked "special": true
   bool is_added(int32_t id) const;    // any added token
   size_t vocab_size() const;          // highest id + 1, added tokens included
-  int32_t eos_id() const;             // tokenizer_config.json eos_token, -1 if none
-  int32_t pad_id() const;             // tokenizer_config.json pad_token, -1 if none
-  int32_t bos_id() const;             // tokenizer_config.json bos_token, -1 if none
+  int32_t eos_id() const;             // tokenizer_config.json eos_token (GGUF: eos_token_id), -1 if none
+  int32_t pad_id() const;             // tokenizer_config.json pad_token (GGUF: padding_token_id), -1 if none
+  int32_t bos_id() const;             // tokenizer_config.json bos_token (GGUF: bos_token_id), -1 if none
 
  struct Impl;  // defined in tokenizer_impl.h
 

@@ -42,4 +42,15 @@ struct Tokenizer::Impl {
   void encode_piece(std::string_view piece, std::vector<int32_t>& out, PieceCache* cache) const;
 };
 
+// Shared by the loaders (tokenizer_load.cpp, tokenizer_gguf.cpp).
+// Token ids index tables sized by the largest id, so they are bounded before anything is sized by
+// them: the limit of config.json's vocab_size (an id of 2^31 - 1 was a 64 GB table, and id + 1
+// overflowed).
+constexpr int64_t kMaxTokenId = (int64_t{1} << 24) - 1;
+// Vocab strings are GPT-2 byte stand-ins ("Ġhello"); the raw bytes they denote (a string that is
+// not such a spelling is taken literally).
+std::string vocab_string_to_bytes(std::string_view s);
+// Tokenizer::from_gguf on a GGUF model (a file, a split's first file, or its directory).
+Result<Tokenizer> load_gguf_tokenizer(const std::string& path);
+
 }  // namespace qnext

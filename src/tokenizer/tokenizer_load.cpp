@@ -4,35 +4,13 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "io/gguf.h"
 #include "io/json_parse.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/unicode.h"
 
 namespace qnext {
-
-namespace {
-
-using nlohmann::json;
-
-// GPT-2 pre-tokenizer pattern, used by a ByteLevel pre-tokenizer with use_regex=true.
-constexpr const char* kGpt2Pattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-
-Result<json> parse_json(std::string_view text, const std::string& name) { return qnext::parse_json<json>(text, name); }
-
-// Token ids index tables sized by the largest id, so they are bounded before anything is sized by
-// them: the limit of config.json's vocab_size (an id of 2^31 - 1 was a 64 GB table, and id + 1
-// overflowed).
-constexpr int64_t kMaxTokenId = (int64_t{1} << 24) - 1;
-
-Result<std::string> read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return err(path + ": cannot open file");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 // Vocab strings are GPT-2 byte stand-ins; convert back to the raw bytes they denote.
 std::string vocab_string_to_bytes(std::string_view s) {
@@ -47,6 +25,24 @@ std::string vocab_string_to_bytes(std::string_view s) {
     i += n;
   }
   return out;
+}
+
+namespace {
+
+using nlohmann::json;
+
+// GPT-2 pre-tokenizer pattern, used by a ByteLevel pre-tokenizer with use_regex=true.
+constexpr const char* kGpt2Pattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
+Result<json> parse_json(std::string_view text, const std::string& name) { return qnext::parse_json<json>(text, name); }
+
+Result<std::string> read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return err(path + ": cannot open file");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
 }
 
 // Normalizer: only NFC (alone or in a Sequence) is understood.
@@ -250,10 +246,13 @@ Result<Tokenizer> Tokenizer::load(const std::string& model_dir) {
   namespace fs = std::filesystem;
   std::string tok_path = (fs::path(model_dir) / "tokenizer.json").string();
   std::string cfg_path = (fs::path(model_dir) / "tokenizer_config.json").string();
+  std::error_code ec;
+  // HF files beside a GGUF win: tokenizer.json is the exact source (GGUF token types only
+  // approximate its "special" flags).
+  if (!fs::exists(tok_path, ec) && is_gguf_path(model_dir)) return load_gguf_tokenizer(model_dir);
   auto tok_text = read_file(tok_path);
   if (!tok_text) return err(tok_text.error());
   std::string cfg_text;
-  std::error_code ec;
   if (fs::exists(cfg_path, ec)) {
     auto c = read_file(cfg_path);
     if (!c) return err(c.error());
