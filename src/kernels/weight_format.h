@@ -7,10 +7,11 @@
 //   Q8_0, Q4_0       qnext blocks of 32 (kernels/quant.h)           int8 activations by default
 //   F8_E4M3          e4m3 codes, f32 scale per 128 x 128 block      kernels/fp8.h
 //   I4               int4 words, scale (+ zero point) per group     kernels/int4.h
+//   Q4_1 .. IQ4_XS   llama.cpp's GGUF blocks of 32 / 256             kernels/ggml_blocks.h
 //
-// Every format has float-activation kernels (rows_f32): the only path of FP8, I4 and the float
-// types, and in exact mode (QNEXT_ACTIVATIONS=f32, core/cpu.h) also the path of Q8_0 / Q4_0, whose
-// fast default quantizes the activations to int8 (matmul_q_rows).
+// Every format has float-activation kernels (rows_f32): the only path of FP8, I4, the GGUF block
+// formats and the float types, and in exact mode (QNEXT_ACTIVATIONS=f32, core/cpu.h) also the path
+// of Q8_0 / Q4_0, whose fast default quantizes the activations to int8 (matmul_q_rows).
 #pragma once
 #include <cstdint>
 
