@@ -142,14 +142,15 @@ void dequant_block_scalar(const BlockQ5K& b, float* out);
 void dequant_block_scalar(const BlockQ6K& b, float* out);
 void dequant_block_scalar(const BlockIq4Xs& b, float* out);
 
-// The kernels of weight_format.cpp's table. Every type has its scalar dequantizer and row product
-// (rows_f32_dequant_scalar over it) and an AVX2 row product: fused for Q4_K, Q5_K, Q6_K (each row
-// streamed once, dequantized in registers), dequant_rows_avx2.h over the scalar dequantizer for the
-// others. Q4_K, Q5_K, Q6_K also have AVX2 dequantizers (the GEMM panels) and AVX-512 row products.
+// The kernels of weight_format.cpp's table, per type: the scalar dequantizer and its row product
+// (rows_f32_dequant_scalar over it), the AVX2 dequantizer (bit-exact, for the GEMM panels) and the
+// AVX2 and AVX-512 row products (each row streamed once, dequantized in registers).
 #define QNEXT_GGML_KERNELS(name)                                                                   \
   void dequant_##name##_scalar(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out);     \
+  void dequant_##name##_avx2(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out);       \
   void rows_##name##_scalar(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1); \
-  void rows_##name##_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+  void rows_##name##_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);   \
+  void rows_##name##_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 QNEXT_GGML_KERNELS(q4_1)
 QNEXT_GGML_KERNELS(q5_0)
 QNEXT_GGML_KERNELS(q5_1)
@@ -161,11 +162,5 @@ QNEXT_GGML_KERNELS(q5_k)
 QNEXT_GGML_KERNELS(q6_k)
 QNEXT_GGML_KERNELS(iq4_xs)
 #undef QNEXT_GGML_KERNELS
-void dequant_q4_k_avx2(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out);
-void dequant_q5_k_avx2(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out);
-void dequant_q6_k_avx2(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out);
-void rows_q4_k_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
-void rows_q5_k_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
-void rows_q6_k_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 
 }  // namespace qnext

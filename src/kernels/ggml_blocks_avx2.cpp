@@ -1,10 +1,8 @@
-// AVX2 kernels of llama.cpp's block formats (scalar twins in ggml_blocks.cpp): the K-quants
-// Q4_K, Q5_K, Q6_K dequantize 8 weights per vector (ggml_blocks_simd.h), bit-exactly for the
-// GEMM panels and fused into the FMAs for the row products; the other formats run the scalar
-// dequantizer a chunk at a time into a buffer and the SIMD dot over it (dequant_rows_avx2.h).
+// AVX2 kernels of llama.cpp's block formats (scalar twins in ggml_blocks.cpp): 8 weights per
+// vector (ggml_blocks_simd.h), dequantized bit-exactly for the GEMM panels and fused into the FMAs
+// for the row products.
 #include <immintrin.h>
 
-#include "kernels/dequant_rows_avx2.h"
 #include "kernels/ggml_blocks.h"
 #include "kernels/ggml_blocks_simd.h"
 #include "kernels/simd_avx2.h"
@@ -24,7 +22,18 @@ struct Avx2Ops {
   template <int n> static I shr(I a) { return _mm256_srli_epi32(a, n); }
   static I slli(I a, int n) { return _mm256_slli_epi32(a, n); }
   static I srl(I a, int n) { return _mm256_srl_epi32(a, _mm_cvtsi32_si128(n)); }
-  static I sub32(I a) { return _mm256_sub_epi32(a, _mm256_set1_epi32(32)); }
+  static I subi(I a, int v) { return _mm256_sub_epi32(a, _mm256_set1_epi32(v)); }
+  // Lane j: bit (start + j) of bits.
+  static I lane_bits(uint32_t bits, int start) {
+    const I idx = _mm256_add_epi32(_mm256_set1_epi32(start), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(int(bits)), idx), _mm256_set1_epi32(1));
+  }
+  // kIq4nlValues[q] for q in [0, 16): each half of the table by a permute, picked by bit 3.
+  static V iq4nl(I q) {
+    const V lo = _mm256_setr_ps(-127, -104, -83, -65, -49, -35, -22, -10), hi = _mm256_setr_ps(1, 13, 25, 38, 53, 69, 89, 113);
+    return _mm256_blendv_ps(_mm256_permutevar8x32_ps(lo, q), _mm256_permutevar8x32_ps(hi, q),
+                            _mm256_castsi256_ps(_mm256_slli_epi32(q, 28)));
+  }
   static V cvt(I a) { return _mm256_cvtepi32_ps(a); }
   static V set1(float v) { return _mm256_set1_ps(v); }
   static V zero() { return _mm256_setzero_ps(); }
@@ -40,37 +49,23 @@ struct Avx2Ops {
 
 }  // namespace
 
-void dequant_q4_k_avx2(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out) {
-  dequant_blocks<BlockQ4K, dequant_block_q4k<Avx2Ops>>(w, r, k0, n, out);
-}
-void dequant_q5_k_avx2(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out) {
-  dequant_blocks<BlockQ5K, dequant_block_q5k<Avx2Ops>>(w, r, k0, n, out);
-}
-void dequant_q6_k_avx2(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out) {
-  dequant_blocks<BlockQ6K, dequant_block_q6k<Avx2Ops>>(w, r, k0, n, out);
-}
-void rows_q4_k_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  rows_fused<Avx2Ops, BlockQ4K>(w, x, T, y, ldy, r0, r1);
-}
-void rows_q5_k_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  rows_fused<Avx2Ops, BlockQ5K>(w, x, T, y, ldy, r0, r1);
-}
-void rows_q6_k_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  rows_fused<Avx2Ops, BlockQ6K>(w, x, T, y, ldy, r0, r1);
-}
-
-// The other formats: their scalar dequantizer under the SIMD dot.
-#define QNEXT_GGML_GENERIC_AVX2(name)                                                                         \
+#define QNEXT_GGML_AVX2(name, Block)                                                                          \
+  void dequant_##name##_avx2(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out) {                \
+    dequant_blocks<Block, dequant_block_simd<Avx2Ops, Block>>(w, r, k0, n, out);                             \
+  }                                                                                                          \
   void rows_##name##_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) { \
-    dequant_rows::rows<dequant_##name##_scalar>(w, x, T, y, ldy, r0, r1);                                    \
+    rows_fused<Avx2Ops, Block>(w, x, T, y, ldy, r0, r1);                                                     \
   }
-QNEXT_GGML_GENERIC_AVX2(q4_1)
-QNEXT_GGML_GENERIC_AVX2(q5_0)
-QNEXT_GGML_GENERIC_AVX2(q5_1)
-QNEXT_GGML_GENERIC_AVX2(iq4_nl)
-QNEXT_GGML_GENERIC_AVX2(q2_k)
-QNEXT_GGML_GENERIC_AVX2(q3_k)
-QNEXT_GGML_GENERIC_AVX2(iq4_xs)
-#undef QNEXT_GGML_GENERIC_AVX2
+QNEXT_GGML_AVX2(q4_1, BlockQ4_1)
+QNEXT_GGML_AVX2(q5_0, BlockQ5_0)
+QNEXT_GGML_AVX2(q5_1, BlockQ5_1)
+QNEXT_GGML_AVX2(iq4_nl, BlockIq4Nl)
+QNEXT_GGML_AVX2(q2_k, BlockQ2K)
+QNEXT_GGML_AVX2(q3_k, BlockQ3K)
+QNEXT_GGML_AVX2(q4_k, BlockQ4K)
+QNEXT_GGML_AVX2(q5_k, BlockQ5K)
+QNEXT_GGML_AVX2(q6_k, BlockQ6K)
+QNEXT_GGML_AVX2(iq4_xs, BlockIq4Xs)
+#undef QNEXT_GGML_AVX2
 
 }  // namespace qnext

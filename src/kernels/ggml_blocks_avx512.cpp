@@ -1,6 +1,6 @@
-// AVX-512 row products of the K-quants Q4_K, Q5_K, Q6_K (scalar twins in ggml_blocks.cpp): the
-// fused kernels of ggml_blocks_simd.h with 16 weights per vector, half the instructions per
-// weight of the AVX2 ones. The other formats and the dequantizers run the AVX2 kernels.
+// AVX-512 row products of llama.cpp's block formats (scalar twins in ggml_blocks.cpp): the fused
+// kernels of ggml_blocks_simd.h with 16 weights per vector, about half the instructions per weight
+// of the AVX2 ones. The dequantizers (GEMM panels) run the AVX2 kernels.
 #include <immintrin.h>
 
 #include "kernels/ggml_blocks.h"
@@ -21,7 +21,16 @@ struct Avx512Ops {
   template <int n> static I shr(I a) { return _mm512_srli_epi32(a, n); }
   static I slli(I a, int n) { return _mm512_slli_epi32(a, unsigned(n)); }
   static I srl(I a, int n) { return _mm512_srl_epi32(a, _mm_cvtsi32_si128(n)); }
-  static I sub32(I a) { return _mm512_sub_epi32(a, _mm512_set1_epi32(32)); }
+  static I subi(I a, int v) { return _mm512_sub_epi32(a, _mm512_set1_epi32(v)); }
+  // Lane j: bit (start + j) of bits.
+  static I lane_bits(uint32_t bits, int start) {
+    const I idx = _mm512_add_epi32(_mm512_set1_epi32(start), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    return _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32(int(bits)), idx), _mm512_set1_epi32(1));
+  }
+  // kIq4nlValues[q] for q in [0, 16): one permute of the whole table.
+  static V iq4nl(I q) {
+    return _mm512_permutexvar_ps(q, _mm512_setr_ps(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113));
+  }
   static V cvt(I a) { return _mm512_cvtepi32_ps(a); }
   static V set1(float v) { return _mm512_set1_ps(v); }
   static V zero() { return _mm512_setzero_ps(); }
@@ -37,14 +46,20 @@ struct Avx512Ops {
 
 }  // namespace
 
-void rows_q4_k_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  rows_fused<Avx512Ops, BlockQ4K>(w, x, T, y, ldy, r0, r1);
-}
-void rows_q5_k_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  rows_fused<Avx512Ops, BlockQ5K>(w, x, T, y, ldy, r0, r1);
-}
-void rows_q6_k_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  rows_fused<Avx512Ops, BlockQ6K>(w, x, T, y, ldy, r0, r1);
-}
+#define QNEXT_GGML_AVX512(name, Block)                                                                        \
+  void rows_##name##_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) { \
+    rows_fused<Avx512Ops, Block>(w, x, T, y, ldy, r0, r1);                                                   \
+  }
+QNEXT_GGML_AVX512(q4_1, BlockQ4_1)
+QNEXT_GGML_AVX512(q5_0, BlockQ5_0)
+QNEXT_GGML_AVX512(q5_1, BlockQ5_1)
+QNEXT_GGML_AVX512(iq4_nl, BlockIq4Nl)
+QNEXT_GGML_AVX512(q2_k, BlockQ2K)
+QNEXT_GGML_AVX512(q3_k, BlockQ3K)
+QNEXT_GGML_AVX512(q4_k, BlockQ4K)
+QNEXT_GGML_AVX512(q5_k, BlockQ5K)
+QNEXT_GGML_AVX512(q6_k, BlockQ6K)
+QNEXT_GGML_AVX512(iq4_xs, BlockIq4Xs)
+#undef QNEXT_GGML_AVX512
 
 }  // namespace qnext

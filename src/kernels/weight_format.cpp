@@ -62,14 +62,13 @@ constexpr WeightFormat kQuant(DType t) {
   return {t, true, {dequant_q_scalar, dequant_q_avx2, dequant_q_avx2}, {rows_q_f32_scalar, rows_q_f32_avx2, rows_q_f32_avx2}};
 }
 
-// The other GGUF block formats: the scalar dequantizer in every slot (the GEMM panels take it), a
-// SIMD dot over it for the row products.
-constexpr WeightFormat kGgml(DType t, DequantKernel dequant, RowsKernel scalar, RowsKernel avx2) {
-  return {t, false, {dequant, dequant, dequant}, {scalar, avx2, avx2}};
-}
+// A GGUF block format with ggml_blocks.h's kernels for `name`.
+#define QNEXT_GGML_FORMAT(type, name)                                                             \
+  {DType::type, false, {dequant_##name##_scalar, dequant_##name##_avx2, dequant_##name##_avx2},    \
+   {rows_##name##_scalar, rows_##name##_avx2, rows_##name##_avx512}}
 
 // Indexed by DType. The AVX-512 entries of the stored-block formats run the AVX2 kernels, but for
-// the row products of FP8 and the K-quants Q4_K, Q5_K, Q6_K.
+// the row products of FP8 and the GGUF block formats.
 constexpr WeightFormat kFormats[] = {
     kFloat(DType::F32),
     kFloat(DType::BF16),
@@ -83,21 +82,17 @@ constexpr WeightFormat kFormats[] = {
      {rows_fp8_scalar, rows_fp8_avx2, rows_fp8_avx512}},
     {DType::I4, false, {dequant_int4_scalar, dequant_int4_avx2, dequant_int4_avx2},
      {rows_int4_scalar, rows_int4_avx2, rows_int4_avx2}},
-    // llama.cpp's GGUF block formats (kernels/ggml_blocks.h): float activations only. The K-quants of
-    // Q4_K_M / Q5_K_M / Q6_K files have SIMD dequantizers and fused row products (AVX-512 too).
-    kGgml(DType::Q4_1, dequant_q4_1_scalar, rows_q4_1_scalar, rows_q4_1_avx2),
-    kGgml(DType::Q5_0, dequant_q5_0_scalar, rows_q5_0_scalar, rows_q5_0_avx2),
-    kGgml(DType::Q5_1, dequant_q5_1_scalar, rows_q5_1_scalar, rows_q5_1_avx2),
-    kGgml(DType::Q2_K, dequant_q2_k_scalar, rows_q2_k_scalar, rows_q2_k_avx2),
-    kGgml(DType::Q3_K, dequant_q3_k_scalar, rows_q3_k_scalar, rows_q3_k_avx2),
-    {DType::Q4_K, false, {dequant_q4_k_scalar, dequant_q4_k_avx2, dequant_q4_k_avx2},
-     {rows_q4_k_scalar, rows_q4_k_avx2, rows_q4_k_avx512}},
-    {DType::Q5_K, false, {dequant_q5_k_scalar, dequant_q5_k_avx2, dequant_q5_k_avx2},
-     {rows_q5_k_scalar, rows_q5_k_avx2, rows_q5_k_avx512}},
-    {DType::Q6_K, false, {dequant_q6_k_scalar, dequant_q6_k_avx2, dequant_q6_k_avx2},
-     {rows_q6_k_scalar, rows_q6_k_avx2, rows_q6_k_avx512}},
-    kGgml(DType::IQ4_NL, dequant_iq4_nl_scalar, rows_iq4_nl_scalar, rows_iq4_nl_avx2),
-    kGgml(DType::IQ4_XS, dequant_iq4_xs_scalar, rows_iq4_xs_scalar, rows_iq4_xs_avx2),
+    // llama.cpp's GGUF block formats (kernels/ggml_blocks.h): float activations only.
+    QNEXT_GGML_FORMAT(Q4_1, q4_1),
+    QNEXT_GGML_FORMAT(Q5_0, q5_0),
+    QNEXT_GGML_FORMAT(Q5_1, q5_1),
+    QNEXT_GGML_FORMAT(Q2_K, q2_k),
+    QNEXT_GGML_FORMAT(Q3_K, q3_k),
+    QNEXT_GGML_FORMAT(Q4_K, q4_k),
+    QNEXT_GGML_FORMAT(Q5_K, q5_k),
+    QNEXT_GGML_FORMAT(Q6_K, q6_k),
+    QNEXT_GGML_FORMAT(IQ4_NL, iq4_nl),
+    QNEXT_GGML_FORMAT(IQ4_XS, iq4_xs),
 };
 constexpr bool in_dtype_order() {
   for (size_t i = 0; i < sizeof(kFormats) / sizeof(kFormats[0]); ++i)
@@ -105,6 +100,7 @@ constexpr bool in_dtype_order() {
   return sizeof(kFormats) / sizeof(kFormats[0]) == size_t(DType::IQ4_XS) + 1;
 }
 static_assert(in_dtype_order(), "one entry per DType, in the enum's order");
+#undef QNEXT_GGML_FORMAT
 
 }  // namespace
 
