@@ -43,7 +43,7 @@ Result<ChatTemplate> ChatTemplate::load(const std::string& model_dir) {
   namespace fs = std::filesystem;
   const fs::path dir(model_dir);
   std::error_code ec;
-  if (fs::is_regular_file(dir, ec) && is_gguf_path(model_dir)) return load_gguf(model_dir);
+  if (dir.extension() == ".gguf" && !fs::is_directory(dir, ec)) return load_gguf(model_dir);  // (missing: its error)
   nlohmann::ordered_json config = nlohmann::ordered_json::object();
   const fs::path config_path = dir / "tokenizer_config.json";
   if (fs::exists(config_path)) {

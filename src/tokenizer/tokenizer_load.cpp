@@ -249,7 +249,8 @@ Result<Tokenizer> Tokenizer::load(const std::string& model_dir) {
   std::error_code ec;
   // HF files beside a GGUF win: tokenizer.json is the exact source (GGUF token types only
   // approximate its "special" flags).
-  if (!fs::exists(tok_path, ec) && is_gguf_path(model_dir)) return load_gguf_tokenizer(model_dir);
+  const bool gguf_file = fs::path(model_dir).extension() == ".gguf" && !fs::is_directory(model_dir, ec);
+  if (gguf_file || (!fs::exists(tok_path, ec) && is_gguf_path(model_dir))) return load_gguf_tokenizer(model_dir);
   auto tok_text = read_file(tok_path);
   if (!tok_text) return err(tok_text.error());
   std::string cfg_text;

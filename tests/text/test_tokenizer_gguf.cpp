@@ -192,7 +192,14 @@ TEST(GgufTokenizer, LoadPicksTheSource) {
     ASSERT_TRUE(text.ok()) << text.error();
     EXPECT_EQ(*text, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
   }
-  EXPECT_FALSE(Tokenizer::load(dir.path + "/nonexistent.gguf").ok());
+  // A missing .gguf is reported as such, not as a directory without tokenizer.json.
+  const std::string missing = dir.path + "/nonexistent.gguf";
+  auto t = Tokenizer::load(missing);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.error(), missing + ": no such file or directory");
+  auto tpl = ChatTemplate::load(missing);
+  ASSERT_FALSE(tpl.ok());
+  EXPECT_EQ(tpl.error(), missing + ": no such file or directory");
 }
 
 TEST(GgufCli, TokenizeAndTemplateTakeAGgufFile) {
