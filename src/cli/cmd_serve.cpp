@@ -23,11 +23,15 @@ extern "C" void on_stop_signal(int) {
   if (g_stop.exchange(true)) std::_Exit(130);  // a second Ctrl-C: stop waiting for in-flight requests
 }
 
-// The served model's name: the directory's last component.
+// The served model's name: the directory's last component, or the GGUF file's name without .gguf
+// (a split set's without its -00001-of-0000N part).
 std::string model_name(const std::string& dir) {
   std::filesystem::path p(dir);
   while (p.has_relative_path() && p.filename().empty()) p = p.parent_path();  // "models/x/" -> "models/x"
-  std::string name = p.filename().string();
+  std::string name = p.extension() == ".gguf" ? p.stem().string() : p.filename().string();
+  if (p.extension() == ".gguf" && name.size() > 15 && name.compare(name.size() - 15, 4, "-000") == 0 &&
+      name.compare(name.size() - 9, 4, "-of-") == 0)
+    name.resize(name.size() - 15);
   return name.empty() || name == "." ? "qnext" : name;
 }
 
