@@ -5,6 +5,8 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/weight_format.h"
+
 namespace qnext {
 
 void quantize_row_q8_0(const float* x, int64_t n, BlockQ8_0* out) {
@@ -120,7 +122,7 @@ void matmul_dq_rows_scalar(const Matrix& w, const float* x, int T, float* y, int
   thread_local std::vector<float> row;  // [cols]
   if (row.size() < size_t(w.cols)) row.resize(size_t(w.cols));
   for (int64_t r = r0; r < r1; ++r) {
-    dequantize_row(w.dtype, w.row_ptr(r), w.cols, row.data());
+    weight_format(w.dtype).dequant[int(Isa::Scalar)](w, r, 0, w.cols, row.data());
     for (int t = 0; t < T; ++t) {
       const float* xt = x + size_t(t) * size_t(w.cols);
       float acc = 0;
@@ -150,11 +152,15 @@ void pack_runs(const BlockQ8x* xq, int64_t nb, RunX* out) {
 
 bool vnni_kernels(Isa isa) { return isa == Isa::Avx512 && cpu_has_avx512_vnni(); }
 
-void matmul_q_rows(Isa isa, const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  if (isa == Isa::Scalar) matmul_q_rows_scalar(w, xq, T, y, ldy, r0, r1);
-  else if (vnni_kernels(isa) && T >= kVnniGemmMinTokens) gemm_q_rows_avx512(w, xq, T, y, ldy, r0, r1);
-  else if (vnni_kernels(isa) && matvec_q4_avx512_fits(w, T)) matvec_q4_avx512(w, xq, T, y, ldy, r0, r1);
+void matmul_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (!cpu_has_avx512_vnni()) matmul_q_rows_avx2(w, xq, T, y, ldy, r0, r1);
+  else if (T >= kVnniGemmMinTokens) gemm_q_rows_avx512(w, xq, T, y, ldy, r0, r1);
+  else if (matvec_q4_avx512_fits(w, T)) matvec_q4_avx512(w, xq, T, y, ldy, r0, r1);
   else matmul_q_rows_avx2(w, xq, T, y, ldy, r0, r1);
+}
+
+void matmul_q_rows(Isa isa, const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  weight_format(w.dtype).rows_int8[int(isa)](w, xq, T, y, ldy, r0, r1);
 }
 
 void quantize_activation_rows(Isa isa, const float* x, int T, int64_t cols, BlockQ8x* xq) {

@@ -66,9 +66,14 @@ void quantize_activations_avx512(const float* x, int64_t n, BlockQ8x* out);
 void quantize_activation_rows(Isa isa, const float* x, int T, int64_t cols, BlockQ8x* xq);
 
 // Output rows [r0, r1) of y = x W^T for a quantized W [rows, cols]; xq: [T, cols / 32] blocks.
+// matmul_q_rows runs the format's kernel for the ISA (weight_format's rows_int8: also the K-quants
+// of kernels/ggml_blocks_q8.h).
 void matmul_q_rows(Isa isa, const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 void matmul_q_rows_scalar(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 void matmul_q_rows_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+// The AVX-512 slot of Q8_0 / Q4_0 (weight_format's rows_int8): the VNNI kernels below where the CPU
+// has VNNI, else the AVX2 ones.
+void matmul_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 // The same for many tokens with AVX-512 VNNI: a packed int8 GEMM (quant_avx512.cpp).
 void gemm_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 // From this many tokens up, matmul_q_rows(Avx512) runs the VNNI GEMM instead of matrix-vector tiles.

@@ -5,6 +5,7 @@
 
 #include "kernels/fp8.h"
 #include "kernels/ggml_blocks.h"
+#include "kernels/ggml_blocks_q8.h"
 #include "kernels/int4.h"
 #include "kernels/quant.h"
 
@@ -56,16 +57,21 @@ void dequant_float(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out
 }
 
 constexpr WeightFormat kFloat(DType t) {
-  return {t, false, {dequant_float, dequant_float, dequant_float}, {matmul_rows_scalar, matmul_rows_avx2, matmul_rows_avx512}};
+  return {t, false, {dequant_float, dequant_float, dequant_float}, {matmul_rows_scalar, matmul_rows_avx2, matmul_rows_avx512}, {}};
 }
 constexpr WeightFormat kQuant(DType t) {
-  return {t, true, {dequant_q_scalar, dequant_q_avx2, dequant_q_avx2}, {rows_q_f32_scalar, rows_q_f32_avx2, rows_q_f32_avx2}};
+  return {t, true, {dequant_q_scalar, dequant_q_avx2, dequant_q_avx2}, {rows_q_f32_scalar, rows_q_f32_avx2, rows_q_f32_avx2},
+          {matmul_q_rows_scalar, matmul_q_rows_avx2, matmul_q_rows_avx512}};
 }
 
-// A GGUF block format with ggml_blocks.h's kernels for `name`.
+// A GGUF block format with ggml_blocks.h's kernels for `name`; _INT8 adds ggml_blocks_q8.h's.
 #define QNEXT_GGML_FORMAT(type, name)                                                             \
   {DType::type, false, {dequant_##name##_scalar, dequant_##name##_avx2, dequant_##name##_avx2},    \
-   {rows_##name##_scalar, rows_##name##_avx2, rows_##name##_avx512}}
+   {rows_##name##_scalar, rows_##name##_avx2, rows_##name##_avx512}, {}}
+#define QNEXT_GGML_FORMAT_INT8(type, name)                                                        \
+  {DType::type, true, {dequant_##name##_scalar, dequant_##name##_avx2, dequant_##name##_avx2},     \
+   {rows_##name##_scalar, rows_##name##_avx2, rows_##name##_avx512},                               \
+   {rows_int8_##name##_scalar, rows_int8_##name##_avx2, rows_int8_##name##_avx512}}
 
 // Indexed by DType. The AVX-512 entries of the stored-block formats run the AVX2 kernels, but for
 // the row products of FP8 and the GGUF block formats.
@@ -73,24 +79,24 @@ constexpr WeightFormat kFormats[] = {
     kFloat(DType::F32),
     kFloat(DType::BF16),
     kFloat(DType::F16),
-    {DType::I64, false, {}, {}},
-    {DType::I32, false, {}, {}},
-    {DType::U8, false, {}, {}},
+    {DType::I64, false, {}, {}, {}},
+    {DType::I32, false, {}, {}, {}},
+    {DType::U8, false, {}, {}, {}},
     kQuant(DType::Q8_0),
     kQuant(DType::Q4_0),
     {DType::F8_E4M3, false, {dequant_fp8_scalar, dequant_fp8_avx2, dequant_fp8_avx2},
-     {rows_fp8_scalar, rows_fp8_avx2, rows_fp8_avx512}},
+     {rows_fp8_scalar, rows_fp8_avx2, rows_fp8_avx512}, {}},
     {DType::I4, false, {dequant_int4_scalar, dequant_int4_avx2, dequant_int4_avx2},
-     {rows_int4_scalar, rows_int4_avx2, rows_int4_avx2}},
-    // llama.cpp's GGUF block formats (kernels/ggml_blocks.h): float activations only.
+     {rows_int4_scalar, rows_int4_avx2, rows_int4_avx2}, {}},
+    // llama.cpp's GGUF block formats (kernels/ggml_blocks.h); the K-quants also int8 activations.
     QNEXT_GGML_FORMAT(Q4_1, q4_1),
     QNEXT_GGML_FORMAT(Q5_0, q5_0),
     QNEXT_GGML_FORMAT(Q5_1, q5_1),
     QNEXT_GGML_FORMAT(Q2_K, q2_k),
     QNEXT_GGML_FORMAT(Q3_K, q3_k),
-    QNEXT_GGML_FORMAT(Q4_K, q4_k),
-    QNEXT_GGML_FORMAT(Q5_K, q5_k),
-    QNEXT_GGML_FORMAT(Q6_K, q6_k),
+    QNEXT_GGML_FORMAT_INT8(Q4_K, q4_k),
+    QNEXT_GGML_FORMAT_INT8(Q5_K, q5_k),
+    QNEXT_GGML_FORMAT_INT8(Q6_K, q6_k),
     QNEXT_GGML_FORMAT(IQ4_NL, iq4_nl),
     QNEXT_GGML_FORMAT(IQ4_XS, iq4_xs),
 };
@@ -101,6 +107,7 @@ constexpr bool in_dtype_order() {
 }
 static_assert(in_dtype_order(), "one entry per DType, in the enum's order");
 #undef QNEXT_GGML_FORMAT
+#undef QNEXT_GGML_FORMAT_INT8
 
 }  // namespace
 

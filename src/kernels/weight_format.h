@@ -9,9 +9,10 @@
 //   I4               int4 words, scale (+ zero point) per group     kernels/int4.h
 //   Q4_1 .. IQ4_XS   llama.cpp's GGUF blocks of 32 / 256             kernels/ggml_blocks.h
 //
-// Every format has float-activation kernels (rows_f32): the only path of FP8, I4, the GGUF block
+// Every format has float-activation kernels (rows_f32): the only path of FP8, I4, most GGUF block
 // formats and the float types, and in exact mode (QNEXT_ACTIVATIONS=f32, core/cpu.h) also the path
-// of Q8_0 / Q4_0, whose fast default quantizes the activations to int8 (matmul_q_rows).
+// of Q8_0 / Q4_0 and Q4_K / Q5_K / Q6_K (kernels/ggml_blocks_q8.h), whose fast default quantizes
+// the activations to int8 (rows_int8, through matmul_q_rows).
 #pragma once
 #include <cstdint>
 
@@ -19,10 +20,14 @@
 
 namespace qnext {
 
+struct BlockQ8x;
+
 // Output rows [r0, r1) of y = x W^T; x: [T, cols], y: [T, ldy] (see matmul_rows).
 using RowsKernel = void (*)(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 // Elements [k0, k0 + n) of row r as floats: out[n]. k0 a multiple of kDequantAlign.
 using DequantKernel = void (*)(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out);
+// Output rows [r0, r1) of y = x W^T with x quantized: xq [T, cols / 32] (matmul_q_rows).
+using Int8RowsKernel = void (*)(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 constexpr int64_t kDequantAlign = 32;
 
 struct WeightFormat {
@@ -30,10 +35,14 @@ struct WeightFormat {
   bool int8_activations;      // the fast default quantizes the activations to int8 (off in exact mode)
   DequantKernel dequant[3];   // [Isa]: GEMM panels, embedding rows, requantizing
   RowsKernel rows_f32[3];     // [Isa]: float-activation products for few tokens (decoding)
+  // [Isa]: int8-activation products, every slot set where int8_activations (the AVX-512 slot picks
+  // the VNNI kernels, their GEMM for many tokens included, where the CPU has VNNI).
+  Int8RowsKernel rows_int8[3];
 };
 const WeightFormat& weight_format(DType t);
 
-// Whether products over w quantize the activations to int8 now (Q8_0 / Q4_0 outside exact mode).
+// Whether products over w quantize the activations to int8 now (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K
+// outside exact mode).
 bool int8_activations(DType t);
 
 // The scale of weight (r, k) of a matrix with side scales (F8_E4M3, I4).

@@ -1,0 +1,286 @@
+// Int8-activation products over Q4_K, Q5_K, Q6_K (kernels/ggml_blocks_q8.h): every SIMD kernel
+// (AVX2, AVX-512 VNNI rows, the VNNI GEMM) against the scalar twin and the twin against an
+// independent definition (double sums over the bit-exact float dequantizer and the dequantized
+// activations), on random blocks with fp16 scales of every kind; the int8 path against the exact
+// float product within the activations' rounding; exact mode and the dispatch through matmul; and
+// the GGUF Q4_K_M model in the default mode against exact mode.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/golden.h"
+#include "core/cpu.h"
+#include "kernels/ggml_blocks.h"
+#include "kernels/ggml_blocks_q8.h"
+#include "kernels/quant.h"
+#include "kernels/weight_format.h"
+
+namespace qnext {
+namespace {
+
+constexpr DType kTypes[] = {DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+std::vector<Isa> isas_here() {
+  std::vector<Isa> v{Isa::Scalar};
+  if (best_isa() >= Isa::Avx2) v.push_back(Isa::Avx2);
+  if (best_isa() >= Isa::Avx512) v.push_back(Isa::Avx512);
+  return v;
+}
+
+std::vector<size_t> f16_fields(DType t) {
+  switch (t) {
+    case DType::Q4_K: return {offsetof(BlockQ4K, d), offsetof(BlockQ4K, dmin)};
+    case DType::Q5_K: return {offsetof(BlockQ5K, d), offsetof(BlockQ5K, dmin)};
+    default: return {offsetof(BlockQ6K, d)};
+  }
+}
+
+// A finite fp16 of every kind: +-0, subnormal, normal of either sign (2^-14 .. 2^4).
+uint16_t random_f16(std::mt19937& rng) {
+  const uint16_t sign = uint16_t((rng() & 1) << 15), mant = uint16_t(rng() & 0x3ff);
+  switch (rng() % 6) {
+    case 0: return sign;
+    case 1: return uint16_t(sign | (mant ? mant : 1));
+    default: return uint16_t(sign | ((1 + rng() % 19) << 10) | mant);
+  }
+}
+
+struct RandomMatrix {
+  std::vector<uint8_t> bytes;
+  Matrix m;
+};
+
+// Random bytes (every level and scale bit pattern), the fp16 fields random_f16; the first block
+// has all bits clear, the second all set.
+RandomMatrix random_matrix(DType t, int64_t rows, int64_t cols, std::mt19937& rng) {
+  RandomMatrix s;
+  s.bytes.resize(size_t(rows) * row_bytes(t, cols));
+  for (auto& b : s.bytes) b = uint8_t(rng());
+  const size_t bb = block_bytes(t);
+  for (size_t i = 0; i < s.bytes.size() / bb; ++i) {
+    uint8_t* blk = s.bytes.data() + i * bb;
+    if (i < 2) std::memset(blk, i == 0 ? 0x00 : 0xff, bb);
+    for (size_t off : f16_fields(t)) {
+      const uint16_t h = random_f16(rng);
+      std::memcpy(blk + off, &h, 2);
+    }
+  }
+  s.m = Matrix{t, s.bytes.data(), rows, cols};
+  return s;
+}
+
+// T rows of activations: normal values times a random magnitude per block of 32 (zero for some
+// blocks, so dx = 0 is covered), quantized by the scalar quantizer.
+struct Acts {
+  std::vector<float> x;     // [T, cols]
+  std::vector<BlockQ8x> q;  // [T, cols / 32]
+};
+Acts random_acts(int T, int64_t cols, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  Acts a;
+  a.x.resize(size_t(T) * size_t(cols));
+  for (size_t b = 0; b < a.x.size() / 32; ++b) {
+    const float mag = rng() % 9 == 0 ? 0.0f : std::ldexp(1.0f, int(rng() % 9) - 4);
+    for (size_t i = 0; i < 32; ++i) a.x[32 * b + i] = mag * nd(rng);
+  }
+  a.q.resize(a.x.size() / 32);
+  for (int t = 0; t < T; ++t)
+    quantize_activations(a.x.data() + size_t(t) * size_t(cols), cols, a.q.data() + size_t(t) * size_t(cols / 32));
+  return a;
+}
+
+// Per weight, the magnitude of the terms the int8 kernels sum: |d sc q| + |dmin m| for Q4_K /
+// Q5_K (so |w| <= it), |w| for Q6_K.
+void term_magnitudes(const Matrix& w, int64_t r, const float* deq, std::vector<double>* mag) {
+  mag->assign(size_t(w.cols), 0.0);
+  for (int64_t k = 0; k < w.cols; ++k) (*mag)[size_t(k)] = std::fabs(double(deq[k]));
+  if (w.dtype == DType::Q6_K) return;
+  const size_t bb = block_bytes(w.dtype);
+  for (int64_t ib = 0; ib < w.cols / 256; ++ib) {
+    const uint8_t* blk = w.row_ptr(r) + size_t(ib) * bb;
+    uint16_t dmin16;
+    std::memcpy(&dmin16, blk + 2, 2);  // d, dmin, scales[12] open both Q4_K and Q5_K blocks
+    for (int j = 0; j < 8; ++j) {
+      int sc, m;
+      k4_scale_min(blk + 4, j, &sc, &m);
+      const double mt = std::fabs(double(f16_to_f32(dmin16)) * m);
+      for (int l = 0; l < 32; ++l) (*mag)[size_t(ib * 256 + 32 * j + l)] += 2 * mt;
+    }
+  }
+}
+
+// The definition: y = xhat W^T in double, xhat the dequantized activations (dx q), W the float
+// dequantizer's (bit-exact with llama.cpp); also sum of term magnitudes times |xhat| (the float
+// rounding scale) and sum |w| dx / 2 (the activations' rounding against x itself).
+struct Definition {
+  std::vector<double> dot, absterm, act_round, exact, absexact;  // [T, rows]
+};
+Definition definition(const Matrix& w, const Acts& a, int T) {
+  Definition d;
+  const size_t n = size_t(T) * size_t(w.rows);
+  d.dot.assign(n, 0.0), d.absterm.assign(n, 0.0), d.act_round.assign(n, 0.0), d.exact.assign(n, 0.0);
+  d.absexact.assign(n, 0.0);
+  std::vector<float> row(size_t(w.cols));
+  std::vector<double> mag;
+  const int64_t nb = w.cols / 32;
+  for (int64_t r = 0; r < w.rows; ++r) {
+    weight_format(w.dtype).dequant[0](w, r, 0, w.cols, row.data());
+    term_magnitudes(w, r, row.data(), &mag);
+    for (int t = 0; t < T; ++t) {
+      const size_t i = size_t(t) * size_t(w.rows) + size_t(r);
+      for (int64_t k = 0; k < w.cols; ++k) {
+        const BlockQ8x& xb = a.q[size_t(t * nb + k / 32)];
+        const double xh = double(xb.d) * xb.q[k % 32];
+        d.dot[i] += double(row[size_t(k)]) * xh;
+        d.absterm[i] += mag[size_t(k)] * std::fabs(xh);
+        d.act_round[i] += std::fabs(double(row[size_t(k)])) * xb.d * 0.5;
+        d.exact[i] += double(row[size_t(k)]) * a.x[size_t(t * w.cols + k)];
+        d.absexact[i] += std::fabs(double(row[size_t(k)]) * a.x[size_t(t * w.cols + k)]);
+      }
+    }
+  }
+  return d;
+}
+
+// The SIMD int8 kernels of a type: the table's slots and the VNNI row kernels called directly
+// (the AVX-512 slot runs the GEMM from kVnniGemmMinTokens tokens).
+struct Kernel {
+  std::string name;
+  Int8RowsKernel fn;
+  Isa needs;
+  bool vnni;
+};
+std::vector<Kernel> simd_kernels(DType t) {
+  const WeightFormat& f = weight_format(t);
+  Int8RowsKernel vnni = t == DType::Q4_K ? rows_int8_q4_k_vnni : t == DType::Q5_K ? rows_int8_q5_k_vnni : rows_int8_q6_k_vnni;
+  return {{"avx2", f.rows_int8[int(Isa::Avx2)], Isa::Avx2, false},
+          {"avx512", f.rows_int8[int(Isa::Avx512)], Isa::Avx512, false},
+          {"vnni rows", vnni, Isa::Avx512, true}};
+}
+
+bool runs_here(const Kernel& k) { return k.needs <= best_isa() && (!k.vnni || cpu_has_avx512_vnni()); }
+
+// Every kernel on rows [r0, r1) into y wider than the matrix (ldy > rows): only those columns
+// written, each within float rounding of the definition; the scalar twin too.
+TEST(GgmlInt8, KernelsMatchScalarTwinAndDefinition) {
+  std::mt19937 rng(401);
+  for (DType t : kTypes)
+    for (int64_t cols : {256, 1024, 2048}) {
+      const int64_t rows = 21, ldy = 29;
+      RandomMatrix s = random_matrix(t, rows, cols, rng);
+      const WeightFormat& f = weight_format(t);
+      ASSERT_TRUE(f.int8_activations) << dtype_name(t);
+      for (int T : {1, 2, 3, 5, 20}) {
+        const Acts a = random_acts(T, cols, rng);
+        const Definition def = definition(s.m, a, T);
+        for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {3, 4}, {5, 18}}) {
+          std::vector<float> want(size_t(T) * size_t(ldy), -5.0f);
+          f.rows_int8[0](s.m, a.q.data(), T, want.data(), ldy, r0, r1);
+          auto check = [&](const std::vector<float>& got, const std::string& kernel) {
+            for (int tk = 0; tk < T; ++tk)
+              for (int64_t r = 0; r < ldy; ++r) {
+                const size_t i = size_t(tk) * size_t(ldy) + size_t(r);
+                const std::string where = std::string(dtype_name(t)) + " " + kernel + " cols " + std::to_string(cols) +
+                                          " T " + std::to_string(T) + " token " + std::to_string(tk) + " row " +
+                                          std::to_string(r) + " [" + std::to_string(r0) + ", " + std::to_string(r1) + ")";
+                if (r < r0 || r >= r1) {
+                  ASSERT_EQ(got[i], -5.0f) << where << ": written outside [r0, r1)";
+                  continue;
+                }
+                const size_t j = size_t(tk) * size_t(rows) + size_t(r);
+                // Float sums of at most cols / 16 exact terms per accumulator: 1e-5 is ~170 ulps.
+                const double bound = 1e-5 * def.absterm[j] + 1e-30;
+                ASSERT_LE(std::fabs(double(got[i]) - def.dot[j]), bound) << where << ": definition " << def.dot[j];
+                ASSERT_LE(std::fabs(double(got[i]) - double(want[i])), bound) << where << ": twin " << want[i];
+              }
+          };
+          check(want, "scalar");
+          for (const Kernel& k : simd_kernels(t)) {
+            if (!runs_here(k)) continue;  // reported at the end
+            std::vector<float> got(size_t(T) * size_t(ldy), -5.0f);
+            k.fn(s.m, a.q.data(), T, got.data(), ldy, r0, r1);
+            check(got, k.name);
+          }
+        }
+      }
+    }
+  if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
+    GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
+  if (!cpu_has_avx512_vnni()) GTEST_SKIP() << "this CPU lacks AVX-512 VNNI: its kernels were not checked";
+}
+
+// The int8 products differ from the float product over the same weights only by the activations'
+// rounding: at most half a step (dx / 2) per activation, times |w|.
+TEST(GgmlInt8, WithinActivationRoundingOfFloatProduct) {
+  std::mt19937 rng(402);
+  for (DType t : kTypes) {
+    const int64_t rows = 13, cols = 1024;
+    RandomMatrix s = random_matrix(t, rows, cols, rng);
+    for (int T : {1, 3, 16}) {
+      const Acts a = random_acts(T, cols, rng);
+      const Definition def = definition(s.m, a, T);
+      for (Isa isa : isas_here()) {
+        std::vector<float> y(size_t(T) * size_t(rows));
+        matmul_q_rows(isa, s.m, a.q.data(), T, y.data(), rows, 0, rows);
+        for (size_t i = 0; i < y.size(); ++i)
+          ASSERT_LE(std::fabs(double(y[i]) - def.exact[i]), def.act_round[i] + 1e-5 * def.absterm[i] + 1e-30)
+              << dtype_name(t) << " " << isa_name(isa) << " T " << T << " element " << i;
+      }
+    }
+  }
+  if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
+    GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
+}
+
+// Through matmul (threads, decode group, prefill): exact mode is the float product; the default
+// quantizes the activations (for many tokens only with VNNI: elsewhere prefill dequantizes).
+TEST(GgmlInt8, MatmulUsesInt8OutsideExactMode) {
+  const bool saved_exact = exact_activations();
+  const Isa saved_isa = active_isa();
+  std::mt19937 rng(403);
+  for (DType t : kTypes) {
+    const int64_t rows = 96, cols = 512;
+    RandomMatrix s = random_matrix(t, rows, cols, rng);
+    for (int T : {1, 3, 7, 16, 40}) {
+      const Acts a = random_acts(T, cols, rng);
+      const Definition def = definition(s.m, a, T);
+      for (Isa isa : isas_here()) {
+        set_active_isa(isa);
+        const std::string label = std::string(dtype_name(t)) + " T=" + std::to_string(T) + " " + std::string(isa_name(isa));
+        for (bool exact : {true, false}) {
+          set_exact_activations(exact);
+          std::vector<float> y(def.exact.size()), ys(def.exact.size());
+          matmul(s.m, a.x.data(), T, y.data());
+          matmul_serial(s.m, a.x.data(), T, ys.data());
+          // Exact mode, and prefill without VNNI: the float product; else the int8 one.
+          const bool int8 = !exact && (T < kGemmMinTokens || vnni_kernels(isa));
+          for (size_t i = 0; i < y.size(); ++i) {
+            if (int8) {
+              ASSERT_LE(std::fabs(double(y[i]) - def.dot[i]), 1e-5 * def.absterm[i] + 1e-30) << label << " int8";
+            } else {
+              ASSERT_LE(std::fabs(double(y[i]) - def.exact[i]), 1e-5 * def.absexact[i] + 1e-30) << label << " float";
+            }
+            ASSERT_EQ(y[i], ys[i]) << label << " serial";
+          }
+        }
+        // The two products differ here by more than the bounds, so the checks above tell them apart.
+        size_t apart = 0;
+        for (size_t i = 0; i < def.dot.size(); ++i)
+          apart += std::fabs(def.dot[i] - def.exact[i]) > 1e-5 * (def.absterm[i] + def.absexact[i]) * 10;
+        EXPECT_GT(apart, def.dot.size() / 2) << label;
+      }
+    }
+  }
+  set_exact_activations(saved_exact);
+  set_active_isa(saved_isa);
+  if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
+    GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
+}
+
+}  // namespace
+}  // namespace qnext
