@@ -271,11 +271,20 @@ nlohmann::json Config::to_json() const {
   j["num_experts"] = num_experts;
   j["num_experts_per_tok"] = num_experts_per_tok;
   j["num_hidden_layers"] = num_layers;
+  j["num_nextn_predict_layers"] = num_mtp_layers;
   j["num_key_value_heads"] = num_kv_heads;
   j["output_router_logits"] = false;
   j["partial_rotary_factor"] = partial_rotary_factor;
   j["rms_norm_eps"] = rms_norm_eps;
   j["rope_scaling"] = nullptr;
+  if (rope_scaling.yarn) {
+    const RopeScaling& y = rope_scaling;
+    j["rope_scaling"] = {{"rope_type", "yarn"},      {"factor", y.factor},
+                         {"original_max_position_embeddings", y.original_max_position},
+                         {"beta_fast", y.beta_fast}, {"beta_slow", y.beta_slow},
+                         {"truncate", y.truncate},   {"attention_factor", y.attention_factor},
+                         {"mscale", y.mscale},       {"mscale_all_dim", y.mscale_all_dim}};
+  }
   j["rope_theta"] = rope_theta;
   j["router_aux_loss_coef"] = 0.001;
   j["shared_expert_intermediate_size"] = shared_expert_intermediate_size;

@@ -21,6 +21,7 @@ struct RopeScaling {  // YaRN (arXiv 2309.00071); absent means plain RoPE
   bool truncate = true;
   double attention_factor = 0;  // 0: derive from factor / mscale
   double mscale = 0, mscale_all_dim = 0;
+  bool operator==(const RopeScaling&) const = default;
 };
 
 struct Config {
@@ -70,7 +71,9 @@ struct Config {
   // The hyperparameters of a `qwen3next` GGUF file (model/config_gguf.cpp), range-checked as
   // config.json's are.
   static Result<Config> from_gguf(const GgufCheckpoint& gguf);
-  nlohmann::json to_json() const;  // the HF config.json form (for synth)
+  // The HF config.json form (synth, GGUF conversion); from_json gives this Config back.
+  nlohmann::json to_json() const;
+  bool operator==(const Config&) const = default;
 };
 
 }  // namespace qnext

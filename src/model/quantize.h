@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/checkpoint.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 #include "kernels/matmul.h"
 
@@ -44,5 +45,16 @@ Status copy_side_files(const std::string& src_dir, const std::string& out_dir);
 // tokenizer files copied; loadable with --model like the original.
 Status quantize_checkpoint(const std::string& src_dir, QuantRecipe recipe, const std::string& out_dir,
                            const std::function<void(size_t, size_t)>& progress);
+
+// The same from a llama.cpp GGUF file (model/quantize_gguf.cpp): every Hugging Face tensor of the
+// model rebuilt from the GGUF's (the converter's transforms undone), matrices requantized from
+// their dequantized rows, the rest F32; shards of at most about `shard_bytes`, written one tensor
+// at a time; config.json from Config::to_json; tokenizer files from the GGUF's metadata.
+constexpr size_t kGgufShardBytes = size_t(4) << 30;
+Status quantize_gguf(const std::string& gguf_path, QuantRecipe recipe, const std::string& out_dir,
+                     const std::function<void(size_t, size_t)>& progress, size_t shard_bytes = kGgufShardBytes);
+// tokenizer.json and tokenizer_config.json (chat template, special tokens) from a GGUF's
+// tokenizer.ggml.* metadata (model/tokenizer_files_gguf.cpp); false when the file has no tokenizer.
+Result<bool> write_gguf_tokenizer_files(const GgufCheckpoint& gguf, const std::string& out_dir);
 
 }  // namespace qnext

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/gguf.h"
+#include "tokenizer/gguf_vocab.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_impl.h"
 
@@ -15,14 +16,9 @@ namespace {
 
 using nlohmann::json;
 
-// The Split regex of Qwen2/Qwen3's tokenizer.json (llama.cpp's pre-tokenizer "qwen2"). llama.cpp
-// runs a rewrite of it for its own regex engine; this is HF's original, which the golden ids follow.
-constexpr const char* kQwen2Pattern =
-    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-
-// llama.cpp's token types (llama_token_type). HF's tokenizer.json has no such list: its vocab is
-// the normal tokens and its added_tokens are llama.cpp's control and user-defined ones.
-enum TokenType : int64_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
+// The split regex and token types (tokenizer/gguf_vocab.h).
+using gguf_vocab::kQwen2Pattern;
+using enum gguf_vocab::TokenType;
 
 // A value for an error message: short, and safe for strings that are not UTF-8 (dump() throws there).
 std::string shown(const json& v) {
