@@ -112,11 +112,12 @@ void pack_kacts(const BlockQ8x* xq, int64_t nsb, int group, KActs* out) {
   }
 }
 
-// The AVX-512 slot: the VNNI kernels where the CPU has VNNI (the GEMM for many tokens comes
-// next), else the AVX2 ones.
+// The AVX-512 slot: the VNNI kernels where the CPU has VNNI (the GEMM from kVnniGemmMinTokens
+// tokens), else the AVX2 ones.
 #define QNEXT_GGML_INT8_AVX512(name)                                                                         \
   void rows_int8_##name##_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) { \
     if (!cpu_has_avx512_vnni()) rows_int8_##name##_avx2(w, xq, T, y, ldy, r0, r1);                          \
+    else if (T >= kVnniGemmMinTokens) gemm_int8_##name##_vnni(w, xq, T, y, ldy, r0, r1);                     \
     else rows_int8_##name##_vnni(w, xq, T, y, ldy, r0, r1);                                                  \
   }
 QNEXT_GGML_INT8_AVX512(q4_k)

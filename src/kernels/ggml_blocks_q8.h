@@ -15,7 +15,7 @@
 // Every integer dot is exact; only the float sums of the per-group terms round, so the SIMD kernels
 // agree with the scalar twins to float rounding of those sums (not bit for bit: their orders differ).
 // Decoding (rows_int8_*: any T, the rows streamed once per 3 tokens) allocates nothing in steady
-// state.
+// state; on AVX-512 VNNI, T >= kVnniGemmMinTokens runs a packed int8 GEMM (ggml_blocks_q8_avx512.cpp).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -55,6 +55,7 @@ inline void k4_scales_mins(const uint8_t* s, uint64_t* scales, uint64_t* mins) {
   void rows_int8_##name##_scalar(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1); \
   void rows_int8_##name##_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);   \
   void rows_int8_##name##_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);   \
+  void gemm_int8_##name##_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);   \
   void rows_int8_##name##_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 QNEXT_GGML_INT8_KERNELS(q4_k)
 QNEXT_GGML_INT8_KERNELS(q5_k)

@@ -1,6 +1,6 @@
-// AVX-512 VNNI int8-activation row products over Q4_K, Q5_K, Q6_K (kernels/ggml_blocks_q8.h; scalar
-// twins in ggml_blocks_q8.cpp), for few tokens (decoding). Built with -mavx512vnni; called only
-// where the CPU has it.
+// AVX-512 VNNI int8-activation products over Q4_K, Q5_K, Q6_K (kernels/ggml_blocks_q8.h; scalar
+// twins in ggml_blocks_q8.cpp): row kernels for few tokens (decoding) and a packed GEMM for many
+// (prefill). Built with -mavx512vnni; called only where the CPU has it.
 //
 // Each super-block is unpacked once into 4 vectors of 64 unsigned levels in k order and dotted
 // with each token's activations by vpdpbusd (u8 levels x s8 activations): int32 lane L of vector v
@@ -12,6 +12,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/ggml_blocks.h"
@@ -156,7 +158,166 @@ void rows_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy
   }
 }
 
+// ---- Many tokens (prefill): a packed int8 GEMM ------------------------------------------------
+// As Q8_0's (quant_avx512.cpp), the tokens sit in the 16 lanes of a register: slabs of 16 tokens
+// whose 64-byte rows hold 4 consecutive k of every token (signed activations), and each weight row,
+// unpacked once per call to unsigned levels (bytes) with a float scale per group, is broadcast 4
+// levels at a time against them (vpdpbusd: u8 levels x s8 activations, no offsets). Per group the
+// int32 dots of 16 tokens turn to float and take the group's scale times each token's dx. Q6_K's
+// -32 starts the dots of each 16 (the slab's -32 sum_16), Q4_K / Q5_K's mins one FMA per 32
+// (-dmin m times the slab's dx sum).
+
+constexpr int kLanes = 16;                     // tokens per slab
+constexpr int kSlabBlockBytes = 8 * 64 + 4 * 64;  // per 32 k: 8 rows of 16 x 4 bytes; dx, dx sum, -32 sum_16 x 2
+constexpr int kMR = 12;                        // weight rows per micro-tile
+constexpr size_t kChunkBytes = 192 * 1024;     // unpacked levels per pass (in L2 while the slabs go by)
+
+// xq [T, nb] -> slabs [ceil(T / 16), nb, 768 bytes]; lanes past T zero.
+void pack_slabs(const BlockQ8x* xq, int T, int64_t nb, uint8_t* slabs) {
+  const int n_slabs = (T + kLanes - 1) / kLanes;
+  for (int s = 0; s < n_slabs; ++s)
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* dst = slabs + (size_t(s) * size_t(nb) + size_t(b)) * kSlabBlockBytes;
+      int32_t* rows = reinterpret_cast<int32_t*>(dst);         // [8][16]
+      float* dx = reinterpret_cast<float*>(dst + 512);         // [16]
+      float* dx_sum = reinterpret_cast<float*>(dst + 576);     // [16]
+      int32_t* corr = reinterpret_cast<int32_t*>(dst + 640);   // [2][16]
+      for (int j = 0; j < kLanes; ++j) {
+        const int t = s * kLanes + j;
+        if (t >= T) {
+          for (int k4 = 0; k4 < 8; ++k4) rows[k4 * kLanes + j] = 0;
+          dx[j] = dx_sum[j] = 0.0f;
+          corr[j] = corr[kLanes + j] = 0;
+          continue;
+        }
+        const BlockQ8x& x = xq[size_t(t) * size_t(nb) + size_t(b)];
+        for (int k4 = 0; k4 < 8; ++k4) std::memcpy(&rows[k4 * kLanes + j], x.q + 4 * k4, 4);
+        int32_t half[2] = {0, 0};
+        for (int l = 0; l < 32; ++l) half[l / 16] += x.q[l];
+        dx[j] = x.d;
+        dx_sum[j] = x.d * float(x.sum);
+        corr[j] = -32 * half[0];
+        corr[kLanes + j] = -32 * half[1];
+      }
+    }
+}
+
+// Rows [r, r + n) unpacked: levels [n, cols], scales [n, cols / kGroup] (d sc), and for Q4_K /
+// Q5_K offsets [n, cols / 32] (-dmin m).
+template <class F>
+void prepare_rows(const Matrix& w, int64_t r, int64_t n, uint8_t* levels, float* scales, float* offs) {
+  const int64_t nsb = w.cols / 256, groups = w.cols / F::kGroup;
+  for (int64_t i = 0; i < n; ++i) {
+    const auto* blocks = reinterpret_cast<const typename F::Block*>(w.row_ptr(r + i));
+    const uint8_t* ahead = w.row_ptr(std::min(w.rows - 1, r + i + kQuantPrefetchRows));
+    uint8_t* li = levels + size_t(i) * size_t(w.cols);
+    float* si = scales + size_t(i) * size_t(groups);
+    float* oi = offs + size_t(i) * size_t(w.cols / 32);
+    for (int64_t ib = 0; ib < nsb; ++ib) {
+      for (size_t line = 0; line < sizeof(typename F::Block); line += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(ahead + size_t(ib) * sizeof(typename F::Block) + line), _MM_HINT_T0);
+      Unpacked u;
+      F::unpack(blocks[ib], &u);
+      for (int v = 0; v < 4; ++v) _mm512_storeu_si512(li + 256 * ib + 64 * v, u.q[v]);
+      if constexpr (F::kGroup == 16) {
+        _mm512_storeu_ps(si + 16 * ib, u.scale);
+      } else {
+        _mm512_mask_storeu_ps(si + 8 * ib, 0xff, u.scale);
+        _mm512_mask_storeu_ps(oi + 8 * ib, 0xff, u.off);
+      }
+    }
+  }
+}
+
+// out[i][0..16) = the 16 slab lanes' products with row i, for MR rows.
+template <class F, int MR>
+inline void micro_tile(const uint8_t* levels, const float* scales, const float* offs, int64_t cols, const uint8_t* slab,
+                       float* out) {
+  const int64_t nb = cols / 32, groups = cols / F::kGroup;
+  __m512 acc[MR];
+  for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* xb = slab + size_t(b) * kSlabBlockBytes;
+    const __m512 dx = _mm512_loadu_ps(reinterpret_cast<const float*>(xb + 512));
+    constexpr int kHalves = F::kGroup == 16 ? 2 : 1;
+    for (int h = 0; h < kHalves; ++h) {
+      __m512i dot[MR];
+      const __m512i init = kHalves == 2 ? _mm512_loadu_si512(xb + 640 + 64 * h) : _mm512_setzero_si512();
+      for (int i = 0; i < MR; ++i) dot[i] = init;
+      for (int k4 = 8 / kHalves * h; k4 < 8 / kHalves * (h + 1); ++k4) {
+        const __m512i xv = _mm512_loadu_si512(xb + 64 * k4);
+        for (int i = 0; i < MR; ++i) {
+          int32_t w4;
+          std::memcpy(&w4, levels + size_t(i) * size_t(cols) + size_t(32 * b + 4 * k4), 4);
+          dot[i] = _mm512_dpbusd_epi32(dot[i], _mm512_set1_epi32(w4), xv);
+        }
+      }
+      for (int i = 0; i < MR; ++i) {
+        const float sc = scales[size_t(i) * size_t(groups) + size_t(kHalves * b + h)];
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[i]), _mm512_mul_ps(_mm512_set1_ps(sc), dx), acc[i]);
+      }
+    }
+    if constexpr (F::kGroup == 32) {
+      const __m512 dx_sum = _mm512_loadu_ps(reinterpret_cast<const float*>(xb + 576));
+      for (int i = 0; i < MR; ++i)
+        acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(offs[size_t(i) * size_t(nb) + size_t(b)]), dx_sum, acc[i]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) _mm512_storeu_ps(out + i * kLanes, acc[i]);
+}
+
+template <class F>
+void gemm_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  const int64_t nb = w.cols / kQuantBlock, groups = w.cols / F::kGroup;
+  const int n_slabs = (T + kLanes - 1) / kLanes;
+  const int64_t chunk_rows = std::max<int64_t>(kMR, int64_t(kChunkBytes / size_t(w.cols)) / kMR * kMR);
+  const size_t cr = size_t(chunk_rows);
+  thread_local std::vector<uint8_t> slabs;   // [n_slabs, nb, 768]
+  thread_local std::vector<uint8_t> levels;  // [chunk_rows, cols]
+  thread_local std::vector<float> scales;    // [chunk_rows, groups]
+  thread_local std::vector<float> offs;      // [chunk_rows, nb]
+  thread_local std::vector<float> out;       // [chunk_rows, 16]
+  if (slabs.size() < size_t(n_slabs) * size_t(nb) * kSlabBlockBytes) slabs.resize(size_t(n_slabs) * size_t(nb) * kSlabBlockBytes);
+  if (levels.size() < cr * size_t(w.cols)) levels.resize(cr * size_t(w.cols));
+  if (scales.size() < cr * size_t(groups) + 16) scales.resize(cr * size_t(groups) + 16);  // + a full vector's store
+  if (offs.size() < cr * size_t(nb) + 16) offs.resize(cr * size_t(nb) + 16);
+  if (out.size() < cr * kLanes) out.resize(cr * kLanes);
+  pack_slabs(xq, T, nb, slabs.data());
+  for (int64_t rc = r0; rc < r1; rc += chunk_rows) {
+    const int64_t n = std::min(chunk_rows, r1 - rc);
+    prepare_rows<F>(w, rc, n, levels.data(), scales.data(), offs.data());
+    for (int s = 0; s < n_slabs; ++s) {
+      const uint8_t* slab = slabs.data() + size_t(s) * size_t(nb) * kSlabBlockBytes;
+      int64_t i = 0;
+      auto tile = [&](auto MR) {
+        constexpr int R = decltype(MR)::value;
+        micro_tile<F, R>(levels.data() + size_t(i) * size_t(w.cols), scales.data() + size_t(i) * size_t(groups),
+                         offs.data() + size_t(i) * size_t(nb), w.cols, slab, out.data() + size_t(i) * kLanes);
+        i += R;
+      };
+      while (i + kMR <= n) tile(std::integral_constant<int, kMR>{});
+      while (i + 4 <= n) tile(std::integral_constant<int, 4>{});
+      while (i < n) tile(std::integral_constant<int, 1>{});
+      const int tokens = std::min(kLanes, T - s * kLanes);
+      for (int j = 0; j < tokens; ++j) {
+        float* yt = y + size_t(s * kLanes + j) * size_t(ldy) + size_t(rc);
+        for (int64_t m = 0; m < n; ++m) yt[m] = out[size_t(m) * kLanes + size_t(j)];
+      }
+    }
+  }
+}
+
 }  // namespace
+
+void gemm_int8_q4_k_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  gemm_vnni<Q4K>(w, xq, T, y, ldy, r0, r1);
+}
+void gemm_int8_q5_k_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  gemm_vnni<Q5K>(w, xq, T, y, ldy, r0, r1);
+}
+void gemm_int8_q6_k_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  gemm_vnni<Q6K>(w, xq, T, y, ldy, r0, r1);
+}
 
 void rows_int8_q4_k_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   rows_vnni<Q4K>(w, xq, T, y, ldy, r0, r1);
