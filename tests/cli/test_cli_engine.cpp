@@ -137,10 +137,28 @@ TEST(CliEngine, KldComparesAgainstTheOriginal) {
 
   auto r = run(qnext_bin() + " kld --model " + data_dir("tiny-b") + " --ids 1,2");
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.output.find("give --quantized DIR, --quantize TYPE or --kv-type f16"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("give --quantized DIR, --quantize TYPE, --kv-type f16 or --exact"), std::string::npos)
+      << r.output;
   r = run(qnext_bin() + " bench --model " + data_dir("tiny-b") + " --kv-type q8 -p 4 -n 2");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("--kv-type: 'q8' is not f32 or f16"), std::string::npos) << r.output;
+}
+
+// `qnext kld --exact`: the default products against exact mode (float activations) on one model:
+// nothing changes for float weights; the int8-activation K-quant and Q8_0 paths differ a little.
+TEST(CliEngine, KldExactBoundsTheFastProducts) {
+  testing::Reference ref("tiny-b");
+  const std::string ids = ids_csv(ref.ids("prompt_ids"), 64);
+  auto kld = [&](const std::string& model) {
+    auto r = run(qnext_bin() + " kld -t 2 --exact --model " + data_dir(model) + " --ids " + ids + " --json");
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  };
+  EXPECT_EQ(kld("tiny-b").at("mean_kld").get<double>(), 0.0);  // BF16: no int8 path
+  const auto k = kld("gguf/tiny-k-q4_k_m");  // Q4_K / Q6_K with int8 activations
+  EXPECT_GT(k.at("mean_kld").get<double>(), 0.0);
+  EXPECT_LT(k.at("mean_kld").get<double>(), 0.1);
+  EXPECT_GE(k.at("top1_agreement").get<double>(), 0.9);
 }
 
 TEST(CliEngine, SynthWritesALoadableShardedCheckpoint) {
