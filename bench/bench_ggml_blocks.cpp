@@ -80,6 +80,7 @@ void args(benchmark::internal::Benchmark* b, int threads) {
     for (int mode : {0, 1}) b->Args({int64_t(t), mode, threads});
   b->ArgNames({"dtype", "int8", "threads"})->UseRealTime();
 }
+BENCHMARK(BM_KMatvec)->Apply([](auto* b) { args(b, 1); });
 BENCHMARK(BM_KMatvec)->Apply([](auto* b) { args(b, 2); });
 BENCHMARK(BM_KMatvecCached)->Apply([](auto* b) { args(b, 1); });
 BENCHMARK(BM_KMatmul64)->Apply([](auto* b) { args(b, 2); });

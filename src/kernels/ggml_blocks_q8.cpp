@@ -4,6 +4,8 @@
 // packing the SIMD kernels share and the AVX-512 slot's choice between VNNI and AVX2 kernels.
 #include "kernels/ggml_blocks_q8.h"
 
+#include <cstring>
+
 #include "kernels/ggml_blocks.h"
 
 namespace qnext {
@@ -99,7 +101,7 @@ void pack_kacts(const BlockQ8x* xq, int64_t nsb, int group, KActs* out) {
       std::memcpy(o.q + 32 * j, x.q, 32);
       if (group == 32) {
         o.gd[j] = x.d;
-        o.gs[j] = x.d * float(x.sum);
+        o.gs[8 + j] = x.d * float(x.sum);
         continue;
       }
       for (int i = 0; i < 2; ++i) {
@@ -112,12 +114,12 @@ void pack_kacts(const BlockQ8x* xq, int64_t nsb, int group, KActs* out) {
   }
 }
 
-// The AVX-512 slot: the VNNI kernels where the CPU has VNNI (the GEMM from kVnniGemmMinTokens
+// The AVX-512 slot: the VNNI kernels where the CPU has VNNI (the GEMM from kKQuantGemmMinTokens
 // tokens), else the AVX2 ones.
 #define QNEXT_GGML_INT8_AVX512(name)                                                                         \
   void rows_int8_##name##_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) { \
     if (!cpu_has_avx512_vnni()) rows_int8_##name##_avx2(w, xq, T, y, ldy, r0, r1);                          \
-    else if (T >= kVnniGemmMinTokens) gemm_int8_##name##_vnni(w, xq, T, y, ldy, r0, r1);                     \
+    else if (T >= kKQuantGemmMinTokens) gemm_int8_##name##_vnni(w, xq, T, y, ldy, r0, r1);                     \
     else rows_int8_##name##_vnni(w, xq, T, y, ldy, r0, r1);                                                  \
   }
 QNEXT_GGML_INT8_AVX512(q4_k)

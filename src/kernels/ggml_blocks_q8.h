@@ -15,19 +15,26 @@
 // Every integer dot is exact; only the float sums of the per-group terms round, so the SIMD kernels
 // agree with the scalar twins to float rounding of those sums (not bit for bit: their orders differ).
 // Decoding (rows_int8_*: any T, the rows streamed once per 3 tokens) allocates nothing in steady
-// state; on AVX-512 VNNI, T >= kVnniGemmMinTokens runs a packed int8 GEMM (ggml_blocks_q8_avx512.cpp).
+// state; on AVX-512 VNNI, T >= kKQuantGemmMinTokens runs a packed int8 GEMM (ggml_blocks_q8_avx512.cpp).
 #pragma once
 #include <cstdint>
-#include <cstring>
 
 #include "kernels/quant.h"
 #include "kernels/weight_format.h"
 
 namespace qnext {
 
+// From this many tokens up the AVX-512 slot runs the VNNI GEMM: its 16 token lanes sit half idle
+// below. Measured (one thread, 1024 x 2048 from cache): rows / GEMM GFLOP/s at T 4: 112 / 62,
+// 6: 154 / 128, 8: 160 / 159, 10: 161 / 197, 16: 156 / 283 (Q4_K; Q6_K alike). From 8 the GEMM
+// also reads a matrix larger than the caches once instead of once per 3 tokens.
+constexpr int kKQuantGemmMinTokens = 8;
+
 // One token's activations for one super-block (256 k) as the SIMD kernels read them: the 8
-// BlockQ8x's bytes back to back, and per group of weights (32 for Q4_K / Q5_K: lanes 8..15 zero;
-// 16 for Q6_K) the scale dx of its block and dx times the sum of its activations.
+// BlockQ8x's bytes back to back, and per group of weights the scale dx of its block and dx times
+// the sum of its activations. Q6_K: 16 groups of 16. Q4_K / Q5_K: 8 groups of 32, dx in lanes 0-7
+// and the sums in lanes 8-15 (the kernels keep the scales in lanes 0-7 and the mins in 8-15 of
+// one vector), zeros elsewhere.
 struct alignas(64) KActs {
   int8_t q[256];
   float gd[16];  // [group] dx
@@ -35,18 +42,6 @@ struct alignas(64) KActs {
 };
 // xq [nsb * 8] of one token -> out [nsb]; group 32 or 16.
 void pack_kacts(const BlockQ8x* xq, int64_t nsb, int group, KActs* out);
-
-// Q4_K / Q5_K: the 6-bit scales and mins of the 8 sub-blocks as bytes (k4_scale_min, all at once).
-inline void k4_scales_mins(const uint8_t* s, uint64_t* scales, uint64_t* mins) {
-  uint32_t a, b, c;
-  std::memcpy(&a, s, 4);
-  std::memcpy(&b, s + 4, 4);
-  std::memcpy(&c, s + 8, 4);
-  const uint32_t sc_hi = (c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u);
-  const uint32_t m_hi = ((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u);
-  *scales = uint64_t(a & 0x3f3f3f3fu) | uint64_t(sc_hi) << 32;
-  *mins = uint64_t(b & 0x3f3f3f3fu) | uint64_t(m_hi) << 32;
-}
 
 // Output rows [r0, r1) of y = x W^T; xq: [T, cols / 32] (matmul_q_rows' contract). Scalar twins,
 // AVX2 (vpmaddubsw), AVX-512 VNNI (vpdpbusd; the AVX-512 slot of the table runs the AVX2 kernels

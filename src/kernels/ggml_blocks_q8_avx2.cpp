@@ -13,6 +13,7 @@
 
 #include "kernels/ggml_blocks.h"
 #include "kernels/ggml_blocks_q8.h"
+#include "kernels/ggml_blocks_q8_simd.h"
 #include "kernels/simd_avx2.h"
 #include "kernels/stream_prefetch.h"
 
@@ -31,10 +32,9 @@ inline __m256i load256(const uint8_t* p) { return _mm256_loadu_si256(reinterpret
 inline __m256i shift_right16(__m256i v, int n) { return _mm256_srl_epi16(v, _mm_cvtsi32_si128(n)); }
 
 inline void k4_scales(const uint8_t* s, float d, float dmin, Unpacked* u) {
-  uint64_t sc, m;
-  k4_scales_mins(s, &sc, &m);
-  u->scale[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc)))), _mm256_set1_ps(d));
-  u->off[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(m)))), _mm256_set1_ps(-dmin));
+  const __m128i bytes = k4_scale_bytes(s);
+  u->scale[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes)), _mm256_set1_ps(d));
+  u->off[0] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_unpackhi_epi64(bytes, bytes))), _mm256_set1_ps(-dmin));
   u->scale[1] = u->off[1] = _mm256_setzero_ps();
 }
 
@@ -117,7 +117,7 @@ inline void row_tile(const Matrix& w, const KActs* const* xs, float* y, int64_t 
       const KActs& x = xs[j][ib];
       __m256 s[2];
       s[0] = _mm256_mul_ps(u.scale[0], _mm256_load_ps(x.gd));
-      offsets[j] = _mm256_fmadd_ps(u.off[0], _mm256_load_ps(x.gs), offsets[j]);
+      offsets[j] = _mm256_fmadd_ps(u.off[0], _mm256_load_ps(x.gs + (kQ6 ? 0 : 8)), offsets[j]);  // KActs
       if constexpr (kQ6) {
         s[1] = _mm256_mul_ps(u.scale[1], _mm256_load_ps(x.gd + 8));
         offsets[j] = _mm256_fmadd_ps(u.off[1], _mm256_load_ps(x.gs + 8), offsets[j]);
@@ -146,8 +146,10 @@ void rows_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy
   thread_local std::vector<KActs> acts;  // [T, nsb]; grows to the largest call, then stays
   if (acts.size() < size_t(T) * size_t(nsb)) acts.resize(size_t(T) * size_t(nsb));
   for (int t = 0; t < T; ++t) pack_kacts(xq + size_t(t) * size_t(nb), nsb, F::kGroup, acts.data() + size_t(t) * size_t(nsb));
-  for (int t0 = 0; t0 < T; t0 += 3) {
-    const int tt = std::min(3, T - t0);
+  // Passes of up to 3 tokens, as even as they go (4 tokens: 2 + 2, not 3 + 1).
+  const int passes = (T + 2) / 3;
+  for (int pass = 0, t0 = 0; pass < passes; ++pass) {
+    const int tt = (T - t0) / (passes - pass);
     const KActs* xs[3];
     for (int j = 0; j < tt; ++j) xs[j] = acts.data() + size_t(t0 + j) * size_t(nsb);
     StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(r1));
@@ -158,6 +160,7 @@ void rows_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy
         default: row_tile<F, 3>(w, xs, y, ldy, r, t0, prefetch); break;
       }
     }
+    t0 += tt;
   }
 }
 

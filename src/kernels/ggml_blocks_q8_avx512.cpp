@@ -18,14 +18,15 @@
 
 #include "kernels/ggml_blocks.h"
 #include "kernels/ggml_blocks_q8.h"
+#include "kernels/ggml_blocks_q8_simd.h"
 #include "kernels/stream_prefetch.h"
 
 namespace qnext {
 namespace {
 
 // A super-block as the kernel uses it: its 256 levels as unsigned bytes in k order, and per group
-// of weights (lanes past the groups zero) the scale d sc and the offset factor (Q4_K / Q5_K:
-// -dmin m; Q6_K: -32 d sc).
+// of weights the scale d sc and the offset factor (Q6_K: -32 d sc, by group; Q4_K / Q5_K: -dmin m,
+// in lanes 8-15 of the same vector as the scales, as KActs has them).
 struct Unpacked {
   __m512i q[4];
   __m512 scale, off;
@@ -45,13 +46,10 @@ inline __m512i nibble_halves(const uint8_t* p) {
   return _mm512_and_si512(_mm512_srlv_epi16(load256_twice(p), halves(0, 4)), _mm512_set1_epi8(15));
 }
 
+// Lanes 0-7 the scales d sc, lanes 8-15 the offset factors -dmin m: both in one vector (KActs).
 inline void k4_scales(const uint8_t* s, float d, float dmin, Unpacked* u) {
-  uint64_t sc, m;
-  k4_scales_mins(s, &sc, &m);
-  const __m512 scf = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(sc))));
-  const __m512 mf = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_cvtsi64_si128(int64_t(m))));
-  u->scale = _mm512_mul_ps(scf, _mm512_set1_ps(d));
-  u->off = _mm512_mul_ps(mf, _mm512_set1_ps(-dmin));
+  const __m512 sm = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(k4_scale_bytes(s)));
+  u->scale = u->off = _mm512_mul_ps(sm, _mm512_insertf32x8(_mm512_set1_ps(d), _mm256_set1_ps(-dmin), 1));
 }
 
 struct Q4K {
@@ -143,8 +141,10 @@ void rows_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy
   thread_local std::vector<KActs> acts;  // [T, nsb]; grows to the largest call, then stays
   if (acts.size() < size_t(T) * size_t(nsb)) acts.resize(size_t(T) * size_t(nsb));
   for (int t = 0; t < T; ++t) pack_kacts(xq + size_t(t) * size_t(nb), nsb, F::kGroup, acts.data() + size_t(t) * size_t(nsb));
-  for (int t0 = 0; t0 < T; t0 += 3) {
-    const int tt = std::min(3, T - t0);
+  // Passes of up to 3 tokens, as even as they go (4 tokens: 2 + 2, not 3 + 1).
+  const int passes = (T + 2) / 3;
+  for (int pass = 0, t0 = 0; pass < passes; ++pass) {
+    const int tt = (T - t0) / (passes - pass);
     const KActs* xs[3];
     for (int j = 0; j < tt; ++j) xs[j] = acts.data() + size_t(t0 + j) * size_t(nsb);
     StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(r1));
@@ -155,6 +155,7 @@ void rows_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy
         default: row_tile<F, 3>(w, xs, y, ldy, r, t0, prefetch); break;
       }
     }
+    t0 += tt;
   }
 }
 
@@ -223,7 +224,7 @@ void prepare_rows(const Matrix& w, int64_t r, int64_t n, uint8_t* levels, float*
         _mm512_storeu_ps(si + 16 * ib, u.scale);
       } else {
         _mm512_mask_storeu_ps(si + 8 * ib, 0xff, u.scale);
-        _mm512_mask_storeu_ps(oi + 8 * ib, 0xff, u.off);
+        _mm256_storeu_ps(oi + 8 * ib, _mm512_extractf32x8_ps(u.off, 1));
       }
     }
   }

@@ -151,7 +151,7 @@ Definition definition(const Matrix& w, const Acts& a, int T) {
 }
 
 // The SIMD int8 kernels of a type: the table's slots and the VNNI row kernels called directly
-// (the AVX-512 slot runs the GEMM from kVnniGemmMinTokens tokens).
+// (the AVX-512 slot runs the GEMM from kKQuantGemmMinTokens tokens).
 struct Kernel {
   std::string name;
   Int8RowsKernel fn;
@@ -178,7 +178,7 @@ TEST(GgmlInt8, KernelsMatchScalarTwinAndDefinition) {
       RandomMatrix s = random_matrix(t, rows, cols, rng);
       const WeightFormat& f = weight_format(t);
       ASSERT_TRUE(f.int8_activations) << dtype_name(t);
-      for (int T : {1, 2, 3, 5, 20}) {
+      for (int T : {1, 2, 3, 4, 5, 7, 20}) {  // passes of 1-3 tokens; the GEMM
         const Acts a = random_acts(T, cols, rng);
         const Definition def = definition(s.m, a, T);
         for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {3, 4}, {5, 18}}) {
@@ -218,20 +218,22 @@ TEST(GgmlInt8, KernelsMatchScalarTwinAndDefinition) {
 }
 
 // The VNNI GEMM over several of its row chunks (96 rows of 2048 levels each) and slabs, rows
-// [r0, r1) not aligned to its 12-row tiles, against the scalar twin.
+// [r0, r1) not aligned to its 12-row tiles, against the scalar twin: called directly for any T,
+// and through the AVX-512 slot from kKQuantGemmMinTokens.
 TEST(GgmlInt8, GemmAcrossRowChunksMatchesScalarTwin) {
   if (!vnni_kernels(Isa::Avx512)) GTEST_SKIP() << "this CPU lacks AVX-512 VNNI: the GEMM was not checked";
   std::mt19937 rng(404);
   for (DType t : kTypes) {
     const int64_t rows = 230, cols = 2048;
     RandomMatrix s = random_matrix(t, rows, cols, rng);
-    for (int T : {kVnniGemmMinTokens, 17, 33}) {
+    for (int T : {1, 5, kKQuantGemmMinTokens, 17, 33}) {
       const Acts a = random_acts(T, cols, rng);
       const Definition def = definition(s.m, a, T);
       for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {7, 203}}) {
         std::vector<float> want(size_t(T) * size_t(rows), -5.0f), got(want.size(), -5.0f);
         weight_format(t).rows_int8[0](s.m, a.q.data(), T, want.data(), rows, r0, r1);
-        weight_format(t).rows_int8[int(Isa::Avx512)](s.m, a.q.data(), T, got.data(), rows, r0, r1);
+        const Int8RowsKernel gemm = t == DType::Q4_K ? gemm_int8_q4_k_vnni : t == DType::Q5_K ? gemm_int8_q5_k_vnni : gemm_int8_q6_k_vnni;
+        (T >= kKQuantGemmMinTokens ? weight_format(t).rows_int8[int(Isa::Avx512)] : gemm)(s.m, a.q.data(), T, got.data(), rows, r0, r1);
         for (size_t i = 0; i < got.size(); ++i) {
           const int64_t r = int64_t(i % size_t(rows));
           if (r < r0 || r >= r1) {
