@@ -110,6 +110,10 @@ void expect_decode_allocates_nothing(const std::string& model_dir, QuantRecipe r
 TEST(DecodeAlloc, FloatWeights) { expect_decode_allocates_nothing(testing::data_dir("tiny-b"), QuantRecipe::None); }
 TEST(DecodeAlloc, Q8Weights) { expect_decode_allocates_nothing(testing::data_dir("tiny-b"), QuantRecipe::Q8); }
 TEST(DecodeAlloc, Q4Weights) { expect_decode_allocates_nothing(testing::data_dir("tiny-b"), QuantRecipe::Q4); }
+// llama.cpp's Q4_K / Q6_K blocks with int8 activations (the default mode).
+TEST(DecodeAlloc, GgufKQuantWeights) {
+  expect_decode_allocates_nothing(testing::data_dir("gguf/tiny-k-q4_k_m"), QuantRecipe::None);
+}
 
 // Sampling with Qwen's recommended settings plus penalties, over a long history: after the first
 // draw grows the scratch, draws allocate nothing.
