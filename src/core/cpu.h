@@ -14,9 +14,10 @@ std::string_view isa_name(Isa isa);
 bool cpu_has_avx512_bf16();
 bool cpu_has_avx512_vbmi();  // byte permutes (vpermt2b): the Q4_0 decode stream kernel
 bool cpu_has_avx512_vnni();
-// Exact mode: QNEXT_ACTIVATIONS=f32 makes every product over stored blocks (Q8_0, Q4_0, F8_E4M3, I4)
-// run with float activations, on every ISA (no int8 activation quantization). The default
-// (QNEXT_ACTIVATIONS=int8 or unset) lets Q8_0/Q4_0 quantize the activations to int8.
+// Exact mode: QNEXT_ACTIVATIONS=f32 makes every product over stored blocks (Q8_0, Q4_0, F8_E4M3, I4,
+// llama.cpp's blocks) run with float activations, on every ISA (no int8 activation quantization).
+// The default (QNEXT_ACTIVATIONS=int8 or unset) lets Q8_0 / Q4_0 and Q4_K / Q5_K / Q6_K quantize the
+// activations to int8 (kernels/weight_format.h: int8_activations).
 bool exact_activations();
 void set_exact_activations(bool exact);  // for tests  // int8 dot products (vpdpbusd); the VNNI kernels need it beside Isa::Avx512
 
