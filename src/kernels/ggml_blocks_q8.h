@@ -24,11 +24,11 @@
 
 namespace qnext {
 
-// From this many tokens up the AVX-512 slot runs the VNNI GEMM: its 16 token lanes sit half idle
-// below. Measured (one thread, 1024 x 2048 from cache): rows / GEMM GFLOP/s at T 4: 112 / 62,
-// 6: 154 / 128, 8: 160 / 159, 10: 161 / 197, 16: 156 / 283 (Q4_K; Q6_K alike). From 8 the GEMM
-// also reads a matrix larger than the caches once instead of once per 3 tokens.
-constexpr int kKQuantGemmMinTokens = 8;
+// From this many tokens up the AVX-512 slot runs the VNNI GEMM. Measured (one thread, 1024 x 2048
+// from cache, GFLOP/s rows / GEMM): Q4_K T 4: 154 / 142, 6: 183 / 210, 8: 175 / 271, 16: 174 / 304;
+// Q6_K T 6: 195 / 177, 8: 186 / 233. The GEMM also reads a matrix larger than the caches once,
+// where the row kernels read it once per 3 tokens.
+constexpr int kKQuantGemmMinTokens = 6;
 
 // One token's activations for one super-block (256 k) as the SIMD kernels read them: the 8
 // BlockQ8x's bytes back to back, and per group of weights the scale dx of its block and dx times

@@ -166,7 +166,7 @@ void rows_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy
 // levels at a time against them (vpdpbusd: u8 levels x s8 activations, no offsets). Per group the
 // int32 dots of 16 tokens turn to float and take the group's scale times each token's dx. Q6_K's
 // -32 starts the dots of each 16 (the slab's -32 sum_16), Q4_K / Q5_K's mins one FMA per 32
-// (-dmin m times the slab's dx sum).
+// (-dmin m times the slab's dx sum). Up to 8 tokens take two lanes each (pack_paired_slab).
 
 constexpr int kLanes = 16;                     // tokens per slab
 constexpr int kSlabBlockBytes = 8 * 64 + 4 * 64;  // per 32 k: 8 rows of 16 x 4 bytes; dx, dx sum, -32 sum_16 x 2
@@ -203,6 +203,41 @@ void pack_slabs(const BlockQ8x* xq, int T, int64_t nb, uint8_t* slabs) {
     }
 }
 
+// Up to 8 tokens fill the 16 lanes in pairs: per 8 k, lane 2t takes token t's first 4 and lane
+// 2t + 1 its last 4 (rows [4][16] of 4 bytes), so one vpdpbusd against 8 levels broadcast as a
+// qword does 64 useful products. Both lanes carry the token's dx and the -32 sums of their own
+// bytes; the even lane alone its dx sum (the mins are counted once). xq [T, nb] -> [nb, 768 bytes].
+constexpr int kPairedTokens = kLanes / 2;
+void pack_paired_slab(const BlockQ8x* xq, int T, int64_t nb, uint8_t* slab) {
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* dst = slab + size_t(b) * kSlabBlockBytes;
+    int32_t* rows = reinterpret_cast<int32_t*>(dst);         // [4][16]
+    float* dx = reinterpret_cast<float*>(dst + 512);         // [16]
+    float* dx_sum = reinterpret_cast<float*>(dst + 576);     // [16]
+    int32_t* corr = reinterpret_cast<int32_t*>(dst + 640);   // [2][16]
+    for (int j = 0; j < kLanes; ++j) {
+      const int t = j / 2, half = j % 2;
+      if (t >= T) {
+        for (int k8 = 0; k8 < 4; ++k8) rows[k8 * kLanes + j] = 0;
+        dx[j] = dx_sum[j] = 0.0f;
+        corr[j] = corr[kLanes + j] = 0;
+        continue;
+      }
+      const BlockQ8x& x = xq[size_t(t) * size_t(nb) + size_t(b)];
+      int32_t sums[2] = {0, 0};  // this lane's bytes of each 16
+      for (int k8 = 0; k8 < 4; ++k8) {
+        const int8_t* q = x.q + 8 * k8 + 4 * half;
+        std::memcpy(&rows[k8 * kLanes + j], q, 4);
+        sums[k8 / 2] += q[0] + q[1] + q[2] + q[3];
+      }
+      dx[j] = x.d;
+      dx_sum[j] = half ? 0.0f : x.d * float(x.sum);
+      corr[j] = -32 * sums[0];
+      corr[kLanes + j] = -32 * sums[1];
+    }
+  }
+}
+
 // Rows [r, r + n) unpacked: levels [n, cols], scales [n, cols / kGroup] (d sc), and for Q4_K /
 // Q5_K offsets [n, cols / 32] (-dmin m).
 template <class F>
@@ -230,8 +265,9 @@ void prepare_rows(const Matrix& w, int64_t r, int64_t n, uint8_t* levels, float*
   }
 }
 
-// out[i][0..16) = the 16 slab lanes' products with row i, for MR rows.
-template <class F, int MR>
+// out[i][0..16) = the 16 slab lanes' products with row i, for MR rows (paired: lanes 2t and
+// 2t + 1 add up to token t's).
+template <class F, int MR, bool kPaired>
 inline void micro_tile(const uint8_t* levels, const float* scales, const float* offs, int64_t cols, const uint8_t* slab,
                        float* out) {
   const int64_t nb = cols / 32, groups = cols / F::kGroup;
@@ -241,16 +277,26 @@ inline void micro_tile(const uint8_t* levels, const float* scales, const float* 
     const uint8_t* xb = slab + size_t(b) * kSlabBlockBytes;
     const __m512 dx = _mm512_loadu_ps(reinterpret_cast<const float*>(xb + 512));
     constexpr int kHalves = F::kGroup == 16 ? 2 : 1;
+    constexpr int kSteps = kPaired ? 4 : 8, kBytes = kPaired ? 8 : 4;  // vpdpbusd per 32 k, levels each
     for (int h = 0; h < kHalves; ++h) {
       __m512i dot[MR];
       const __m512i init = kHalves == 2 ? _mm512_loadu_si512(xb + 640 + 64 * h) : _mm512_setzero_si512();
       for (int i = 0; i < MR; ++i) dot[i] = init;
-      for (int k4 = 8 / kHalves * h; k4 < 8 / kHalves * (h + 1); ++k4) {
-        const __m512i xv = _mm512_loadu_si512(xb + 64 * k4);
+      for (int k = kSteps / kHalves * h; k < kSteps / kHalves * (h + 1); ++k) {
+        const __m512i xv = _mm512_loadu_si512(xb + 64 * k);
         for (int i = 0; i < MR; ++i) {
-          int32_t w4;
-          std::memcpy(&w4, levels + size_t(i) * size_t(cols) + size_t(32 * b + 4 * k4), 4);
-          dot[i] = _mm512_dpbusd_epi32(dot[i], _mm512_set1_epi32(w4), xv);
+          const uint8_t* wp = levels + size_t(i) * size_t(cols) + size_t(32 * b + kBytes * k);
+          __m512i wv;
+          if constexpr (kPaired) {
+            int64_t w8;
+            std::memcpy(&w8, wp, 8);
+            wv = _mm512_set1_epi64(w8);
+          } else {
+            int32_t w4;
+            std::memcpy(&w4, wp, 4);
+            wv = _mm512_set1_epi32(w4);
+          }
+          dot[i] = _mm512_dpbusd_epi32(dot[i], wv, xv);
         }
       }
       for (int i = 0; i < MR; ++i) {
@@ -270,7 +316,8 @@ inline void micro_tile(const uint8_t* levels, const float* scales, const float* 
 template <class F>
 void gemm_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kQuantBlock, groups = w.cols / F::kGroup;
-  const int n_slabs = (T + kLanes - 1) / kLanes;
+  const bool paired = T <= kPairedTokens;
+  const int n_slabs = paired ? 1 : (T + kLanes - 1) / kLanes;
   const int64_t chunk_rows = std::max<int64_t>(kMR, int64_t(kChunkBytes / size_t(w.cols)) / kMR * kMR);
   const size_t cr = size_t(chunk_rows);
   thread_local std::vector<uint8_t> slabs;   // [n_slabs, nb, 768]
@@ -283,7 +330,8 @@ void gemm_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy
   if (scales.size() < cr * size_t(groups) + 16) scales.resize(cr * size_t(groups) + 16);  // + a full vector's store
   if (offs.size() < cr * size_t(nb) + 16) offs.resize(cr * size_t(nb) + 16);
   if (out.size() < cr * kLanes) out.resize(cr * kLanes);
-  pack_slabs(xq, T, nb, slabs.data());
+  if (paired) pack_paired_slab(xq, T, nb, slabs.data());
+  else pack_slabs(xq, T, nb, slabs.data());
   for (int64_t rc = r0; rc < r1; rc += chunk_rows) {
     const int64_t n = std::min(chunk_rows, r1 - rc);
     prepare_rows<F>(w, rc, n, levels.data(), scales.data(), offs.data());
@@ -292,17 +340,24 @@ void gemm_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy
       int64_t i = 0;
       auto tile = [&](auto MR) {
         constexpr int R = decltype(MR)::value;
-        micro_tile<F, R>(levels.data() + size_t(i) * size_t(w.cols), scales.data() + size_t(i) * size_t(groups),
-                         offs.data() + size_t(i) * size_t(nb), w.cols, slab, out.data() + size_t(i) * kLanes);
+        const uint8_t* li = levels.data() + size_t(i) * size_t(w.cols);
+        const float* si = scales.data() + size_t(i) * size_t(groups);
+        const float* oi = offs.data() + size_t(i) * size_t(nb);
+        float* o = out.data() + size_t(i) * kLanes;
+        if (paired) micro_tile<F, R, true>(li, si, oi, w.cols, slab, o);
+        else micro_tile<F, R, false>(li, si, oi, w.cols, slab, o);
         i += R;
       };
       while (i + kMR <= n) tile(std::integral_constant<int, kMR>{});
       while (i + 4 <= n) tile(std::integral_constant<int, 4>{});
       while (i < n) tile(std::integral_constant<int, 1>{});
-      const int tokens = std::min(kLanes, T - s * kLanes);
+      const int tokens = paired ? T : std::min(kLanes, T - s * kLanes);
       for (int j = 0; j < tokens; ++j) {
         float* yt = y + size_t(s * kLanes + j) * size_t(ldy) + size_t(rc);
-        for (int64_t m = 0; m < n; ++m) yt[m] = out[size_t(m) * kLanes + size_t(j)];
+        if (paired)
+          for (int64_t m = 0; m < n; ++m) yt[m] = out[size_t(m) * kLanes + size_t(2 * j)] + out[size_t(m) * kLanes + size_t(2 * j + 1)];
+        else
+          for (int64_t m = 0; m < n; ++m) yt[m] = out[size_t(m) * kLanes + size_t(j)];
       }
     }
   }
