@@ -5,8 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+
+#include "core/thread_pool.h"
 
 namespace qnext {
 
@@ -35,6 +38,16 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path) {
 
 MappedFile::~MappedFile() {
   if (data_) munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+void prefault_pages(const uint8_t* p, size_t n) {
+  if (n == 0) return;
+  volatile uint8_t sink = 0;
+  global_pool().parallel_for((n + 4095) / 4096, [&](size_t b, size_t e, int) {
+    uint8_t acc = 0;
+    for (size_t page = b; page < e; ++page) acc ^= p[std::min(page * 4096, n - 1)];
+    sink = sink ^ acc;
+  }, 64);
 }
 
 }  // namespace qnext

@@ -9,6 +9,10 @@
 
 namespace qnext {
 
+// Touches every page of [p, p + n) in parallel, so a benchmark measures steady state rather than
+// first-touch page faults of a memory map.
+void prefault_pages(const uint8_t* p, size_t n);
+
 class MappedFile {
  public:
   // Pages are faulted in on first touch; Checkpoint::prefault touches them all ahead of a benchmark.

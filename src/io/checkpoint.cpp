@@ -7,7 +7,6 @@
 #include <set>
 #include <sstream>
 
-#include "core/thread_pool.h"
 
 namespace fs = std::filesystem;
 
@@ -102,11 +101,8 @@ const TensorView* Checkpoint::find(const std::string& name) const {
 Result<const TensorView*> Checkpoint::get(const std::string& name, const std::vector<int64_t>& shape) const {
   const TensorView* t = find(name);
   if (!t) return err(dir_ + ": tensor '" + name + "' is missing from the checkpoint");
-  if (t->shape != shape) {
-    TensorView want;
-    want.shape = shape;
-    return err(*t->file + ": tensor '" + name + "' has shape " + t->shape_str() + ", expected " + want.shape_str());
-  }
+  if (t->shape != shape)
+    return err(*t->file + ": tensor '" + name + "' has shape " + t->shape_str() + ", expected " + shape_string(shape));
   return t;
 }
 
@@ -116,17 +112,7 @@ bool Checkpoint::has_prefix(const std::string& prefix) const {
 }
 
 void Checkpoint::prefault() const {
-  for (const auto& [name, t] : by_name_) {
-    const uint8_t* p = t->data;
-    const size_t n = t->nbytes;
-    if (n == 0) continue;
-    volatile uint8_t sink = 0;
-    global_pool().parallel_for((n + 4095) / 4096, [&](size_t b, size_t e, int) {
-      uint8_t acc = 0;
-      for (size_t page = b; page < e; ++page) acc ^= p[std::min(page * 4096, n - 1)];
-      sink = sink ^ acc;
-    }, 64);
-  }
+  for (const auto& [name, t] : by_name_) prefault_pages(t->data, t->nbytes);
 }
 
 size_t Checkpoint::total_bytes() const {

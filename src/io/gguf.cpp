@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <regex>
 
-#include "core/thread_pool.h"
+#include "io/safetensors.h"
 
 namespace qnext {
 namespace {
@@ -159,11 +159,7 @@ int64_t GgufTensor::numel() const {
   return n;
 }
 
-std::string GgufTensor::shape_str() const {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
+std::string GgufTensor::shape_str() const { return shape_string(shape); }
 
 std::string GgufTensor::type_name() const {
   const GgmlTypeInfo* t = ggml_type_info(type);
@@ -377,11 +373,8 @@ const GgufTensor* GgufCheckpoint::find(const std::string& name) const {
 Result<const GgufTensor*> GgufCheckpoint::get(const std::string& name, const std::vector<int64_t>& shape) const {
   const GgufTensor* t = find(name);
   if (!t) return err(path_ + ": tensor '" + name + "' not found");
-  if (t->shape != shape) {
-    GgufTensor want;
-    want.shape = shape;
-    return err(*t->file + ": tensor '" + name + "' has shape " + t->shape_str() + ", expected " + want.shape_str());
-  }
+  if (t->shape != shape)
+    return err(*t->file + ": tensor '" + name + "' has shape " + t->shape_str() + ", expected " + shape_string(shape));
   return t;
 }
 
@@ -392,17 +385,7 @@ size_t GgufCheckpoint::total_bytes() const {
 }
 
 void GgufCheckpoint::prefault() const {
-  for (const auto& t : tensors_) {
-    const uint8_t* p = t.data;
-    const size_t n = t.nbytes;
-    if (n == 0) continue;
-    volatile uint8_t sink = 0;
-    global_pool().parallel_for((n + 4095) / 4096, [&](size_t b, size_t e, int) {
-      uint8_t acc = 0;
-      for (size_t page = b; page < e; ++page) acc ^= p[std::min(page * 4096, n - 1)];
-      sink = sink ^ acc;
-    }, 64);
-  }
+  for (const auto& t : tensors_) prefault_pages(t.data, t.nbytes);
 }
 
 }  // namespace qnext

@@ -17,6 +17,9 @@ namespace qnext {
 
 constexpr const char* kQuantKeyPrefix = "qnext.quant.";
 
+// "[2048, 128]", for messages.
+std::string shape_string(const std::vector<int64_t>& shape);
+
 struct TensorView {
   std::string name;
   DType dtype = DType::F32;
