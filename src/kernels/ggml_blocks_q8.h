@@ -42,6 +42,10 @@ struct alignas(64) KActs {
 };
 // xq [nsb * 8] of one token -> out [nsb]; group 32 or 16.
 void pack_kacts(const BlockQ8x* xq, int64_t nsb, int group, KActs* out);
+// The row kernels keep the activations of a pass (up to 3 tokens) on their stack, so decoding
+// allocates nothing whichever thread takes which rows: rows of up to 16384 weights (72 KiB);
+// longer rows use a buffer per thread that grows once.
+constexpr int64_t kMaxKActs = 64;
 
 // Output rows [r0, r1) of y = x W^T; xq: [T, cols / 32] (matmul_q_rows' contract). Scalar twins,
 // AVX2 (vpmaddubsw), AVX-512 VNNI (vpdpbusd; the AVX-512 slot of the table runs the AVX2 kernels

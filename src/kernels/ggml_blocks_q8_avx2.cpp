@@ -143,15 +143,22 @@ inline void row_tile(const Matrix& w, const KActs* const* xs, float* y, int64_t 
 template <class F>
 void rows_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   const int64_t nsb = w.cols / F::Block::kElems, nb = w.cols / kQuantBlock;
-  thread_local std::vector<KActs> acts;  // [T, nsb]; grows to the largest call, then stays
-  if (acts.size() < size_t(T) * size_t(nsb)) acts.resize(size_t(T) * size_t(nsb));
-  for (int t = 0; t < T; ++t) pack_kacts(xq + size_t(t) * size_t(nb), nsb, F::kGroup, acts.data() + size_t(t) * size_t(nsb));
+  KActs on_stack[3 * kMaxKActs];  // [3, nsb]: one pass's tokens
+  thread_local std::vector<KActs> on_heap;  // the same for longer rows; grows once
+  KActs* acts = on_stack;
+  if (nsb > kMaxKActs) {
+    if (on_heap.size() < 3 * size_t(nsb)) on_heap.resize(3 * size_t(nsb));
+    acts = on_heap.data();
+  }
   // Passes of up to 3 tokens, as even as they go (4 tokens: 2 + 2, not 3 + 1).
   const int passes = (T + 2) / 3;
   for (int pass = 0, t0 = 0; pass < passes; ++pass) {
     const int tt = (T - t0) / (passes - pass);
     const KActs* xs[3];
-    for (int j = 0; j < tt; ++j) xs[j] = acts.data() + size_t(t0 + j) * size_t(nsb);
+    for (int j = 0; j < tt; ++j) {
+      pack_kacts(xq + size_t(t0 + j) * size_t(nb), nsb, F::kGroup, acts + size_t(j) * size_t(nsb));
+      xs[j] = acts + size_t(j) * size_t(nsb);
+    }
     StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(r1));
     for (int64_t r = r0; r < r1; ++r) {
       switch (tt) {
