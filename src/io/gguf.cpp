@@ -153,6 +153,11 @@ std::optional<DType> dtype_of_ggml(uint32_t type) {
   }
 }
 
+std::string gguf_shown(const nlohmann::json& v) {
+  std::string s = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
+}
+
 int64_t GgufTensor::numel() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
@@ -198,7 +203,7 @@ Result<GgufContents> parse_gguf(const uint8_t* bytes, size_t size, const std::st
     const auto& a = it->second;
     if (!a.is_number_unsigned() || a.get<uint64_t>() == 0 || (a.get<uint64_t>() & (a.get<uint64_t>() - 1)) ||
         a.get<uint64_t>() > (1u << 20))
-      return err(where(name, "general.alignment is " + a.dump() + "; expected a power of two"));
+      return err(where(name, "general.alignment is " + gguf_shown(a) + "; expected a power of two"));
     out.alignment = a.get<uint64_t>();
   }
 
@@ -341,7 +346,7 @@ Result<GgufCheckpoint> GgufCheckpoint::open(const std::string& path) {
     for (size_t i = 0; i < parts.size(); ++i) {
       auto it = parts[i].metadata.find("split.no");
       if (it != parts[i].metadata.end() && (!it->second.is_number_integer() || it->second.get<int64_t>() != int64_t(i)))
-        return err(ck.file_names_[i] + ": split.no is " + it->second.dump() + ", expected " + std::to_string(i));
+        return err(ck.file_names_[i] + ": split.no is " + gguf_shown(it->second) + ", expected " + std::to_string(i));
     }
   }
   ck.metadata_ = std::move(parts.front().metadata);
@@ -355,7 +360,7 @@ Result<GgufCheckpoint> GgufCheckpoint::open(const std::string& path) {
     }
   if (auto it = ck.metadata_.find("split.tensors.count"); it != ck.metadata_.end())
     if (!it->second.is_number_integer() || it->second.get<int64_t>() != int64_t(ck.tensors_.size()))
-      return err(ck.path_ + ": split.tensors.count is " + it->second.dump() + " but the files hold " +
+      return err(ck.path_ + ": split.tensors.count is " + gguf_shown(it->second) + " but the files hold " +
                  std::to_string(ck.tensors_.size()) + " tensors");
   return ck;
 }

@@ -46,6 +46,9 @@ struct GgufTensor {
 // The metadata values, typed as JSON: integers (signed or unsigned as stored), floats, bools,
 // strings, and arrays of them. Strings are kept as the file's bytes (not checked for UTF-8).
 using GgufMetadata = std::map<std::string, nlohmann::json>;
+// A metadata value for an error message: at most 60 characters, and safe for strings that are not
+// UTF-8 (json::dump throws on those).
+std::string gguf_shown(const nlohmann::json& value);
 
 struct GgufContents {
   uint32_t version = 0;     // 2 or 3

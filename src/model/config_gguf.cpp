@@ -20,7 +20,7 @@ class GgufKeys {
       return fallback;
     }
     if (!v->is_number_integer() || v->get<int64_t>() < 0 || v->get<int64_t>() > INT32_MAX) {
-      fail("metadata key '" + key + "' is " + v->dump() + ", expected a non-negative 32-bit integer");
+      fail("metadata key '" + key + "' is " + gguf_shown(*v) + ", expected a non-negative 32-bit integer");
       return fallback;
     }
     return v->get<int64_t>();
@@ -32,7 +32,7 @@ class GgufKeys {
       return fallback;
     }
     if (!v->is_number()) {
-      fail("metadata key '" + key + "' is " + v->dump() + ", expected a number");
+      fail("metadata key '" + key + "' is " + gguf_shown(*v) + ", expected a number");
       return fallback;
     }
     return v->get<double>();
@@ -115,7 +115,7 @@ Result<Config> Config::from_gguf(const GgufCheckpoint& gguf) {
       for (int64_t i = 0; i < layers; ++i) {
         const auto& b = (*rec)[size_t(i)];
         if (!b.is_boolean()) {
-          k.fail("attention.recurrent_layers[" + std::to_string(i) + "] is " + b.dump() + ", not a bool");
+          k.fail("attention.recurrent_layers[" + std::to_string(i) + "] is " + gguf_shown(b) + ", not a bool");
           break;
         }
         types.push_back(b.get<bool>() ? "linear_attention" : "full_attention");

@@ -2,18 +2,11 @@
 // special-token variables transformers would pass, taken from the token ids its metadata names.
 #include "template/chat_template.h"
 
+#include "io/gguf.h"
+
 namespace qnext {
-namespace {
 
 using nlohmann::json;
-
-// A value for an error message: short, and safe for strings that are not UTF-8 (dump() throws there).
-std::string shown(const json& v) {
-  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
-  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
-}
-
-}  // namespace
 
 Result<ChatTemplate> ChatTemplate::from_gguf(const std::map<std::string, nlohmann::json>& metadata,
                                              const std::string& name) {
@@ -25,7 +18,7 @@ Result<ChatTemplate> ChatTemplate::from_gguf(const std::map<std::string, nlohman
   // as tokenizer_config.json's list is read for "default" only.
   const json* source = find("tokenizer.chat_template");
   if (!source) return err("no chat template in " + name + " (no tokenizer.chat_template in its metadata)");
-  if (!source->is_string()) return err(name + ": tokenizer.chat_template is " + shown(*source) + ", not a string");
+  if (!source->is_string()) return err(name + ": tokenizer.chat_template is " + gguf_shown(*source) + ", not a string");
   auto t = from_source(source->get<std::string>());
   if (!t.ok()) return err(name + " tokenizer.chat_template: " + t.error());
 
@@ -45,10 +38,10 @@ Result<ChatTemplate> ChatTemplate::from_gguf(const std::map<std::string, nlohman
     const bool in_range = id->is_number_unsigned() ? id->get<uint64_t>() < n
                           : id->is_number_integer() && id->get<int64_t>() >= 0 && uint64_t(id->get<int64_t>()) < n;
     if (!in_range)
-      return err(name + ": " + key + " = " + shown(*id) + " is not an id of tokenizer.ggml.tokens (" +
+      return err(name + ": " + key + " = " + gguf_shown(*id) + " is not an id of tokenizer.ggml.tokens (" +
                  std::to_string(n) + " entries)");
     const json& text = (*tokens)[id->get<size_t>()];
-    if (!text.is_string()) return err(name + ": tokenizer.ggml.tokens[" + shown(*id) + "] is not a string");
+    if (!text.is_string()) return err(name + ": tokenizer.ggml.tokens[" + gguf_shown(*id) + "] is not a string");
     t.value().special_tokens_[var] = text.get<std::string>();
   }
   return t;

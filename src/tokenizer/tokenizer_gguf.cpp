@@ -20,11 +20,6 @@ using nlohmann::json;
 using gguf_vocab::kQwen2Pattern;
 using enum gguf_vocab::TokenType;
 
-// A value for an error message: short, and safe for strings that are not UTF-8 (dump() throws there).
-std::string shown(const json& v) {
-  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
-  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
-}
 
 struct Reader {
   const GgufMetadata& meta;
@@ -40,7 +35,7 @@ struct Reader {
   Result<std::string> string(const char* key, const char* why) const {
     const json* v = find(key);
     if (!v) return error(std::string(key) + " missing (" + why + ")");
-    if (!v->is_string()) return error(std::string(key) + " is " + shown(*v) + ", not a string");
+    if (!v->is_string()) return error(std::string(key) + " is " + gguf_shown(*v) + ", not a string");
     return v->get<std::string>();
   }
   // An array-valued key that must be present.
@@ -56,7 +51,7 @@ struct Reader {
     if (!v) return -1;
     if (!v->is_number_integer() || (v->is_number_unsigned() && v->get<uint64_t>() >= n_tokens) ||
         v->get<int64_t>() < 0 || v->get<int64_t>() >= int64_t(n_tokens))
-      return error(std::string(key) + " = " + shown(*v) + " is not a token id (0.." + std::to_string(n_tokens - 1) + ")");
+      return error(std::string(key) + " = " + gguf_shown(*v) + " is not a token id (0.." + std::to_string(n_tokens - 1) + ")");
     return v->get<int32_t>();
   }
 };
@@ -98,9 +93,9 @@ Status load_tokens(const Reader& r, Tokenizer::Impl& impl) {
   impl.id_bytes.resize(tok.size());
   for (size_t i = 0; i < tok.size(); ++i) {
     const std::string at = "[" + std::to_string(i) + "]";
-    if (!tok[i].is_string()) return r.error("tokenizer.ggml.tokens" + at + " is " + shown(tok[i]) + ", not a string");
+    if (!tok[i].is_string()) return r.error("tokenizer.ggml.tokens" + at + " is " + gguf_shown(tok[i]) + ", not a string");
     if (!type[i].is_number_integer() || type[i].get<int64_t>() < kNormal || type[i].get<int64_t>() > kByte)
-      return r.error("tokenizer.ggml.token_type" + at + " is " + shown(type[i]) + ", not a token type (1..6)");
+      return r.error("tokenizer.ggml.token_type" + at + " is " + gguf_shown(type[i]) + ", not a token type (1..6)");
     const auto& text = tok[i].get_ref<const std::string&>();
     if (text.empty()) return r.error("tokenizer.ggml.tokens" + at + " is empty");
     const auto id = int32_t(i);
@@ -144,14 +139,14 @@ Status load_merges(const Reader& r, Tokenizer::Impl& impl) {
   int32_t rank = 0;
   for (const json& m : **merges) {
     const std::string at = "tokenizer.ggml.merges[" + std::to_string(rank) + "]";
-    if (!m.is_string()) return r.error(at + " is " + shown(m) + ", not a string");
+    if (!m.is_string()) return r.error(at + " is " + gguf_shown(m) + ", not a string");
     const auto& s = m.get_ref<const std::string&>();
     const size_t sp = s.find(' ');
-    if (sp == std::string::npos) return r.error(at + " " + shown(m) + " is not 'left right'");
+    if (sp == std::string::npos) return r.error(at + " " + gguf_shown(m) + " is not 'left right'");
     auto left = impl.vocab_ids.find(s.substr(0, sp)), right = impl.vocab_ids.find(s.substr(sp + 1));
     if (left == impl.vocab_ids.end() || right == impl.vocab_ids.end() ||
         !impl.bpe.add_merge(left->second, right->second, rank))
-      return r.error(at + " " + shown(m) + " uses a token, or makes one, missing from tokenizer.ggml.tokens");
+      return r.error(at + " " + gguf_shown(m) + " uses a token, or makes one, missing from tokenizer.ggml.tokens");
     ++rank;
   }
   return Ok{};

@@ -101,6 +101,14 @@ TEST(Gguf, ReadsEveryTypeOfTheTypesFixture) {
   }
 }
 
+// Found by fuzz_gguf (fuzz/corpus/gguf/alignment_string_not_utf8): a metadata value that is a
+// string but not UTF-8 made the error message (json::dump) throw out of the reader.
+TEST(Gguf, AlignmentStringNotUtf8) {
+  GgufBuilder g;
+  const std::string e = g.header(0, 1).kv_str("general.alignment", "\xa2\xff").error();
+  EXPECT_NE(e.find("general.alignment is \"\xef\xbf\xbd"), std::string::npos) << e;
+}
+
 TEST(Gguf, SplitSetIsReadAcrossFiles) {
   // Two parts made from the Q8_0 fixture's bytes are too big to build here; the builder's two
   // small files check naming, ordering and the tensor union.
