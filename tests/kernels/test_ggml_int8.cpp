@@ -22,60 +22,16 @@
 #include "kernels/quant.h"
 #include "kernels/weight_format.h"
 #include "model/qwen3_next.h"
+#include "common/random_blocks.h"
 
 namespace qnext {
 namespace {
 
+using testing::isas_here;
+using testing::random_matrix;
+using testing::RandomMatrix;
+
 constexpr DType kTypes[] = {DType::Q4_K, DType::Q5_K, DType::Q6_K};
-
-std::vector<Isa> isas_here() {
-  std::vector<Isa> v{Isa::Scalar};
-  if (best_isa() >= Isa::Avx2) v.push_back(Isa::Avx2);
-  if (best_isa() >= Isa::Avx512) v.push_back(Isa::Avx512);
-  return v;
-}
-
-std::vector<size_t> f16_fields(DType t) {
-  switch (t) {
-    case DType::Q4_K: return {offsetof(BlockQ4K, d), offsetof(BlockQ4K, dmin)};
-    case DType::Q5_K: return {offsetof(BlockQ5K, d), offsetof(BlockQ5K, dmin)};
-    default: return {offsetof(BlockQ6K, d)};
-  }
-}
-
-// A finite fp16 of every kind: +-0, subnormal, normal of either sign (2^-14 .. 2^4).
-uint16_t random_f16(std::mt19937& rng) {
-  const uint16_t sign = uint16_t((rng() & 1) << 15), mant = uint16_t(rng() & 0x3ff);
-  switch (rng() % 6) {
-    case 0: return sign;
-    case 1: return uint16_t(sign | (mant ? mant : 1));
-    default: return uint16_t(sign | ((1 + rng() % 19) << 10) | mant);
-  }
-}
-
-struct RandomMatrix {
-  std::vector<uint8_t> bytes;
-  Matrix m;
-};
-
-// Random bytes (every level and scale bit pattern), the fp16 fields random_f16; the first block
-// has all bits clear, the second all set.
-RandomMatrix random_matrix(DType t, int64_t rows, int64_t cols, std::mt19937& rng) {
-  RandomMatrix s;
-  s.bytes.resize(size_t(rows) * row_bytes(t, cols));
-  for (auto& b : s.bytes) b = uint8_t(rng());
-  const size_t bb = block_bytes(t);
-  for (size_t i = 0; i < s.bytes.size() / bb; ++i) {
-    uint8_t* blk = s.bytes.data() + i * bb;
-    if (i < 2) std::memset(blk, i == 0 ? 0x00 : 0xff, bb);
-    for (size_t off : f16_fields(t)) {
-      const uint16_t h = random_f16(rng);
-      std::memcpy(blk + off, &h, 2);
-    }
-  }
-  s.m = Matrix{t, s.bytes.data(), rows, cols};
-  return s;
-}
 
 // T rows of activations: normal values times a random magnitude per block of 32 (zero for some
 // blocks, so dx = 0 is covered), quantized by the scalar quantizer.
