@@ -140,47 +140,25 @@ inline void row_tile(const Matrix& w, const KActs* const* xs, float* y, int64_t 
   }
 }
 
-template <class F>
-void rows_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  const int64_t nsb = w.cols / F::Block::kElems, nb = w.cols / kQuantBlock;
-  KActs on_stack[3 * kMaxKActs];  // [3, nsb]: one pass's tokens
-  thread_local std::vector<KActs> on_heap;  // the same for longer rows; grows once
-  KActs* acts = on_stack;
-  if (nsb > kMaxKActs) {
-    if (on_heap.size() < 3 * size_t(nsb)) on_heap.resize(3 * size_t(nsb));
-    acts = on_heap.data();
+// The ISA's one-row kernel, for rows_in_passes (ggml_blocks_q8_simd.h).
+template <class F, int TT>
+struct RowTile {
+  static void row(const Matrix& w, const KActs* const* xs, float* y, int64_t ldy, int64_t r, int t0,
+                  StreamPrefetch& prefetch) {
+    row_tile<F, TT>(w, xs, y, ldy, r, t0, prefetch);
   }
-  // Passes of up to 3 tokens, as even as they go (4 tokens: 2 + 2, not 3 + 1).
-  const int passes = (T + 2) / 3;
-  for (int pass = 0, t0 = 0; pass < passes; ++pass) {
-    const int tt = (T - t0) / (passes - pass);
-    const KActs* xs[3];
-    for (int j = 0; j < tt; ++j) {
-      pack_kacts(xq + size_t(t0 + j) * size_t(nb), nsb, F::kGroup, acts + size_t(j) * size_t(nsb));
-      xs[j] = acts + size_t(j) * size_t(nsb);
-    }
-    StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(r1));
-    for (int64_t r = r0; r < r1; ++r) {
-      switch (tt) {
-        case 1: row_tile<F, 1>(w, xs, y, ldy, r, t0, prefetch); break;
-        case 2: row_tile<F, 2>(w, xs, y, ldy, r, t0, prefetch); break;
-        default: row_tile<F, 3>(w, xs, y, ldy, r, t0, prefetch); break;
-      }
-    }
-    t0 += tt;
-  }
-}
+};
 
 }  // namespace
 
 void rows_int8_q4_k_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  rows_avx2<Q4K>(w, xq, T, y, ldy, r0, r1);
+  rows_in_passes<Q4K, RowTile>(w, xq, T, y, ldy, r0, r1);
 }
 void rows_int8_q5_k_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  rows_avx2<Q5K>(w, xq, T, y, ldy, r0, r1);
+  rows_in_passes<Q5K, RowTile>(w, xq, T, y, ldy, r0, r1);
 }
 void rows_int8_q6_k_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  rows_avx2<Q6K>(w, xq, T, y, ldy, r0, r1);
+  rows_in_passes<Q6K, RowTile>(w, xq, T, y, ldy, r0, r1);
 }
 
 }  // namespace qnext

@@ -4,6 +4,10 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <vector>
+
+#include "kernels/ggml_blocks_q8.h"
+#include "kernels/stream_prefetch.h"
 
 namespace qnext {
 namespace {
@@ -20,6 +24,40 @@ inline __m128i k4_scale_bytes(const uint8_t* s) {
   const __m128i nib = _mm_and_si128(_mm_srli_epi16(a, 4), _mm_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 15, 15, 15));
   const __m128i high = _mm_and_si128(_mm_srli_epi16(b, 2), _mm_set1_epi8(0x30));
   return _mm_or_si128(_mm_or_si128(low, nib), high);
+}
+
+
+// Rows [r0, r1) for T tokens in passes of up to 3 tokens, as even as they go (4 tokens: 2 + 2, not
+// 3 + 1), each pass streaming the rows once. Tile<F, TT>::row(w, xs, y, ldy, r, t0, prefetch) is
+// the ISA's kernel for one row and TT tokens.
+template <class F, template <class, int> class Tile>
+void rows_in_passes(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  const int64_t nsb = w.cols / F::Block::kElems, nb = w.cols / kQuantBlock;
+  KActs on_stack[3 * kMaxKActs];  // [3, nsb]: one pass's tokens
+  thread_local std::vector<KActs> on_heap;  // the same for longer rows; grows once
+  KActs* acts = on_stack;
+  if (nsb > kMaxKActs) {
+    if (on_heap.size() < 3 * size_t(nsb)) on_heap.resize(3 * size_t(nsb));
+    acts = on_heap.data();
+  }
+  const int passes = (T + 2) / 3;
+  for (int pass = 0, t0 = 0; pass < passes; ++pass) {
+    const int tt = (T - t0) / (passes - pass);
+    const KActs* xs[3];
+    for (int j = 0; j < tt; ++j) {
+      pack_kacts(xq + size_t(t0 + j) * size_t(nb), nsb, F::kGroup, acts + size_t(j) * size_t(nsb));
+      xs[j] = acts + size_t(j) * size_t(nsb);
+    }
+    StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(r1));
+    for (int64_t r = r0; r < r1; ++r) {
+      switch (tt) {
+        case 1: Tile<F, 1>::row(w, xs, y, ldy, r, t0, prefetch); break;
+        case 2: Tile<F, 2>::row(w, xs, y, ldy, r, t0, prefetch); break;
+        default: Tile<F, 3>::row(w, xs, y, ldy, r, t0, prefetch); break;
+      }
+    }
+    t0 += tt;
+  }
 }
 
 }  // namespace
