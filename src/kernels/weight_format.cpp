@@ -87,7 +87,7 @@ constexpr WeightFormat kFormats[] = {
     {DType::F8_E4M3, false, {dequant_fp8_scalar, dequant_fp8_avx2, dequant_fp8_avx2},
      {rows_fp8_scalar, rows_fp8_avx2, rows_fp8_avx512}, {}},
     {DType::I4, false, {dequant_int4_scalar, dequant_int4_avx2, dequant_int4_avx2},
-     {rows_int4_scalar, rows_int4_avx2, rows_int4_avx2}, {}},
+     {rows_int4_scalar, rows_int4_avx2, rows_int4_avx512}, {}},
     // llama.cpp's GGUF block formats (kernels/ggml_blocks.h); the K-quants also int8 activations.
     QNEXT_GGML_FORMAT(Q4_1, q4_1),
     QNEXT_GGML_FORMAT(Q5_0, q5_0),

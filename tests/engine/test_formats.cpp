@@ -208,6 +208,56 @@ TEST(Int4, KernelsMatchScalarTwinWithPartialGroupsAndZeroPoints) {
     GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
 }
 
+// The fused int4 row kernels (rows_f32 of every ISA) called directly: output rows [r0, r1) of a
+// y wider than the matrix (ldy > rows), each written row against the double reference, every other
+// entry untouched. Groups of 32, 128, one per row (channel) and 20 (not a whole number of words),
+// partial last groups, cols % 8 != 0, symmetric and with zero points, passes of 1-4 tokens.
+TEST(Int4, RowKernelsOverRowRangesAndWideOutputs) {
+  std::mt19937 rng(17);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  struct C { int64_t rows, cols, group; bool asym; };
+  for (C c : {C{40, 2048, 128, false}, C{40, 2048, 128, true}, C{33, 1000, 128, true}, C{24, 1001, 32, false},
+              C{24, 1001, 32, true}, C{17, 328, 0, true}, C{17, 61, 0, false}, C{12, 333, 20, true}, C{8, 7, 32, true},
+              C{10, 200, 64, false}}) {
+    const int64_t group = c.group ? c.group : c.cols;
+    Synthetic s = random_int4(c.rows, c.cols, group, c.asym, rng);
+    const int64_t ldy = c.rows + 5;
+    for (int T : {1, 2, 3, 5}) {
+      std::vector<float> x(size_t(T) * size_t(c.cols));
+      for (auto& v : x) v = nd(rng);
+      const auto want = reference_product(s.m, x, T);  // [T, rows]
+      double scale = 0;
+      for (double v : want) scale = std::max(scale, std::fabs(v));
+      std::vector<Isa> isas = simd_isas();
+      isas.insert(isas.begin(), Isa::Scalar);
+      for (Isa isa : isas)
+        for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, c.rows}, {3, c.rows - 2}, {c.rows - 1, c.rows}, {5, 5}}) {
+          const std::string label = "int4 " + std::to_string(c.rows) + "x" + std::to_string(c.cols) + " g" +
+                                    std::to_string(group) + (c.asym ? " asym" : " sym") + " T=" + std::to_string(T) +
+                                    " rows [" + std::to_string(r0) + ", " + std::to_string(r1) + ") " + std::string(isa_name(isa));
+          std::vector<float> y(size_t(T) * size_t(ldy), -7.0f);
+          weight_format(DType::I4).rows_f32[int(isa)](s.m, x.data(), T, y.data(), ldy, r0, r1);
+          double err = 0;
+          int untouched_bad = 0;
+          for (int t = 0; t < T; ++t)
+            for (int64_t r = 0; r < ldy; ++r) {
+              const float got = y[size_t(t) * size_t(ldy) + size_t(r)];
+              if (r < r0 || r >= r1) {
+                untouched_bad += got != -7.0f;
+                continue;
+              }
+              const double d = std::fabs(double(got) - want[size_t(t) * size_t(c.rows) + size_t(r)]);
+              if (!(d <= err)) err = d;  // NaN stays
+            }
+          EXPECT_EQ(untouched_bad, 0) << label << ": wrote outside its rows";
+          EXPECT_LE(err, 2e-6 * scale * std::sqrt(double(c.cols)) + 1e-7) << label << " (max |y| " << scale << ")";
+        }
+    }
+  }
+  if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
+    GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
+}
+
 // Exact mode: Q8_0 / Q4_0 products take float activations on every ISA and path (matmul, the
 // decode group, the serial product), so they equal the float product over the dequantized
 // weights up to float summation order; the default int8 activations do not.
