@@ -6,8 +6,9 @@
 //
 // Products quantize the activations per block of 32 to int8 with a float scale (BlockQ8x), so the
 // inner loops are int8 x int8 dot products: for one token (decoding) kernels that stream each row
-// start to end (stream_prefetch.h), for 2-3 tokens matrix-vector tiles, and on
-// AVX-512 VNNI a packed int8 GEMM for many (prefill). Without VNNI, int8 is no faster than float
+// start to end (stream_prefetch.h), for 2-3 tokens matrix-vector tiles (on AVX-512 VNNI row
+// kernels that stream each row once for all of them), and on AVX-512 VNNI a packed int8 GEMM for
+// many (prefill). Without VNNI, int8 is no faster than float
 // FMA, so prefill dequantizes each weight row once and reuses it in float across the tokens
 // (matmul_dq_rows). The ISA variants sit in quant_avx2.cpp and quant_avx512.cpp.
 #pragma once
@@ -83,6 +84,13 @@ constexpr int kVnniGemmMinTokens = 4;
 // tokens run matrix-vector tiles; matvec_q4_avx512_fits says whether a product qualifies.
 bool matvec_q4_avx512_fits(const Matrix& w, int T);
 void matvec_q4_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+
+// 2 .. kVnniRowsMaxTokens tokens over Q8_0 / Q4_0 rows of an even number of blocks with AVX-512 VNNI
+// (quant_rows_avx512.cpp; rows_q_vnni_fits): each row streams once per pass of up to 3 tokens, two
+// blocks per vpdpbusd. Any T works (passes of up to 3 tokens); matmul_q_rows picks it for 2-3.
+constexpr int kVnniRowsMaxTokens = 3;
+bool rows_q_vnni_fits(const Matrix& w);
+void rows_q_vnni_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 
 // Whether the AVX-512 VNNI kernels (quant_avx512.cpp) run under this ISA on this CPU. Then
 // quantized products with many tokens also keep the activations in int8 (int8 products are 4x

@@ -119,6 +119,62 @@ TEST(Quant, SimdMatchesScalarTwin) {
     GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
 }
 
+// The VNNI row kernels for a few tokens (quant_rows_avx512.cpp) against the scalar twin, called
+// directly for T = 1..5 (passes of up to 3 tokens), sub-ranges of rows, ldy > rows, and rows longer
+// than the on-stack activations (16640 weights). Both sides form each block's integer dot exactly
+// (the kernel in 16 int32 lanes, each under 2^24, so converted exactly) and differ only in float
+// rounding: scales, products and sums in another order. Each rounding is within 2^-24 of a partial
+// sum no larger than S = sum over blocks of |dw dx| (sum |u x| + |offset|), u the unsigned weight
+// bytes the kernel multiplies and the offset the sum term it starts from (128 |sum x| for Q8_0's
+// w + 128, 8 |sum x| for Q4_0's nibbles); there are at most nb + 8 on either side: bound 2 (nb + 8) 2^-24 S.
+TEST(Quant, VnniRowKernelsMatchScalarTwin) {
+  if (!vnni_kernels(Isa::Avx512)) GTEST_SKIP() << "this CPU lacks AVX-512 VNNI: the VNNI row kernels were not checked";
+  std::mt19937 rng(21);
+  struct Case {
+    int64_t rows, cols, r0, r1, ldy;
+  };
+  const Case cases[] = {{1, 64, 0, 1, 1}, {7, 256, 0, 7, 7}, {37, 2048, 5, 30, 41}, {13, 16640, 2, 13, 16}};
+  for (DType t : {DType::Q8_0, DType::Q4_0})
+    for (const Case& c : cases)
+      for (int T = 1; T <= 5; ++T) {
+        const auto w = random_vec(rng, size_t(c.rows * c.cols)), x = random_vec(rng, size_t(T * c.cols), 3.0f);
+        const auto q = quantize_all(t, w, c.rows, c.cols);
+        const Matrix m{t, q.data(), c.rows, c.cols};
+        ASSERT_TRUE(rows_q_vnni_fits(m));
+        const int64_t nb = c.cols / 32;
+        std::vector<BlockQ8x> xq(size_t(T * nb));
+        for (int i = 0; i < T; ++i) quantize_activations(x.data() + i * c.cols, c.cols, xq.data() + i * nb);
+        std::vector<float> want(size_t(T * c.ldy), -7.0f), got(size_t(T * c.ldy), -7.0f);
+        matmul_q_rows_scalar(m, xq.data(), T, want.data(), c.ldy, c.r0, c.r1);
+        rows_q_vnni_avx512(m, xq.data(), T, got.data(), c.ldy, c.r0, c.r1);
+        for (int j = 0; j < T; ++j)
+          for (int64_t r = 0; r < c.ldy; ++r) {
+            const size_t i = size_t(j * c.ldy + r);
+            if (r < c.r0 || r >= c.r1) {  // rows outside the range stay untouched
+              EXPECT_EQ(got[i], -7.0f) << dtype_name(t) << " T " << T << " row " << r;
+              continue;
+            }
+            double s = 0;
+            for (int64_t b = 0; b < nb; ++b) {
+              const BlockQ8x& xb = xq[size_t(j * nb + b)];
+              const uint8_t* blk = m.row_ptr(r) + b * int64_t(row_bytes(t, 32));
+              uint16_t h;
+              std::memcpy(&h, blk, 2);
+              double ux = 0;
+              for (int k = 0; k < 32; ++k) {
+                const int u = t == DType::Q8_0 ? int(int8_t(blk[2 + k])) + 128
+                                               : k < 16 ? blk[2 + k] & 15 : blk[2 + k - 16] >> 4;
+                ux += u * std::abs(int(xb.q[k]));
+              }
+              ux += (t == DType::Q8_0 ? 128.0 : 8.0) * std::abs(xb.sum);
+              s += std::fabs(double(f16_to_f32(h)) * xb.d) * ux;
+            }
+            EXPECT_LE(std::fabs(double(got[i]) - want[i]), 2.0 * double(nb + 8) * std::ldexp(s, -24))
+                << dtype_name(t) << " cols " << c.cols << " T " << T << " token " << j << " row " << r;
+          }
+      }
+}
+
 // A group of products (decoding's fused projections and experts) gives each product exactly what
 // the same kernels give it alone: chunks of several rows, inputs shared between products
 // (quantized once), float and quantized weights, one and two tokens, two threads.

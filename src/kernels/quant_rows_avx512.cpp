@@ -1,0 +1,141 @@
+// AVX-512 VNNI products over Q8_0 / Q4_0 rows for a few tokens (2-3: verifying speculated tokens),
+// scalar twin matmul_q_rows_scalar. Like the one-token kernels, each row streams start to end
+// (stream_prefetch.h), once per pass of up to 3 tokens, instead of 4-row tiles read side by side.
+//
+// Two blocks share a register, and each token's dot is one vpdpbusd (unsigned weight bytes x
+// signed activations) started from the block's offset term, so the per-token work per pair of
+// blocks is vpdpbusd, convert, scale, FMA:
+//   Q8_0: the signed weights flipped to w + 128; the offset -128 sum(x) split over the block's 8 lanes.
+//   Q4_0: the nibbles 0..15 as they are; the offset -8 sum(x), likewise split.
+// Built with -mavx512vnni; called only where the CPU has it (vnni_kernels).
+#include <immintrin.h>
+
+#include <cstring>
+#include <vector>
+
+#include "kernels/quant.h"
+#include "kernels/stream_prefetch.h"
+
+namespace qnext {
+namespace {
+
+// One token's activations for blocks (2p, 2p + 1), in the byte order the weights of the pair are
+// loaded in (int32 lane l takes block lane_block(l)):
+//   Q8_0: lanes 0-7 block 2p, lanes 8-15 block 2p + 1 (each block's 32 bytes in turn);
+//   Q4_0: lanes 0-3 / 4-7 / 8-11 / 12-15: k 0-15 of 2p / of 2p + 1 / k 16-31 of 2p / of 2p + 1
+//         (low nibbles of both blocks, then high nibbles).
+struct PairActs {
+  int8_t q[64];
+  float d[16];       // each lane's block scale dx
+  int32_t corr[16];  // each lane's share of its block's offset (8 lanes per block)
+};
+// Rows of up to 16384 weights keep a pass's activations (3 tokens, 144 KiB) on the stack, so
+// decoding allocates nothing; longer rows use a per-thread buffer.
+constexpr int64_t kMaxPairs = 256;
+
+template <bool kQ8>
+constexpr int lane_block(int lane) { return kQ8 ? lane / 8 : (lane / 4) % 2; }
+
+template <bool kQ8>
+void pack_pairs(const BlockQ8x* xq, int64_t np, PairActs* out) {
+  for (int64_t p = 0; p < np; ++p) {
+    const BlockQ8x* blk[2] = {&xq[2 * p], &xq[2 * p + 1]};
+    PairActs& o = out[p];
+    if constexpr (kQ8) {
+      std::memcpy(o.q, blk[0]->q, 32);
+      std::memcpy(o.q + 32, blk[1]->q, 32);
+    } else {
+      for (int half = 0; half < 2; ++half)
+        for (int which = 0; which < 2; ++which) std::memcpy(o.q + 32 * half + 16 * which, blk[which]->q + 16 * half, 16);
+    }
+    for (int lane = 0; lane < 16; ++lane) {
+      const BlockQ8x& b = *blk[lane_block<kQ8>(lane)];
+      o.d[lane] = b.d;
+      o.corr[lane] = (kQ8 ? -16 : -1) * b.sum;  // x 8 lanes: -128 sum(x) / -8 sum(x)
+    }
+  }
+}
+
+// Row r for tokens t0 .. t0 + TT: y[t0 + j][r] for each j.
+template <bool kQ8, int TT>
+inline void row(const uint8_t* rowp, int64_t np, const PairActs* const* xs, float* y, int64_t ldy, int64_t r, int t0,
+                StreamPrefetch& prefetch) {
+  constexpr int64_t kBytes = kQ8 ? int64_t(sizeof(BlockQ8_0)) : int64_t(sizeof(BlockQ4_0));
+  const __m512i lane_scale = kQ8 ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+                                 : _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
+  __m512 acc[TT];
+  for (int j = 0; j < TT; ++j) acc[j] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < np; ++p) {
+    const uint8_t* b0 = rowp + 2 * p * kBytes;  // f16 scale, then the weights; block 2p + 1 follows
+    prefetch.advance(b0 + 2 * kBytes);
+    __m512i wq;
+    if constexpr (kQ8) {
+      const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + 2));
+      const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b0 + kBytes + 2));
+      wq = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1), _mm512_set1_epi8(char(0x80)));
+    } else {
+      const __m256i both = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + 2))),
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(b0 + kBytes + 2)), 1);
+      const __m256i nibble = _mm256_set1_epi8(15);
+      const __m256i lo = _mm256_and_si256(both, nibble), hi = _mm256_and_si256(_mm256_srli_epi16(both, 4), nibble);
+      wq = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    }
+    uint16_t h0, h1;
+    std::memcpy(&h0, b0, 2);
+    std::memcpy(&h1, b0 + kBytes, 2);
+    const __m128 d2 = _mm_cvtph_ps(_mm_cvtsi32_si128(int(uint32_t(h0) | uint32_t(h1) << 16)));
+    const __m512 dw = _mm512_permutexvar_ps(lane_scale, _mm512_castps128_ps512(d2));
+    for (int j = 0; j < TT; ++j) {
+      const PairActs& x = xs[j][p];
+      const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(x.corr), wq, _mm512_loadu_si512(x.q));
+      acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_loadu_ps(x.d)), acc[j]);
+    }
+  }
+  for (int j = 0; j < TT; ++j) y[size_t(t0 + j) * size_t(ldy) + size_t(r)] = _mm512_reduce_add_ps(acc[j]);
+}
+
+// Rows [r0, r1) in passes of up to 3 tokens, as even as they go (4: 2 + 2, 5: 3 + 2).
+template <bool kQ8>
+void rows_in_passes(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  const int64_t nb = w.cols / kQuantBlock, np = nb / 2;
+  PairActs on_stack[3 * kMaxPairs];          // [3, np]: one pass's tokens
+  thread_local std::vector<PairActs> on_heap;  // the same for longer rows; grows once
+  PairActs* acts = on_stack;
+  if (np > kMaxPairs) {
+    if (on_heap.size() < 3 * size_t(np)) on_heap.resize(3 * size_t(np));
+    acts = on_heap.data();
+  }
+  const int passes = (T + 2) / 3;
+  for (int pass = 0, t0 = 0; pass < passes; ++pass) {
+    const int tt = (T - t0) / (passes - pass);
+    const PairActs* xs[3];
+    for (int j = 0; j < tt; ++j) {
+      pack_pairs<kQ8>(xq + size_t(t0 + j) * size_t(nb), np, acts + size_t(j) * size_t(np));
+      xs[j] = acts + size_t(j) * size_t(np);
+    }
+    StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(r1));
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* rowp = w.row_ptr(r);
+      switch (tt) {
+        case 1: row<kQ8, 1>(rowp, np, xs, y, ldy, r, t0, prefetch); break;
+        case 2: row<kQ8, 2>(rowp, np, xs, y, ldy, r, t0, prefetch); break;
+        default: row<kQ8, 3>(rowp, np, xs, y, ldy, r, t0, prefetch); break;
+      }
+    }
+    t0 += tt;
+  }
+}
+
+}  // namespace
+
+bool rows_q_vnni_fits(const Matrix& w) {
+  return (w.dtype == DType::Q8_0 || w.dtype == DType::Q4_0) && (w.cols / kQuantBlock) % 2 == 0;
+}
+
+void rows_q_vnni_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (w.dtype == DType::Q8_0) rows_in_passes<true>(w, xq, T, y, ldy, r0, r1);
+  else rows_in_passes<false>(w, xq, T, y, ldy, r0, r1);
+}
+
+}  // namespace qnext
