@@ -28,6 +28,7 @@ else
 fi
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "SECONDS must be a number, not '$seconds'" >&2; exit 2; }
 
+scripts/install-deps.sh
 b=build-fuzz
 if [ ! -f $b/CMakeCache.txt ]; then
   CC=clang CXX=clang++ cmake -S . -B $b -DCMAKE_BUILD_TYPE=Release -DQNEXT_FUZZ=ON -DQNEXT_SERVER_E2E=OFF > /dev/null
