@@ -177,6 +177,37 @@ std::string quantifier(int64_t lo, int64_t hi) {
   return "{" + std::to_string(lo) + "," + std::to_string(hi) + "}";
 }
 
+// `item` repeated lo..hi times (hi < 0: unbounded). The grammar expands {m,n} into one helper per
+// count, so large counts are written as blocks of kBlock items plus a remainder: an exact and
+// unambiguous decomposition that expands to a few hundred elements instead of n.
+constexpr int64_t kBlock = 64;
+std::string repeated(const std::string& item, int64_t lo, int64_t hi) {
+  if ((hi < 0 ? lo : hi) <= kBlock) return item + quantifier(lo, hi);
+  std::string block = "( " + item + "{" + std::to_string(kBlock) + "} )";
+  std::vector<std::string> parts;
+  if (lo >= kBlock) parts.push_back(block + quantifier(lo / kBlock, lo / kBlock));
+  if (lo % kBlock) parts.push_back(item + quantifier(lo % kBlock, lo % kBlock));
+  if (hi < 0) {
+    parts.push_back(item + "*");
+  } else if (hi > lo) {
+    // d more in [0, hi - lo]: fewer than `whole` blocks and up to kBlock - 1 items, or `whole`
+    // blocks and up to `rest` items.
+    int64_t whole = (hi - lo) / kBlock, rest = (hi - lo) % kBlock;
+    std::vector<std::string> alts;
+    if (whole > 0) {
+      std::string fewer = whole > 1 ? block + quantifier(0, whole - 1) + " " : "";
+      alts.push_back(fewer + item + quantifier(0, kBlock - 1));
+      alts.push_back(block + quantifier(whole, whole) + (rest ? " " + item + quantifier(0, rest) : ""));
+    } else {
+      alts.push_back(item + quantifier(0, rest));
+    }
+    parts.push_back(alts.size() == 1 ? alts[0] : "( " + alts[0] + " | " + alts[1] + " )");
+  }
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : " ") + p;
+  return out;
+}
+
 std::string alternatives(const std::vector<std::string>& alts) {
   if (alts.size() == 1) return alts[0];
   std::string out = "(";
@@ -553,7 +584,7 @@ class Converter {
     if (lo == 0 && hi < 0) return use("string");
     if (hi == 0) return std::string(R"("\"\"")");
     use("char");
-    return "\"\\\"\" char" + quantifier(lo, hi) + " \"\\\"\"";
+    return "\"\\\"\" " + repeated("char", lo, hi) + " \"\\\"\"";
   }
 
   // The tightest lower (or upper) bound among minimum / exclusiveMinimum (draft 4's boolean
@@ -743,6 +774,12 @@ class Converter {
       item = use("value");
     }
     if (hi >= 0 && hi < lo) return matches_nothing(path, "fewer items allowed than minItems");
+    if (item.size() > 64 && (hi < 0 ? lo : hi) > kBlock) {
+      // Long counts repeat the item a few times (see repeated()): a rule keeps that short.
+      auto r = add_rule(name + "-item", item);
+      if (!r) return r;
+      item = *r;
+    }
     use("ws");
     if (hi == 0) return std::string(R"("[" ws "]")");
     int64_t k = static_cast<int64_t>(prefix.size());
@@ -754,7 +791,7 @@ class Converter {
       if (j >= k) {
         if (item.empty()) return "";
         int64_t need = std::max<int64_t>(0, lo - j);
-        return "( ws \",\" ws " + item + " )" + quantifier(need, hi < 0 ? -1 : hi - j);
+        return repeated("( ws \",\" ws " + item + " )", need, hi < 0 ? -1 : hi - j);
       }
       std::string after = self(self, j + 1);
       std::string seq = "ws \",\" ws " + element(j) + (after.empty() ? "" : " " + after);

@@ -234,6 +234,37 @@ TEST(JsonSchema, IntegerMaximumOnlyStillBoundsNegatives) {
   EXPECT_FALSE(grammar::accepts(g, "5"));
 }
 
+// Counts over 64 are written as blocks plus a remainder: every length around the bounds and the
+// block edges is checked.
+TEST(JsonSchema, LongStringAndArrayCountsAreExact) {
+  auto str = compile({{"type", "string"}, {"minLength", 130}, {"maxLength", 300}});
+  auto arr = compile({{"type", "array"}, {"items", {{"type", "integer"}}}, {"minItems", 70}, {"maxItems", 200}});
+  auto open = compile({{"type", "string"}, {"minLength", 150}});
+  ASSERT_TRUE(str && arr && open);
+  for (int n = 0; n <= 340; ++n) {
+    std::string text = "\"";
+    for (int i = 0; i < n; ++i) text += i % 3 ? "a" : "\xC3\xA9";
+    text += "\"";
+    EXPECT_EQ(grammar::accepts(str, text), n >= 130 && n <= 300) << "length " << n;
+    EXPECT_EQ(grammar::accepts(open, text), n >= 150) << "length " << n;
+    std::string list = "[";
+    for (int i = 0; i < n; ++i) list += (i ? "," : "") + std::to_string(i);
+    EXPECT_EQ(grammar::accepts(arr, list + "]"), n >= 70 && n <= 200) << "items " << n;
+  }
+}
+
+// 120 strings of up to 10000 characters: without the block form the grammar would expand past
+// its element limit.
+TEST(JsonSchema, ManyLongCountsStayWithinTheGrammarLimits) {
+  json props = json::object();
+  for (int i = 0; i < 120; ++i) props["p" + std::to_string(i)] = {{"type", "string"}, {"maxLength", 10000}};
+  props["list"] = {{"type", "array"}, {"maxItems", 10000}, {"items", {{"enum", {std::string(100, 'x'), 1}}}}};
+  auto g = compile({{"type", "object"}, {"properties", props}, {"additionalProperties", false}});
+  ASSERT_TRUE(g);
+  EXPECT_TRUE(grammar::accepts(g, "{\"p7\":\"" + std::string(10000, 'z') + "\"}"));
+  EXPECT_FALSE(grammar::accepts(g, "{\"p7\":\"" + std::string(10001, 'z') + "\"}"));
+}
+
 TEST(JsonSchema, FiftyMixedPropertiesCompile) {
   json schema = {{"type", "object"}, {"additionalProperties", false}};
   json props = json::object(), required = json::array();
