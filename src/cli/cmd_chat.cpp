@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/constraint_flags.h"
 #include "cli/sampling_flags.h"
 #include "runtime/chat_session.h"
 
@@ -70,11 +71,13 @@ void register_chat(CLI::App& app, int& exit_code) {
     int n = 1024, cache_mb = 1024;
     SamplingFlags sampling;
     MtpFlags mtp;
+    ConstraintFlags constraint;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("chat", "Interactive chat (stdin lines; /reset clears, /exit or EOF quits)");
   o->model.add_to(cmd, "Model directory (with tokenizer and chat template)");
   o->mtp.add_to(cmd);
+  o->constraint.add_to(cmd);
   cmd->add_option("--system,-s", o->system, "System prompt");
   cmd->add_option("--thinking", o->thinking, "Reasoning (<think>) display")->check(CLI::IsMember({"show", "hide"}));
   cmd->add_option("-n,--n-tokens", o->n, "Most tokens per answer")->check(CLI::Range(1, 1 << 30));
@@ -94,6 +97,16 @@ void register_chat(CLI::App& app, int& exit_code) {
       return;
     }
     Generator gen(*model, setup->tok, o->sampling.resolve(setup->gen.sampling), setup->eos);
+    auto constraint = o->constraint.load(setup->tok, setup->eos);
+    if (!constraint) {
+      std::fprintf(stderr, "error: %s\n", constraint.error().c_str());
+      return;
+    }
+    if (constraint.value() && o->mtp.on()) {
+      std::fprintf(stderr, "error: --mtp does not combine with --grammar / --json-schema yet\n");
+      return;
+    }
+    gen.set_grammar(constraint.value());
     StateCache cache(size_t(std::max(o->cache_mb, 0)) << 20);
     if (o->cache_mb > 0) gen.set_state_cache(&cache);
     if (o->mtp.on())

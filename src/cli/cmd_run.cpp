@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/constraint_flags.h"
 #include "cli/sampling_flags.h"
 
 namespace qnext::cli {
@@ -16,6 +17,7 @@ void register_run(CLI::App& app, int& exit_code) {
     bool ignore_eos = false;
     SamplingFlags sampling;
     MtpFlags mtp;
+    ConstraintFlags constraint;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("run", "Complete a prompt (raw text, no chat template), streaming to stdout");
@@ -26,6 +28,7 @@ void register_run(CLI::App& app, int& exit_code) {
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at EOS tokens");
   o->sampling.add_to(cmd);
   o->mtp.add_to(cmd);
+  o->constraint.add_to(cmd);
   cmd->callback([o, &exit_code] {
     exit_code = 1;
     auto model = o->model.load_or_report();
@@ -33,6 +36,16 @@ void register_run(CLI::App& app, int& exit_code) {
     auto setup = load_text_setup_or_report(*model);
     if (!setup) return;
     Generator gen(*model, setup->tok, o->sampling.resolve(setup->gen.sampling), setup->eos);
+    auto constraint = o->constraint.load(setup->tok, setup->eos);
+    if (!constraint) {
+      std::fprintf(stderr, "error: %s\n", constraint.error().c_str());
+      return;
+    }
+    if (constraint.value() && o->mtp.on()) {
+      std::fprintf(stderr, "error: --mtp does not combine with --grammar / --json-schema yet\n");
+      return;
+    }
+    gen.set_grammar(constraint.value());
     if (o->mtp.on())
       if (auto st = gen.enable_mtp(o->mtp.options()); !st) {
         std::fprintf(stderr, "error: %s\n", st.error().c_str());

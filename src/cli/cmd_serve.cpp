@@ -83,7 +83,7 @@ void register_serve(CLI::App& app, int& exit_code) {
     if (!setup) return;
 
     server::ApiContext api{setup->tok, std::nullopt, "", setup->gen.sampling, 0, model->config().vocab_size,
-                           o->alias.empty() ? model_name(o->model.dir) : o->alias, {}};
+                           o->alias.empty() ? model_name(o->model.dir) : o->alias, {}, {}};
     if (auto tpl = ChatTemplate::load(o->model.dir)) {
       api.tpl = std::move(tpl.value());
     } else {
@@ -96,6 +96,7 @@ void register_serve(CLI::App& app, int& exit_code) {
     Engine engine(*model, setup->tok, setup->eos, o->engine);
     api.ctx = engine.ctx();
     api.cached_prefix = [&engine](std::string_view text) { return engine.cache().longest_text_prefix(text); };
+    api.grammars = std::make_shared<grammar::GrammarCache>(grammar::GrammarVocab::from_tokenizer(setup->tok, setup->eos));
     server::HttpServer http(engine, std::move(api), o->server);
     auto port = http.bind();
     if (!port) {

@@ -1,9 +1,12 @@
 #include "runtime/engine.h"
 
+#include <optional>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <numeric>
+#include <optional>
 
 #include "kernels/delta_rule.h"
 #include "runtime/stop_strings.h"
@@ -61,6 +64,9 @@ struct Engine::Sequence {
   std::unique_ptr<SpeculativeDecoder> spec;  // MTP drafting, when on for this request
   std::vector<float> hidden;     // [T, H] the last forward's rows after the final norm (for spec)
   std::vector<int32_t> spec_out;  // a speculative step's tokens
+  std::optional<grammar::GrammarConstraint> constraint;  // when the request has a grammar
+  bool constraint_waits = false;  // until req.grammar_after is sampled
+  std::vector<float> masked;     // [V] the logits with the grammar's mask applied
   Clock::time_point submitted, admitted, first_token;
 
   Sequence(std::shared_ptr<RequestHandle> h, GenRequest r, SequenceState st, const Tokenizer& tok)
@@ -70,7 +76,10 @@ struct Engine::Sequence {
         sampler(req.sampling),
         decoder(tok),
         stops(req.stop),
-        history(req.prompt) {}
+        history(req.prompt) {
+    if (req.grammar) constraint.emplace(req.grammar);
+    constraint_waits = req.grammar && req.grammar_after >= 0;
+  }
   int prompt_len() const { return int(req.prompt.size()); }
 };
 
@@ -178,7 +187,7 @@ void Engine::admit() {
       finish(*s, FinishReason::Cancelled);
       continue;
     }
-    if (opt_.mtp >= 0 && model_.has_mtp() && s->req.top_logprobs < 0)
+    if (opt_.mtp >= 0 && model_.has_mtp() && s->req.top_logprobs < 0 && !s->req.grammar)
       s->spec = std::make_unique<SpeculativeDecoder>(model_, SpecOptions{opt_.mtp, opt_.mtp > 0 ? opt_.mtp : 3});
     if (s->spec && opt_.mtp_draft_hook) s->spec->set_draft_hook(opt_.mtp_draft_hook);
     std::vector<float> mtp_rows;
@@ -328,7 +337,21 @@ static TokenLogprob logprobs_of(std::span<const float> logits, int32_t id, int n
 
 void Engine::sample(Sequence& s) {
   const int V = model_.config().vocab_size;
-  const int32_t id = s.sampler.sample({s.logits.data(), size_t(V)}, s.history);
+  int32_t id;
+  if (s.constraint && !s.constraint_waits) {
+    // The mask goes first, so penalties, temperature and truncation see only allowed tokens;
+    // logprobs stay those of the model's own logits.
+    s.masked.assign(s.logits.begin(), s.logits.begin() + V);
+    if (s.constraint->apply(s.masked) == 0) {  // the grammar is complete and no EOS id exists
+      finish(s, FinishReason::Stop);
+      return;
+    }
+    id = s.sampler.sample(s.masked, s.history);
+    s.constraint->accept(id);
+  } else {
+    id = s.sampler.sample({s.logits.data(), size_t(V)}, s.history);
+    if (s.constraint_waits && id == s.req.grammar_after) s.constraint_waits = false;
+  }
   const FinishReason why = take(s, id, &s.logits);
   if (why != FinishReason::None) finish(s, why);
 }

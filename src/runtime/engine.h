@@ -19,6 +19,7 @@
 
 #include "core/result.h"
 #include "model/qwen3_next.h"
+#include "runtime/grammar_mask.h"
 #include "runtime/sampling.h"
 #include "runtime/speculative.h"
 #include "runtime/state_cache.h"
@@ -51,6 +52,13 @@ struct GenRequest {
   // newest chat message starts: the next request that shares the conversation up to there
   // restores it instead of prefilling.
   std::vector<int> snapshot_at;
+  // Constrained decoding: every sampled token obeys this grammar (EOS only where it may end).
+  // The masker may be shared by requests with the same grammar; only the engine thread uses it
+  // once submitted. Such requests decode without MTP drafts.
+  std::shared_ptr<grammar::TokenMasker> grammar;
+  // With a grammar: it starts after this token is sampled (e.g. </think> when the prompt opens a
+  // reasoning block, so the model reasons freely and the answer obeys). -1: from the first token.
+  int32_t grammar_after = -1;
 };
 
 enum class FinishReason { None, Stop, Length, Cancelled, Error };

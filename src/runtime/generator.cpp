@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "runtime/stop_strings.h"
 
@@ -17,6 +18,7 @@ const char* stop_reason_name(StopReason r) {
     case StopReason::Eos: return "eos";
     case StopReason::StopString: return "stop string";
     case StopReason::MaxTokens: return "max tokens";
+    case StopReason::Grammar: return "grammar complete";
   }
   return "?";
 }
@@ -123,12 +125,23 @@ Result<GenerationResult> Generator::generate(std::span<const int32_t> prompt, co
     r.decode_s = seconds_since(t1);
     return r;
   }
-  scratch_.assign(logits_.begin(), logits_.begin() + V);
-  if (hook_) hook_(scratch_);
-  int32_t next = sampler_.sample(scratch_, history);
-  bool done = take(next);
+  std::optional<grammar::GrammarConstraint> constraint;
+  if (grammar_) constraint.emplace(grammar_);
+  // The next token from logits_: the hook, the grammar's mask, then the sampler. -1 when the
+  // grammar allows nothing (complete, and no EOS id to end with).
+  auto pick = [&]() -> int32_t {
+    scratch_.assign(logits_.begin(), logits_.begin() + V);
+    if (hook_) hook_(scratch_);
+    if (constraint && constraint->apply(scratch_) == 0) return -1;
+    const int32_t t = sampler_.sample(scratch_, history);
+    if (constraint) constraint->accept(t);
+    return t;
+  };
+  int32_t next = pick();
+  bool done = next < 0 || take(next);
+  if (next < 0) r.stop = StopReason::Grammar;
   while (!done) {
-    if (spec_) {
+    if (spec_ && !constraint) {
       // One main-model step yields 1..K+1 tokens; the state then holds all but the last.
       spec_->step(state_, tokens_, next, sampler_, history, spec_out_);
       tokens_.push_back(next);
@@ -143,9 +156,11 @@ Result<GenerationResult> Generator::generate(std::span<const int32_t> prompt, co
     ForwardOptions fo;
     model_.forward(state_, std::span<const int32_t>(&next, 1), fo, nullptr, &logits_);
     tokens_.push_back(next);
-    scratch_.assign(logits_.begin(), logits_.begin() + V);
-    if (hook_) hook_(scratch_);
-    next = sampler_.sample(scratch_, history);
+    next = pick();
+    if (next < 0) {
+      r.stop = StopReason::Grammar;
+      break;
+    }
     done = take(next);
   }
   if (r.stop != StopReason::StopString) {

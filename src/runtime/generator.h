@@ -11,6 +11,7 @@
 #include "core/result.h"
 #include "model/qwen3_next.h"
 #include "model/state.h"
+#include "runtime/grammar_mask.h"
 #include "runtime/sampling.h"
 #include "runtime/speculative.h"
 #include "runtime/state_cache.h"
@@ -24,7 +25,8 @@ struct GenerateOptions {
   bool ignore_eos = false;                // keep going past EOS ids (benchmarks)
 };
 
-enum class StopReason { Eos, StopString, MaxTokens };
+// Grammar: the grammar is complete and the model has no EOS id to end with.
+enum class StopReason { Eos, StopString, MaxTokens, Grammar };
 const char* stop_reason_name(StopReason r);
 
 struct GenerationResult {
@@ -67,6 +69,9 @@ class Generator {
   void set_state_cache(StateCache* cache) { cache_ = cache; }
   void set_sampling(const SamplingParams& p) { sampler_ = Sampler(p); }
   void set_logit_hook(LogitHook hook);
+  // Constrained decoding: each generate() from here on samples only what the grammar allows
+  // (from its start, EOS only where it may end), without MTP drafts. Null: unconstrained.
+  void set_grammar(std::shared_ptr<grammar::TokenMasker> masker) { grammar_ = std::move(masker); }
   // MTP speculative decoding (see speculative.h): the same tokens (greedy) or the same
   // distribution (sampling), fewer main-model steps. Needs a model with mtp.* weights; while on,
   // prompts are always fed (not restored from the state cache, which keeps no hidden states).
@@ -91,6 +96,7 @@ class Generator {
   std::vector<int32_t> tokens_;
   std::vector<float> logits_, scratch_;
   LogitHook hook_;
+  std::shared_ptr<grammar::TokenMasker> grammar_;
   std::unique_ptr<SpeculativeDecoder> spec_;
   std::vector<float> hidden_;      // [T, H] of a prompt fed with MTP on
   std::vector<int32_t> spec_out_;  // one speculative step's tokens

@@ -109,20 +109,34 @@ void TokenMasker::walk(uint32_t node, size_t depth, bool escaped, bool local, Po
   }
 }
 
-const TokenMasker::PositionMask& TokenMasker::position_mask(uint32_t pos) {
-  auto it = cache_.find(pos);
+const TokenMasker::PositionMask& TokenMasker::state_mask(std::span<const uint32_t> stack) {
+  const bool whole = stack.size() <= kMaxKeyDepth;
+  const auto top = whole ? stack : stack.last(kMaxKeyDepth);
+  std::string key(reinterpret_cast<const char*>(top.data()), top.size_bytes());
+  auto it = cache_.find(key);
   if (it != cache_.end()) return it->second;
+  if (cache_bytes_ > kMaxCacheBytes) {
+    cache_.clear();
+    cache_bytes_ = 0;
+  }
   PositionMask pm;
   pm.accepted.assign(words_for(vocab_->size()), 0);
   levels_[0].stacks.clear();
-  uint32_t start[] = {pos};
-  levels_[0].stacks.add(start);
+  levels_[0].stacks.add(top);
   levels_[0].partial = {};
-  walk(0, 0, false, true, pm);
+  walk(0, 0, false, /*local=*/!whole, pm);
   // A token both accepted on one path and dependent on another is accepted.
   std::erase_if(pm.dependent, [&](int32_t t) { return get_bit(pm.accepted, t); });
   pm.dependent.shrink_to_fit();
-  return cache_.emplace(pos, std::move(pm)).first->second;
+  size_t n = 0;
+  for (uint64_t w : pm.accepted) n += std::popcount(w);
+  if (n * 32 < vocab_->size()) {  // few: a list costs less than the bits, to keep and to apply
+    for (size_t w = 0; w < pm.accepted.size(); ++w)
+      for (uint64_t b = pm.accepted[w]; b; b &= b - 1) pm.ids.push_back(int32_t(w * 64 + std::countr_zero(b)));
+    std::vector<uint64_t>().swap(pm.accepted);
+  }
+  cache_bytes_ += key.size() + pm.accepted.size() * 8 + (pm.ids.size() + pm.dependent.size()) * 4 + 64;
+  return cache_.emplace(std::move(key), std::move(pm)).first->second;
 }
 
 size_t TokenMasker::fill(const Matcher& m, std::vector<uint64_t>& allowed) {
@@ -140,8 +154,12 @@ size_t TokenMasker::fill(const Matcher& m, std::vector<uint64_t>& allowed) {
     for (size_t i = 0; i < stacks.size(); ++i) {
       auto s = stacks[i];
       if (s.empty()) continue;
-      const PositionMask& pm = position_mask(s.back());
-      for (size_t w = 0; w < allowed.size(); ++w) allowed[w] |= pm.accepted[w];
+      const PositionMask& pm = state_mask(s);
+      if (pm.accepted.empty()) {
+        for (int32_t t : pm.ids) set_bit(allowed, t);
+      } else {
+        for (size_t w = 0; w < allowed.size(); ++w) allowed[w] |= pm.accepted[w];
+      }
       for (int32_t t : pm.dependent) {
         if (get_bit(allowed, t)) continue;
         one_.clear();
@@ -177,6 +195,24 @@ bool GrammarConstraint::accept(int32_t token) {
   if (std::find(eos.begin(), eos.end(), token) != eos.end()) return matcher_.can_end();
   std::string_view bytes = v.bytes(token);
   return !bytes.empty() && matcher_.accept_bytes(bytes);
+}
+
+Result<std::shared_ptr<TokenMasker>> GrammarCache::get(const std::string& grammar_text) {
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = lru_.begin(); it != lru_.end(); ++it)
+      if (it->first == grammar_text) {
+        lru_.splice(lru_.begin(), lru_, it);
+        return lru_.front().second;
+      }
+  }
+  auto g = Grammar::parse(grammar_text);  // outside the lock: a large grammar takes a while
+  if (!g) return err(g.error());
+  auto masker = std::make_shared<TokenMasker>(g.value(), vocab_);
+  std::lock_guard lock(mu_);
+  lru_.emplace_front(grammar_text, masker);
+  if (lru_.size() > capacity_) lru_.pop_back();
+  return masker;
 }
 
 }  // namespace qnext::grammar

@@ -2,7 +2,7 @@
 // expression (scalars inline, objects / arrays / integer ranges / $ref targets as rules named
 // after their path), over a few shared rules (ws, string, number, value, ...) emitted only when
 // used. Every keyword is either enforced exactly (up to the documented strictness in
-// json_schema.h) or refused; the only knowing exception is oneOf, compiled as anyOf.
+// json_schema.h) or refused; oneOf is compiled as anyOf only where its branches are plainly disjoint.
 #include "runtime/json_schema.h"
 
 #include <algorithm>
@@ -391,11 +391,15 @@ class Converter {
       return visit(all[0], path + "/allOf/0", name, depth + 1);
     }
     if (s.contains("anyOf") || s.contains("oneOf")) {
-      // oneOf is compiled as anyOf: a document that matches several branches is accepted though
-      // oneOf rejects it. It is exact when the branches are disjoint (the usual tagged unions:
-      // different types, or a property with a different const / enum in each branch).
+      // oneOf is compiled as anyOf, which is exact only when no document matches two branches:
+      // accepted when that is plain (different types, or objects told apart by a required const
+      // property, the usual tagged union), refused otherwise.
       const char* key = s.contains("anyOf") ? "anyOf" : "oneOf";
       if (auto k = other_keyword(s, {key})) return unsupported(*k, path, std::string("alongside '") + key + "'");
+      if (key == std::string("oneOf") && s[key].is_array() && !branches_disjoint(s[key]))
+        return unsupported("oneOf", path,
+                           "branches that may overlap; oneOf is supported for branches of different types or objects "
+                           "with a required property whose const / enum values differ");
       return any_of(s[key], path + "/" + key, name, depth);
     }
     if (s.contains("enum") || s.contains("const")) {
@@ -404,6 +408,72 @@ class Converter {
       return enumeration(s, path);
     }
     return typed(s, path, name, depth);
+  }
+
+  // A local $ref's target (one step), or the schema itself.
+  const json& resolved(const json& s) const {
+    if (!s.is_object() || !s.contains("$ref") || !s["$ref"].is_string()) return s;
+    const std::string target = s["$ref"].get<std::string>();
+    for (const char* dir : {"#/$defs/", "#/definitions/"}) {
+      const std::string d = dir;
+      const std::string group = d.substr(2, d.size() - 3);
+      if (target.starts_with(d) && root_.is_object() && root_.contains(group) && root_[group].is_object() &&
+          root_[group].contains(target.substr(d.size())))
+        return root_[group][target.substr(d.size())];
+    }
+    return s;
+  }
+
+  // The JSON types a branch allows, or empty when it does not say (then: any).
+  static std::set<std::string> branch_types(const json& s) {
+    std::set<std::string> out;
+    if (!s.is_object() || !s.contains("type")) return out;
+    const json& t = s["type"];
+    if (t.is_string()) out.insert(t.get<std::string>());
+    if (t.is_array())
+      for (const auto& x : t)
+        if (x.is_string()) out.insert(x.get<std::string>());
+    if (out.count("integer")) out.insert("number");  // integers are numbers
+    return out;
+  }
+
+  // The values a property may take when the branch pins it (const, or enum), required.
+  static std::optional<std::vector<json>> pinned(const json& s, const std::string& key) {
+    if (!s.is_object() || !s.contains("properties") || !s["properties"].is_object() || !s.contains("required") ||
+        !s["required"].is_array() || std::find(s["required"].begin(), s["required"].end(), key) == s["required"].end())
+      return std::nullopt;
+    const json& p = s["properties"];
+    if (!p.contains(key) || !p[key].is_object()) return std::nullopt;
+    if (p[key].contains("const")) return std::vector<json>{p[key]["const"]};
+    if (p[key].contains("enum") && p[key]["enum"].is_array())
+      return std::vector<json>(p[key]["enum"].begin(), p[key]["enum"].end());
+    return std::nullopt;
+  }
+
+  // No document can match two of the branches, by a reason that is plain to see.
+  bool branches_disjoint(const json& branches) const {
+    for (size_t i = 0; i < branches.size(); ++i)
+      for (size_t j = i + 1; j < branches.size(); ++j) {
+        const json& a = resolved(branches[i]);
+        const json& b = resolved(branches[j]);
+        auto ta = branch_types(a), tb = branch_types(b);
+        bool types_apart = !ta.empty() && !tb.empty() &&
+                           std::none_of(ta.begin(), ta.end(), [&](const std::string& t) { return tb.count(t) != 0; });
+        bool tagged_apart = false;
+        if (a.is_object() && a.contains("properties") && a["properties"].is_object())
+          for (const auto& [key, _] : a["properties"].items()) {
+            auto va = pinned(a, key), vb = pinned(b, key);
+            if (va && vb &&
+                std::none_of(va->begin(), va->end(), [&](const json& x) {
+                  return std::find(vb->begin(), vb->end(), x) != vb->end();
+                })) {
+              tagged_apart = true;
+              break;
+            }
+          }
+        if (!types_apart && !tagged_apart) return false;
+      }
+    return true;
   }
 
   Result<Expr> ref(const json& r, const std::string& path, int depth) {
@@ -679,14 +749,15 @@ class Converter {
       std::string member = use("string") + " ws \":\" ws " + v->text;
       return add_rule(name, "\"{\" ws ( " + member + " ( ws \",\" ws " + member + " )* ws )? \"}\"");
     }
-    // With properties, extra keys would need a string grammar excluding the listed names (in
-    // every escaped spelling): refused unless the schema excludes them itself.
-    if (!ap_false) {
-      if (ap == s.end() || ap->is_boolean())
-        return unsupported(props->empty() ? "required" : "properties", path,
-                           "without \"additionalProperties\": false, other keys could not be checked exactly");
-      return unsupported("additionalProperties", path, "a schema alongside 'properties'; only false is supported");
-    }
+    // Extra keys, where the schema allows them, are never written: only the listed properties
+    // (as vLLM's and xgrammar's strict mode do). Every such document conforms; the grammar is
+    // stricter than the schema, never looser. Generating extra keys exactly would need a string
+    // grammar excluding the listed names in every escaped spelling.
+    if (!ap_false)
+      for (const auto& r : required)
+        if (!props->contains(r))
+          return unsupported("required", path,
+                             "required property '" + r + "' has no schema in 'properties'; extra keys are not generated");
     for (const auto& r : required)
       if (!props->contains(r) || ((*props)[r].is_boolean() && !(*props)[r].get<bool>()))
         return matches_nothing(path, "required property '" + r + "' is not allowed by 'properties'");

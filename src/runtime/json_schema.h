@@ -15,15 +15,17 @@
 //     and 'Z' either case, no leap second :60, at most 9 fraction digits), uuid.
 // Strings without maxLength are unbounded, like any JSON text the schema allows.
 // Supported: type (one or a list; without it every type, each with its own keywords), enum,
-// const, properties + required with "additionalProperties": false, additionalProperties alone
-// (false, true or a schema), items, prefixItems, minItems / maxItems, anyOf, oneOf (compiled as
-// anyOf: exact only for disjoint branches), allOf with one member, $ref to "#", "#/$defs/NAME",
+// const, properties + required, additionalProperties alone (false, true or a schema), items,
+// prefixItems, minItems / maxItems, anyOf, oneOf (compiled as anyOf, so only where the branches
+// are plainly disjoint: different types, or objects with differing required const / enum tags), allOf with one member, $ref to "#", "#/$defs/NAME",
 // "#/definitions/NAME" (recursion allowed), minLength / maxLength, integer minimum / maximum /
 // exclusiveMinimum / exclusiveMaximum (exact digit ranges), number minimum 0 / exclusiveMinimum 0;
 // description, title, default, examples, $schema, $id, $comment, deprecated, readOnly, writeOnly
 // are ignored.
-// Refused: "properties" or "required" without "additionalProperties": false (extra keys cannot be
-// excluded exactly), other number bounds, $ref or anyOf / allOf / enum next to constraining
+// Objects get only their listed properties, also where the schema allows extra keys (absent or
+// true "additionalProperties", or a schema for them): such documents conform, the grammar is only
+// stricter. Refused: a required key with no schema in "properties" unless extra keys are
+// forbidden (then it matches nothing), other number bounds, $ref or anyOf / allOf / enum next to constraining
 // keywords, counts over 10000, more than 64 prefixItems or 4096 enum values, schemas nested
 // deeper than 64, a $ref loop that reads no text, a grammar over 1 MiB, and every other keyword
 // (pattern, patternProperties, uniqueItems, ...).

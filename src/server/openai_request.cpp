@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "io/json_parse.h"
+#include "server/output_constraint.h"
 
 namespace qnext::server {
 
@@ -235,6 +236,8 @@ ApiResult<json> flatten_content(const json& content, const std::string& param) {
 struct ToolSetup {
   json tools;  // null when the prompt gets none
   bool parse = false;
+  bool forced = false;    // "required" or a named function: the output is constrained to tool calls
+  bool one_call = false;  // a named function
 };
 
 ApiResult<ToolSetup> read_tools(const json& req) {
@@ -293,12 +296,14 @@ ApiResult<ToolSetup> read_tools(const json& req) {
 
   if (!have_tools || choice == "none") return out;  // rendered without tools, output not parsed
   out.parse = true;
+  out.forced = choice == "required" || choice == "function";
+  out.one_call = choice == "function";
   if (choice == "function") {  // show the model only the tool it must call
     out.tools = json::array();
     for (const auto& t : *tools)
       if (t["function"]["name"] == named) out.tools.push_back(t);
   } else {
-    out.tools = *tools;  // "required" is not enforced: the output is not constrained yet
+    out.tools = *tools;
   }
   return out;
 }
@@ -320,6 +325,25 @@ std::optional<ApiError> check_response_format(Fields& f) {
     if (auto name = js->find("name"); name != js->end() && !name->is_string())
       return bad_param("response_format.json_schema.name", "'response_format.json_schema.name' must be a string");
   }
+  return std::nullopt;
+}
+
+// response_format or a forced tool call: the grammar the output obeys (after the reasoning block
+// when the prompt opens one, as vLLM's reasoning parsers do).
+std::optional<ApiError> constrain_output(const json& req, const ToolSetup& tools, const ApiContext& ctx, ChatRequest& out) {
+  auto text = output_grammar(req, ToolForcing{tools.forced, tools.one_call, tools.tools});
+  if (!text) return text.error();
+  if (text->empty()) return std::nullopt;
+  if (!ctx.grammars)
+    return ApiError{400, "this server does not constrain outputs (no grammar support configured)", "invalid_request_error",
+                    tools.forced ? "tool_choice" : "response_format", ""};
+  auto masker = ctx.grammars->get(*text);
+  if (!masker)
+    return ApiError{400, "output grammar: " + masker.error(), "invalid_request_error",
+                    tools.forced ? "tool_choice" : "response_format", ""};
+  out.gen.grammar = masker.value();
+  if (out.reasoning_open)
+    if (auto end = ctx.tok.token_id("</think>")) out.gen.grammar_after = *end;
   return std::nullopt;
 }
 
@@ -479,6 +503,7 @@ ApiResult<ChatRequest> parse_chat_request(std::string_view body, const ApiContex
     out.stream = c.stream;
     out.include_usage = c.include_usage;
     out.gen.top_logprobs = out.logprobs ? out.top_logprobs : -1;
+    if (auto e = constrain_output(req, *tools, ctx, out)) return *e;
     return out;
   } catch (const nlohmann::json::exception& e) {  // a shape the checks above missed: still the client's fault
     return ApiError{400, std::string("invalid request: ") + e.what(), "invalid_request_error", "", ""};

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/engine.h"
+#include "runtime/grammar_mask.h"
 #include "runtime/sampling.h"
 #include "runtime/state_cache.h"
 #include "server/api_error.h"
@@ -34,6 +35,9 @@ struct ApiContext {
   // The engine's cached conversation whose text is the longest prefix of a prompt's (see
   // Engine::encode_prompt); chat prompts keep its ids. Unset: prompts are tokenized afresh.
   std::function<StateCache::TextPrefix(std::string_view)> cached_prefix;
+  // Compiled output grammars (response_format, forced tool calls) over this tokenizer; null:
+  // such requests are answered 400.
+  std::shared_ptr<grammar::GrammarCache> grammars;
 };
 
 struct ChatRequest {

@@ -34,7 +34,10 @@ inline const ApiContext& ctx() {
     d.temperature = 0.7f;
     d.top_p = 0.8f;
     d.top_k = 20;
-    return ApiContext{tok.value(), tpl.value(), "", d, 4096, 0, "test-model", {}};
+    ApiContext c{tok.value(), tpl.value(), "", d, 4096, 0, "test-model", {}, {}};
+    c.grammars = std::make_shared<grammar::GrammarCache>(
+        grammar::GrammarVocab::from_tokenizer(c.tok, std::vector<int32_t>{151645, 151643}));
+    return c;
   }();
   return c;
 }

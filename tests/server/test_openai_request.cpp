@@ -157,8 +157,83 @@ TEST(ChatRequest, ResponseFormatShapesAccepted) {
   for (json rf : {json{{"type", "text"}}, json{{"type", "json_object"}},
                   json{{"type", "json_schema"}, {"json_schema", {{"name", "x"}, {"schema", {{"type", "object"}}}}}}}) {
     auto r = chat(chat_body({{"response_format", rf}}));
-    EXPECT_TRUE(r.ok()) << rf.dump() << ": " << r.error().message;
+    ASSERT_TRUE(r.ok()) << rf.dump() << ": " << r.error().message;
+    EXPECT_EQ(r->gen.grammar != nullptr, rf["type"] != "text") << rf.dump();
+    EXPECT_EQ(r->gen.grammar_after, -1);
   }
+}
+
+// The grammar a request's output must follow, checked on documents.
+bool output_accepts(const ChatRequest& r, const std::string& text) {
+  return grammar::accepts(r.gen.grammar->grammar(), text);
+}
+
+TEST(ChatRequest, ResponseFormatJsonSchemaConstrainsTheOutput) {
+  json schema = {{"type", "object"},
+                 {"properties", {{"n", {{"type", "integer"}}}, {"s", {{"enum", {"a", "b"}}}}}},
+                 {"required", {"n"}}};
+  auto r = chat(chat_body({{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "x"}, {"schema", schema}}}}}}));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(output_accepts(*r, R"({"n": 3, "s": "b"})"));
+  EXPECT_TRUE(output_accepts(*r, R"({"n": -12})"));
+  EXPECT_FALSE(output_accepts(*r, R"({"s": "a"})"));
+  EXPECT_FALSE(output_accepts(*r, R"(Sure! {"n": 3})"));
+  // The same schema again shares the compiled grammar (and its cached masks).
+  auto again = chat(chat_body({{"response_format", {{"type", "json_schema"}, {"json_schema", {{"name", "y"}, {"schema", schema}}}}}}));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->gen.grammar, r->gen.grammar);
+
+  auto bad = chat(chat_body({{"response_format", {{"type", "json_schema"},
+                                                  {"json_schema", {{"name", "x"}, {"schema", {{"type", "string"}, {"pattern", "a+"}}}}}}}}));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().status, 400);
+  EXPECT_EQ(bad.error().param, "response_format.json_schema.schema");
+  EXPECT_EQ(bad.error().message, "json schema: unsupported keyword 'pattern' at /");
+}
+
+TEST(ChatRequest, ForcedToolCallsConstrainTheOutput) {
+  auto req = chat(chat_body({{"tools", {weather_tool(), weather_tool("get_time")}}, {"tool_choice", "required"}}));
+  ASSERT_TRUE(req.ok()) << req.error().message;
+  ASSERT_TRUE(req->gen.grammar);
+  const std::string call = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+  const std::string call2 = "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>";
+  EXPECT_TRUE(output_accepts(*req, call));
+  EXPECT_TRUE(output_accepts(*req, call + "\n" + call2));
+  EXPECT_FALSE(output_accepts(*req, "I will call it. " + call));
+  EXPECT_FALSE(output_accepts(*req, "<tool_call>\n{\"name\": \"get_news\", \"arguments\": {}}\n</tool_call>"));
+  EXPECT_FALSE(output_accepts(*req, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": 3}}\n</tool_call>"));
+
+  auto named = chat(chat_body({{"tools", {weather_tool(), weather_tool("get_time")}},
+                               {"tool_choice", {{"type", "function"}, {"function", {{"name", "get_time"}}}}}}));
+  ASSERT_TRUE(named.ok()) << named.error().message;
+  EXPECT_TRUE(output_accepts(*named, call2));
+  EXPECT_FALSE(output_accepts(*named, call));
+  EXPECT_FALSE(output_accepts(*named, call2 + "\n" + call2));  // exactly one call
+
+  auto autochoice = chat(chat_body({{"tools", {weather_tool()}}}));
+  ASSERT_TRUE(autochoice.ok());
+  EXPECT_EQ(autochoice->gen.grammar, nullptr);  // "auto": the model may answer in text
+
+  auto both = chat(chat_body({{"tools", {weather_tool()}}, {"tool_choice", "required"}, {"response_format", {{"type", "json_object"}}}}));
+  ASSERT_FALSE(both.ok());
+  EXPECT_EQ(both.error().param, "response_format");
+}
+
+TEST(ChatRequest, ConstraintStartsAfterThinking) {
+  ApiContext c = thinking_ctx();
+  auto r = chat(chat_body({{"response_format", {{"type", "json_object"}}}}), c);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_TRUE(r->reasoning_open);
+  EXPECT_EQ(r->gen.grammar_after, *c.tok.token_id("</think>"));
+}
+
+TEST(ChatRequest, ConstraintsNeedAGrammarCache) {
+  ApiContext c = ctx();
+  c.grammars = nullptr;
+  auto r = chat(chat_body({{"response_format", {{"type", "json_object"}}}}), c);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().status, 400);
+  EXPECT_EQ(r.error().param, "response_format");
 }
 
 TEST(ChatRequest, Logprobs) {

@@ -246,6 +246,32 @@ TEST(GrammarMask, EqualsBruteForceOnTheQwenVocabulary) {
   EXPECT_TRUE(std::isinf(logits[eos[0]]));
 }
 
+TEST(GrammarMask, EqualsBruteForceOnStacksDeeperThanTheCacheKey) {
+  // Past kMaxKeyDepth entries a stack is keyed by its top entries only, and the tokens that leave
+  // them are checked against the whole stack: the masks must still be exact.
+  auto g = compile(R"g(root ::= "(" root ")" | "[" root "]" | "x")g");
+  auto vocab = std::make_shared<const GrammarVocab>(
+      std::vector<std::string>{"(", ")", "[", "]", "x", "((", "))", ")]", "])", "x)", "x]", "(x", "[[", "]]", ")))", ""},
+      std::vector<int32_t>{15});
+  auto masker = std::make_shared<TokenMasker>(g, vocab);
+  std::mt19937 rng(3);
+  for (int walk = 0; walk < 4; ++walk) {
+    GrammarConstraint c(masker);
+    const int depth = int(TokenMasker::kMaxKeyDepth) + 5 + walk;
+    for (int i = 0; i < depth; ++i) ASSERT_TRUE(c.accept(rng() % 2 ? 0 : 2));
+    for (int step = 0; step < 3 * depth; ++step) {
+      std::vector<float> logits(vocab->size(), 0.0f);
+      c.apply(logits);
+      ASSERT_EQ(allowed_ids(c.last_mask()), allowed_ids(brute_mask(c.matcher(), *vocab))) << "walk " << walk << " step " << step;
+      auto ids = allowed_ids(c.last_mask());
+      ASSERT_FALSE(ids.empty());
+      int32_t pick = ids[rng() % ids.size()];
+      if (pick == 15) break;
+      ASSERT_TRUE(c.accept(pick));
+    }
+  }
+}
+
 TEST(GrammarMask, EosOnlyWhereTheGrammarEnds) {
   auto vocab = std::make_shared<const GrammarVocab>(std::vector<std::string>{"a", "b", "ab", ""}, std::vector<int32_t>{3});
   auto masker = std::make_shared<TokenMasker>(compile(R"(root ::= "a" "b"?)"), vocab);

@@ -372,24 +372,49 @@ TEST(JsonSchemaRefuses, PointerEscapesSlashAndTilde) {
             "json schema: unsupported keyword 'uniqueItems' at /properties/a~1b~0c");
 }
 
-TEST(JsonSchemaRefuses, PropertiesWithoutAdditionalPropertiesFalse) {
-  const char* msg =
-      "json schema: unsupported keyword 'properties' at / (without \"additionalProperties\": false, other keys "
-      "could not be checked exactly)";
-  EXPECT_EQ(error_of(json::parse(R"({"type": "object", "properties": {"a": {}}})")), msg);
-  EXPECT_EQ(error_of(json::parse(R"({"type": "object", "properties": {"a": {}}, "additionalProperties": true})")), msg);
+TEST(JsonSchema, ExtraKeysAllowedAreNeverGenerated) {
+  // Absent, true or a schema: only the listed properties are written (documents that conform).
+  for (const char* ap : {"", R"(, "additionalProperties": true)", R"(, "additionalProperties": {"type": "string"})"}) {
+    SCOPED_TRACE(ap);
+    auto g = compile(json::parse(std::string(R"({"type": "object", "properties": {"a": {"type": "integer"}},
+                                                 "required": ["a"])") + ap + "}"));
+    EXPECT_TRUE(grammar::accepts(g, R"({"a": 1})"));
+    EXPECT_FALSE(grammar::accepts(g, R"({"a": 1, "b": "x"})"));
+    EXPECT_FALSE(grammar::accepts(g, R"({})"));
+  }
 }
 
-TEST(JsonSchemaRefuses, AdditionalPropertiesSchemaAlongsideProperties) {
-  EXPECT_EQ(error_of(json::parse(R"({"type": "object", "properties": {"a": {}}, "additionalProperties": {"type": "string"}})")),
-            "json schema: unsupported keyword 'additionalProperties' at / (a schema alongside 'properties'; only false "
-            "is supported)");
+TEST(JsonSchema, OneOfOfTaggedObjects) {
+  // A tagged union through $defs, as pydantic writes one: the tag tells the branches apart.
+  auto g = compile(json::parse(R"({"$defs": {
+      "cat": {"type": "object", "properties": {"kind": {"const": "cat"}, "lives": {"type": "integer"}},
+              "required": ["kind", "lives"], "additionalProperties": false},
+      "dog": {"type": "object", "properties": {"kind": {"enum": ["dog", "wolf"]}, "good": {"type": "boolean"}},
+              "required": ["kind"], "additionalProperties": false}},
+    "oneOf": [{"$ref": "#/$defs/cat"}, {"$ref": "#/$defs/dog"}]})"));
+  EXPECT_TRUE(grammar::accepts(g, R"({"kind": "cat", "lives": 9})"));
+  EXPECT_TRUE(grammar::accepts(g, R"({"kind": "wolf"})"));
+  EXPECT_FALSE(grammar::accepts(g, R"({"kind": "cat"})"));
+}
+
+TEST(JsonSchemaRefuses, OneOfWithBranchesThatMayOverlap) {
+  const char* msg =
+      "json schema: unsupported keyword 'oneOf' at / (branches that may overlap; oneOf is supported for branches of "
+      "different types or objects with a required property whose const / enum values differ)";
+  EXPECT_EQ(error_of(json::parse(R"({"oneOf": [{"type": "number"}, {"type": "integer"}]})")), msg);
+  EXPECT_EQ(error_of(json::parse(R"({"oneOf": [{"type": "string"}, {"maxLength": 3}]})")), msg);
+  EXPECT_EQ(error_of(json::parse(R"({"oneOf": [
+      {"type": "object", "properties": {"k": {"enum": ["a", "b"]}}, "required": ["k"], "additionalProperties": false},
+      {"type": "object", "properties": {"k": {"const": "b"}}, "required": ["k"], "additionalProperties": false}]})")),
+            msg);
 }
 
 TEST(JsonSchemaRefuses, RequiredWithoutProperties) {
-  EXPECT_EQ(error_of(json::parse(R"({"type": "object", "required": ["a"]})")),
-            "json schema: unsupported keyword 'required' at / (without \"additionalProperties\": false, other keys "
-            "could not be checked exactly)");
+  const char* msg =
+      "json schema: unsupported keyword 'required' at / (required property 'a' has no schema in 'properties'; extra "
+      "keys are not generated)";
+  EXPECT_EQ(error_of(json::parse(R"({"type": "object", "required": ["a"]})")), msg);
+  EXPECT_EQ(error_of(json::parse(R"({"type": "object", "properties": {"b": {}}, "required": ["a"]})")), msg);
 }
 
 TEST(JsonSchemaRefuses, AllOfWithTwoMembers) {
