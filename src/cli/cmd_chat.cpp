@@ -97,16 +97,7 @@ void register_chat(CLI::App& app, int& exit_code) {
       return;
     }
     Generator gen(*model, setup->tok, o->sampling.resolve(setup->gen.sampling), setup->eos);
-    auto constraint = o->constraint.load(setup->tok, setup->eos);
-    if (!constraint) {
-      std::fprintf(stderr, "error: %s\n", constraint.error().c_str());
-      return;
-    }
-    if (constraint.value() && o->mtp.on()) {
-      std::fprintf(stderr, "error: --mtp does not combine with --grammar / --json-schema yet\n");
-      return;
-    }
-    gen.set_grammar(constraint.value());
+    if (!o->constraint.apply_or_report(gen, setup->tok, setup->eos, o->mtp.on())) return;
     StateCache cache(size_t(std::max(o->cache_mb, 0)) << 20);
     if (o->cache_mb > 0) gen.set_state_cache(&cache);
     if (o->mtp.on())

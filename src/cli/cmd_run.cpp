@@ -36,16 +36,7 @@ void register_run(CLI::App& app, int& exit_code) {
     auto setup = load_text_setup_or_report(*model);
     if (!setup) return;
     Generator gen(*model, setup->tok, o->sampling.resolve(setup->gen.sampling), setup->eos);
-    auto constraint = o->constraint.load(setup->tok, setup->eos);
-    if (!constraint) {
-      std::fprintf(stderr, "error: %s\n", constraint.error().c_str());
-      return;
-    }
-    if (constraint.value() && o->mtp.on()) {
-      std::fprintf(stderr, "error: --mtp does not combine with --grammar / --json-schema yet\n");
-      return;
-    }
-    gen.set_grammar(constraint.value());
+    if (!o->constraint.apply_or_report(gen, setup->tok, setup->eos, o->mtp.on())) return;
     if (o->mtp.on())
       if (auto st = gen.enable_mtp(o->mtp.options()); !st) {
         std::fprintf(stderr, "error: %s\n", st.error().c_str());

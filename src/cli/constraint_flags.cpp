@@ -1,5 +1,6 @@
 #include "cli/constraint_flags.h"
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -35,6 +36,21 @@ Result<std::shared_ptr<grammar::TokenMasker>> ConstraintFlags::load(const Tokeni
   auto g = grammar::Grammar::parse(grammar_text);
   if (!g) return err(path + ": " + g.error());
   return std::make_shared<grammar::TokenMasker>(g.value(), grammar::GrammarVocab::from_tokenizer(tok, eos));
+}
+
+bool ConstraintFlags::apply_or_report(Generator& gen, const Tokenizer& tok, std::span<const int32_t> eos,
+                                      bool mtp) const {
+  auto constraint = load(tok, eos);
+  if (!constraint) {
+    std::fprintf(stderr, "error: %s\n", constraint.error().c_str());
+    return false;
+  }
+  if (constraint.value() && mtp) {
+    std::fprintf(stderr, "error: --mtp does not combine with --grammar / --json-schema yet\n");
+    return false;
+  }
+  gen.set_grammar(constraint.value());
+  return true;
 }
 
 }  // namespace qnext::cli

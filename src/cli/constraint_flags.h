@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/result.h"
+#include "runtime/generator.h"
 #include "runtime/grammar_mask.h"
 #include "tokenizer/tokenizer.h"
 
@@ -19,6 +20,9 @@ struct ConstraintFlags {
   void add_to(CLI::App* cmd);
   // The compiled constraint, or null when neither flag is given; errors name the file.
   Result<std::shared_ptr<grammar::TokenMasker>> load(const Tokenizer& tok, std::span<const int32_t> eos) const;
+  // load() onto the generator; prints the error and returns false on failure (also for --mtp with
+  // a constraint, which speculative decoding does not follow yet).
+  bool apply_or_report(Generator& gen, const Tokenizer& tok, std::span<const int32_t> eos, bool mtp) const;
 };
 
 }  // namespace qnext::cli
