@@ -52,7 +52,7 @@ const std::vector<SharedRule>& shared_rules() {
        R"([^\"\\\x00-\x1F] | "\\" ( [\"\\/bfnrt] | "u" ( [0-9a-cA-CeEfF] hex hex hex | [dD] [0-7] hex hex | [dD] [89abAB] hex hex "\\u" [dD] [c-fC-F] hex hex ) ))",
        {"hex"}},
       {"hex", "[0-9a-fA-F]", {}},
-      {"number", R"(integer ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,3} )?)", {"integer"}},
+      {"number", R"(integer ( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,2} )?)", {"integer"}},
       {"integer", R"("-"? ( "0" | [1-9] [0-9]{0,15} ))", {}},
       {"boolean", R"("true" | "false")", {}},
       {"null", R"("null")", {}},
@@ -689,10 +689,10 @@ class Converter {
     if (!*lower) return use("number");
     if ((*lower)->value != 0.0)
       return unsupported((*lower)->keyword, path, "on a number; only integer ranges and a lower bound of 0 are enforced");
-    std::string tail = R"(( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,3} )?)";
+    std::string tail = R"(( "." [0-9]{1,16} )? ( [eE] [-+]? [0-9]{1,2} )?)";
     // >= 0: no sign. > 0: a non-zero digit somewhere (0.000 and 0e5 are zero).
     if (!(*lower)->exclusive) return R"(( "0" | [1-9] [0-9]{0,15} ) )" + tail;
-    return std::string(R"(( [1-9] [0-9]{0,15} ( "." [0-9]{1,16} )? | "0." "0"{0,15} [1-9] [0-9]{0,15} ) ( [eE] [-+]? [0-9]{1,3} )?)");
+    return std::string(R"(( [1-9] [0-9]{0,15} ( "." [0-9]{1,16} )? | "0." "0"{0,15} [1-9] [0-9]{0,15} ) ( [eE] [-+]? [0-9]{1,2} )?)");
   }
 
   static int64_t to_integer_bound(const Bound& b, bool lower) {

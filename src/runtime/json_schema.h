@@ -5,7 +5,8 @@
 // refused with an error naming the keyword and the JSON pointer of its schema. It may be
 // stricter than the schema, on purpose, so that a model cannot wander or loop:
 //   - whitespace between tokens is "", " ", or one newline and up to 20 spaces / tabs;
-//   - integers have at most 16 digits, fractions 16 (32 for "exclusiveMinimum": 0), exponents 3;
+//   - integers have at most 16 digits, fractions 16 (32 for "exclusiveMinimum": 0), exponents 2
+//     (so every number fits a double: 1e999 would overflow the parsers that read the output);
 //     "integer" refuses 1.0 and 1e2 (JSON Schema counts them as integers), and "-0" is refused
 //     where a bound leaves out negatives;
 //   - object properties come in the schema's order; keys and enum / const values must be
