@@ -3,7 +3,8 @@
 // runs them. First byte: bit 0 picks the endpoint (chat / completions), bit 1 the template. An
 // accepted request must be one the engine can run: a non-empty prompt of in-vocabulary ids that
 // leaves room for max_tokens within the context, bounded stop strings, sane sampling values.
-// A refused one is a 400 with a message.
+// A refused one is a 400 with a message. A constrained output's grammar (from response_format or
+// tool_choice) must compile: the converter never writes a grammar the engine cannot run.
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -35,7 +36,12 @@ ApiContext make_ctx(bool thinking) {
   d.temperature = 0.7f;
   d.top_p = 0.8f;
   d.top_k = 20;
-  return ApiContext{tok.value(), tpl.value(), "", d, kCtx, 0, "fuzz-model", {}};
+  ApiContext c{tok.value(), tpl.value(), "", d, kCtx, 0, "fuzz-model", {}, {}};
+  // Output grammars (response_format, forced tool calls) are converted and compiled as the server
+  // does; building a masker walks nothing until a step asks for a mask.
+  c.grammars = std::make_shared<grammar::GrammarCache>(
+      grammar::GrammarVocab::from_tokenizer(c.tok, std::vector<int32_t>{151645, 151643}), 4);
+  return c;
 }
 
 const ApiContext& ctx(bool thinking) {
@@ -82,6 +88,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto r = parse_chat_request(body, c);
     if (!r) {
       FUZZ_CHECK(r.error().status == 400 && !r.error().message.empty());
+      FUZZ_CHECK(!r.error().message.starts_with("output grammar:"), r.error().message);
       return 0;
     }
     check_gen(r->gen, c);

@@ -11,6 +11,8 @@
 //   chat_output            model outputs built from golden_chat's assistant messages
 //   openai_request         golden_chat conversations as chat bodies, golden texts as completions
 //   jinja, chat_template   the chat templates; golden_chat's messages / tools / variables
+//   grammar                small grammars of every construct, each followed by NUL and token picks
+//   json_schema            schemas using every supported keyword, and some refused ones
 // Deterministic: the same data gives the same files.
 #include <algorithm>
 #include <cstdint>
@@ -262,6 +264,39 @@ void chat_seeds(const fs::path& data, const fs::path& assets) {
     write("jinja", t, read(assets / "tokenizer" / t));
 }
 
+void grammar_seeds() {
+  const char* grammars[] = {
+      "root ::= \"ab\" | \"c\"",
+      "root ::= [a-c]+ \"!\"? [^x-z]* .",
+      "root ::= \"x\"{2,4} (\"y\" | \"z\"){1,} [\\u00e9-\\u00ff]{3}",
+      "root ::= \"(\" root \")\" | \"x\"  # nesting",
+      ("root ::= ws value ws\nvalue ::= obj | arr | str | \"true\" | [0-9]+\nobj ::= \"{\" ws (str ws \":\" ws value)? \"}\"\n"
+       "arr ::= \"[\" ws (value (ws \",\" ws value)*)? \"]\"\nstr ::= \"\\\"\" [^\"\\\\]* \"\\\"\"\nws ::= | \" \" | \"\\n\" [ \\t]{0,4}"),
+      "root ::= \"<tool_call>\\n\" [a-z]{1,8} \"\\n</tool_call>\"",
+      "root ::= \"日本\" [語-誠] | \"😀\"*",
+      "root ::= a b\na ::= \"\" | \"a\"\nb ::= \"b\" a",
+  };
+  int i = 0;
+  for (const char* g : grammars)  // the grammar, NUL, then the token picks
+    write("grammar", "g" + std::to_string(i++), std::string(g) + std::string(1, '\0') + "\x01\x07\x03\x1f\x02\x05");
+  const char* schemas[] = {
+      R"({"type":"object","properties":{"a":{"type":"string","maxLength":5},"b":{"type":"integer","minimum":0}},"required":["a"],"additionalProperties":false})",
+      R"({"type":"array","items":{"enum":["x",1,null,true]},"minItems":1,"maxItems":3})",
+      R"({"anyOf":[{"type":"number"},{"type":"boolean"},{"const":{"k":[1,2]}}]})",
+      R"({"$defs":{"node":{"type":"object","properties":{"v":{"type":"integer"},"next":{"anyOf":[{"$ref":"#/$defs/node"},{"type":"null"}]}},"required":["v","next"],"additionalProperties":false}},"$ref":"#/$defs/node"})",
+      R"({"type":"string","format":"date-time"})",
+      R"({"type":"string","format":"uuid"})",
+      R"({"type":["string","null"],"minLength":2})",
+      R"({"type":"object"})",
+      R"({"prefixItems":[{"type":"string"},{"type":"integer","maximum":9}],"items":false})",
+      R"({"allOf":[{"type":"integer","exclusiveMinimum":-3,"exclusiveMaximum":40}]})",
+      R"({"type":"string","pattern":"a+"})",
+      R"({"type":"object","properties":{"a":{}}})",
+  };
+  i = 0;
+  for (const char* sch : schemas) write("json_schema", "s" + std::to_string(i++), sch);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -285,5 +320,6 @@ int main(int argc, char** argv) {
   tokenizer_seeds(data);
   tokenizer_json_seeds(assets);
   chat_seeds(data, assets);
+  grammar_seeds();
   return 0;
 }

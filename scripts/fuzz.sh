@@ -10,11 +10,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(safetensors safetensors_index gguf config quant_config generation_config tokenizer tokenizer_json chat_output openai_request jinja chat_template)
+all=(safetensors safetensors_index gguf config quant_config generation_config tokenizer tokenizer_json chat_output openai_request jinja chat_template grammar json_schema)
 declare -A max_len=([safetensors]=16384 [safetensors_index]=8192 [gguf]=65536 [config]=16384 [quant_config]=16384 [generation_config]=4096
-  [tokenizer]=4096 [tokenizer_json]=20000 [chat_output]=4096 [openai_request]=8192 [jinja]=8192 [chat_template]=8192)
+  [tokenizer]=4096 [tokenizer_json]=20000 [chat_output]=4096 [openai_request]=8192 [jinja]=8192 [chat_template]=8192
+  [grammar]=2048 [json_schema]=4096)
 declare -A dict=([safetensors]=json [safetensors_index]=json [gguf]=gguf [config]=json [quant_config]=json [generation_config]=json [tokenizer]=tokenizer
-  [tokenizer_json]=json [chat_output]=chat_output [openai_request]=json [jinja]=jinja [chat_template]=json)
+  [tokenizer_json]=json [chat_output]=chat_output [openai_request]=json [jinja]=jinja [chat_template]=json
+  [grammar]=grammar [json_schema]=json)
 
 target=${1:-all}
 seconds=${2:-30}

@@ -347,7 +347,10 @@ void Engine::sample(Sequence& s) {
       return;
     }
     id = s.sampler.sample(s.masked, s.history);
-    s.constraint->accept(id);
+    if (!s.constraint->accept(id)) {  // only past the matcher's ambiguity bounds (grammar.h)
+      finish(s, FinishReason::Error, "the output grammar is too ambiguous to follow (kMaxStacks)");
+      return;
+    }
   } else {
     id = s.sampler.sample({s.logits.data(), size_t(V)}, s.history);
     if (s.constraint_waits && id == s.req.grammar_after) s.constraint_waits = false;

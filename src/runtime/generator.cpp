@@ -134,7 +134,8 @@ Result<GenerationResult> Generator::generate(std::span<const int32_t> prompt, co
     if (hook_) hook_(scratch_);
     if (constraint && constraint->apply(scratch_) == 0) return -1;
     const int32_t t = sampler_.sample(scratch_, history);
-    if (constraint) constraint->accept(t);
+    // Refused only past the matcher's ambiguity bounds (grammar.h): the output ends there.
+    if (constraint && !constraint->accept(t)) return -1;
     return t;
   };
   int32_t next = pick();

@@ -21,6 +21,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "core/result.h"
@@ -77,6 +78,7 @@ class StackSet {
   void clear() {
     data_.clear();
     starts_.assign(1, 0);
+    index_.clear();
   }
   // Adds the stack unless the set holds it already.
   void add(std::span<const uint32_t> stack);
@@ -84,8 +86,12 @@ class StackSet {
   bool operator==(const StackSet& o) const { return data_ == o.data_ && starts_ == o.starts_; }
 
  private:
+  static constexpr size_t kIndexFrom = 16;  // below this many stacks a scan is cheaper than hashing
+  bool contains(std::span<const uint32_t> stack, uint64_t hash) const;
+
   std::vector<uint32_t> data_;
   std::vector<uint32_t> starts_ = {0};
+  std::unordered_multimap<uint64_t, uint32_t> index_;  // stack hash -> stack, once there are many
 };
 
 // A UTF-8 character in progress across bytes (and tokens).
@@ -98,6 +104,13 @@ struct Utf8Partial {
 // The deepest a stack may grow (nested rules not yet finished); bytes that would go deeper are
 // refused, so a grammar with unbounded nesting cannot grow without limit.
 inline constexpr size_t kMaxStackDepth = 4096;
+// An ambiguous grammar can parse the same text in exponentially many ways (e.g. x ::= "a" x{0,9}):
+// a stack set keeps at most kMaxStacks of them, and one step (a code point, or the start)
+// explores at most kMaxExpandSteps rule references; past either the rest are dropped. The grammar then matches a
+// part of its language (never a string outside it); the grammars qnext writes (JSON schemas,
+// tool calls) stay far below both.
+inline constexpr size_t kMaxStacks = 8192;  // above the 4096 values an enum may list (json_schema.cpp)
+inline constexpr size_t kMaxExpandSteps = size_t{1} << 16;
 
 // Scratch space for stepping stack sets; one per thread of use.
 struct StepScratch {
@@ -106,8 +119,9 @@ struct StepScratch {
 };
 
 // Every expansion of `stack` (whose last entry may be a Ref or an End) added to `out`, each ending
-// at a Chars / CharsNot element or empty.
-void expand(const Grammar& g, std::vector<uint32_t>& stack, StackSet& out);
+// at a Chars / CharsNot element or empty; `steps` is the step's budget (kMaxExpandSteps), shared
+// by the stacks of one step.
+void expand(const Grammar& g, std::vector<uint32_t>& stack, StackSet& out, size_t& steps);
 // The stacks after one code point: each stack whose next element matches it, advanced, expanded.
 void advance(const Grammar& g, const StackSet& stacks, uint32_t cp, StackSet& out, std::vector<uint32_t>& scratch);
 // Steps `stacks` and `partial` over the bytes; false (both then unspecified) as soon as no stack

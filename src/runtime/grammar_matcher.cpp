@@ -6,13 +6,42 @@
 
 namespace qnext::grammar {
 
-void StackSet::add(std::span<const uint32_t> stack) {
-  for (size_t i = 0; i < size(); ++i) {
-    auto s = (*this)[i];
-    if (s.size() == stack.size() && std::equal(s.begin(), s.end(), stack.begin())) return;
+namespace {
+
+uint64_t hash_of(std::span<const uint32_t> stack) {
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a over the entries
+  for (uint32_t x : stack) h = (h ^ x) * 0x100000001b3ull;
+  return h;
+}
+
+bool same(std::span<const uint32_t> a, std::span<const uint32_t> b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+}  // namespace
+
+bool StackSet::contains(std::span<const uint32_t> stack, uint64_t hash) const {
+  if (size() < kIndexFrom) {
+    for (size_t i = 0; i < size(); ++i)
+      if (same((*this)[i], stack)) return true;
+    return false;
   }
+  auto [from, to] = index_.equal_range(hash);
+  for (auto it = from; it != to; ++it)
+    if (same((*this)[it->second], stack)) return true;
+  return false;
+}
+
+void StackSet::add(std::span<const uint32_t> stack) {
+  const uint64_t h = hash_of(stack);
+  if (contains(stack, h)) return;
   data_.insert(data_.end(), stack.begin(), stack.end());
   starts_.push_back(static_cast<uint32_t>(data_.size()));
+  // An ambiguous grammar's sets grow large: past a few stacks, an index keeps adding linear.
+  if (size() == kIndexFrom)
+    for (size_t i = 0; i < size(); ++i) index_.emplace(hash_of((*this)[i]), static_cast<uint32_t>(i));
+  else if (size() > kIndexFrom)
+    index_.emplace(h, static_cast<uint32_t>(size() - 1));
 }
 
 bool StackSet::any_empty() const {
@@ -21,7 +50,9 @@ bool StackSet::any_empty() const {
   return false;
 }
 
-void expand(const Grammar& g, std::vector<uint32_t>& stack, StackSet& out) {
+void expand(const Grammar& g, std::vector<uint32_t>& stack, StackSet& out, size_t& steps) {
+  if (out.size() >= kMaxStacks || steps == 0) return;  // an ambiguous grammar's excess paths
+  --steps;
   if (stack.empty()) {
     out.add(stack);
     return;
@@ -35,7 +66,7 @@ void expand(const Grammar& g, std::vector<uint32_t>& stack, StackSet& out) {
   }
   stack.pop_back();
   if (e.kind == Element::End) {
-    expand(g, stack, out);
+    expand(g, stack, out, steps);
   } else {
     // Return to pos + 1 after the rule, unless that ends the alternative: a finished sequence
     // leaves nothing to come back to, so right recursion (x*) keeps the stack flat.
@@ -43,7 +74,7 @@ void expand(const Grammar& g, std::vector<uint32_t>& stack, StackSet& out) {
     if (!tail) stack.push_back(pos + 1);
     for (uint32_t alt : g.rule_alts[e.a]) {
       stack.push_back(alt);
-      expand(g, stack, out);
+      expand(g, stack, out, steps);
       stack.pop_back();
     }
     if (!tail) stack.pop_back();
@@ -53,12 +84,13 @@ void expand(const Grammar& g, std::vector<uint32_t>& stack, StackSet& out) {
 
 void advance(const Grammar& g, const StackSet& stacks, uint32_t cp, StackSet& out, std::vector<uint32_t>& scratch) {
   out.clear();
+  size_t steps = kMaxExpandSteps;
   for (size_t i = 0; i < stacks.size(); ++i) {
     auto s = stacks[i];
     if (s.empty() || !g.matches(s.back(), cp)) continue;
     scratch.assign(s.begin(), s.end());
     scratch.back() += 1;
-    expand(g, scratch, out);
+    expand(g, scratch, out, steps);
   }
 }
 
@@ -114,9 +146,10 @@ bool consume(const Grammar& g, StackSet& stacks, Utf8Partial& partial, std::stri
 Matcher::Matcher(std::shared_ptr<const Grammar> g) : g_(std::move(g)) {
   stacks_.clear();
   std::vector<uint32_t> stack;
+  size_t steps = kMaxExpandSteps;
   for (uint32_t alt : g_->rule_alts[g_->root]) {
     stack.assign(1, alt);
-    expand(*g_, stack, stacks_);
+    expand(*g_, stack, stacks_, steps);
   }
 }
 
