@@ -193,11 +193,9 @@ test('tool_choice "required": the answer is tool calls with conforming arguments
   assert.ok(finished >= 2, `only ${finished} of 3 finished`);
 });
 
-test('tool_choice naming a function, streamed: exactly one call of it', async () => {
-  const stream = await client.chat.completions.create({
-    model: 'm', messages: user('What time is it?'), max_tokens: 200, temperature: 1, seed: 9, stream: true,
-    tools: [weather, clock], tool_choice: { type: 'function', function: { name: 'get_time' } },
-  });
+// A streamed chat's tool calls put together from their deltas.
+async function streamedCalls(params) {
+  const stream = await client.chat.completions.create({ ...params, stream: true });
   const calls = [];
   let finish;
   let content = '';
@@ -211,10 +209,33 @@ test('tool_choice naming a function, streamed: exactly one call of it', async ()
     }
     finish = ch.choices[0]?.finish_reason ?? finish;
   }
-  assert.equal(finish, 'tool_calls', `finish ${finish}, content ${JSON.stringify(content)}`);
-  assert.equal(calls.length, 1);
-  assert.equal(calls[0].function.name, 'get_time');
-  checkCalls(calls, [clock]);
+  return { calls, finish, content };
+}
+
+const getTime = { type: 'function', function: { name: 'get_time' } };
+
+test('tool_choice naming a function, streamed: exactly one call of it', async () => {
+  const s = await streamedCalls({ model: 'm', messages: user('What time is it?'), max_tokens: 200, temperature: 1,
+                                  seed: 9, tools: [weather, clock], tool_choice: getTime });
+  assert.equal(s.finish, 'tool_calls', `finish ${s.finish}, content ${JSON.stringify(s.content)}`);
+  assert.equal(s.calls.length, 1);
+  assert.equal(s.calls[0].function.name, 'get_time');
+  checkCalls(s.calls, [clock]);
+});
+
+test('tool_choice naming a function, not streamed; "required", streamed', async () => {
+  const r = await client.chat.completions.create({
+    model: 'm', messages: user('Time?'), max_tokens: 200, temperature: 1, seed: 4, tools: [weather, clock],
+    tool_choice: getTime,
+  });
+  assert.equal(r.choices[0].finish_reason, 'tool_calls', JSON.stringify(r.choices[0]));
+  assert.equal(r.choices[0].message.tool_calls.length, 1);
+  assert.equal(r.choices[0].message.tool_calls[0].function.name, 'get_time');
+  checkCalls(r.choices[0].message.tool_calls, [clock]);
+  const s = await streamedCalls({ model: 'm', messages: user('Weather?'), max_tokens: 200, temperature: 1, seed: 6,
+                                  tools: [weather, clock], tool_choice: 'required' });
+  assert.equal(s.finish, 'tool_calls', `finish ${s.finish}, content ${JSON.stringify(s.content)}`);
+  checkCalls(s.calls, [weather, clock]);
 });
 
 test('constraints that cannot be enforced are refused with 400 naming the field', async () => {
