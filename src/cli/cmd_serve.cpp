@@ -1,5 +1,5 @@
 // `qnext serve`: an OpenAI-compatible HTTP server (chat completions, completions, models, health,
-// metrics) over the continuous-batching engine.
+// metrics) over the continuous-batching engine, and a chat page at / (web/).
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -60,7 +60,9 @@ void register_serve(CLI::App& app, int& exit_code) {
   cmd->add_option("--cache-mb", o->cache_mb, "Prompt state cache budget in MiB (0: off)")->check(CLI::NonNegativeNumber);
   cmd->add_option("--queue", o->engine.queue, "Most requests waiting for a slot; beyond: 503")
       ->check(CLI::NonNegativeNumber);
-  cmd->add_option("--api-key", o->server.api_key, "Require 'Authorization: Bearer KEY' (all routes but /health)");
+  cmd->add_option("--api-key", o->server.api_key,
+                  "Require 'Authorization: Bearer KEY' (all routes but /health, /props and the chat page)");
+  cmd->add_flag("!--no-webui", o->server.webui, "Do not serve the chat page at /");
   cmd->add_option("--alias", o->alias, "Model name in responses and /v1/models (default: the directory's name)");
   cmd->add_option("--max-body", o->server.max_body, "Largest request body in bytes (beyond: 413)")
       ->check(CLI::PositiveNumber);
@@ -124,6 +126,7 @@ void register_serve(CLI::App& app, int& exit_code) {
     const std::string& h = o->server.host;
     const std::string host = h.find(':') != std::string::npos ? "[" + h + "]" : h;  // IPv6 literal
     std::fprintf(stderr, "listening on http://%s:%d\n", host.c_str(), port.value());
+    if (o->server.webui) std::fprintf(stderr, "chat page: http://%s:%d/\n", host.c_str(), port.value());
     std::fflush(stderr);
     http.run();
     done = true;

@@ -11,7 +11,9 @@
 
 #include "server/metrics.h"
 #include "server/openai_response.h"
+#include "server/props.h"
 #include "server/sse.h"
+#include "server/web_assets.h"
 
 namespace qnext::server {
 
@@ -68,8 +70,10 @@ struct HttpServer::Impl {
   std::mutex stop_mu;
   bool svr_stopped = false;  // httplib's stop() must run once, and only while it listens
   int64_t created = std::time(nullptr);
+  json props;  // GET /props: fixed for the server's life
 
-  Impl(Engine& e, ApiContext a, ServerOptions o) : engine(e), api(std::move(a)), opt(std::move(o)) {}
+  Impl(Engine& e, ApiContext a, ServerOptions o)
+      : engine(e), api(std::move(a)), opt(std::move(o)), props(props_json(api, !opt.api_key.empty())) {}
 
   // One request's end: counted for /metrics and logged on stderr.
   void finish_request(const httplib::Request& req, int status, Clock::time_point t0, const std::string& extra = "") {
@@ -212,6 +216,28 @@ struct HttpServer::Impl {
     std::fprintf(stderr, "%s %s 200 %.3fs %s\n", method.c_str(), path.c_str(), seconds_since(job.t0), buf);
   }
 
+  // One file of the chat page. Sent through a content provider: httplib would compress a body set
+  // with set_content again, on top of the gzip copy.
+  static void serve_asset(const WebAsset& a, const httplib::Request& req, httplib::Response& res) {
+    WebReply r = web_reply(a, req.get_header_value("Accept-Encoding"), req.get_header_value("If-None-Match"));
+    for (auto& [k, v] : r.headers) res.set_header(k, v);
+    res.status = r.status;
+    if (r.status != 200) return;
+    res.set_content_provider(r.body.size(), std::string(a.content_type),
+                             [body = r.body](size_t offset, size_t length, httplib::DataSink& sink) {
+                               return sink.write(body.data() + offset, std::min(length, body.size() - offset));
+                             });
+  }
+
+  static std::string regex_escaped(std::string_view path) {
+    std::string out;
+    for (char c : path) {
+      if (std::string_view(".^$|()[]{}*+?\\").find(c) != std::string_view::npos) out += '\\';
+      out += c;
+    }
+    return out;
+  }
+
   bool chat(const httplib::Request& req, httplib::Response& res, Clock::time_point t0) {
     auto r = parse_chat_request(req.body, api);
     if (!r) return reply_error(req, res, r.error(), t0), false;
@@ -241,6 +267,17 @@ struct HttpServer::Impl {
 
     svr.Get("/health", route([](auto&, auto& res, auto) { return set_json(res, 200, json{{"status", "ok"}}), true; },
                              /*open=*/true));
+    // Open: the page reads it to learn whether to ask for the key.
+    svr.Get("/props", route([this](auto&, auto& res, auto) { return set_json(res, 200, props), true; }, /*open=*/true));
+    if (opt.webui) {
+      for (const WebAsset& a : web_assets()) {
+        auto handler = route([&a](const httplib::Request& req, httplib::Response& res,
+                                  auto) { return serve_asset(a, req, res), true; },
+                             /*open=*/true);
+        svr.Get(regex_escaped(a.path), handler);
+        if (a.path == "/index.html") svr.Get("/", handler);
+      }
+    }
     svr.Get("/v1/models", route([this](auto&, auto& res, auto) {
               return set_json(res, 200, json{{"object", "list"}, {"data", json::array({model_json()})}}), true;
             }));

@@ -15,9 +15,11 @@ namespace qnext::server {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;                  // 0: any free port (bind() returns it)
-  std::string api_key;              // empty: no auth; else "Authorization: Bearer KEY" on all but /health
+  std::string api_key;              // empty: no auth; else "Authorization: Bearer KEY" on all but /health,
+                                    // /props and the chat page
   size_t max_body = size_t(8) << 20;  // request bodies beyond: 413
   int threads = 0;                  // HTTP worker threads; 0: enough for every running and queued request
+  bool webui = true;                // the chat page (web/) at / (--no-webui: off)
 };
 
 class HttpServer {
