@@ -23,13 +23,16 @@ for arg in "$@"; do
   esac
 done
 
-# The openai npm client for the server's end-to-end test, from the committed lockfile; again only
-# when node_modules is missing or older than the lockfile.
+# The npm packages of the server's end-to-end test (the openai client) and of the chat page's
+# browser test (puppeteer-core), from the committed lockfiles; again only when node_modules is
+# missing or older than the lockfile.
 e2e_setup() {
-  local e2e=tests/server/e2e
-  if [ ! -f "$e2e/node_modules/.package-lock.json" ] || [ "$e2e/package-lock.json" -nt "$e2e/node_modules/.package-lock.json" ]; then
-    (cd "$e2e" && npm ci --no-audit --no-fund)
-  fi
+  local dir
+  for dir in tests/server/e2e tests/server/webui; do
+    if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+      (cd "$dir" && npm ci --no-audit --no-fund)
+    fi
+  done
 }
 
 if ((${#modes[@]} == 0)); then

@@ -437,8 +437,8 @@ function statsOf(usage, t0, tFirst, tEnd) {
     s.completion_tokens = usage.completion_tokens;
     const cached = usage.prompt_tokens_details && usage.prompt_tokens_details.cached_tokens;
     if (cached) s.cached_tokens = cached;
-    // Decode rate: tokens after the first over the time after it.
-    if (tFirst !== null && usage.completion_tokens > 1 && tEnd > tFirst)
+    // Decode rate: tokens after the first over the time after it (not when they came at once).
+    if (tFirst !== null && usage.completion_tokens > 1 && tEnd - tFirst >= 20)
       s.tokens_per_second = (usage.completion_tokens - 1) / ((tEnd - tFirst) / 1000);
   }
   if (tFirst !== null) s.first_token_s = (tFirst - t0) / 1000;

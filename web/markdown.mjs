@@ -13,7 +13,8 @@ import { highlight } from './highlight.mjs';
 
 const MAX_DEPTH = 12;           // nesting of quotes and lists; deeper is read as text
 const MAX_OPENER_SEARCH = 64;   // emphasis openers looked at per closer: keeps parsing near-linear
-const MAX_LINK_TEXT = 2000;     // the longest [text] looked through for its closing bracket
+const MAX_LINK_TEXT = 2000;     // the longest [text] or "title" of a link
+const MAX_URL = 2048;           // the longest link destination or autolink
 
 export function safeUrl(raw) {
   const s = String(raw).trim();
@@ -188,6 +189,7 @@ export function parseInline(src, inLink = false) {
   const flush = () => { if (buf) { push({ type: 'text', text: buf }); buf = ''; } };
 
   const n = src.length;
+  const pairs = inLink ? null : bracketPairs(src);
   let i = 0;
   while (i < n) {
     const c = src[i];
@@ -221,7 +223,7 @@ export function parseInline(src, inLink = false) {
       continue;
     }
     if (c === '<' && !inLink) {
-      const m = /^<([a-zA-Z][a-zA-Z0-9+.-]{1,31}:[^<>\s]*)>/.exec(src.slice(i, i + 2048));
+      const m = /^<([a-zA-Z][a-zA-Z0-9+.-]{1,31}:[^<>\s]*)>/.exec(src.slice(i, i + MAX_URL));
       const href = m && safeUrl(m[1]);
       if (href) {
         flush();
@@ -231,7 +233,7 @@ export function parseInline(src, inLink = false) {
       }
     }
     if ((c === '[' || (c === '!' && src[i + 1] === '[')) && !inLink) {
-      const link = parseLink(src, c === '!' ? i + 1 : i);
+      const link = parseLink(src, c === '!' ? i + 1 : i, pairs);
       if (link) {
         flush();
         const label = parseInline(link.text, true);
@@ -243,8 +245,8 @@ export function parseInline(src, inLink = false) {
         continue;
       }
     }
-    if (c === 'h' && !inLink && (i === 0 || !/[A-Za-z0-9]/.test(src[i - 1]))) {
-      const m = /^https?:\/\/[^\s<>]+/.exec(src.slice(i, i + 2048));
+    if (c === 'h' && !inLink && src.startsWith('http', i) && (i === 0 || !/[A-Za-z0-9]/.test(src[i - 1]))) {
+      const m = /^https?:\/\/[^\s<>]+/.exec(src.slice(i, i + MAX_URL));
       if (m) {
         const url = trimUrl(m[0]);
         const href = safeUrl(url);
@@ -301,44 +303,50 @@ function trimUrl(url) {
   }
 }
 
-// [text](dest "title") starting at src[i] === '['; null when it is not one.
-function parseLink(src, i) {
-  let depth = 0;
-  let k = i;
-  const limit = Math.min(src.length, i + MAX_LINK_TEXT);
-  for (; k < limit; k++) {
+// Where each '[' of src closes: one pass, skipping escapes and code spans as parseInline does, so
+// that looking for a link costs nothing per bracket (a quadratic scan otherwise).
+function bracketPairs(src) {
+  const pairs = new Map();
+  const open = [];
+  for (let k = 0; k < src.length; k++) {
     const c = src[k];
     if (c === '\\') { k++; continue; }
     if (c === '`') {
       let r = k;
       while (src[r] === '`') r++;
       const end = findBackticks(src, r, r - k);
-      if (end >= 0) { k = end + (r - k) - 1; continue; }
-      k = r - 1;
+      k = end >= 0 ? end + (r - k) - 1 : r - 1;
       continue;
     }
-    if (c === '[') depth++;
-    else if (c === ']' && --depth === 0) break;
+    if (c === '[') open.push(k);
+    else if (c === ']' && open.length) pairs.set(open.pop(), k);
   }
-  if (k >= limit || src[k] !== ']' || src[k + 1] !== '(') return null;
+  return pairs;
+}
+
+// [text](dest "title") starting at src[i] === '['; null when it is not one.
+function parseLink(src, i, pairs) {
+  const k = pairs.get(i);
+  if (k === undefined || k - i > MAX_LINK_TEXT || src[k + 1] !== '(') return null;
   const text = src.slice(i + 1, k);
   let j = k + 2;
   while (src[j] === ' ' || src[j] === '\t' || src[j] === '\n') j++;
   let dest = '';
   if (src[j] === '<') {
-    const close = src.indexOf('>', j);
-    if (close < 0 || src.slice(j, close).includes('\n')) return null;
+    const close = j + src.slice(j, j + MAX_URL).indexOf('>');
+    if (close < j || src.slice(j, close).includes('\n')) return null;
     dest = src.slice(j + 1, close);
     j = close + 1;
   } else {
     let parens = 0;
     const start = j;
-    for (; j < src.length; j++) {
-      const c = src[j];
-      if (c === '\\' && isPunct(src[j + 1])) { j++; continue; }
-      if (/\s/.test(c)) break;
-      if (c === '(') parens++;
-      else if (c === ')') { if (parens === 0) break; parens--; }
+    const stop = Math.min(src.length, j + MAX_URL);
+    for (; j < stop; j++) {
+      const c = src.charCodeAt(j);
+      if (c <= 32) break;  // space or control: the destination ends
+      if (c === 92 && isPunct(src[j + 1])) { j++; continue; }  // backslash
+      if (c === 40) parens++;  // (
+      else if (c === 41) { if (parens === 0) break; parens--; }  // )
     }
     dest = src.slice(start, j).replace(/\\([!-/:-@[-`{-~])/g, '$1');
   }
@@ -347,8 +355,8 @@ function parseLink(src, i) {
   const q = src[j];
   if (q === '"' || q === "'" || q === '(') {
     const closeQ = q === '(' ? ')' : q;
-    const end = src.indexOf(closeQ, j + 1);
-    if (end < 0) return null;
+    const end = j + 1 + src.slice(j + 1, j + 1 + MAX_LINK_TEXT).indexOf(closeQ);
+    if (end <= j) return null;
     title = src.slice(j + 1, end);
     j = end + 1;
     while (src[j] === ' ' || src[j] === '\t') j++;

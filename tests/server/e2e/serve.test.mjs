@@ -18,8 +18,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  API_KEY, BIN, OpenAI, SCALE, assertErrorBody, authHeaders, makeClient, makeModel, rawGet, rawPost,
-  servers, sleep, startServer as startServerIn, stopServer, test,
+  API_KEY, BIN, OpenAI, SCALE, assertErrorBody, authHeaders, makeClient, makeModel, metricValue, parseMetrics,
+  rawGet, rawPost, servers, sleep, startServer as startServerIn, stopServer, test,
 } from './harness.mjs';
 
 const CTX = 4096;           // the main server's --ctx: long generations fit; a long prompt does not
@@ -36,30 +36,10 @@ async function assertHealthy(srv = main) {
   assert.equal(r.status, 200, `/health after the previous request: ${r.status} ${r.text}`);
 }
 
-// Prometheus text format -> [{ name, labels: {k: v}, value }]
-function parseMetrics(text) {
-  const out = [];
-  for (const line of text.split('\n')) {
-    if (!line || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+(\S+)/.exec(line);
-    if (!m) continue;
-    const labels = {};
-    if (m[3]) for (const kv of m[3].matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[kv[1]] = kv[2];
-    out.push({ name: m[1], labels, value: Number(m[4]) });
-  }
-  return out;
-}
-
 async function metrics(srv = main) {
   const r = await rawGet(srv, '/metrics');
   assert.equal(r.status, 200, `/metrics: ${r.status} ${r.text}`);
   return parseMetrics(r.text);
-}
-
-function metricValue(ms, name, labels = {}) {
-  const hits = ms.filter((m) => m.name === name && Object.entries(labels).every(([k, v]) => m.labels[k] === v));
-  if (!hits.length) return undefined;
-  return hits.reduce((s, m) => s + m.value, 0);
 }
 
 // Polls /metrics until nothing runs or waits (the sequences of aborted requests are gone).
