@@ -44,8 +44,8 @@ before(async () => {
   fs.copyFileSync(path.join(ROOT, 'assets/tokenizer/qwen3-hybrid.jinja'), path.join(modelDir, 'chat_template.jinja'));
   // --queue 1: a fourth request while two run and one waits is answered 503 (the busy test).
   [srv, keySrv, browser, fake] = await Promise.all([
-    startServer(modelDir, ['--ctx', String(CTX), '--parallel', '2', '--queue', '1'], { name: 'webui' }),
-    startServer(modelDir, ['--api-key', API_KEY, '--parallel', '1'], { name: 'webui-key' }),
+    startServer(modelDir, ['--ctx', String(CTX), '--parallel', '2', '--queue', '1', '--alias', 'qnext-tiny'], { name: 'webui' }),
+    startServer(modelDir, ['--api-key', API_KEY, '--parallel', '1', '--alias', 'qnext-tiny'], { name: 'webui-key' }),
     launch(),
     startFakeServer(CANNED),
   ]);
