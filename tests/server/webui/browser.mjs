@@ -44,6 +44,7 @@ export async function openPage(browser, url, opts = {}) {
   const context = opts.context ?? await browser.createBrowserContext();
   const page = await context.newPage();
   page.errors = [];
+  page.urls = [];  // every request the page made
   page.chatRequests = [];
   page.on('console', (m) => { if (m.type() === 'error') page.errors.push(`console: ${m.text()}`); });
   page.on('pageerror', (e) => page.errors.push(`uncaught: ${e.message}`));
@@ -52,6 +53,7 @@ export async function openPage(browser, url, opts = {}) {
   if (opts.bypassCSP) await page.setBypassCSP(true);
   await page.setRequestInterception(true);
   page.on('request', async (req) => {
+    page.urls.push(req.url());
     if (req.url().endsWith('/v1/chat/completions') && req.method() === 'POST')
       page.chatRequests.push({ headers: req.headers(), body: JSON.parse(req.postData()) });
     if (page.route && (await page.route(req))) return;

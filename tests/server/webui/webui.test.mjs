@@ -238,6 +238,10 @@ test('loads without errors, sends with Enter (Shift+Enter: new line), the answer
   const ctx = await chat.$eval('#ctx', (e) => e.textContent);
   assert.equal(ctx, `· context ${(Number(m[3]) + Number(m[1])).toLocaleString('en-US')} / ${CTX.toLocaleString('en-US')}`);
   assert.equal(await chat.$eval('#title', (e) => e.textContent), 'Hi');
+  // Nothing from anywhere but the server: no CDN, font or script from the network.
+  assert.deepEqual(chat.urls.filter((u) => !u.startsWith(`${srv.base}/`)), []);
+  for (const f of ['/', '/app.mjs', '/markdown.mjs', '/style.css', '/favicon.svg', '/props'])
+    assert.ok(chat.urls.includes(`${srv.base}${f}`), `the page loaded ${f}`);
   assertNoErrors(chat);
 });
 
