@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/quant.h"
 #include "kernels/weight_format.h"
 
@@ -36,6 +37,11 @@ void matmul_rows_scalar(const Matrix& w, const float* x, int T, float* y, int64_
 }
 
 void matmul_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  Bf16Terms terms;
+  if (use_bf16_gemm(isa, w.dtype, T, &terms)) {
+    gemm_bf16_rows_avx512(w, x, T, y, ldy, r0, r1, terms);
+    return;
+  }
   if (isa != Isa::Scalar && T >= kGemmMinTokens) {
     gemm_rows_avx2(w, x, T, y, ldy, r0, r1);
     return;

@@ -1,0 +1,35 @@
+// Products on bf16 dot products (AVX512-BF16's vdpbf16ps: 32 multiply-adds an instruction, twice
+// the float FMA's) for several tokens: prefill, and the experts' shares of a prompt.
+//
+// The weights become bf16: FP8 and int4 weights dequantized with their scales, then rounded to
+// bf16 (relative error <= 2^-9; BF16 would be used as stored). The activations become one bf16
+// term (x rounded to 2^-9: the fast default of FP8 and int4, bounded by `qnext kld` against exact
+// mode) or two (hi = bf16(x), lo = bf16(x - hi): x to ~2^-16, within the golden tolerances of BF16
+// weights; see use_bf16_gemm for why BF16 does not come here yet). Exact mode
+// (QNEXT_ACTIVATIONS=f32) never comes here.
+#pragma once
+#include <cstdint>
+
+#include "kernels/matmul.h"
+
+namespace qnext {
+
+enum class Bf16Terms { One, HiLo };
+
+// From this many tokens FP8 and int4 products take the bf16 kernel (fewer: the float row tiles,
+// which stream the weights once and need no conversion pass).
+constexpr int kBf16MinTokens = 4;
+
+// Whether a product of T tokens over weights of type t runs on bf16 dot products now (isa AVX-512
+// on a CPU with AVX512-BF16, not exact mode, a format and token count where it is
+// faster), and with how many activation terms.
+bool use_bf16_gemm(Isa isa, DType t, int T, Bf16Terms* terms);
+
+// Output rows [r0, r1) of y = x W^T: x [T, cols], y [T, ldy]; the same contract as matmul_rows.
+// The scalar twin defines the rounding; the AVX-512 kernel differs only in summation order.
+void gemm_bf16_rows_scalar(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1,
+                           Bf16Terms terms);
+void gemm_bf16_rows_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1,
+                           Bf16Terms terms);
+
+}  // namespace qnext

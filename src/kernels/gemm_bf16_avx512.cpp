@@ -1,0 +1,199 @@
+// AVX512-BF16 product for several tokens (scalar twin gemm_bf16_rows_scalar in gemm_bf16.cpp;
+// what is rounded where: gemm_bf16.h).
+//
+// Dot-product orientation: a tile of 4 weight rows x up to 4 tokens keeps 16 accumulators, each
+// a 16-lane partial sum along k; one step loads 32 bf16 weights of each row and 32 bf16
+// activations of each token and issues 16 vdpbf16ps (32 with two activation terms). Every lane
+// does useful work whatever the token count, which suits an expert's share of a prompt (often 4 to
+// 20 tokens) as well as a whole prompt; the 16 partial sums of each (row, token) are added in a
+// transposing tree once per row. The weights are converted to bf16 a chunk of rows at a time
+// (sized for L2; BF16 rows are used in place), the activations once per call; token blocks of 64
+// keep a block's activations in L2 while the chunk's rows go by.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels/gemm_bf16.h"
+#include "kernels/stream_prefetch.h"
+#include "kernels/weight_format.h"
+
+namespace qnext {
+namespace {
+
+constexpr int kRowsPerTile = 4;
+constexpr int kTokensPerTile = 4;
+constexpr int kTokenBlock = 64;
+constexpr size_t kChunkBytes = 256 * 1024;  // bf16 weight rows converted at once
+
+inline int64_t padded_cols(int64_t cols) { return (cols + 31) / 32 * 32; }
+
+// 32 floats (the first `valid`, the rest zero) -> 32 bf16, round to nearest even.
+inline __m512i to_bf16x32(const float* p, int64_t valid) {
+  const __mmask16 m0 = valid >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << valid) - 1);
+  const __mmask16 m1 = valid >= 32 ? __mmask16(0xFFFF) : valid <= 16 ? __mmask16(0) : __mmask16((1u << (valid - 16)) - 1);
+  const __m512 a = _mm512_maskz_loadu_ps(m0, p), b = _mm512_maskz_loadu_ps(m1, p + 16);
+  return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(b, a));  // low half from a
+}
+
+inline __m512 widen_bf16x16(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+
+// One float row -> bf16 hi [kp] (and lo [kp] = bf16(x - hi) when lo is set), zero padded.
+void row_to_bf16(const float* x, int64_t n, int64_t kp, uint16_t* hi, uint16_t* lo) {
+  for (int64_t k = 0; k < kp; k += 32) {
+    const int64_t valid = std::clamp<int64_t>(n - k, 0, 32);
+    const __m512i h = to_bf16x32(x + k, valid);
+    _mm512_storeu_si512(hi + k, h);
+    if (!lo) continue;
+    const __mmask16 m0 = valid >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << valid) - 1);
+    const __mmask16 m1 = valid >= 32 ? __mmask16(0xFFFF) : valid <= 16 ? __mmask16(0) : __mmask16((1u << (valid - 16)) - 1);
+    const __m512 r0 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m0, x + k), widen_bf16x16(_mm512_castsi512_si256(h)));
+    const __m512 r1 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m1, x + k + 16), widen_bf16x16(_mm512_extracti64x4_epi64(h, 1)));
+    _mm512_storeu_si512(lo + k, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(r1, r0)));
+  }
+}
+
+// Sums of the 16 lanes of each of v0..v3, in one 128-bit vector.
+inline __m128 sum4(__m512 v0, __m512 v1, __m512 v2, __m512 v3) {
+  // Per 128-bit lane: [v0 0+2, v1 0+2, v0 1+3, v1 1+3] and the same for v2, v3.
+  const __m512 a = _mm512_add_ps(_mm512_unpacklo_ps(v0, v1), _mm512_unpackhi_ps(v0, v1));
+  const __m512 b = _mm512_add_ps(_mm512_unpacklo_ps(v2, v3), _mm512_unpackhi_ps(v2, v3));
+  // Per 128-bit lane: [v0, v1, v2, v3] partial sums.
+  const __m512d ad = _mm512_castps_pd(a), bd = _mm512_castps_pd(b);
+  const __m512 c = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(ad, bd)), _mm512_castpd_ps(_mm512_unpackhi_pd(ad, bd)));
+  const __m512 d = _mm512_add_ps(c, _mm512_shuffle_f32x4(c, c, _MM_SHUFFLE(1, 0, 3, 2)));
+  const __m512 e = _mm512_add_ps(d, _mm512_shuffle_f32x4(d, d, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm512_castps512_ps128(e);
+}
+
+// y[t][r] for MR rows of w (row stride ldw, kp bf16 each) and MT tokens (stride ldx).
+template <int MR, int MT, bool kHiLo>
+void tile(const uint16_t* w, int64_t ldw, const uint16_t* xh, const uint16_t* xl, int64_t ldx, int64_t kp, float* y,
+          int64_t ldy) {
+  __m512 acc[MR][kTokensPerTile];
+  for (int i = 0; i < MR; ++i)
+    for (int j = 0; j < kTokensPerTile; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kp; k += 32) {
+    __m512bh xv[MT], xlv[MT];
+    for (int j = 0; j < MT; ++j) {
+      xv[j] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(xh + size_t(j) * size_t(ldx) + size_t(k)));
+      if constexpr (kHiLo) xlv[j] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(xl + size_t(j) * size_t(ldx) + size_t(k)));
+    }
+    for (int i = 0; i < MR; ++i) {
+      const __m512bh wv = reinterpret_cast<__m512bh>(_mm512_loadu_si512(w + size_t(i) * size_t(ldw) + size_t(k)));
+      for (int j = 0; j < MT; ++j) {
+        acc[i][j] = _mm512_dpbf16_ps(acc[i][j], wv, xv[j]);
+        if constexpr (kHiLo) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], wv, xlv[j]);
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    alignas(16) float s[4];
+    _mm_store_ps(s, sum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]));
+    for (int j = 0; j < MT; ++j) y[size_t(j) * size_t(ldy) + size_t(i)] = s[j];
+  }
+}
+
+template <int MR, bool kHiLo>
+void tile_tokens(int mt, const uint16_t* w, int64_t ldw, const uint16_t* xh, const uint16_t* xl, int64_t ldx, int64_t kp,
+                 float* y, int64_t ldy) {
+  switch (mt) {
+    case 1: tile<MR, 1, kHiLo>(w, ldw, xh, xl, ldx, kp, y, ldy); return;
+    case 2: tile<MR, 2, kHiLo>(w, ldw, xh, xl, ldx, kp, y, ldy); return;
+    case 3: tile<MR, 3, kHiLo>(w, ldw, xh, xl, ldx, kp, y, ldy); return;
+    default: tile<MR, 4, kHiLo>(w, ldw, xh, xl, ldx, kp, y, ldy); return;
+  }
+}
+
+// 32 FP8 codes (the first `valid`, the rest zero) times their block's scale, as bf16: the f16
+// trick of fp8_avx512.cpp gives code / 256 exactly (subnormal codes included), times scale x 256
+// in float, then rounded once more to bf16 (as the scalar twin: dequantize, then round).
+inline __m512i e4m3x32_to_bf16(const uint8_t* p, int64_t valid, __m512 scale256) {
+  const __mmask32 m = valid >= 32 ? __mmask32(0xFFFFFFFFu) : __mmask32((1u << valid) - 1);
+  const __m512i h = _mm512_cvtepi8_epi16(_mm256_maskz_loadu_epi8(m, p));
+  const __m512i f16 = _mm512_and_si512(_mm512_slli_epi16(h, 7), _mm512_set1_epi16(int16_t(0xBF80)));
+  const __m512 lo = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(f16)), scale256);
+  const __m512 hi = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_extracti64x4_epi64(f16, 1)), scale256);
+  return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+}
+
+// Weight row r as bf16 [kp], zero padded; FP8 (blocks of whole 32-weight steps) straight from its
+// codes, other formats through their float dequantizer (row: [cols] scratch).
+void weight_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out, float* row, StreamPrefetch& prefetch) {
+  prefetch.advance(w.row_ptr(r));
+  if (w.dtype == DType::F8_E4M3 && w.group % 32 == 0) {
+    const uint8_t* codes = w.row_ptr(r);
+    const int64_t srow = r / w.group_rows;
+    for (int64_t k0 = 0, g = 0; k0 < kp; k0 += w.group, ++g) {
+      const __m512 s = _mm512_set1_ps(k0 < w.cols ? scale_at(w, srow, g) * 256.0f : 0.0f);
+      for (int64_t k = k0; k < std::min(kp, k0 + w.group); k += 32) {
+        prefetch.advance(codes + k);
+        _mm512_storeu_si512(out + k, e4m3x32_to_bf16(codes + k, std::clamp<int64_t>(w.cols - k, 0, 32), s));
+      }
+    }
+    return;
+  }
+  weight_format(w.dtype).dequant[int(Isa::Avx2)](w, r, 0, w.cols, row);
+  row_to_bf16(row, w.cols, kp, out, nullptr);
+}
+
+template <bool kHiLo>
+void run(const Matrix& w, int T, float* y, int64_t ldy, int64_t r0, int64_t r1, const uint16_t* xh, const uint16_t* xl,
+         int64_t kp) {
+  // BF16 rows whose length is already a multiple of 32 are multiplied in place.
+  const bool in_place = w.dtype == DType::BF16 && w.cols == kp;
+  const int64_t chunk_rows = std::max<int64_t>(kRowsPerTile, int64_t(kChunkBytes / (2 * size_t(kp))) / kRowsPerTile * kRowsPerTile);
+  thread_local std::vector<uint16_t> chunk;  // [chunk_rows, kp]
+  thread_local std::vector<float> row;       // [cols]
+  if (!in_place) {
+    if (chunk.size() < size_t(chunk_rows * kp)) chunk.resize(size_t(chunk_rows * kp));
+    if (row.size() < size_t(w.cols)) row.resize(size_t(w.cols));
+  }
+  // The rows are read once, converted, then used from cache: their first read streams from memory.
+  StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(r1));
+  for (int64_t rc = r0; rc < r1; rc += chunk_rows) {
+    const int64_t rows = std::min(chunk_rows, r1 - rc);
+    const uint16_t* wc = reinterpret_cast<const uint16_t*>(w.row_ptr(rc));
+    if (!in_place) {
+      for (int64_t i = 0; i < rows; ++i) weight_row_to_bf16(w, rc + i, kp, chunk.data() + size_t(i * kp), row.data(), prefetch);
+      wc = chunk.data();
+    }
+    for (int tb = 0; tb < T; tb += kTokenBlock) {
+      const int te = std::min(T, tb + kTokenBlock);
+      for (int64_t i = 0; i < rows; i += kRowsPerTile) {
+        const uint16_t* wi = wc + size_t(i * kp);
+        float* yi = y + size_t(rc + i);
+        for (int t = tb; t < te; t += kTokensPerTile) {
+          const int mt = std::min(kTokensPerTile, te - t);
+          const uint16_t* xt = xh + size_t(t) * size_t(kp);
+          const uint16_t* xlt = kHiLo ? xl + size_t(t) * size_t(kp) : nullptr;
+          float* yt = yi + size_t(t) * size_t(ldy);
+          if (rows - i >= kRowsPerTile) {
+            tile_tokens<kRowsPerTile, kHiLo>(mt, wi, kp, xt, xlt, kp, kp, yt, ldy);
+          } else {
+            for (int64_t ii = i; ii < rows; ++ii)
+              tile_tokens<1, kHiLo>(mt, wc + size_t(ii * kp), kp, xt, xlt, kp, kp, yt + (ii - i), ldy);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_bf16_rows_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1,
+                           Bf16Terms terms) {
+  const int64_t kp = padded_cols(w.cols);
+  const bool hilo = terms == Bf16Terms::HiLo;
+  thread_local std::vector<uint16_t> xh, xl;  // [T, kp] each
+  if (xh.size() < size_t(T) * size_t(kp)) xh.resize(size_t(T) * size_t(kp));
+  if (hilo && xl.size() < size_t(T) * size_t(kp)) xl.resize(size_t(T) * size_t(kp));
+  for (int t = 0; t < T; ++t)
+    row_to_bf16(x + size_t(t) * size_t(w.cols), w.cols, kp, xh.data() + size_t(t) * size_t(kp),
+                hilo ? xl.data() + size_t(t) * size_t(kp) : nullptr);
+  if (hilo) run<true>(w, T, y, ldy, r0, r1, xh.data(), xl.data(), kp);
+  else run<false>(w, T, y, ldy, r0, r1, xh.data(), nullptr, kp);
+}
+
+}  // namespace qnext

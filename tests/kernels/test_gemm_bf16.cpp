@@ -1,0 +1,159 @@
+// The bf16 dot-product kernel (kernels/gemm_bf16.h): its AVX-512 form against the scalar twin for
+// BF16, FP8 and int4 weights, one and two activation terms, partial tiles and padded columns; the
+// two-term form against float products (what keeps BF16 within the golden tolerances); and the
+// dispatch (exact mode and the scalar ISA never come here).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/cpu.h"
+#include "kernels/gemm_bf16.h"
+#include "kernels/matmul.h"
+#include "kernels/weight_format.h"
+
+namespace qnext {
+namespace {
+
+struct Weights {
+  std::vector<uint8_t> codes;
+  std::vector<float> scales;
+  std::vector<int32_t> zeros;
+  Matrix m;
+};
+
+Weights random_weights(DType t, int64_t rows, int64_t cols, std::mt19937& rng) {
+  Weights w;
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  w.codes.resize(size_t(rows) * row_bytes(t, cols));
+  switch (t) {
+    case DType::BF16:
+      for (size_t i = 0; i < size_t(rows * cols); ++i) reinterpret_cast<uint16_t*>(w.codes.data())[i] = f32_to_bf16(nd(rng));
+      w.m = Matrix{t, w.codes.data(), rows, cols};
+      break;
+    case DType::F8_E4M3:
+      for (auto& c : w.codes) {
+        do c = uint8_t(rng());
+        while ((c & 0x7f) == 0x7f);  // NaN codes
+      }
+      w.m = Matrix{t, w.codes.data(), rows, cols};
+      w.m.group = 128, w.m.group_rows = 128;
+      break;
+    default:  // I4, asymmetric, groups of 32
+      for (auto& c : w.codes) c = uint8_t(rng());
+      w.m = Matrix{t, w.codes.data(), rows, cols};
+      w.m.group = 32;
+      w.zeros.resize(size_t((rows + 7) / 8 * w.m.scale_cols()));
+      for (auto& z : w.zeros) z = int32_t(rng());
+      w.m.zeros = w.zeros.data();
+      break;
+  }
+  if (t != DType::BF16) {
+    w.scales.resize(size_t(w.m.scale_rows() * w.m.scale_cols()));
+    std::uniform_real_distribution<float> u(1e-3f, 2e-2f);
+    for (auto& s : w.scales) s = u(rng);
+    w.m.scales = w.scales.data();
+    w.m.scale_dtype = DType::F32;
+  }
+  return w;
+}
+
+// Sum over k of |w_rk x_tk| for each output: the scale of the rounding errors a sum may carry.
+std::vector<double> magnitudes(const Matrix& w, const std::vector<float>& x, int T) {
+  std::vector<double> m(size_t(T) * size_t(w.rows));
+  std::vector<float> row(size_t(w.cols));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    weight_format(w.dtype).dequant[0](w, r, 0, w.cols, row.data());
+    for (int t = 0; t < T; ++t) {
+      double s = 0;
+      for (int64_t k = 0; k < w.cols; ++k) s += std::fabs(double(row[size_t(k)]) * x[size_t(t * w.cols + k)]);
+      m[size_t(t) * size_t(w.rows) + size_t(r)] = s;
+    }
+  }
+  return m;
+}
+
+TEST(GemmBf16, Avx512MatchesScalarTwin) {
+  if (!cpu_has_avx512_bf16() || best_isa() < Isa::Avx512) GTEST_SKIP() << "this CPU lacks AVX512-BF16: the kernel was not checked";
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  struct Case { DType t; int64_t rows, cols; };
+  // Rows past whole 4-row tiles, columns past whole 32-column steps and 128-column FP8 blocks.
+  for (Case c : {Case{DType::BF16, 70, 256}, {DType::BF16, 9, 200}, {DType::F8_E4M3, 133, 328}, {DType::F8_E4M3, 8, 2048},
+                 {DType::I4, 37, 96}, {DType::I4, 64, 1000}})
+    for (Bf16Terms terms : {Bf16Terms::One, Bf16Terms::HiLo})
+      for (int T : {1, 3, 4, 6, 17, 70}) {
+        Weights w = random_weights(c.t, c.rows, c.cols, rng);
+        std::vector<float> x(size_t(T) * size_t(c.cols));
+        for (auto& v : x) v = nd(rng);
+        const auto mag = magnitudes(w.m, x, T);
+        // Rows [r0, r1) only, into a wider y: the other columns must stay untouched.
+        const int64_t r0 = c.rows > 8 ? 3 : 0, r1 = c.rows, ldy = c.rows + 5;
+        std::vector<float> want(size_t(T) * size_t(ldy), -7.0f), got = want;
+        gemm_bf16_rows_scalar(w.m, x.data(), T, want.data(), ldy, r0, r1, terms);
+        gemm_bf16_rows_avx512(w.m, x.data(), T, got.data(), ldy, r0, r1, terms);
+        const std::string label = std::string(dtype_name(c.t)) + " " + std::to_string(c.rows) + "x" +
+                                  std::to_string(c.cols) + " T=" + std::to_string(T) +
+                                  (terms == Bf16Terms::HiLo ? " hi+lo" : " one term");
+        for (int t = 0; t < T; ++t)
+          for (int64_t r = 0; r < ldy; ++r) {
+            const size_t i = size_t(t) * size_t(ldy) + size_t(r);
+            if (r < r0 || r >= r1) {
+              ASSERT_EQ(got[i], -7.0f) << label << ": wrote outside its rows at t=" << t << " r=" << r;
+              continue;
+            }
+            // Same products, summed in another order (float accumulators, 2^-24 each).
+            const double tol = 1e-6 * mag[size_t(t) * size_t(c.rows) + size_t(r)] + 1e-30;
+            ASSERT_LE(std::fabs(double(got[i]) - want[i]), tol) << label << " t=" << t << " r=" << r;
+          }
+      }
+}
+
+// Two terms carry x to ~2^-16 and BF16 weights are exact: the products stay within a few 2^-16
+// of the float products, where one term (x rounded to 2^-9) does not.
+TEST(GemmBf16, TwoTermsMatchFloatProducts) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const int T = 9;
+  Weights w = random_weights(DType::BF16, 48, 512, rng);
+  std::vector<float> x(size_t(T) * 512);
+  for (auto& v : x) v = nd(rng);
+  const auto mag = magnitudes(w.m, x, T);
+  std::vector<float> exact(size_t(T) * 48), two(exact.size()), one(exact.size());
+  matmul_rows_scalar(w.m, x.data(), T, exact.data(), 48, 0, 48);
+  gemm_bf16_rows_scalar(w.m, x.data(), T, two.data(), 48, 0, 48, Bf16Terms::HiLo);
+  gemm_bf16_rows_scalar(w.m, x.data(), T, one.data(), 48, 0, 48, Bf16Terms::One);
+  double worst_two = 0, worst_one = 0;
+  for (size_t i = 0; i < exact.size(); ++i) {
+    worst_two = std::max(worst_two, std::fabs(double(two[i]) - exact[i]) / mag[i]);
+    worst_one = std::max(worst_one, std::fabs(double(one[i]) - exact[i]) / mag[i]);
+  }
+  EXPECT_LT(worst_two, 4.0 / 65536) << "two terms";
+  EXPECT_GT(worst_one, 16.0 / 65536) << "one term rounds x to 2^-9: this test would not see a lost lo term";
+}
+
+TEST(GemmBf16, DispatchLeavesExactModeAndScalarAlone) {
+  Bf16Terms terms;
+  const bool saved = exact_activations();
+  set_exact_activations(true);
+  EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::F8_E4M3, 64, &terms));
+  EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::BF16, 64, &terms));
+  set_exact_activations(false);
+  EXPECT_FALSE(use_bf16_gemm(Isa::Scalar, DType::F8_E4M3, 64, &terms));
+  EXPECT_FALSE(use_bf16_gemm(Isa::Avx2, DType::BF16, 64, &terms));
+  EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::F32, 64, &terms));
+  EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::BF16, 64, &terms));  // equals exact mode (gemm_bf16.cpp)
+  EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::F8_E4M3, kBf16MinTokens - 1, &terms));
+  if (cpu_has_avx512_bf16()) {
+    EXPECT_TRUE(use_bf16_gemm(Isa::Avx512, DType::F8_E4M3, kBf16MinTokens, &terms));
+    EXPECT_EQ(terms, Bf16Terms::One);
+    EXPECT_TRUE(use_bf16_gemm(Isa::Avx512, DType::I4, 64, &terms));
+    EXPECT_EQ(terms, Bf16Terms::One);
+  }
+  set_exact_activations(saved);
+}
+
+}  // namespace
+}  // namespace qnext
