@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/gemm_bf16.h"
+#include "kernels/int4.h"
 #include "kernels/stream_prefetch.h"
 #include "kernels/weight_format.h"
 
@@ -117,8 +118,8 @@ inline __m512i e4m3x32_to_bf16(const uint8_t* p, int64_t valid, __m512 scale256)
   return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
 }
 
-// Weight row r as bf16 [kp], zero padded; FP8 (blocks of whole 32-weight steps) straight from its
-// codes, other formats through their float dequantizer (row: [cols] scratch).
+// Weight row r as bf16 [kp], zero padded; FP8 and int4 (groups of whole 32-weight steps) straight
+// from their codes, other formats through their float dequantizer (row: [cols] scratch).
 void weight_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out, float* row, StreamPrefetch& prefetch) {
   prefetch.advance(w.row_ptr(r));
   if (w.dtype == DType::F8_E4M3 && w.group % 32 == 0) {
@@ -129,6 +130,26 @@ void weight_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out, f
       for (int64_t k = k0; k < std::min(kp, k0 + w.group); k += 32) {
         prefetch.advance(codes + k);
         _mm512_storeu_si512(out + k, e4m3x32_to_bf16(codes + k, std::clamp<int64_t>(w.cols - k, 0, 32), s));
+      }
+    }
+    return;
+  }
+  if (w.dtype == DType::I4 && w.group % 32 == 0 && w.cols % 32 == 0) {
+    const uint8_t* bytes = w.row_ptr(r);  // 16 bytes per 32 weights: byte i holds 2i (low) and 2i + 1
+    const Int4RowGroups groups(w, r);
+    const __m512i nibble = _mm512_set1_epi32(15);
+    for (int64_t k0 = 0, g = 0; k0 < w.cols; k0 += w.group, ++g) {
+      const __m512 s = _mm512_set1_ps(groups.scale(g));
+      const __m512i zu = _mm512_set1_epi32(groups.zero_u(g));
+      for (int64_t k = k0; k < k0 + w.group; k += 32) {
+        prefetch.advance(bytes + k / 2);
+        const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes + k / 2)));
+        // (u - (z + 8)) * scale in float, as the scalar dequantizer, then rounded to bf16.
+        const __m512 even = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(b, nibble), zu)), s);
+        const __m512 odd = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(b, 4), zu)), s);
+        const __m512i e16 = _mm512_cvtepu16_epi32(reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(even)));
+        const __m512i o16 = _mm512_cvtepu16_epi32(reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(odd)));
+        _mm512_storeu_si512(out + k, _mm512_or_si512(e16, _mm512_slli_epi32(o16, 16)));
       }
     }
     return;

@@ -41,10 +41,10 @@ Weights random_weights(DType t, int64_t rows, int64_t cols, std::mt19937& rng) {
       w.m = Matrix{t, w.codes.data(), rows, cols};
       w.m.group = 128, w.m.group_rows = 128;
       break;
-    default:  // I4, asymmetric, groups of 32
+    default:  // I4, asymmetric, groups of 32 (128 for 256 columns)
       for (auto& c : w.codes) c = uint8_t(rng());
       w.m = Matrix{t, w.codes.data(), rows, cols};
-      w.m.group = 32;
+      w.m.group = cols == 256 ? 128 : 32;
       w.zeros.resize(size_t((rows + 7) / 8 * w.m.scale_cols()));
       for (auto& z : w.zeros) z = int32_t(rng());
       w.m.zeros = w.zeros.data();
@@ -82,7 +82,7 @@ TEST(GemmBf16, Avx512MatchesScalarTwin) {
   struct Case { DType t; int64_t rows, cols; };
   // Rows past whole 4-row tiles, columns past whole 32-column steps and 128-column FP8 blocks.
   for (Case c : {Case{DType::BF16, 70, 256}, {DType::BF16, 9, 200}, {DType::F8_E4M3, 133, 328}, {DType::F8_E4M3, 8, 2048},
-                 {DType::I4, 37, 96}, {DType::I4, 64, 1000}})
+                 {DType::I4, 37, 96}, {DType::I4, 64, 1000}, {DType::I4, 20, 256}})
     for (Bf16Terms terms : {Bf16Terms::One, Bf16Terms::HiLo})
       for (int T : {1, 3, 4, 6, 17, 70}) {
         Weights w = random_weights(c.t, c.rows, c.cols, rng);
