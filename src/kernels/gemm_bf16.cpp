@@ -9,9 +9,11 @@ namespace qnext {
 bool use_bf16_gemm(Isa isa, DType t, int T, Bf16Terms* terms) {
   if (isa != Isa::Avx512 || !cpu_has_avx512_bf16() || exact_activations()) return false;
   switch (t) {
-    // Not BF16 (yet): two terms would keep the golden tolerances, but below kGemmMinTokens BF16 runs
-    // the float tiles, so a token's logits would move (~1e-4) with the batch it shares, and BF16
-    // is promised to equal exact mode (serving's batching tests). Issue 15 decides with measurements.
+    // Not BF16 yet. Two terms keep its golden tolerances, and running every token count through
+    // them would keep a token's result independent of its batch (the float paths differ below
+    // and above kGemmMinTokens, so BF16 cannot take this kernel for prefill alone). Measured on
+    // the BF16 slice (Zen 5, 2 threads): prefill 1.25x the float GEMM, but decoding slower than
+    // the float row kernels (the one-row tile's two dependency chains); so BF16 stays on float.
     case DType::F8_E4M3:
     case DType::I4:
       *terms = Bf16Terms::One;

@@ -1,12 +1,12 @@
 // Products on bf16 dot products (AVX512-BF16's vdpbf16ps: 32 multiply-adds an instruction, twice
 // the float FMA's) for several tokens: prefill, and the experts' shares of a prompt.
 //
-// The weights become bf16: FP8 and int4 weights dequantized with their scales, then rounded to
-// bf16 (relative error <= 2^-9; BF16 would be used as stored). The activations become one bf16
+// The weights become bf16: BF16 weights as stored (exact); FP8 and int4 weights dequantized with
+// their scales, then rounded to bf16 (relative error <= 2^-9). The activations become one bf16
 // term (x rounded to 2^-9: the fast default of FP8 and int4, bounded by `qnext kld` against exact
-// mode) or two (hi = bf16(x), lo = bf16(x - hi): x to ~2^-16, within the golden tolerances of BF16
-// weights; see use_bf16_gemm for why BF16 does not come here yet). Exact mode
-// (QNEXT_ACTIVATIONS=f32) never comes here.
+// mode) or two (hi = bf16(x), lo = bf16(x - hi): x to ~2^-16, so BF16 weights would keep the
+// golden tolerances; not dispatched yet, see use_bf16_gemm). Exact mode (QNEXT_ACTIVATIONS=f32)
+// never comes here.
 #pragma once
 #include <cstdint>
 

@@ -3,7 +3,8 @@
 //
 // Dot-product orientation: a tile of 4 weight rows x up to 4 tokens keeps 16 accumulators, each
 // a 16-lane partial sum along k; one step loads 32 bf16 weights of each row and 32 bf16
-// activations of each token and issues 16 vdpbf16ps (32 with two activation terms). Every lane
+// activations of each token and issues 16 vdpbf16ps (with two activation terms: 4 rows x 2
+// tokens x 2 terms). Every lane
 // does useful work whatever the token count, which suits an expert's share of a prompt (often 4 to
 // 20 tokens) as well as a whole prompt; the 16 partial sums of each (row, token) are added in a
 // transposing tree once per row. The weights are converted to bf16 a chunk of rows at a time
@@ -23,7 +24,6 @@ namespace qnext {
 namespace {
 
 constexpr int kRowsPerTile = 4;
-constexpr int kTokensPerTile = 4;
 constexpr int kTokenBlock = 64;
 constexpr size_t kChunkBytes = 256 * 1024;  // bf16 weight rows converted at once
 
@@ -67,28 +67,35 @@ inline __m128 sum4(__m512 v0, __m512 v1, __m512 v2, __m512 v3) {
   return _mm512_castps512_ps128(e);
 }
 
-// y[t][r] for MR rows of w (row stride ldw, kp bf16 each) and MT tokens (stride ldx).
+// Tokens per tile: 4 with one activation term; 2 with two, whose hi and lo products go into two
+// accumulators each (two dependency chains even for one row and one token: decoding).
+template <bool kHiLo>
+constexpr int kTokensPerTile = kHiLo ? 2 : 4;
+
+// y[t][r] for MR rows of w (row stride ldw, kp bf16 each) and MT tokens (stride ldx). Each (row,
+// token) sum takes the same steps whatever MR and MT, so a token's result never depends on the
+// tokens or rows it shares a tile with (batching cannot change it).
 template <int MR, int MT, bool kHiLo>
 void tile(const uint16_t* w, int64_t ldw, const uint16_t* xh, const uint16_t* xl, int64_t ldx, int64_t kp, float* y,
           int64_t ldy) {
-  __m512 acc[MR][kTokensPerTile];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < kTokensPerTile; ++j) acc[i][j] = _mm512_setzero_ps();
+  constexpr int kLo = kHiLo ? MT : 0;
+  __m512 acc[MR][4], lo[MR][kLo > 0 ? kLo : 1];
+  for (int i = 0; i < MR; ++i) {
+    for (int j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_ps();
+    for (int j = 0; j < kLo; ++j) lo[i][j] = _mm512_setzero_ps();
+  }
   for (int64_t k = 0; k < kp; k += 32) {
-    __m512bh xv[MT], xlv[MT];
-    for (int j = 0; j < MT; ++j) {
-      xv[j] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(xh + size_t(j) * size_t(ldx) + size_t(k)));
-      if constexpr (kHiLo) xlv[j] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(xl + size_t(j) * size_t(ldx) + size_t(k)));
-    }
+    __m512bh xv[MT], xlv[kLo > 0 ? kLo : 1];
+    for (int j = 0; j < MT; ++j) xv[j] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(xh + size_t(j) * size_t(ldx) + size_t(k)));
+    for (int j = 0; j < kLo; ++j) xlv[j] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(xl + size_t(j) * size_t(ldx) + size_t(k)));
     for (int i = 0; i < MR; ++i) {
       const __m512bh wv = reinterpret_cast<__m512bh>(_mm512_loadu_si512(w + size_t(i) * size_t(ldw) + size_t(k)));
-      for (int j = 0; j < MT; ++j) {
-        acc[i][j] = _mm512_dpbf16_ps(acc[i][j], wv, xv[j]);
-        if constexpr (kHiLo) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], wv, xlv[j]);
-      }
+      for (int j = 0; j < MT; ++j) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], wv, xv[j]);
+      for (int j = 0; j < kLo; ++j) lo[i][j] = _mm512_dpbf16_ps(lo[i][j], wv, xlv[j]);
     }
   }
   for (int i = 0; i < MR; ++i) {
+    for (int j = 0; j < kLo; ++j) acc[i][j] = _mm512_add_ps(acc[i][j], lo[i][j]);
     alignas(16) float s[4];
     _mm_store_ps(s, sum4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]));
     for (int j = 0; j < MT; ++j) y[size_t(j) * size_t(ldy) + size_t(i)] = s[j];
@@ -101,8 +108,12 @@ void tile_tokens(int mt, const uint16_t* w, int64_t ldw, const uint16_t* xh, con
   switch (mt) {
     case 1: tile<MR, 1, kHiLo>(w, ldw, xh, xl, ldx, kp, y, ldy); return;
     case 2: tile<MR, 2, kHiLo>(w, ldw, xh, xl, ldx, kp, y, ldy); return;
-    case 3: tile<MR, 3, kHiLo>(w, ldw, xh, xl, ldx, kp, y, ldy); return;
-    default: tile<MR, 4, kHiLo>(w, ldw, xh, xl, ldx, kp, y, ldy); return;
+    case 3:
+      if constexpr (!kHiLo) tile<MR, 3, kHiLo>(w, ldw, xh, xl, ldx, kp, y, ldy);
+      return;
+    default:
+      if constexpr (!kHiLo) tile<MR, 4, kHiLo>(w, ldw, xh, xl, ldx, kp, y, ldy);
+      return;
   }
 }
 
@@ -179,13 +190,22 @@ void run(const Matrix& w, int T, float* y, int64_t ldy, int64_t r0, int64_t r1, 
       for (int64_t i = 0; i < rows; ++i) weight_row_to_bf16(w, rc + i, kp, chunk.data() + size_t(i * kp), row.data(), prefetch);
       wc = chunk.data();
     }
+    constexpr int kMT = kTokensPerTile<kHiLo>;
+    if (in_place && T <= kMT) {
+      // Decoding: the rows stream from memory one after another (stream_prefetch.h).
+      for (int64_t i = 0; i < rows; ++i) {
+        prefetch.advance(w.row_ptr(rc + i + 1));
+        tile_tokens<1, kHiLo>(T, wc + size_t(i * kp), kp, xh, xl, kp, kp, y + size_t(rc + i), ldy);
+      }
+      continue;
+    }
     for (int tb = 0; tb < T; tb += kTokenBlock) {
       const int te = std::min(T, tb + kTokenBlock);
       for (int64_t i = 0; i < rows; i += kRowsPerTile) {
         const uint16_t* wi = wc + size_t(i * kp);
         float* yi = y + size_t(rc + i);
-        for (int t = tb; t < te; t += kTokensPerTile) {
-          const int mt = std::min(kTokensPerTile, te - t);
+        for (int t = tb; t < te; t += kMT) {
+          const int mt = std::min(kMT, te - t);
           const uint16_t* xt = xh + size_t(t) * size_t(kp);
           const uint16_t* xlt = kHiLo ? xl + size_t(t) * size_t(kp) : nullptr;
           float* yt = yi + size_t(t) * size_t(ldy);

@@ -134,6 +134,35 @@ TEST(GemmBf16, TwoTermsMatchFloatProducts) {
   EXPECT_GT(worst_one, 16.0 / 65536) << "one term rounds x to 2^-9: this test would not see a lost lo term";
 }
 
+// A token's outputs are bit-identical whether it is computed alone, in a pair or in a batch of 11,
+// and whatever rows the call covers: serving batches sequences without changing their results.
+TEST(GemmBf16, TokenResultsDoNotDependOnTheBatch) {
+  if (!cpu_has_avx512_bf16() || best_isa() < Isa::Avx512) GTEST_SKIP() << "this CPU lacks AVX512-BF16: the kernel was not checked";
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (DType t : {DType::BF16, DType::F8_E4M3})
+    for (Bf16Terms terms : {Bf16Terms::One, Bf16Terms::HiLo}) {
+      const int64_t rows = 22, cols = 256;
+      Weights w = random_weights(t, rows, cols, rng);
+      const int T = 11;
+      std::vector<float> x(size_t(T) * size_t(cols));
+      for (auto& v : x) v = nd(rng);
+      std::vector<float> batch(size_t(T) * size_t(rows));
+      gemm_bf16_rows_avx512(w.m, x.data(), T, batch.data(), rows, 0, rows, terms);
+      for (int t0 = 0; t0 < T; ++t0)
+        for (int n : {1, 2}) {
+          if (t0 + n > T) continue;
+          std::vector<float> part(size_t(n) * size_t(rows));
+          gemm_bf16_rows_avx512(w.m, x.data() + size_t(t0) * size_t(cols), n, part.data(), rows, 0, 5, terms);
+          gemm_bf16_rows_avx512(w.m, x.data() + size_t(t0) * size_t(cols), n, part.data(), rows, 5, rows, terms);
+          for (int j = 0; j < n; ++j)
+            for (int64_t r = 0; r < rows; ++r)
+              ASSERT_EQ(part[size_t(j) * size_t(rows) + size_t(r)], batch[size_t(t0 + j) * size_t(rows) + size_t(r)])
+                  << dtype_name(t) << " token " << t0 + j << " of " << n << " row " << r;
+        }
+    }
+}
+
 TEST(GemmBf16, DispatchLeavesExactModeAndScalarAlone) {
   Bf16Terms terms;
   const bool saved = exact_activations();
@@ -144,7 +173,7 @@ TEST(GemmBf16, DispatchLeavesExactModeAndScalarAlone) {
   EXPECT_FALSE(use_bf16_gemm(Isa::Scalar, DType::F8_E4M3, 64, &terms));
   EXPECT_FALSE(use_bf16_gemm(Isa::Avx2, DType::BF16, 64, &terms));
   EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::F32, 64, &terms));
-  EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::BF16, 64, &terms));  // equals exact mode (gemm_bf16.cpp)
+  EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::BF16, 64, &terms));  // gemm_bf16.cpp says why
   EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::F8_E4M3, kBf16MinTokens - 1, &terms));
   if (cpu_has_avx512_bf16()) {
     EXPECT_TRUE(use_bf16_gemm(Isa::Avx512, DType::F8_E4M3, kBf16MinTokens, &terms));
