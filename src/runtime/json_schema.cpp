@@ -280,12 +280,12 @@ class Converter {
  public:
   explicit Converter(const json& root) : root_(root) {}
 
-  Result<std::string> run() {
+  Result<std::string> run(std::string_view start) {
     auto top = visit(root_, "", "doc", 0);
     if (!top) return err(top.error());
     if (auto cycle = find_ref_cycle()) return err("json schema: '$ref' loop through '" + *cycle +
                                                   "': the schema refers to itself before any JSON text");
-    std::string out = "# from a JSON Schema (runtime/json_schema.cpp)\nroot ::= ws " + top->text + " ws\n";
+    std::string out = "# from a JSON Schema (runtime/json_schema.cpp)\n" + std::string(start) + " ::= ws " + top->text + " ws\n";
     use("ws");
     for (const auto& [name, body] : rules_)
       if (!name.empty()) out += name + " ::= " + body + "\n";
@@ -877,9 +877,9 @@ class Converter {
 
 }  // namespace
 
-Result<std::string> json_schema_to_grammar(const nlohmann::ordered_json& schema) {
+Result<std::string> json_schema_to_grammar(const nlohmann::ordered_json& schema, std::string_view start) {
   try {
-    return Converter(schema).run();
+    return Converter(schema).run(start);
   } catch (const nlohmann::json::exception& e) {
     // dump() refuses invalid UTF-8 in keys or values; get<>() mismatches are checked before.
     return err(std::string("json schema: ") + e.what());

@@ -33,17 +33,20 @@
 #pragma once
 #include <string>
 
+#include <string_view>
+
 #include <nlohmann/json.hpp>
 
 #include "core/result.h"
 
 namespace qnext {
 
-// A grammar (start rule "root") accepting the JSON documents that conform to `schema`, with
-// bounded whitespace around them; an error such as
-// "json schema: unsupported keyword 'patternProperties' at /properties/a" for anything it cannot
-// enforce exactly (the root's pointer is written "/").
-Result<std::string> json_schema_to_grammar(const nlohmann::ordered_json& schema);
+// A grammar accepting the JSON documents that conform to `schema`, with bounded whitespace around
+// them, starting at rule `start` ("root"; another name embeds it in a larger grammar, whose other
+// rule names must not start with "doc" nor be one of the shared rules: ws, string, number, ...);
+// an error such as "json schema: unsupported keyword 'patternProperties' at /properties/a" for
+// anything it cannot enforce exactly (the root's pointer is written "/").
+Result<std::string> json_schema_to_grammar(const nlohmann::ordered_json& schema, std::string_view start = "root");
 
 // Any JSON object (OpenAI response_format {"type": "json_object"}).
 std::string json_object_grammar();

@@ -8,15 +8,6 @@ using json = nlohmann::ordered_json;
 
 namespace {
 
-// The converter's grammar with its start rule renamed, to be used inside a larger grammar (its
-// other rules keep their names: one converted schema per grammar).
-std::string as_rule(std::string grammar, const std::string& name) {
-  const std::string root = "\nroot ::= ";
-  size_t at = grammar.find(root);
-  if (at != std::string::npos) grammar.replace(at + 1, root.size() - 1, name + " ::= ");
-  return grammar;
-}
-
 ApiResult<std::string> tool_call_grammar(const ToolForcing& f) {
   // One JSON object per call: {"name": <a tool's name>, "arguments": <its parameters>}.
   json calls = json::array();
@@ -29,10 +20,10 @@ ApiResult<std::string> tool_call_grammar(const ToolForcing& f) {
                      {"additionalProperties", false}});
   }
   json schema = calls.size() == 1 ? calls[0] : json{{"anyOf", calls}};
-  auto g = json_schema_to_grammar(schema);
+  auto g = json_schema_to_grammar(schema, "call-json");
   if (!g) return bad_param("tools", "tool parameters: " + g.error());
   std::string root = f.one_call ? "root ::= call\n" : "root ::= call ( \"\\n\" call )*\n";
-  return root + "call ::= \"<tool_call>\\n\" call-json \"\\n</tool_call>\"\n" + as_rule(g.value(), "call-json");
+  return root + "call ::= \"<tool_call>\\n\" call-json \"\\n</tool_call>\"\n" + g.value();
 }
 
 }  // namespace

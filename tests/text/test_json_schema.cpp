@@ -489,6 +489,20 @@ TEST(JsonSchemaRefuses, EmptyIntegerRange) {
             "json schema: the schema at / matches nothing (no integer of at most 16 digits is within the bounds)");
 }
 
+// Embedded in a larger grammar under another start rule: no "root" of its own, and the outer
+// grammar's text around the document is enforced.
+TEST(JsonSchema, StartRuleNamedByTheCaller) {
+  auto text = json_schema_to_grammar(json{{"type", "integer"}}, "inner-json");
+  ASSERT_TRUE(text.ok()) << text.error();
+  EXPECT_EQ(text->find("root ::="), std::string::npos) << *text;
+  auto g = grammar::Grammar::parse("root ::= \"<\" inner-json \">\"\n" + *text);
+  ASSERT_TRUE(g.ok()) << g.error() << "\n" << *text;
+  EXPECT_TRUE(grammar::accepts(g.value(), "<42>"));
+  EXPECT_TRUE(grammar::accepts(g.value(), "< -7 >"));
+  EXPECT_FALSE(grammar::accepts(g.value(), "42"));
+  EXPECT_FALSE(grammar::accepts(g.value(), "<4.5>"));
+}
+
 TEST(JsonSchemaRefuses, NestingDeeperThan64) {
   json schema = {{"type", "integer"}};
   for (int i = 0; i < 70; ++i) schema = {{"type", "array"}, {"items", schema}};
