@@ -3,13 +3,12 @@
 //
 // Dot-product orientation: a tile of 4 weight rows x up to 4 tokens keeps 16 accumulators, each
 // a 16-lane partial sum along k; one step loads 32 bf16 weights of each row and 32 bf16
-// activations of each token and issues 16 vdpbf16ps (with two activation terms: 4 rows x 2
-// tokens x 2 terms). Every lane
-// does useful work whatever the token count, which suits an expert's share of a prompt (often 4 to
-// 20 tokens) as well as a whole prompt; the 16 partial sums of each (row, token) are added in a
-// transposing tree once per row. The weights are converted to bf16 a chunk of rows at a time
-// (sized for L2; BF16 rows are used in place), the activations once per call; token blocks of 64
-// keep a block's activations in L2 while the chunk's rows go by.
+// activations of each token and issues 16 vdpbf16ps (with two activation terms: 4 rows x 2 tokens
+// x 2 terms). Every lane does useful work whatever the token count, which suits an expert's share
+// of a prompt (often 4 to 20 tokens) as well as a whole prompt; the 16 partial sums of each (row,
+// token) are added in a transposing tree once per row. The weights are converted to bf16 a chunk
+// of rows at a time (sized for L2; BF16 rows are used in place), the activations once per call;
+// token blocks of 64 keep a block's activations in L2 while the chunk's rows go by.
 #include <immintrin.h>
 
 #include <algorithm>
