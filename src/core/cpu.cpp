@@ -15,9 +15,12 @@ Isa best_isa() {
   return Isa::Scalar;
 }
 
-bool cpu_has_avx512_bf16() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512bf16");
+bool cpu_has_avx512_bf16() {  // asked once per product (kernels/gemm_bf16.h): read the CPU once
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") != 0;
+  }();
+  return has;
 }
 
 bool cpu_has_avx512_vnni() {  // asked once per product: read the CPU once

@@ -7,7 +7,8 @@
 namespace qnext {
 
 bool use_bf16_gemm(Isa isa, DType t, int T, Bf16Terms* terms) {
-  if (isa != Isa::Avx512 || !cpu_has_avx512_bf16() || exact_activations()) return false;
+  // Every product asks (decoding: each chunk of rows), so the format and ISA answer first.
+  if (T < kBf16MinTokens || isa != Isa::Avx512 || !cpu_has_avx512_bf16() || exact_activations()) return false;
   switch (t) {
     // Not BF16 yet. Two terms keep its golden tolerances, and running every token count through
     // them would keep a token's result independent of its batch (the float paths differ below
@@ -17,7 +18,7 @@ bool use_bf16_gemm(Isa isa, DType t, int T, Bf16Terms* terms) {
     case DType::F8_E4M3:
     case DType::I4:
       *terms = Bf16Terms::One;
-      return T >= kBf16MinTokens;
+      return true;
     default: return false;
   }
 }
