@@ -5,6 +5,7 @@
 #include <cmath>
 #include <random>
 
+#include "common/exact_mode.h"
 #include "common/golden.h"
 #include "core/cpu.h"
 #include "io/quant_config.h"
@@ -147,11 +148,7 @@ std::vector<double> reference_product(const Matrix& w, const std::vector<float>&
 // in exact mode: the float-activation kernels. (The fast default of several tokens rounds the
 // activations to bf16 on CPUs with AVX512-BF16: tests/kernels/test_gemm_bf16.cpp.)
 void expect_products_match(const Matrix& w, std::mt19937& rng, const std::string& label) {
-  struct ExactMode {
-    bool saved = exact_activations();
-    ExactMode() { set_exact_activations(true); }
-    ~ExactMode() { set_exact_activations(saved); }
-  } exact;
+  const testing::ScopedExactActivations exact(true);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (int T : {1, 2, 3, 4, 5, 13, 20}) {
     std::vector<float> x(size_t(T) * size_t(w.cols));

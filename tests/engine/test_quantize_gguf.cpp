@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/exact_mode.h"
 #include "common/golden.h"
 #include "common/gguf_writer.h"
 #include "common/run.h"
@@ -238,10 +239,7 @@ TEST(QuantizeGguf, TinyKQ8ShardsAndIndex) {
 // positions past half the rms, 90% top-1, the first 4 greedy tokens.
 TEST(QuantizeGguf, TinyKQ8RunsLikeTheGguf) {
   const auto& out = tiny_k_q8();
-  set_exact_activations(true);
-  struct Restore {
-    ~Restore() { set_exact_activations(false); }
-  } restore;
+  const testing::ScopedExactActivations exact(true);
   auto a = loaded(Model::load(kTinyK), kTinyK);
   auto b = loaded(Model::load(out.dir.path), out.dir.path);
   ASSERT_TRUE(b->has_mtp());
@@ -294,10 +292,7 @@ TEST(QuantizeGguf, TinyKQ8RunsLikeTheGguf) {
 // layout (the regrouped DeltaNet projection, norms, A_log, conv, experts, MTP) is checked here.
 TEST(QuantizeGguf, RealVocabQ8RunsAsTheGguf) {
   const auto out = convert(kRealVocab, QuantRecipe::Q8, kGgufShardBytes);
-  set_exact_activations(true);
-  struct Restore {
-    ~Restore() { set_exact_activations(false); }
-  } restore;
+  const testing::ScopedExactActivations exact(true);
   auto a = loaded(Model::load(kRealVocab), kRealVocab);
   auto b = loaded(Model::load(out->dir.path), out->dir.path);
   // The blocks themselves: the embedding's bytes as the GGUF stores them.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/exact_mode.h"
 #include "core/cpu.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
@@ -165,11 +166,12 @@ TEST(GemmBf16, TokenResultsDoNotDependOnTheBatch) {
 
 TEST(GemmBf16, DispatchLeavesExactModeAndScalarAlone) {
   Bf16Terms terms;
-  const bool saved = exact_activations();
-  set_exact_activations(true);
-  EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::F8_E4M3, 64, &terms));
-  EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::BF16, 64, &terms));
-  set_exact_activations(false);
+  {
+    const testing::ScopedExactActivations exact(true);
+    EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::F8_E4M3, 64, &terms));
+    EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::BF16, 64, &terms));
+  }
+  const testing::ScopedExactActivations fast(false);
   EXPECT_FALSE(use_bf16_gemm(Isa::Scalar, DType::F8_E4M3, 64, &terms));
   EXPECT_FALSE(use_bf16_gemm(Isa::Avx2, DType::BF16, 64, &terms));
   EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::F32, 64, &terms));
@@ -181,7 +183,6 @@ TEST(GemmBf16, DispatchLeavesExactModeAndScalarAlone) {
     EXPECT_TRUE(use_bf16_gemm(Isa::Avx512, DType::I4, 64, &terms));
     EXPECT_EQ(terms, Bf16Terms::One);
   }
-  set_exact_activations(saved);
 }
 
 }  // namespace
