@@ -197,10 +197,13 @@ std::optional<ApiError> read_common(Fields& f, const ApiContext& ctx, int prompt
   }
   int64_t max_tokens = ctx.ctx - prompt_len;
   const char* max_key = f.get("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
-  if (f.integer(max_key, max_tokens, 1, INT64_MAX) && prompt_len + max_tokens > ctx.ctx) {
+  // Compared as a difference: prompt_len + max_tokens overflows for max_tokens near INT64_MAX.
+  if (f.integer(max_key, max_tokens, 1, INT64_MAX) && max_tokens > ctx.ctx - prompt_len) {
+    const bool sum_fits = max_tokens <= INT64_MAX - prompt_len;
     return ApiError{400,
                     "This model's maximum context length is " + std::to_string(ctx.ctx) + " tokens. However, you requested " +
-                        std::to_string(prompt_len + max_tokens) + " tokens (" + std::to_string(prompt_len) +
+                        (sum_fits ? std::to_string(prompt_len + max_tokens) : std::string("more than ") + std::to_string(INT64_MAX)) +
+                        " tokens (" + std::to_string(prompt_len) +
                         " in the prompt, " + std::to_string(max_tokens) + " in the completion).",
                     "invalid_request_error", max_key, "context_length_exceeded"};
   }

@@ -273,6 +273,23 @@ TEST(ChatRequest, ContextLength) {
   EXPECT_EQ(dflt->gen.max_tokens, 10);
 }
 
+// Found by fuzz_openai_request: prompt + max_tokens overflowed int64 (undefined behaviour) before the check.
+TEST(ChatRequest, HugeMaxTokensIsAContextErrorNotAnOverflow) {
+  for (const char* key : {"max_tokens", "max_completion_tokens"}) {
+    auto r = chat(chat_body({{key, INT64_MAX}}));
+    ASSERT_FALSE(r.ok()) << key;
+    EXPECT_EQ(r.error().code, "context_length_exceeded");
+    EXPECT_EQ(r.error().param, key);
+    EXPECT_NE(r.error().message.find("more than 9223372036854775807"), std::string::npos) << r.error().message;
+  }
+  auto near = chat(chat_body({{"max_tokens", INT64_MAX - 200}}));
+  ASSERT_FALSE(near.ok());
+  EXPECT_EQ(near.error().code, "context_length_exceeded");
+  auto c = completion(json{{"prompt", "hi"}, {"max_tokens", INT64_MAX}});
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, "context_length_exceeded");
+}
+
 TEST(ChatRequest, Tools) {
   auto r = chat(chat_body({{"tools", {weather_tool()}}}));
   ASSERT_TRUE(r.ok()) << r.error().message;
