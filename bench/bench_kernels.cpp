@@ -6,6 +6,7 @@
 #include <random>
 #include <vector>
 
+#include "core/bandwidth.h"
 #include "core/cpu.h"
 #include "core/thread_pool.h"
 #include "kernels/attention.h"
@@ -74,6 +75,16 @@ void matmul_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"dtype", "isa", "threads"})->UseRealTime();
 }
 BENCHMARK(BM_Matvec)->Apply(matmul_args);
+
+// The read-bandwidth probe of `qnext bench` over a buffer the size of BM_Matvec's BF16 matrix: run
+// beside BM_Matvec (--benchmark_repetitions alternates nothing, so filter both into one run) it is
+// the decode kernels' limit at the same moment of a noisy machine. Timed reads only (manual time).
+void BM_ReadBandwidth(benchmark::State& state) {
+  const size_t bytes = size_t(131072) * 2048 * 2;
+  for (auto _ : state) state.SetIterationTime(double(bytes) / (measure_read_bandwidth(int(state.range(0)), bytes, 1) * 1e9));
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(bytes));
+}
+BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->ArgName("threads")->UseManualTime();
 BENCHMARK(BM_MatvecCached)->Apply(matmul_args);
 BENCHMARK(BM_Matmul64)->Apply(matmul_args);
 

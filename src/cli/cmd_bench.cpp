@@ -37,10 +37,29 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// The process's peak resident set (VmHWM), which reset_peak_rss can lower again; getrusage's
+// maxrss cannot be reset and would keep the bandwidth probe's buffer.
 size_t peak_rss_bytes() {
+  if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
+    char line[256];
+    size_t kb = 0;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "VmHWM: %zu kB", &kb) == 1) break;
+    std::fclose(f);
+    if (kb > 0) return kb * 1024;
+  }
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return size_t(u.ru_maxrss) * 1024;
+}
+
+// Lowers the peak to what is resident now (Linux: "5" to clear_refs), so that a probe's freed
+// buffer does not count as the model's memory.
+void reset_peak_rss() {
+  if (std::FILE* f = std::fopen("/proc/self/clear_refs", "w")) {
+    std::fputs("5", f);
+    std::fclose(f);
+  }
 }
 
 }  // namespace
@@ -110,7 +129,11 @@ void register_bench(CLI::App& app, int& exit_code) {
     };
     // With --depth, every repeat also decodes from an empty state just before, so the cost of
     // depth is a ratio measured side by side (this machine's speed drifts between runs).
-    std::vector<double> pp, tg, tg0, depth_ratio;
+    // The roofline's bandwidth is probed right after each decode repeat: on a shared machine the
+    // memory's speed drifts, and a probe taken once, at another moment, makes the fraction noise.
+    const double bytes_per_token = double(model->active_weight_bytes());
+    std::vector<double> pp, tg, tg0, depth_ratio, probe, fraction;
+    size_t rss_peak = 0;  // the model's, without the probe's buffer
     for (int r = 0; r < o->repeats; ++r) {
       if (o->prompt > 0) {
         auto st = fresh_state();
@@ -126,6 +149,10 @@ void register_bench(CLI::App& app, int& exit_code) {
           tg0.push_back(decode_rate(empty));
         }
         tg.push_back(decode_rate(*st));
+        rss_peak = std::max(rss_peak, peak_rss_bytes());
+        probe.push_back(measure_read_bandwidth(o->model.threads, size_t(1) << 30, 2) * 1e9);
+        reset_peak_rss();
+        fraction.push_back(probe.back() > 0 ? bytes_per_token * tg.back() / probe.back() : 0);
         if (o->depth > 0) depth_ratio.push_back(tg.back() / tg0.back());
       }
     }
@@ -138,11 +165,11 @@ void register_bench(CLI::App& app, int& exit_code) {
     nlohmann::json batched;
     if (o->batch > 0) batched = bench_batch(*model, o->batch, std::max(5, 4 * o->repeats + 1), 2, o->json);
     const Stats p = stats(pp), g = stats(tg), g0 = stats(tg0), ratio = stats(depth_ratio);
-    const size_t rss = peak_rss_bytes();  // before the bandwidth probe's own 1 GiB buffer
-    const double bytes_per_token = double(model->active_weight_bytes());
-    const double bandwidth = measure_read_bandwidth(o->model.threads) * 1e9;
+    const size_t rss = std::max(rss_peak, peak_rss_bytes());
+    if (probe.empty()) probe.push_back(measure_read_bandwidth(o->model.threads) * 1e9);  // after the RSS, as above
+    const Stats bw = stats(probe), fr = stats(fraction);
+    const double bandwidth = bw.median;
     const double achieved = bytes_per_token * g.median;
-    const double fraction = bandwidth > 0 ? achieved / bandwidth : 0;
     if (o->json) {
       nlohmann::json j = {{"model", o->model.dir},
                           {"isa", std::string(isa_name(active_isa()))},
@@ -169,7 +196,11 @@ void register_bench(CLI::App& app, int& exit_code) {
                           {"measured_bandwidth_gb_s", bandwidth / 1e9},
                           {"achieved_gb_s", achieved / 1e9},
                           {"roofline_tok_s", bandwidth / bytes_per_token},
-                          {"roofline_fraction", fraction}};
+                          {"measured_bandwidth_gb_s_min", bw.min / 1e9},
+                          {"measured_bandwidth_gb_s_max", bw.max / 1e9},
+                          {"roofline_fraction", fr.median},  // median over repeats of tg x bytes / that repeat's probe
+                          {"roofline_fraction_min", fr.min},
+                          {"roofline_fraction_max", fr.max}};
       if (o->mtp > 0) j["mtp"] = mtp;
       if (o->batch > 0) j["batch"] = batched;
       std::printf("%s\n", j.dump(2).c_str());
@@ -184,10 +215,11 @@ void register_bench(CLI::App& app, int& exit_code) {
         std::printf("tg%-8d %12.2f %12.2f %12.2f   at depth 0, alternating with the above: ratio %.3f\n", o->gen,
                     g0.median, g0.min, g0.max, ratio.median);
       std::printf("peak RSS %s (weights %s)\n", human_bytes(double(rss)).c_str(), human_bytes(double(model->weight_bytes())).c_str());
-      std::printf("roofline: %s of weights per decoded token; measured read bandwidth %.2f GB/s -> at most %.2f tok/s;\n"
-                  "          achieved %.2f GB/s = %.1f%% of the limit\n",
-                  human_bytes(bytes_per_token).c_str(), bandwidth / 1e9, bandwidth / bytes_per_token, achieved / 1e9,
-                  100 * fraction);
+      std::printf("roofline: %s of weights per decoded token; read bandwidth probed after each decode %.2f GB/s"
+                  " (%.2f-%.2f) -> at most %.2f tok/s;\n"
+                  "          achieved %.2f GB/s; per repeat against its own probe %.1f%% of the limit (%.1f-%.1f%%)\n",
+                  human_bytes(bytes_per_token).c_str(), bandwidth / 1e9, bw.min / 1e9, bw.max / 1e9,
+                  bandwidth / bytes_per_token, achieved / 1e9, 100 * fr.median, 100 * fr.min, 100 * fr.max);
     }
     exit_code = 0;
   });
