@@ -16,4 +16,37 @@ void rows_int4_scalar(const Matrix& w, const float* x, int T, float* y, int64_t 
   rows_f32_dequant_scalar(dequant_int4_scalar, w, x, T, y, ldy, r0, r1);
 }
 
+bool int4_int8_fits(const Matrix& w) {
+  const int64_t G = w.group;
+  return w.cols % 128 == 0 && w.cols <= kInt4Int8MaxCols && G > 0 && (G % 128 == 0 || G == 32 || G == 64);
+}
+
+// The scalar twin of the VNNI kernel: the same lanes, in plain loops.
+void rows_int4_q8_scalar(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  const int64_t nb = w.cols / 32;
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint32_t* words = reinterpret_cast<const uint32_t*>(w.row_ptr(r));  // [cols / 8]
+    const Int4RowGroups groups(w, r);
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8x* xb = xq + size_t(t) * size_t(nb);
+      float lanes[16] = {};
+      for (int64_t word = 0; word < w.cols / 8; ++word) {
+        const BlockQ8x& b = xb[word / 4];
+        const int8_t* q = b.q + 8 * (word % 4);
+        int32_t dot = 0, sum = 0;
+        for (int j = 0; j < 8; ++j) {
+          dot += int32_t((words[word] >> (4 * j)) & 15) * q[j];
+          sum += q[j];
+        }
+        const int64_t g = 8 * word / w.group;
+        const float zc = b.d * float(sum);
+        lanes[word % 16] += groups.scale(g) * (float(dot) * b.d - float(groups.zero_u(g)) * zc);
+      }
+      float s = 0;
+      for (float v : lanes) s += v;
+      y[size_t(t) * size_t(ldy) + size_t(r)] = s;
+    }
+  }
+}
+
 }  // namespace qnext

@@ -89,7 +89,7 @@ void matmul(const Matrix& w, const float* x, int T, float* y) {
     return;
   }
   const Isa isa = active_isa();
-  if (int8_activations(w.dtype)) {
+  if (int8_product(isa, w, T)) {
     matmul_quantized(w, x, T, y, isa, true);
     return;
   }
@@ -118,7 +118,7 @@ void matmul_group(const Product* ps, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     const Product& p = ps[i];
     Plan& plan = plans[i];
-    if (int8_activations(p.w->dtype)) {
+    if (int8_product(isa, *p.w, p.T)) {
       for (size_t j = 0; j < i && plan.xq == SIZE_MAX; ++j)
         if (plans[j].xq != SIZE_MAX && ps[j].x == p.x && ps[j].T == p.T && ps[j].w->cols == p.w->cols) plan.xq = plans[j].xq;
       if (plan.xq == SIZE_MAX) {
@@ -152,7 +152,7 @@ void matmul_group(const Product* ps, size_t n) {
 
 void matmul_serial(const Matrix& w, const float* x, int T, float* y) {
   const Isa isa = active_isa();
-  if (int8_activations(w.dtype)) matmul_quantized(w, x, T, y, isa, false);
+  if (int8_product(isa, w, T)) matmul_quantized(w, x, T, y, isa, false);
   else matmul_rows(isa, w, x, T, y, w.rows, 0, w.rows);
 }
 

@@ -57,21 +57,21 @@ void dequant_float(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out
 }
 
 constexpr WeightFormat kFloat(DType t) {
-  return {t, false, {dequant_float, dequant_float, dequant_float}, {matmul_rows_scalar, matmul_rows_avx2, matmul_rows_avx512}, {}};
+  return {t, false, {dequant_float, dequant_float, dequant_float}, {matmul_rows_scalar, matmul_rows_avx2, matmul_rows_avx512}, {}, nullptr};
 }
 constexpr WeightFormat kQuant(DType t) {
   return {t, true, {dequant_q_scalar, dequant_q_avx2, dequant_q_avx2}, {rows_q_f32_scalar, rows_q_f32_avx2, rows_q_f32_avx2},
-          {matmul_q_rows_scalar, matmul_q_rows_avx2, matmul_q_rows_avx512}};
+          {matmul_q_rows_scalar, matmul_q_rows_avx2, matmul_q_rows_avx512}, nullptr};
 }
 
 // A GGUF block format with ggml_blocks.h's kernels for `name`; _INT8 adds ggml_blocks_q8.h's.
 #define QNEXT_GGML_FORMAT(type, name)                                                             \
   {DType::type, false, {dequant_##name##_scalar, dequant_##name##_avx2, dequant_##name##_avx2},    \
-   {rows_##name##_scalar, rows_##name##_avx2, rows_##name##_avx512}, {}}
+   {rows_##name##_scalar, rows_##name##_avx2, rows_##name##_avx512}, {}, nullptr}
 #define QNEXT_GGML_FORMAT_INT8(type, name)                                                        \
   {DType::type, true, {dequant_##name##_scalar, dequant_##name##_avx2, dequant_##name##_avx2},     \
    {rows_##name##_scalar, rows_##name##_avx2, rows_##name##_avx512},                               \
-   {rows_int8_##name##_scalar, rows_int8_##name##_avx2, rows_int8_##name##_avx512}}
+   {rows_int8_##name##_scalar, rows_int8_##name##_avx2, rows_int8_##name##_avx512}, nullptr}
 
 // Indexed by DType. The AVX-512 entries of the stored-block formats run the AVX2 kernels, but for
 // the row products of FP8 and the GGUF block formats.
@@ -79,15 +79,17 @@ constexpr WeightFormat kFormats[] = {
     kFloat(DType::F32),
     kFloat(DType::BF16),
     kFloat(DType::F16),
-    {DType::I64, false, {}, {}, {}},
-    {DType::I32, false, {}, {}, {}},
-    {DType::U8, false, {}, {}, {}},
+    {DType::I64, false, {}, {}, {}, nullptr},
+    {DType::I32, false, {}, {}, {}, nullptr},
+    {DType::U8, false, {}, {}, {}, nullptr},
     kQuant(DType::Q8_0),
     kQuant(DType::Q4_0),
     {DType::F8_E4M3, false, {dequant_fp8_scalar, dequant_fp8_avx2, dequant_fp8_avx2},
-     {rows_fp8_scalar, rows_fp8_avx2, rows_fp8_avx512}, {}},
+     {rows_fp8_scalar, rows_fp8_avx2, rows_fp8_avx512}, {}, nullptr},
+    // int8 only on VNNI (int8_product): the scalar twin fills the slots no dispatch reaches.
     {DType::I4, false, {dequant_int4_scalar, dequant_int4_avx2, dequant_int4_avx2},
-     {rows_int4_scalar, rows_int4_avx2, rows_int4_avx512}, {}},
+     {rows_int4_scalar, rows_int4_avx2, rows_int4_avx512},
+     {rows_int4_q8_scalar, rows_int4_q8_scalar, rows_int4_q8_avx512}, int4_int8_fits},
     // llama.cpp's GGUF block formats (kernels/ggml_blocks.h); the K-quants also int8 activations.
     QNEXT_GGML_FORMAT(Q4_1, q4_1),
     QNEXT_GGML_FORMAT(Q5_0, q5_0),
@@ -114,5 +116,11 @@ static_assert(in_dtype_order(), "one entry per DType, in the enum's order");
 const WeightFormat& weight_format(DType t) { return kFormats[size_t(t)]; }
 
 bool int8_activations(DType t) { return weight_format(t).int8_activations && !exact_activations(); }
+
+bool int8_product(Isa isa, const Matrix& w, int T) {
+  if (int8_activations(w.dtype)) return true;
+  const auto fits = weight_format(w.dtype).int8_decode_fits;
+  return fits && T <= kGroupMaxTokens && vnni_kernels(isa) && !exact_activations() && fits(w);
+}
 
 }  // namespace qnext

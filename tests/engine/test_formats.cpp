@@ -262,6 +262,107 @@ TEST(Int4, RowKernelsOverRowRangesAndWideOutputs) {
     GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
 }
 
+// I4 decoding on VNNI with int8 activations (rows_int8): the VNNI kernel against its scalar twin
+// over the same quantized activations, on row ranges of a wide y; the twin against the double
+// product of the dequantized weights and dequantized activations; and the dispatch (int8_product):
+// few tokens in the fast default only, never in exact mode or for a matrix the kernel does not fit.
+TEST(Int4, Int8DecodeKernelMatchesScalarTwin) {
+  std::mt19937 rng(23);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  struct C { int64_t rows, cols, group; bool asym; };
+  for (C c : {C{40, 2048, 128, false}, C{40, 2048, 128, true}, C{24, 512, 32, true}, C{16, 256, 64, false},
+              C{16, 256, 64, true}, C{9, 384, 256, true}, C{8, 1024, 1024, false}}) {
+    Synthetic s = random_int4(c.rows, c.cols, c.group, c.asym, rng);
+    ASSERT_TRUE(int4_int8_fits(s.m));
+    const std::string name = "int4 " + std::to_string(c.rows) + "x" + std::to_string(c.cols) + " g" +
+                             std::to_string(c.group) + (c.asym ? " asym" : " sym");
+    const int64_t ldy = c.rows + 3, nb = c.cols / 32;
+    for (int T : {1, 2, 3, 5}) {
+      std::vector<float> x(size_t(T) * size_t(c.cols));
+      for (auto& v : x) v = nd(rng);
+      std::vector<BlockQ8x> xq(size_t(T) * size_t(nb));
+      quantize_activation_rows(Isa::Scalar, x.data(), T, c.cols, xq.data());
+      std::vector<float> xd(x.size());  // the activations as the kernels see them
+      for (size_t b = 0; b < xq.size(); ++b)
+        for (int k = 0; k < 32; ++k) xd[32 * b + size_t(k)] = xq[b].d * float(xq[b].q[k]);
+      const auto want = reference_product(s.m, xd, T);  // [T, rows]
+      double scale = 0;
+      for (double v : want) scale = std::max(scale, std::fabs(v));
+      const double tol = 2e-6 * scale * std::sqrt(double(c.cols)) + 1e-7;
+      std::vector<float> twin(size_t(T) * size_t(ldy), -7.0f);
+      rows_int4_q8_scalar(s.m, xq.data(), T, twin.data(), ldy, 0, c.rows);
+      double err = 0;
+      for (int t = 0; t < T; ++t)
+        for (int64_t r = 0; r < c.rows; ++r) {
+          const double d = std::fabs(double(twin[size_t(t * ldy + r)]) - want[size_t(t * c.rows + r)]);
+          if (!(d <= err)) err = d;
+        }
+      EXPECT_LE(err, tol) << name << " T=" << T << " scalar twin";
+      if (!vnni_kernels(best_isa())) continue;
+      for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, c.rows}, {3, c.rows - 2}, {c.rows - 1, c.rows}, {5, 5}}) {
+        std::vector<float> y(size_t(T) * size_t(ldy), -7.0f);
+        rows_int4_q8_avx512(s.m, xq.data(), T, y.data(), ldy, r0, r1);
+        double e = 0;
+        int untouched_bad = 0;
+        for (int t = 0; t < T; ++t)
+          for (int64_t r = 0; r < ldy; ++r) {
+            const float got = y[size_t(t * ldy + r)];
+            if (r < r0 || r >= r1) {
+              untouched_bad += got != -7.0f;
+              continue;
+            }
+            const double d = std::fabs(double(got) - twin[size_t(t * ldy + r)]);
+            if (!(d <= e)) e = d;
+          }
+        EXPECT_EQ(untouched_bad, 0) << name << " T=" << T << " rows [" << r0 << ", " << r1 << "): wrote outside its rows";
+        EXPECT_LE(e, tol) << name << " T=" << T << " rows [" << r0 << ", " << r1 << ") VNNI against the twin";
+      }
+    }
+  }
+  // Dispatch.
+  Synthetic fits = random_int4(32, 512, 128, true, rng), odd = random_int4(32, 520, 8, true, rng);
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+    const testing::ScopedExactActivations fast(false);
+    const bool vnni = vnni_kernels(isa);
+    EXPECT_EQ(int8_product(isa, fits.m, 1), vnni) << isa_name(isa);
+    EXPECT_EQ(int8_product(isa, fits.m, kGroupMaxTokens), vnni) << isa_name(isa);
+    EXPECT_FALSE(int8_product(isa, fits.m, kGroupMaxTokens + 1)) << isa_name(isa) << ": prefill keeps its GEMM";
+    EXPECT_FALSE(int8_product(isa, odd.m, 1)) << isa_name(isa);
+    const testing::ScopedExactActivations exact(true);
+    EXPECT_FALSE(int8_product(isa, fits.m, 1)) << isa_name(isa) << " in exact mode";
+  }
+  // Through matmul, one token: the fast default equals the twin over its quantized activations
+  // (VNNI), exact mode the float product.
+  if (vnni_kernels(best_isa())) {
+    const Isa saved = active_isa();
+    set_active_isa(Isa::Avx512);
+    std::vector<float> x(512);
+    for (auto& v : x) v = nd(rng);
+    std::vector<BlockQ8x> xq(16);
+    quantize_activation_rows(Isa::Avx512, x.data(), 1, 512, xq.data());
+    std::vector<float> twin(32), fast(32), exact(32);
+    rows_int4_q8_scalar(fits.m, xq.data(), 1, twin.data(), 32, 0, 32);
+    {
+      const testing::ScopedExactActivations mode(false);
+      matmul(fits.m, x.data(), 1, fast.data());
+    }
+    {
+      const testing::ScopedExactActivations mode(true);
+      matmul(fits.m, x.data(), 1, exact.data());
+    }
+    const auto want = reference_product(fits.m, x, 1);
+    double scale = 0;
+    for (double v : want) scale = std::max(scale, std::fabs(v));
+    EXPECT_LE(max_abs_diff(fast, twin), 1e-5 * scale);
+    double exact_err = 0;
+    for (size_t i = 0; i < 32; ++i) exact_err = std::max(exact_err, std::fabs(double(exact[i]) - want[i]));
+    EXPECT_LE(exact_err, 1e-5 * scale);
+    EXPECT_GT(max_abs_diff(fast, exact), 1e-4 * scale) << "the fast default should quantize the activations";
+    set_active_isa(saved);
+  }
+  if (!vnni_kernels(best_isa())) GTEST_SKIP() << "this CPU lacks AVX-512 VNNI: the VNNI kernel was not checked";
+}
+
 // Exact mode: Q8_0 / Q4_0 products take float activations on every ISA and path (matmul, the
 // decode group, the serial product), so they equal the float product over the dequantized
 // weights up to float summation order; the default int8 activations do not.

@@ -1,0 +1,126 @@
+// AVX-512 VNNI int4 product with int8 activations, for decoding (scalar twin rows_int4_q8_scalar
+// in int4.cpp). A run of 128 weights is 16 words = 64 bytes: the low nibbles of its bytes are the
+// even weights of each word, the high nibbles the odd ones. So the activations, shared by every
+// row, are laid out once per call the same way (RunX4 below) and each row's run costs one load, two
+// masks and two vpdpbusd (u8 x s8, four products per 32-bit lane: lane i = word i's dot product),
+// where the float kernel (int4_avx512.cpp) widens every nibble to a float lane.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/int4.h"
+#include "kernels/stream_prefetch.h"
+
+namespace qnext {
+
+namespace {
+
+// One run of 128 activations in the words' nibble order. Lane i (word i of the run; block i / 4):
+struct RunX4 {
+  int8_t even[64];  // bytes 4i..4i+3: q[8i], q[8i+2], q[8i+4], q[8i+6] (partners of the low nibbles)
+  int8_t odd[64];   // bytes 4i..4i+3: q[8i+1], q[8i+3], q[8i+5], q[8i+7]
+  float dx[16];     // the block's scale
+  float zc[16];     // dx * the word's sum of q: the zero point comes off as zero_u * zc
+};
+constexpr int64_t kMaxRuns4 = kInt4Int8MaxCols / 128;
+
+// Blocks [4 * runs) of one token into runs.
+void lay_out(const BlockQ8x* xq, int64_t runs, RunX4* out) {
+  // Within each 16-byte half: the 8 even bytes, then the 8 odd ones.
+  const __m256i split = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,  //
+                                         0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  const __m256i bias = _mm256_set1_epi8(char(0x80));
+  for (int64_t c = 0; c < runs; ++c) {
+    RunX4& o = out[c];
+    for (int b = 0; b < 4; ++b) {
+      const BlockQ8x& blk = xq[4 * c + b];
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.q));
+      // [evens 0-15 | odds 0-15] of the block's 32 activations.
+      const __m256i eo = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(q, split), 0xD8);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o.even + 16 * b), _mm256_castsi256_si128(eo));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o.odd + 16 * b), _mm256_extracti128_si256(eo, 1));
+      // Sums of each word's 8 activations: sad of q + 128 against zero, less 8 * 128.
+      alignas(32) int64_t sums[4];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(sums), _mm256_sad_epu8(_mm256_xor_si256(q, bias), _mm256_setzero_si256()));
+      for (int i = 0; i < 4; ++i) {
+        o.dx[4 * b + i] = blk.d;
+        o.zc[4 * b + i] = blk.d * float(sums[i] - 1024);
+      }
+    }
+  }
+}
+
+// Run c's group scales and zero points per lane (lane i: weight 128 c + 8 i).
+struct RunGroups {
+  const Int4RowGroups& groups;
+  int64_t G;
+  __m512i lane_group;  // groups of 32 / 64: lane i -> i * 8 / G
+  RunGroups(const Int4RowGroups& g, int64_t group) : groups(g), G(group) {
+    lane_group = G == 32 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
+                         : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  }
+  void at(int64_t c, __m512* scale, __m512* zero) const {
+    if (G % 128 == 0) {
+      const int64_t g = 128 * c / G;
+      *scale = _mm512_set1_ps(groups.scale(g));
+      *zero = _mm512_set1_ps(float(groups.zero_u(g)));
+      return;
+    }
+    const int64_t n = 128 / G, g0 = c * n;
+    alignas(16) float s[4] = {}, z[4] = {};
+    for (int64_t i = 0; i < n; ++i) s[i] = groups.scale(g0 + i), z[i] = float(groups.zero_u(g0 + i));
+    *scale = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_load_ps(s)));
+    *zero = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_load_ps(z)));
+  }
+};
+
+template <int TT>
+void row(const Matrix& w, const RunX4* const* xs, int64_t runs, float* y, int64_t ldy, int64_t r, StreamPrefetch& prefetch) {
+  const uint8_t* bytes = w.row_ptr(r);  // [cols / 2]
+  const Int4RowGroups groups(w, r);
+  const RunGroups run_groups(groups, w.group);
+  const __m512i low4 = _mm512_set1_epi8(15);
+  __m512 total[TT];
+  for (int t = 0; t < TT; ++t) total[t] = _mm512_setzero_ps();
+  __m512 scale = _mm512_setzero_ps(), zero = _mm512_setzero_ps();
+  for (int64_t c = 0; c < runs; ++c) {
+    prefetch.advance(bytes + 64 * c);
+    if (w.group % 128 != 0 || (128 * c) % w.group == 0) run_groups.at(c, &scale, &zero);
+    const __m512i v = _mm512_loadu_si512(bytes + 64 * c);
+    const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+    for (int t = 0; t < TT; ++t) {
+      const RunX4& x = xs[t][c];
+      __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(x.even));
+      dot = _mm512_dpbusd_epi32(dot, hi, _mm512_loadu_si512(x.odd));
+      const __m512 f = _mm512_fmsub_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(x.dx), _mm512_mul_ps(zero, _mm512_loadu_ps(x.zc)));
+      total[t] = _mm512_fmadd_ps(scale, f, total[t]);
+    }
+  }
+  for (int t = 0; t < TT; ++t) y[size_t(t) * size_t(ldy) + size_t(r)] = _mm512_reduce_add_ps(total[t]);
+}
+
+}  // namespace
+
+void rows_int4_q8_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  const int64_t runs = w.cols / 128, nb = w.cols / 32;
+  RunX4 laid[3][kMaxRuns4];  // up to 3 tokens at a time, on the stack (48 KiB)
+  for (int t0 = 0; t0 < T; t0 += 3) {
+    const int tt = std::min(3, T - t0);
+    const RunX4* xs[3];
+    for (int t = 0; t < tt; ++t) {
+      lay_out(xq + size_t(t0 + t) * size_t(nb), runs, laid[t]);
+      xs[t] = laid[t];
+    }
+    float* yt = y + size_t(t0) * size_t(ldy);
+    StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
+    for (int64_t r = r0; r < r1; ++r) {
+      switch (tt) {
+        case 1: row<1>(w, xs, runs, yt, ldy, r, prefetch); break;
+        case 2: row<2>(w, xs, runs, yt, ldy, r, prefetch); break;
+        default: row<3>(w, xs, runs, yt, ldy, r, prefetch); break;
+      }
+    }
+  }
+}
+
+}  // namespace qnext
