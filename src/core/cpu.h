@@ -17,7 +17,7 @@ bool cpu_has_avx512_vnni();
 // Exact mode: QNEXT_ACTIVATIONS=f32 makes every product over stored blocks (Q8_0, Q4_0, F8_E4M3, I4,
 // llama.cpp's blocks) run with float activations, on every ISA (no int8 activation quantization).
 // The default (QNEXT_ACTIVATIONS=int8 or unset) lets Q8_0 / Q4_0 and Q4_K / Q5_K / Q6_K quantize the
-// activations to int8 (kernels/weight_format.h: int8_activations).
+// activations to int8, and I4 when decoding (kernels/weight_format.h: int8_product).
 bool exact_activations();
 void set_exact_activations(bool exact);  // for tests  // int8 dot products (vpdpbusd); the VNNI kernels need it beside Isa::Avx512
 

@@ -39,16 +39,19 @@ struct Int4RowGroups {
   int zero_u(int64_t g) const { return zeros ? int((uint32_t(zeros[g]) >> shift) & 15) : 8; }
 };
 
-// Decoding on AVX-512 VNNI in the fast default: int8 activations (BlockQ8x, as Q4_0's), the
-// nibbles taken as unsigned bytes by vpdpbusd, one 32-bit lane per word of 8 weights. Per lane i
+// Decoding on AVX2 / AVX-512 in the fast default: int8 activations (BlockQ8x, as Q4_0's), the
+// nibbles taken as unsigned bytes by vpdpbusd (VNNI) or vpmaddubsw, one 32-bit lane per word of 8
+// weights. Per lane i
 // of a run of 128 weights (block b = i / 4 of the activations, group g of the word):
 //   lane += scale_g * (dx_b * sum_j u_j q_j - zero_u_g * dx_b * sum_j q_j)
 // and the row's result is the sum of the lanes. Exact mode keeps the float kernels (rows_f32).
 // Takes rows of a whole number of runs, up to kInt4Int8MaxCols, groups of 32, 64 or 128k.
 constexpr int64_t kInt4Int8MaxCols = 8192;
 bool int4_int8_fits(const Matrix& w);
-// The scalar twin (any w int4_int8_fits takes) and the VNNI kernel; xq: [T, cols / 32].
+// The scalar twin (any w int4_int8_fits takes) and the SIMD kernels (the AVX-512 one needs VNNI,
+// else runs the AVX2 one); xq: [T, cols / 32].
 void rows_int4_q8_scalar(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+void rows_int4_q8_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 void rows_int4_q8_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 
 void dequant_int4_scalar(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out);

@@ -1,54 +1,21 @@
 // AVX-512 VNNI int4 product with int8 activations, for decoding (scalar twin rows_int4_q8_scalar
 // in int4.cpp). A run of 128 weights is 16 words = 64 bytes: the low nibbles of its bytes are the
 // even weights of each word, the high nibbles the odd ones. So the activations, shared by every
-// row, are laid out once per call the same way (RunX4 below) and each row's run costs one load, two
+// row, are laid out once per call the same way (RunX4, int4_q8_layout.h) and each row's run costs one load, two
 // masks and two vpdpbusd (u8 x s8, four products per 32-bit lane: lane i = word i's dot product),
-// where the float kernel (int4_avx512.cpp) widens every nibble to a float lane.
+// where the float kernel (int4_avx512.cpp) widens every nibble to a float lane. Without VNNI the
+// AVX2 kernel (int4_q8_avx2.cpp) runs instead.
 #include <immintrin.h>
 
 #include <algorithm>
 
-#include "kernels/int4.h"
+#include "core/cpu.h"
+#include "kernels/int4_q8_layout.h"
 #include "kernels/stream_prefetch.h"
 
 namespace qnext {
 
 namespace {
-
-// One run of 128 activations in the words' nibble order. Lane i (word i of the run; block i / 4):
-struct RunX4 {
-  int8_t even[64];  // bytes 4i..4i+3: q[8i], q[8i+2], q[8i+4], q[8i+6] (partners of the low nibbles)
-  int8_t odd[64];   // bytes 4i..4i+3: q[8i+1], q[8i+3], q[8i+5], q[8i+7]
-  float dx[16];     // the block's scale
-  float zc[16];     // dx * the word's sum of q: the zero point comes off as zero_u * zc
-};
-constexpr int64_t kMaxRuns4 = kInt4Int8MaxCols / 128;
-
-// Blocks [4 * runs) of one token into runs.
-void lay_out(const BlockQ8x* xq, int64_t runs, RunX4* out) {
-  // Within each 16-byte half: the 8 even bytes, then the 8 odd ones.
-  const __m256i split = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,  //
-                                         0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
-  const __m256i bias = _mm256_set1_epi8(char(0x80));
-  for (int64_t c = 0; c < runs; ++c) {
-    RunX4& o = out[c];
-    for (int b = 0; b < 4; ++b) {
-      const BlockQ8x& blk = xq[4 * c + b];
-      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.q));
-      // [evens 0-15 | odds 0-15] of the block's 32 activations.
-      const __m256i eo = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(q, split), 0xD8);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(o.even + 16 * b), _mm256_castsi256_si128(eo));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(o.odd + 16 * b), _mm256_extracti128_si256(eo, 1));
-      // Sums of each word's 8 activations: sad of q + 128 against zero, less 8 * 128.
-      alignas(32) int64_t sums[4];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(sums), _mm256_sad_epu8(_mm256_xor_si256(q, bias), _mm256_setzero_si256()));
-      for (int i = 0; i < 4; ++i) {
-        o.dx[4 * b + i] = blk.d;
-        o.zc[4 * b + i] = blk.d * float(sums[i] - 1024);
-      }
-    }
-  }
-}
 
 // Run c's group scales and zero points per lane (lane i: weight 128 c + 8 i).
 struct RunGroups {
@@ -102,13 +69,17 @@ void row(const Matrix& w, const RunX4* const* xs, int64_t runs, float* y, int64_
 }  // namespace
 
 void rows_int4_q8_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (!cpu_has_avx512_vnni()) {
+    rows_int4_q8_avx2(w, xq, T, y, ldy, r0, r1);
+    return;
+  }
   const int64_t runs = w.cols / 128, nb = w.cols / 32;
   RunX4 laid[3][kMaxRuns4];  // up to 3 tokens at a time, on the stack (48 KiB)
   for (int t0 = 0; t0 < T; t0 += 3) {
     const int tt = std::min(3, T - t0);
     const RunX4* xs[3];
     for (int t = 0; t < tt; ++t) {
-      lay_out(xq + size_t(t0 + t) * size_t(nb), runs, laid[t]);
+      lay_out_runs4(xq + size_t(t0 + t) * size_t(nb), runs, laid[t]);
       xs[t] = laid[t];
     }
     float* yt = y + size_t(t0) * size_t(ldy);

@@ -86,10 +86,10 @@ constexpr WeightFormat kFormats[] = {
     kQuant(DType::Q4_0),
     {DType::F8_E4M3, false, {dequant_fp8_scalar, dequant_fp8_avx2, dequant_fp8_avx2},
      {rows_fp8_scalar, rows_fp8_avx2, rows_fp8_avx512}, {}, nullptr},
-    // int8 only on VNNI (int8_product): the scalar twin fills the slots no dispatch reaches.
+    // int8 only to decode on AVX2 / AVX-512 (int8_product).
     {DType::I4, false, {dequant_int4_scalar, dequant_int4_avx2, dequant_int4_avx2},
      {rows_int4_scalar, rows_int4_avx2, rows_int4_avx512},
-     {rows_int4_q8_scalar, rows_int4_q8_scalar, rows_int4_q8_avx512}, int4_int8_fits},
+     {rows_int4_q8_scalar, rows_int4_q8_avx2, rows_int4_q8_avx512}, int4_int8_fits},
     // llama.cpp's GGUF block formats (kernels/ggml_blocks.h); the K-quants also int8 activations.
     QNEXT_GGML_FORMAT(Q4_1, q4_1),
     QNEXT_GGML_FORMAT(Q5_0, q5_0),
@@ -120,7 +120,7 @@ bool int8_activations(DType t) { return weight_format(t).int8_activations && !ex
 bool int8_product(Isa isa, const Matrix& w, int T) {
   if (int8_activations(w.dtype)) return true;
   const auto fits = weight_format(w.dtype).int8_decode_fits;
-  return fits && T <= kGroupMaxTokens && vnni_kernels(isa) && !exact_activations() && fits(w);
+  return fits && T <= kGroupMaxTokens && isa != Isa::Scalar && !exact_activations() && fits(w);
 }
 
 }  // namespace qnext

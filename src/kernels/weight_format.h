@@ -6,15 +6,16 @@
 //   BF16, F16, F32   float rows                                     rows_f32: matmul_rows_<isa>
 //   Q8_0, Q4_0       qnext blocks of 32 (kernels/quant.h)           int8 activations by default
 //   F8_E4M3          e4m3 codes, f32 scale per 128 x 128 block      kernels/fp8.h
-//   I4               int4 words, scale (+ zero point) per group     kernels/int4.h; int8 decoding on VNNI
+//   I4               int4 words, scale (+ zero point) per group     kernels/int4.h; int8 decoding
 //   Q4_1 .. IQ4_XS   llama.cpp's GGUF blocks of 32 / 256             kernels/ggml_blocks.h
 //
 // Every format has float-activation kernels (rows_f32): the only path of FP8, I4, most GGUF block
 // formats and the float types, and in exact mode (QNEXT_ACTIVATIONS=f32, core/cpu.h) also the path
 // of Q8_0 / Q4_0 and Q4_K / Q5_K / Q6_K (kernels/ggml_blocks_q8.h), whose fast default quantizes
 // the activations to int8 (rows_int8, through matmul_q_rows). I4's fast default takes int8
-// activations only to decode (up to kGroupMaxTokens tokens) where the CPU has VNNI, and only for
-// the matrices its kernel fits (int8_decode_fits); prefill keeps its bf16 GEMM (gemm_bf16.h).
+// activations only to decode (up to kGroupMaxTokens tokens) on AVX2 / AVX-512, and only for the
+// matrices its kernels fit (int8_decode_fits); prefill keeps its bf16 GEMM (gemm_bf16.h) or
+// float GEMM.
 #pragma once
 #include <cstdint>
 
@@ -40,7 +41,7 @@ struct WeightFormat {
   // [Isa]: int8-activation products, every slot set where int8_activations (the AVX-512 slot picks
   // the VNNI kernels, their GEMM for many tokens included, where the CPU has VNNI).
   Int8RowsKernel rows_int8[3];
-  // Set for a format whose int8 kernels serve decoding on VNNI only (I4): the matrices they take.
+  // Set for a format whose int8 kernels serve decoding only (I4): the matrices they take.
   bool (*int8_decode_fits)(const Matrix& w);
 };
 const WeightFormat& weight_format(DType t);
@@ -49,7 +50,7 @@ const WeightFormat& weight_format(DType t);
 // outside exact mode).
 bool int8_activations(DType t);
 // Whether a product of T tokens over w on `isa` takes int8 activations (matmul_q_rows): the above,
-// or I4 decoding on VNNI.
+// or I4 decoding on a SIMD ISA.
 bool int8_product(Isa isa, const Matrix& w, int T);
 
 // The scale of weight (r, k) of a matrix with side scales (F8_E4M3, I4).

@@ -262,10 +262,11 @@ TEST(Int4, RowKernelsOverRowRangesAndWideOutputs) {
     GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
 }
 
-// I4 decoding on VNNI with int8 activations (rows_int8): the VNNI kernel against its scalar twin
-// over the same quantized activations, on row ranges of a wide y; the twin against the double
+// I4 decoding with int8 activations (rows_int8): the AVX2 and VNNI kernels against their scalar
+// twin over the same quantized activations, on row ranges of a wide y; the twin against the double
 // product of the dequantized weights and dequantized activations; and the dispatch (int8_product):
-// few tokens in the fast default only, never in exact mode or for a matrix the kernel does not fit.
+// few tokens on a SIMD ISA in the fast default only, never in exact mode or for a matrix the
+// kernels do not fit.
 TEST(Int4, Int8DecodeKernelMatchesScalarTwin) {
   std::mt19937 rng(23);
   std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -298,24 +299,29 @@ TEST(Int4, Int8DecodeKernelMatchesScalarTwin) {
           if (!(d <= err)) err = d;
         }
       EXPECT_LE(err, tol) << name << " T=" << T << " scalar twin";
-      if (!vnni_kernels(best_isa())) continue;
-      for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, c.rows}, {3, c.rows - 2}, {c.rows - 1, c.rows}, {5, 5}}) {
-        std::vector<float> y(size_t(T) * size_t(ldy), -7.0f);
-        rows_int4_q8_avx512(s.m, xq.data(), T, y.data(), ldy, r0, r1);
-        double e = 0;
-        int untouched_bad = 0;
-        for (int t = 0; t < T; ++t)
-          for (int64_t r = 0; r < ldy; ++r) {
-            const float got = y[size_t(t * ldy + r)];
-            if (r < r0 || r >= r1) {
-              untouched_bad += got != -7.0f;
-              continue;
+      std::vector<std::pair<const char*, Int8RowsKernel>> kernels;
+      if (best_isa() >= Isa::Avx2) kernels.push_back({"AVX2", rows_int4_q8_avx2});
+      if (vnni_kernels(best_isa())) kernels.push_back({"VNNI", rows_int4_q8_avx512});
+      for (auto [kernel_name, kernel] : kernels) {
+        for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, c.rows}, {3, c.rows - 2}, {c.rows - 1, c.rows}, {5, 5}}) {
+          std::vector<float> y(size_t(T) * size_t(ldy), -7.0f);
+          kernel(s.m, xq.data(), T, y.data(), ldy, r0, r1);
+          double e = 0;
+          int untouched_bad = 0;
+          for (int t = 0; t < T; ++t)
+            for (int64_t r = 0; r < ldy; ++r) {
+              const float got = y[size_t(t * ldy + r)];
+              if (r < r0 || r >= r1) {
+                untouched_bad += got != -7.0f;
+                continue;
+              }
+              const double d = std::fabs(double(got) - twin[size_t(t * ldy + r)]);
+              if (!(d <= e)) e = d;
             }
-            const double d = std::fabs(double(got) - twin[size_t(t * ldy + r)]);
-            if (!(d <= e)) e = d;
-          }
-        EXPECT_EQ(untouched_bad, 0) << name << " T=" << T << " rows [" << r0 << ", " << r1 << "): wrote outside its rows";
-        EXPECT_LE(e, tol) << name << " T=" << T << " rows [" << r0 << ", " << r1 << ") VNNI against the twin";
+          EXPECT_EQ(untouched_bad, 0) << name << " T=" << T << " rows [" << r0 << ", " << r1 << ") " << kernel_name
+                                      << ": wrote outside its rows";
+          EXPECT_LE(e, tol) << name << " T=" << T << " rows [" << r0 << ", " << r1 << ") " << kernel_name << " against the twin";
+        }
       }
     }
   }
@@ -323,23 +329,23 @@ TEST(Int4, Int8DecodeKernelMatchesScalarTwin) {
   Synthetic fits = random_int4(32, 512, 128, true, rng), odd = random_int4(32, 520, 8, true, rng);
   for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
     const testing::ScopedExactActivations fast(false);
-    const bool vnni = vnni_kernels(isa);
-    EXPECT_EQ(int8_product(isa, fits.m, 1), vnni) << isa_name(isa);
-    EXPECT_EQ(int8_product(isa, fits.m, kGroupMaxTokens), vnni) << isa_name(isa);
+    const bool simd = isa != Isa::Scalar;
+    EXPECT_EQ(int8_product(isa, fits.m, 1), simd) << isa_name(isa);
+    EXPECT_EQ(int8_product(isa, fits.m, kGroupMaxTokens), simd) << isa_name(isa);
     EXPECT_FALSE(int8_product(isa, fits.m, kGroupMaxTokens + 1)) << isa_name(isa) << ": prefill keeps its GEMM";
     EXPECT_FALSE(int8_product(isa, odd.m, 1)) << isa_name(isa);
     const testing::ScopedExactActivations exact(true);
     EXPECT_FALSE(int8_product(isa, fits.m, 1)) << isa_name(isa) << " in exact mode";
   }
-  // Through matmul, one token: the fast default equals the twin over its quantized activations
-  // (VNNI), exact mode the float product.
-  if (vnni_kernels(best_isa())) {
+  // Through matmul, one token, on each SIMD ISA: the fast default equals the twin over its
+  // quantized activations, exact mode the float product.
+  for (Isa isa : simd_isas()) {
     const Isa saved = active_isa();
-    set_active_isa(Isa::Avx512);
+    set_active_isa(isa);
     std::vector<float> x(512);
     for (auto& v : x) v = nd(rng);
     std::vector<BlockQ8x> xq(16);
-    quantize_activation_rows(Isa::Avx512, x.data(), 1, 512, xq.data());
+    quantize_activation_rows(isa, x.data(), 1, 512, xq.data());
     std::vector<float> twin(32), fast(32), exact(32);
     rows_int4_q8_scalar(fits.m, xq.data(), 1, twin.data(), 32, 0, 32);
     {
@@ -353,11 +359,11 @@ TEST(Int4, Int8DecodeKernelMatchesScalarTwin) {
     const auto want = reference_product(fits.m, x, 1);
     double scale = 0;
     for (double v : want) scale = std::max(scale, std::fabs(v));
-    EXPECT_LE(max_abs_diff(fast, twin), 1e-5 * scale);
+    EXPECT_LE(max_abs_diff(fast, twin), 1e-5 * scale) << isa_name(isa);
     double exact_err = 0;
     for (size_t i = 0; i < 32; ++i) exact_err = std::max(exact_err, std::fabs(double(exact[i]) - want[i]));
-    EXPECT_LE(exact_err, 1e-5 * scale);
-    EXPECT_GT(max_abs_diff(fast, exact), 1e-4 * scale) << "the fast default should quantize the activations";
+    EXPECT_LE(exact_err, 1e-5 * scale) << isa_name(isa);
+    EXPECT_GT(max_abs_diff(fast, exact), 1e-4 * scale) << isa_name(isa) << ": the fast default should quantize the activations";
     set_active_isa(saved);
   }
   if (!vnni_kernels(best_isa())) GTEST_SKIP() << "this CPU lacks AVX-512 VNNI: the VNNI kernel was not checked";

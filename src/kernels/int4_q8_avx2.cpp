@@ -1,0 +1,90 @@
+// AVX2 int4 product with int8 activations, for decoding (scalar twin rows_int4_q8_scalar in
+// int4.cpp): the VNNI kernel's lanes (int4_q8_avx512.cpp) on AVX2, half a run of 64 weights per
+// step. Without vpdpbusd, vpmaddubsw multiplies the nibbles (unsigned, <= 15) by the activations
+// (signed) into pairs of int16 (|sum| <= 2 x 15 x 127, so the low and high nibbles' pairs add
+// without saturating) and vpmaddwd against ones widens them to one int32 lane per word.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels/int4_q8_layout.h"
+#include "kernels/stream_prefetch.h"
+
+namespace qnext {
+
+namespace {
+
+// Half-run h (weights 64 h .. 64 h + 63 of the row) group scales and zero points per lane (lane i:
+// weight 64 h + 8 i).
+inline void half_run_groups(const Int4RowGroups& groups, int64_t G, int64_t h, __m256* scale, __m256* zero) {
+  const int64_t k0 = 64 * h;
+  if (G % 64 == 0) {
+    const int64_t g = k0 / G;
+    *scale = _mm256_set1_ps(groups.scale(g));
+    *zero = _mm256_set1_ps(float(groups.zero_u(g)));
+    return;
+  }
+  const int64_t g = k0 / 32;  // groups of 32: lanes 0-3 and 4-7
+  *scale = _mm256_setr_m128(_mm_set1_ps(groups.scale(g)), _mm_set1_ps(groups.scale(g + 1)));
+  *zero = _mm256_setr_m128(_mm_set1_ps(float(groups.zero_u(g))), _mm_set1_ps(float(groups.zero_u(g + 1))));
+}
+
+template <int TT>
+void row(const Matrix& w, const RunX4* const* xs, int64_t halves, float* y, int64_t ldy, int64_t r, StreamPrefetch& prefetch) {
+  const uint8_t* bytes = w.row_ptr(r);  // [cols / 2]
+  const Int4RowGroups groups(w, r);
+  const int64_t G = w.group;
+  const __m256i low4 = _mm256_set1_epi8(15);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 total[TT];
+  for (int t = 0; t < TT; ++t) total[t] = _mm256_setzero_ps();
+  __m256 scale = _mm256_setzero_ps(), zero = _mm256_setzero_ps();
+  for (int64_t h = 0; h < halves; ++h) {
+    prefetch.advance(bytes + 32 * h);
+    if (G % 64 != 0 || (64 * h) % G == 0) half_run_groups(groups, G, h, &scale, &zero);
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bytes + 32 * h));
+    const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+    const int64_t c = h / 2, half = h % 2;
+    for (int t = 0; t < TT; ++t) {
+      const RunX4& x = xs[t][c];
+      const __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.even + 32 * half));
+      const __m256i o = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.odd + 32 * half));
+      const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo, e), _mm256_maddubs_epi16(hi, o));
+      const __m256i dot = _mm256_madd_epi16(pairs, ones);
+      const __m256 f = _mm256_fmsub_ps(_mm256_cvtepi32_ps(dot), _mm256_loadu_ps(x.dx + 8 * half),
+                                       _mm256_mul_ps(zero, _mm256_loadu_ps(x.zc + 8 * half)));
+      total[t] = _mm256_fmadd_ps(scale, f, total[t]);
+    }
+  }
+  for (int t = 0; t < TT; ++t) {
+    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(total[t]), _mm256_extractf128_ps(total[t], 1));
+    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    y[size_t(t) * size_t(ldy) + size_t(r)] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+  }
+}
+
+}  // namespace
+
+void rows_int4_q8_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  const int64_t runs = w.cols / 128, nb = w.cols / 32;
+  RunX4 laid[3][kMaxRuns4];  // up to 3 tokens at a time, on the stack (48 KiB)
+  for (int t0 = 0; t0 < T; t0 += 3) {
+    const int tt = std::min(3, T - t0);
+    const RunX4* xs[3];
+    for (int t = 0; t < tt; ++t) {
+      lay_out_runs4(xq + size_t(t0 + t) * size_t(nb), runs, laid[t]);
+      xs[t] = laid[t];
+    }
+    float* yt = y + size_t(t0) * size_t(ldy);
+    StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
+    for (int64_t r = r0; r < r1; ++r) {
+      switch (tt) {
+        case 1: row<1>(w, xs, 2 * runs, yt, ldy, r, prefetch); break;
+        case 2: row<2>(w, xs, 2 * runs, yt, ldy, r, prefetch); break;
+        default: row<3>(w, xs, 2 * runs, yt, ldy, r, prefetch); break;
+      }
+    }
+  }
+}
+
+}  // namespace qnext

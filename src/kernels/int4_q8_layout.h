@@ -1,0 +1,47 @@
+// The activations of the int8 int4 kernels (int4_q8_avx2.cpp, int4_q8_avx512.cpp), laid out once
+// per call in the order of the weights' nibbles. A run of 128 weights is 16 int32 words = 64
+// bytes: the low nibble of each byte is an even weight of its word, the high nibble the odd one.
+// Built with AVX2 instructions only, so both kernels' files include it.
+#pragma once
+#include <immintrin.h>
+
+#include "kernels/int4.h"
+
+namespace qnext {
+
+// One run of 128 activations. Lane i: word i of the run, block i / 4 of the activations.
+struct RunX4 {
+  int8_t even[64];  // bytes 4i..4i+3: q[8i], q[8i+2], q[8i+4], q[8i+6] (partners of the low nibbles)
+  int8_t odd[64];   // bytes 4i..4i+3: q[8i+1], q[8i+3], q[8i+5], q[8i+7]
+  float dx[16];     // the block's scale
+  float zc[16];     // dx * the word's sum of q: the zero point comes off as zero_u * zc
+};
+constexpr int64_t kMaxRuns4 = kInt4Int8MaxCols / 128;
+
+// Blocks [4 * runs) of one token's activations into runs.
+inline void lay_out_runs4(const BlockQ8x* xq, int64_t runs, RunX4* out) {
+  // Within each 16-byte half: the 8 even bytes, then the 8 odd ones.
+  const __m256i split = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,  //
+                                         0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+  const __m256i bias = _mm256_set1_epi8(char(0x80));
+  for (int64_t c = 0; c < runs; ++c) {
+    RunX4& o = out[c];
+    for (int b = 0; b < 4; ++b) {
+      const BlockQ8x& blk = xq[4 * c + b];
+      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.q));
+      // [evens 0-15 | odds 0-15] of the block's 32 activations.
+      const __m256i eo = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(q, split), 0xD8);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o.even + 16 * b), _mm256_castsi256_si128(eo));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o.odd + 16 * b), _mm256_extracti128_si256(eo, 1));
+      // Sums of each word's 8 activations: sad of q + 128 against zero, less 8 * 128.
+      alignas(32) int64_t sums[4];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(sums), _mm256_sad_epu8(_mm256_xor_si256(q, bias), _mm256_setzero_si256()));
+      for (int i = 0; i < 4; ++i) {
+        o.dx[4 * b + i] = blk.d;
+        o.zc[4 * b + i] = blk.d * float(sums[i] - 1024);
+      }
+    }
+  }
+}
+
+}  // namespace qnext
