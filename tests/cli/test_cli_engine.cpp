@@ -6,7 +6,9 @@
 
 #include "common/golden.h"
 #include "common/run.h"
+#include "core/cpu.h"
 #include "io/npy.h"
+#include "kernels/quant.h"
 
 namespace fs = std::filesystem;
 
@@ -156,7 +158,11 @@ TEST(CliEngine, KldExactBoundsTheFastProducts) {
   };
   EXPECT_EQ(kld("tiny-b").at("mean_kld").get<double>(), 0.0);  // BF16: no int8 path
   const auto k = kld("gguf/tiny-k-q4_k_m");  // Q4_K / Q6_K with int8 activations
-  EXPECT_GT(k.at("mean_kld").get<double>(), 0.0);
+  // The 64-token prompt gives tiny-k's experts many tokens each: on VNNI they take the int8 GEMM;
+  // without it prefill dequantizes the weights and multiplies in float (as exact mode does).
+  if (vnni_kernels(active_isa())) {
+    EXPECT_GT(k.at("mean_kld").get<double>(), 0.0);
+  }
   EXPECT_LT(k.at("mean_kld").get<double>(), 0.1);
   EXPECT_GE(k.at("top1_agreement").get<double>(), 0.9);
 }
