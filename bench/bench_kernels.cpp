@@ -11,6 +11,7 @@
 #include "core/thread_pool.h"
 #include "kernels/attention.h"
 #include "kernels/delta_rule.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
 
@@ -86,6 +87,36 @@ void BM_ReadBandwidth(benchmark::State& state) {
 }
 BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->ArgName("threads")->UseManualTime();
 BENCHMARK(BM_MatvecCached)->Apply(matmul_args);
+
+// BF16 weights, 1-2 tokens, on the two-term bf16 kernel (x = hi + lo, vdpbf16ps) against the float
+// row kernel, split over the threads as matmul splits rows. cached: the 4 MiB matrix.
+void BM_MatvecBf16Terms(benchmark::State& state) {
+  if (best_isa() < Isa::Avx512 || !cpu_has_avx512_bf16()) {
+    state.SkipWithError("needs AVX512-BF16");
+    return;
+  }
+  const bool dot = state.range(0) != 0, cached = state.range(1) != 0;
+  const int T = int(state.range(2)), threads = int(state.range(3));
+  set_active_isa(Isa::Avx512);
+  set_num_threads(threads);
+  const int64_t rows = cached ? 1024 : 131072, cols = 2048;
+  static Weights* w[2] = {};
+  Weights*& wt = w[cached];
+  if (!wt) wt = new Weights(DType::BF16, rows, cols);
+  std::vector<float> x(size_t(T) * size_t(cols), 0.5f), y(size_t(T) * size_t(rows));
+  for (auto _ : state) {
+    global_pool().parallel_for(size_t(rows), [&](size_t b, size_t e, int) {
+      if (dot) gemm_bf16_rows_avx512(wt->m, x.data(), T, y.data(), rows, int64_t(b), int64_t(e), Bf16Terms::HiLo);
+      else matmul_rows_avx512(wt->m, x.data(), T, y.data(), rows, int64_t(b), int64_t(e));
+    }, 16);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(wt->m.bytes()));
+}
+BENCHMARK(BM_MatvecBf16Terms)
+    ->ArgsProduct({{0, 1}, {0, 1}, {1, 2}, {1, 2}})
+    ->ArgNames({"bf16dot", "cached", "T", "threads"})
+    ->UseRealTime();
 BENCHMARK(BM_Matmul64)->Apply(matmul_args);
 
 void BM_DeltaRule(benchmark::State& state) {
