@@ -13,7 +13,7 @@ void register_kld(CLI::App& app, int& exit_code) {
   struct Opts {
     std::string model, quantized, ids_file, ids, quantize, kv_type = "f32";
     int threads = 0;
-    bool json = false, exact = false;
+    bool json = false, exact = false, decode = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("kld", "KL divergence and top-1 agreement of a quantized model (or an f16 KV cache) against the original");
@@ -29,6 +29,9 @@ void register_kld(CLI::App& app, int& exit_code) {
   cmd->add_flag("--exact", o->exact,
                 "Run the original in exact mode (float activations, QNEXT_ACTIVATIONS=f32); alone, compares --model's "
                 "default products (int8 activations over Q8_0, Q4_0, K-quants) with its exact ones");
+  cmd->add_flag("--decode", o->decode,
+                "Feed the ids one token at a time, as decoding does (every product takes its one-token path), "
+                "instead of as one prompt");
   cmd->add_flag("--json", o->json, "Print one JSON object");
   cmd->callback([o, &exit_code] {
     exit_code = 1;
@@ -53,8 +56,17 @@ void register_kld(CLI::App& app, int& exit_code) {
       }
       SequenceState state = model->new_state();
       ForwardOptions opt;
-      opt.all_logits = true;
-      model->forward(state, ids.value(), opt, nullptr, logits);
+      if (!o->decode) {
+        opt.all_logits = true;
+        model->forward(state, ids.value(), opt, nullptr, logits);
+        return model->config().vocab_size;
+      }
+      std::vector<float> step;  // [V]: the logits after each token
+      logits->clear();
+      for (const int32_t id : ids.value()) {
+        model->forward(state, std::span<const int32_t>(&id, 1), opt, nullptr, &step);
+        logits->insert(logits->end(), step.begin(), step.end());
+      }
       return model->config().vocab_size;
     };
     std::vector<float> base, quant;

@@ -167,6 +167,29 @@ TEST(CliEngine, KldExactBoundsTheFastProducts) {
   EXPECT_GE(k.at("top1_agreement").get<double>(), 0.9);
 }
 
+// `qnext kld --exact --decode`: one token at a time every product takes its decoding path, int4's
+// int8 kernels on a SIMD ISA (W4A16 and AWQ), so the fast default moves the distributions a little;
+// BF16 has no int8 path.
+TEST(CliEngine, KldDecodeBoundsTheFastDecodingProducts) {
+  testing::Reference ref("tiny-b");
+  const std::string ids = ids_csv(ref.ids("prompt_ids"), 24);
+  auto kld = [&](const std::string& model) {
+    auto r = run(qnext_bin() + " kld -t 2 --exact --decode --model " + data_dir(model) + " --ids " + ids + " --json");
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  };
+  EXPECT_EQ(kld("tiny-b").at("mean_kld").get<double>(), 0.0);
+  for (const char* model : {"tiny-b-w4a16", "tiny-b-awq"}) {
+    const auto k = kld(model);
+    EXPECT_EQ(k.at("positions").get<int>(), 24) << model;
+    if (active_isa() != Isa::Scalar) {
+      EXPECT_GT(k.at("mean_kld").get<double>(), 0.0) << model;
+    }
+    EXPECT_LT(k.at("mean_kld").get<double>(), 0.02) << model;
+    EXPECT_GE(k.at("top1_agreement").get<double>(), 0.9) << model;
+  }
+}
+
 TEST(CliEngine, SynthWritesALoadableShardedCheckpoint) {
   const std::string dir = testing::temp_path("synth");
   auto r = run(qnext_bin() + " synth --preset tiny --layers 4 --experts 8 --seed 3 --shard-gb 0.02 --out " + dir);
