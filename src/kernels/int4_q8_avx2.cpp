@@ -14,26 +14,38 @@ namespace qnext {
 
 namespace {
 
-// Half-run h (weights 64 h .. 64 h + 63 of the row) group scales and zero points per lane (lane i:
-// weight 64 h + 8 i).
-inline void half_run_groups(const Int4RowGroups& groups, int64_t G, int64_t h, __m256* scale, __m256* zero) {
-  const int64_t k0 = 64 * h;
-  if (G % 64 == 0) {
-    const int64_t g = k0 / G;
-    *scale = _mm256_set1_ps(groups.scale(g));
-    *zero = _mm256_set1_ps(float(groups.zero_u(g)));
-    return;
+// The group scales and zero points per lane (lane i: weight 64 h + 8 i) of half-runs h = 0, 1, ...
+// in turn, from the row's floats, without a division per step: a group of 64k weights spans k
+// half-runs, a half-run spans 2 groups of 32.
+class HalfRunGroups {
+ public:
+  HalfRunGroups(const Int4RowFloats& f, int64_t group) : f_(f), steps_per_group_(group % 64 == 0 ? group / 64 : 0) {}
+  void next(__m256* scale, __m256* zero) {
+    if (steps_per_group_ > 0) {
+      if (left_-- > 0) return;
+      left_ = steps_per_group_ - 1;
+      *scale = _mm256_set1_ps(f_.scale[g_]);
+      *zero = _mm256_set1_ps(f_.zero[g_]);
+      ++g_;
+      return;
+    }
+    *scale = _mm256_setr_m128(_mm_set1_ps(f_.scale[g_]), _mm_set1_ps(f_.scale[g_ + 1]));
+    *zero = _mm256_setr_m128(_mm_set1_ps(f_.zero[g_]), _mm_set1_ps(f_.zero[g_ + 1]));
+    g_ += 2;
   }
-  const int64_t g = k0 / 32;  // groups of 32: lanes 0-3 and 4-7
-  *scale = _mm256_setr_m128(_mm_set1_ps(groups.scale(g)), _mm_set1_ps(groups.scale(g + 1)));
-  *zero = _mm256_setr_m128(_mm_set1_ps(float(groups.zero_u(g))), _mm_set1_ps(float(groups.zero_u(g + 1))));
-}
+
+ private:
+  const Int4RowFloats& f_;
+  int64_t steps_per_group_;
+  int64_t g_ = 0, left_ = 0;
+};
 
 template <int TT>
 void row(const Matrix& w, const RunX4* const* xs, int64_t halves, float* y, int64_t ldy, int64_t r, StreamPrefetch& prefetch) {
   const uint8_t* bytes = w.row_ptr(r);  // [cols / 2]
-  const Int4RowGroups groups(w, r);
-  const int64_t G = w.group;
+  Int4RowFloats floats;
+  floats.fill(w, r);
+  HalfRunGroups half_run_groups(floats, w.group);
   const __m256i low4 = _mm256_set1_epi8(15);
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 total[TT];
@@ -41,7 +53,7 @@ void row(const Matrix& w, const RunX4* const* xs, int64_t halves, float* y, int6
   __m256 scale = _mm256_setzero_ps(), zero = _mm256_setzero_ps();
   for (int64_t h = 0; h < halves; ++h) {
     prefetch.advance(bytes + 32 * h);
-    if (G % 64 != 0 || (64 * h) % G == 0) half_run_groups(groups, G, h, &scale, &zero);
+    half_run_groups.next(&scale, &zero);
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bytes + 32 * h));
     const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
     const int64_t c = h / 2, half = h % 2;

@@ -17,42 +17,51 @@ namespace qnext {
 
 namespace {
 
-// Run c's group scales and zero points per lane (lane i: weight 128 c + 8 i).
-struct RunGroups {
-  const Int4RowGroups& groups;
-  int64_t G;
-  __m512i lane_group;  // groups of 32 / 64: lane i -> i * 8 / G
-  RunGroups(const Int4RowGroups& g, int64_t group) : groups(g), G(group) {
-    lane_group = G == 32 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
-                         : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+// The group scales and zero points per lane (lane i: weight 128 c + 8 i) of runs c = 0, 1, ... in
+// turn, from the row's floats, without a division per run: a group of 128k weights spans k runs,
+// a run spans 4 groups of 32 or 2 of 64.
+class RunGroups {
+ public:
+  RunGroups(const Int4RowFloats& f, int64_t group)
+      : f_(f), runs_per_group_(group % 128 == 0 ? group / 128 : 0), groups_per_run_(group % 128 == 0 ? 1 : 128 / group) {
+    lane_group_ = group == 32 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
+                              : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   }
-  void at(int64_t c, __m512* scale, __m512* zero) const {
-    if (G % 128 == 0) {
-      const int64_t g = 128 * c / G;
-      *scale = _mm512_set1_ps(groups.scale(g));
-      *zero = _mm512_set1_ps(float(groups.zero_u(g)));
+  // The next run's; scale and zero keep the previous run's where its group goes on.
+  void next(__m512* scale, __m512* zero) {
+    if (runs_per_group_ > 0) {
+      if (left_-- > 0) return;
+      left_ = runs_per_group_ - 1;
+      *scale = _mm512_set1_ps(f_.scale[g_]);
+      *zero = _mm512_set1_ps(f_.zero[g_]);
+      ++g_;
       return;
     }
-    const int64_t n = 128 / G, g0 = c * n;
-    alignas(16) float s[4] = {}, z[4] = {};
-    for (int64_t i = 0; i < n; ++i) s[i] = groups.scale(g0 + i), z[i] = float(groups.zero_u(g0 + i));
-    *scale = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_load_ps(s)));
-    *zero = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_load_ps(z)));
+    *scale = _mm512_permutexvar_ps(lane_group_, _mm512_castps128_ps512(_mm_loadu_ps(f_.scale + g_)));
+    *zero = _mm512_permutexvar_ps(lane_group_, _mm512_castps128_ps512(_mm_loadu_ps(f_.zero + g_)));
+    g_ += groups_per_run_;
   }
+
+ private:
+  const Int4RowFloats& f_;
+  int64_t runs_per_group_, groups_per_run_;
+  __m512i lane_group_;  // groups of 32 / 64: lane i -> i * 8 / group
+  int64_t g_ = 0, left_ = 0;
 };
 
 template <int TT>
 void row(const Matrix& w, const RunX4* const* xs, int64_t runs, float* y, int64_t ldy, int64_t r, StreamPrefetch& prefetch) {
   const uint8_t* bytes = w.row_ptr(r);  // [cols / 2]
-  const Int4RowGroups groups(w, r);
-  const RunGroups run_groups(groups, w.group);
+  Int4RowFloats floats;
+  floats.fill(w, r);
+  RunGroups run_groups(floats, w.group);
   const __m512i low4 = _mm512_set1_epi8(15);
   __m512 total[TT];
   for (int t = 0; t < TT; ++t) total[t] = _mm512_setzero_ps();
   __m512 scale = _mm512_setzero_ps(), zero = _mm512_setzero_ps();
   for (int64_t c = 0; c < runs; ++c) {
     prefetch.advance(bytes + 64 * c);
-    if (w.group % 128 != 0 || (128 * c) % w.group == 0) run_groups.at(c, &scale, &zero);
+    run_groups.next(&scale, &zero);
     const __m512i v = _mm512_loadu_si512(bytes + 64 * c);
     const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
     for (int t = 0; t < TT; ++t) {

@@ -1,13 +1,16 @@
 // The activations of the int8 int4 kernels (int4_q8_avx2.cpp, int4_q8_avx512.cpp), laid out once
 // per call in the order of the weights' nibbles. A run of 128 weights is 16 int32 words = 64
 // bytes: the low nibble of each byte is an even weight of its word, the high nibble the odd one.
-// Built with AVX2 instructions only, so both kernels' files include it.
+// AVX2 instructions only, so both kernels' files include it.
 #pragma once
 #include <immintrin.h>
 
 #include "kernels/int4.h"
 
 namespace qnext {
+// Internal linkage: each kernel file compiles these with its own ISA flags, and one shared
+// out-of-line copy could carry AVX-512 code into the AVX2 kernel.
+namespace {
 
 // One run of 128 activations. Lane i: word i of the run, block i / 4 of the activations.
 struct RunX4 {
@@ -17,6 +20,30 @@ struct RunX4 {
   float zc[16];     // dx * the word's sum of q: the zero point comes off as zero_u * zc
 };
 constexpr int64_t kMaxRuns4 = kInt4Int8MaxCols / 128;
+
+// Row r's group scales and zero points (z + 8) as floats, read once per row: converting them per
+// run of 128 weights (a bf16 widening, a nibble of a zero-point word) cost as much as the run's
+// dot products. Padded so that a 4-float load at any group stays inside.
+struct Int4RowFloats {
+  float scale[kInt4Int8MaxCols / 32 + 4];
+  float zero[kInt4Int8MaxCols / 32 + 4];
+  void fill(const Matrix& w, int64_t r) {
+    const Int4RowGroups groups(w, r);
+    const int64_t n = w.scale_cols();
+    switch (groups.scale_dtype) {
+      case DType::BF16:
+        for (int64_t g = 0; g < n; ++g) scale[g] = bf16_to_f32(static_cast<const uint16_t*>(groups.scales)[g]);
+        break;
+      case DType::F16:
+        for (int64_t g = 0; g < n; ++g) scale[g] = f16_to_f32(static_cast<const uint16_t*>(groups.scales)[g]);
+        break;
+      default:
+        for (int64_t g = 0; g < n; ++g) scale[g] = static_cast<const float*>(groups.scales)[g];
+    }
+    for (int64_t g = 0; g < n; ++g) zero[g] = float(groups.zero_u(g));
+    for (int64_t g = n; g < n + 4; ++g) scale[g] = zero[g] = 0;
+  }
+};
 
 // Blocks [4 * runs) of one token's activations into runs.
 inline void lay_out_runs4(const BlockQ8x* xq, int64_t runs, RunX4* out) {
@@ -44,4 +71,5 @@ inline void lay_out_runs4(const BlockQ8x* xq, int64_t runs, RunX4* out) {
   }
 }
 
+}  // namespace
 }  // namespace qnext
