@@ -1,5 +1,5 @@
 // Microbenchmarks of the kernels, per ISA: matrix-vector (decode) and matrix-matrix (prefill)
-// products over BF16 / Q8_0 / Q4_0 weights, the delta rule, attention. Bytes/s is weight bytes
+// products over BF16 / Q8_0 / Q4_0 / FP8 / int4 weights, the delta rule, attention. Bytes/s is weight bytes
 // read; compare it with the machine's read bandwidth (`qnext bench` measures it).
 #include <benchmark/benchmark.h>
 
@@ -19,12 +19,37 @@ namespace qnext {
 namespace {
 
 // A weight matrix well beyond the caches (like one expert group or a projection slab).
+// FP8: random e4m3 codes (NaN codes avoided), an F32 scale per 128 x 128 block; I4: random
+// nibbles, a BF16 scale per group of 128 (symmetric, as the W4A16 release).
 struct Weights {
   std::vector<uint8_t> bytes;
+  std::vector<float> scales32;
+  std::vector<uint16_t> scales16;
   Matrix m;
   Weights(DType t, int64_t rows, int64_t cols) {
     std::mt19937 rng(1);
     std::normal_distribution<float> d(0, 1);
+    if (t == DType::F8_E4M3 || t == DType::I4) {
+      bytes.resize(size_t(rows) * row_bytes(t, cols));
+      for (auto& b : bytes) b = uint8_t(rng());
+      m = Matrix{t, bytes.data(), rows, cols};
+      m.group = 128;
+      if (t == DType::F8_E4M3) {
+        for (auto& b : bytes) {
+          if ((b & 0x7F) == 0x7F) b ^= 1;   // no NaN codes
+          if ((b & 0x78) == 0) b |= 0x08;  // nor subnormal ones (rare in real checkpoints)
+        }
+        m.group_rows = 128;
+        scales32.assign(size_t(m.scale_rows() * m.scale_cols()), 1e-3f);
+        m.scales = scales32.data();
+        m.scale_dtype = DType::F32;
+      } else {
+        scales16.assign(size_t(m.scale_rows() * m.scale_cols()), f32_to_bf16(1e-2f));
+        m.scales = scales16.data();
+        m.scale_dtype = DType::BF16;
+      }
+      return;
+    }
     bytes.resize(size_t(rows) * row_bytes(t, cols));
     std::vector<float> row(static_cast<size_t>(cols));
     for (int64_t r = 0; r < rows; ++r) {
@@ -49,8 +74,8 @@ void run_matmul(benchmark::State& state, DType t, Isa isa, int T, int threads, i
   set_active_isa(isa);
   set_num_threads(threads);
   const int64_t rows = rows_override ? rows_override : T == 1 ? 131072 : 16384, cols = 2048;
-  static Weights* w[3][3] = {};
-  const int idx = t == DType::BF16 ? 0 : t == DType::Q8_0 ? 1 : 2;
+  static Weights* w[5][3] = {};
+  const int idx = t == DType::BF16 ? 0 : t == DType::Q8_0 ? 1 : t == DType::Q4_0 ? 2 : t == DType::F8_E4M3 ? 3 : 4;
   Weights*& wt = w[idx][rows_override ? 2 : T == 1];
   if (!wt) wt = new Weights(t, rows, cols);
   std::vector<float> x(size_t(T) * size_t(cols), 0.5f), y(size_t(T) * size_t(rows));
@@ -70,7 +95,7 @@ void BM_MatvecCached(benchmark::State& s) { run_matmul(s, DType(s.range(0)), Isa
 void BM_Matmul64(benchmark::State& s) { run_matmul(s, DType(s.range(0)), Isa(s.range(1)), 64, int(s.range(2))); }
 
 void matmul_args(benchmark::internal::Benchmark* b) {
-  for (DType t : {DType::BF16, DType::Q8_0, DType::Q4_0})
+  for (DType t : {DType::BF16, DType::Q8_0, DType::Q4_0, DType::F8_E4M3, DType::I4})
     for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
       for (int threads : {1, 2}) b->Args({int64_t(t), int64_t(isa), threads});
   b->ArgNames({"dtype", "isa", "threads"})->UseRealTime();

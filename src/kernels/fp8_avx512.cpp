@@ -4,7 +4,8 @@
 // where an f16 of e4m3 / 256 keeps them (bit 14 would hold a copy of the sign: masked off), and
 // vcvtph2ps widens 16 at a time, normal and subnormal codes alike. About 0.25 instructions per
 // weight for one token, against a dequantize-to-buffer-then-FMA pass that reads and writes every
-// weight twice. Each 128-weight group sums in its own registers, then takes its scale (x 256).
+// weight twice. Each 128-weight group sums in its own registers (four chains per token: with two,
+// one token waited on the FMA latency), then takes its scale (x 256).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -16,9 +17,9 @@ namespace qnext {
 
 namespace {
 
-inline void e4m3x32_div256(const uint8_t* p, __m512& lo, __m512& hi) {
+inline void e4m3x32_div256(const uint8_t* p, __m512i keep, __m512& lo, __m512& hi) {
   const __m512i h = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  const __m512i f16 = _mm512_and_si512(_mm512_slli_epi16(h, 7), _mm512_set1_epi16(int16_t(0xBF80)));
+  const __m512i f16 = _mm512_and_si512(_mm512_slli_epi16(h, 7), keep);
   lo = _mm512_cvtph_ps(_mm512_castsi512_si256(f16));
   hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(f16, 1));
 }
@@ -27,29 +28,45 @@ template <int TT>
 void row_tile(const Matrix& w, const float* x, float* y, int64_t ldy, int64_t r, int t0, StreamPrefetch& prefetch) {
   const uint8_t* row = w.row_ptr(r);
   const int64_t n = w.cols, G = w.group, srow = r / w.group_rows;
+  // The row's block scales: scale_at divides (scale_cols) on every call, a cost next to a block's
+  // 128 weights; F32 (as published) read straight from the row of scales.
+  const float* scales32 = w.scale_dtype == DType::F32 ? static_cast<const float*>(w.scales) + srow * w.scale_cols() : nullptr;
+  const __m512i keep = _mm512_set1_epi16(int16_t(0xBF80));  // the f16's sign, exponent and mantissa bits
   __m512 total[TT];
   float tail[TT];
   for (int j = 0; j < TT; ++j) total[j] = _mm512_setzero_ps(), tail[j] = 0;
-  for (int64_t k0 = 0; k0 < n; k0 += G) {
+  for (int64_t k0 = 0, g = 0; k0 < n; k0 += G, ++g) {
     const int64_t end = std::min(n, k0 + G);
-    const float s = scale_at(w, srow, k0 / G);
-    __m512 acc[TT][2];
-    for (int j = 0; j < TT; ++j) acc[j][0] = acc[j][1] = _mm512_setzero_ps();
-    int64_t k = k0;
-    for (; k + 32 <= end; k += 32) {
-      prefetch.advance(row + k + 32);
+    const float s = scales32 ? scales32[g] : scale_at(w, srow, g);
+    // Four chains per token whatever TT, so a token's sum does not depend on the tokens beside it.
+    __m512 acc[TT][4];
+    for (int j = 0; j < TT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = _mm512_setzero_ps();
+    auto step = [&](int64_t k, int a) {  // weights [k, k + 32) into chains a, a + 1
       __m512 w0, w1;
-      e4m3x32_div256(row + k, w0, w1);
+      e4m3x32_div256(row + k, keep, w0, w1);
       for (int j = 0; j < TT; ++j) {
         const float* xj = x + size_t(t0 + j) * size_t(n) + size_t(k);
-        acc[j][0] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xj), acc[j][0]);
-        acc[j][1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xj + 16), acc[j][1]);
+        acc[j][a] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xj), acc[j][a]);
+        acc[j][a + 1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xj + 16), acc[j][a + 1]);
       }
+    };
+    int64_t k = k0;
+    for (; k + 64 <= end; k += 64) {
+      prefetch.advance(row + k + 64);
+      step(k, 0);
+      step(k + 32, 2);
+    }
+    if (k + 32 <= end) {
+      prefetch.advance(row + k + 32);
+      step(k, 0);
+      k += 32;
     }
     for (; k < end; ++k)
       for (int j = 0; j < TT; ++j) tail[j] += e4m3_to_f32(row[k]) * s * x[size_t(t0 + j) * size_t(n) + size_t(k)];
     const __m512 s256 = _mm512_set1_ps(s * 256.0f);
-    for (int j = 0; j < TT; ++j) total[j] = _mm512_fmadd_ps(_mm512_add_ps(acc[j][0], acc[j][1]), s256, total[j]);
+    for (int j = 0; j < TT; ++j)
+      total[j] = _mm512_fmadd_ps(_mm512_add_ps(_mm512_add_ps(acc[j][0], acc[j][1]), _mm512_add_ps(acc[j][2], acc[j][3])), s256,
+                                 total[j]);
   }
   for (int j = 0; j < TT; ++j) y[size_t(t0 + j) * size_t(ldy) + size_t(r)] = _mm512_reduce_add_ps(total[j]) + tail[j];
 }
