@@ -54,12 +54,12 @@ size_t peak_rss_bytes() {
 }
 
 // Lowers the peak to what is resident now (Linux: "5" to clear_refs), so that a probe's freed
-// buffer does not count as the model's memory.
-void reset_peak_rss() {
-  if (std::FILE* f = std::fopen("/proc/self/clear_refs", "w")) {
-    std::fputs("5", f);
-    std::fclose(f);
-  }
+// buffer does not count as the model's memory. False where the kernel or sandbox refuses.
+bool reset_peak_rss() {
+  std::FILE* f = std::fopen("/proc/self/clear_refs", "w");
+  if (!f) return false;
+  const bool written = std::fputs("5", f) >= 0;
+  return std::fclose(f) == 0 && written;
 }
 
 }  // namespace
@@ -133,7 +133,8 @@ void register_bench(CLI::App& app, int& exit_code) {
     // memory's speed drifts, and a probe taken once, at another moment, makes the fraction noise.
     const double bytes_per_token = double(model->active_weight_bytes());
     std::vector<double> pp, tg, tg0, depth_ratio, probe, fraction;
-    size_t rss_peak = 0;  // the model's, without the probe's buffer
+    size_t rss_peak = 0;       // the model's, without the probe's buffer
+    bool peak_resets = true;   // false once clear_refs was refused: later peaks include a probe
     for (int r = 0; r < o->repeats; ++r) {
       if (o->prompt > 0) {
         auto st = fresh_state();
@@ -149,9 +150,9 @@ void register_bench(CLI::App& app, int& exit_code) {
           tg0.push_back(decode_rate(empty));
         }
         tg.push_back(decode_rate(*st));
-        rss_peak = std::max(rss_peak, peak_rss_bytes());
+        if (peak_resets) rss_peak = std::max(rss_peak, peak_rss_bytes());
         probe.push_back(measure_read_bandwidth(o->model.threads, size_t(1) << 30, 2) * 1e9);
-        reset_peak_rss();
+        peak_resets = peak_resets && reset_peak_rss();
         fraction.push_back(probe.back() > 0 ? bytes_per_token * tg.back() / probe.back() : 0);
         if (o->depth > 0) depth_ratio.push_back(tg.back() / tg0.back());
       }
@@ -165,7 +166,9 @@ void register_bench(CLI::App& app, int& exit_code) {
     nlohmann::json batched;
     if (o->batch > 0) batched = bench_batch(*model, o->batch, std::max(5, 4 * o->repeats + 1), 2, o->json);
     const Stats p = stats(pp), g = stats(tg), g0 = stats(tg0), ratio = stats(depth_ratio);
-    const size_t rss = std::max(rss_peak, peak_rss_bytes());
+    // Without resets the peak from the first probe on includes its buffer: the last clean reading
+    // stands (the MTP and batch runs then do not count).
+    const size_t rss = peak_resets ? std::max(rss_peak, peak_rss_bytes()) : rss_peak;
     if (probe.empty()) probe.push_back(measure_read_bandwidth(o->model.threads) * 1e9);  // after the RSS, as above
     const Stats bw = stats(probe), fr = stats(fraction);
     const double bandwidth = bw.median;
