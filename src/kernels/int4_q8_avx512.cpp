@@ -82,25 +82,17 @@ void rows_int4_q8_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, i
     rows_int4_q8_avx2(w, xq, T, y, ldy, r0, r1);
     return;
   }
-  const int64_t runs = w.cols / 128, nb = w.cols / 32;
-  RunX4 laid[3][kMaxRuns4];  // up to 3 tokens at a time, on the stack (48 KiB)
-  for (int t0 = 0; t0 < T; t0 += 3) {
-    const int tt = std::min(3, T - t0);
-    const RunX4* xs[3];
-    for (int t = 0; t < tt; ++t) {
-      lay_out_runs4(xq + size_t(t0 + t) * size_t(nb), runs, laid[t]);
-      xs[t] = laid[t];
-    }
-    float* yt = y + size_t(t0) * size_t(ldy);
-    StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
-    for (int64_t r = r0; r < r1; ++r) {
+  const int64_t runs = w.cols / 128;
+  int4_q8_passes(w, xq, T, y, ldy, r0, r1, [&](const RunX4* const* xs, int tt, float* yt, int64_t ra, int64_t rb) {
+    StreamPrefetch prefetch(w.row_ptr(ra), w.row_ptr(w.rows));
+    for (int64_t r = ra; r < rb; ++r) {
       switch (tt) {
         case 1: row<1>(w, xs, runs, yt, ldy, r, prefetch); break;
         case 2: row<2>(w, xs, runs, yt, ldy, r, prefetch); break;
         default: row<3>(w, xs, runs, yt, ldy, r, prefetch); break;
       }
     }
-  }
+  });
 }
 
 }  // namespace qnext

@@ -5,6 +5,8 @@
 #pragma once
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "kernels/int4.h"
 
 namespace qnext {
@@ -68,6 +70,25 @@ inline void lay_out_runs4(const BlockQ8x* xq, int64_t runs, RunX4* out) {
         o.zc[4 * b + i] = blk.d * float(sums[i] - 1024);
       }
     }
+  }
+}
+
+// Output rows [r0, r1) for T tokens in passes of up to 3: each pass lays out its tokens'
+// activations (on the stack, 48 KiB at most), then calls rows(xs, tt, y of the pass's first token,
+// r0, r1) with xs[0..tt) its tokens' runs.
+template <class Rows>
+inline void int4_q8_passes(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1,
+                           Rows rows) {
+  const int64_t runs = w.cols / 128, nb = w.cols / 32;
+  RunX4 laid[3][kMaxRuns4];
+  for (int t0 = 0; t0 < T; t0 += 3) {
+    const int tt = std::min(3, T - t0);
+    const RunX4* xs[3];
+    for (int t = 0; t < tt; ++t) {
+      lay_out_runs4(xq + size_t(t0 + t) * size_t(nb), runs, laid[t]);
+      xs[t] = laid[t];
+    }
+    rows(xs, tt, y + size_t(t0) * size_t(ldy), r0, r1);
   }
 }
 
