@@ -28,16 +28,14 @@ template <int TT>
 void row_tile(const Matrix& w, const float* x, float* y, int64_t ldy, int64_t r, int t0, StreamPrefetch& prefetch) {
   const uint8_t* row = w.row_ptr(r);
   const int64_t n = w.cols, G = w.group, srow = r / w.group_rows;
-  // The row's block scales: scale_at divides (scale_cols) on every call, a cost next to a block's
-  // 128 weights; F32 (as published) read straight from the row of scales.
-  const float* scales32 = w.scale_dtype == DType::F32 ? static_cast<const float*>(w.scales) + srow * w.scale_cols() : nullptr;
+  const ScaleRow scales(w, srow);  // [scale_cols()]
   const __m512i keep = _mm512_set1_epi16(int16_t(0xBF80));  // the f16's sign, exponent and mantissa bits
   __m512 total[TT];
   float tail[TT];
   for (int j = 0; j < TT; ++j) total[j] = _mm512_setzero_ps(), tail[j] = 0;
   for (int64_t k0 = 0, g = 0; k0 < n; k0 += G, ++g) {
     const int64_t end = std::min(n, k0 + G);
-    const float s = scales32 ? scales32[g] : scale_at(w, srow, g);
+    const float s = scales[g];
     // Four chains per token whatever TT, so a token's sum does not depend on the tokens beside it.
     __m512 acc[TT][4];
     for (int j = 0; j < TT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = _mm512_setzero_ps();

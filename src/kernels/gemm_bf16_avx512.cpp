@@ -135,10 +135,9 @@ void weight_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out, f
   if (w.dtype == DType::F8_E4M3 && w.group % 32 == 0) {
     const uint8_t* codes = w.row_ptr(r);
     const int64_t srow = r / w.group_rows;
-    // F32 block scales (as published) straight from their row: scale_at divides on every call.
-    const float* scales32 = w.scale_dtype == DType::F32 ? static_cast<const float*>(w.scales) + srow * w.scale_cols() : nullptr;
+    const ScaleRow scales(w, srow);  // [scale_cols()]
     for (int64_t k0 = 0, g = 0; k0 < kp; k0 += w.group, ++g) {
-      const float scale = k0 >= w.cols ? 0.0f : scales32 ? scales32[g] : scale_at(w, srow, g);
+      const float scale = k0 >= w.cols ? 0.0f : scales[g];
       const __m512 s = _mm512_set1_ps(scale * 256.0f);
       for (int64_t k = k0; k < std::min(kp, k0 + w.group); k += 32) {
         prefetch.advance(codes + k);

@@ -19,23 +19,13 @@ inline int int4_zero_u(const Matrix& w, int64_t r, int64_t g) {
 // Row r's group scales and zero points for the row kernels: scale_at and int4_zero_u divide by
 // scale_cols() on every call, a cost next to a group of 32 weights; this divides once per row.
 struct Int4RowGroups {
-  const void* scales;  // row r's [scale_cols()] scales
-  DType scale_dtype;
+  ScaleRow scales;       // row r's [scale_cols()] scales
   const int32_t* zeros;  // row r's [scale_cols()] zero-point words, or null (symmetric)
   int shift;
 
   Int4RowGroups(const Matrix& w, int64_t r)
-      : scales(static_cast<const char*>(w.scales) + size_t(r * w.scale_cols()) * dtype_size(w.scale_dtype)),
-        scale_dtype(w.scale_dtype),
-        zeros(w.zeros ? w.zeros + size_t((r / 8) * w.scale_cols()) : nullptr),
-        shift(int(4 * (r % 8))) {}
-  float scale(int64_t g) const {
-    switch (scale_dtype) {
-      case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(scales)[g]);
-      case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(scales)[g]);
-      default: return static_cast<const float*>(scales)[g];
-    }
-  }
+      : scales(w, r), zeros(w.zeros ? w.zeros + size_t((r / 8) * w.scale_cols()) : nullptr), shift(int(4 * (r % 8))) {}
+  float scale(int64_t g) const { return scales[g]; }
   int zero_u(int64_t g) const { return zeros ? int((uint32_t(zeros[g]) >> shift) & 15) : 8; }
 };
 

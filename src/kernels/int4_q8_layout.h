@@ -32,16 +32,7 @@ struct Int4RowFloats {
   void fill(const Matrix& w, int64_t r) {
     const Int4RowGroups groups(w, r);
     const int64_t n = w.scale_cols();
-    switch (groups.scale_dtype) {
-      case DType::BF16:
-        for (int64_t g = 0; g < n; ++g) scale[g] = bf16_to_f32(static_cast<const uint16_t*>(groups.scales)[g]);
-        break;
-      case DType::F16:
-        for (int64_t g = 0; g < n; ++g) scale[g] = f16_to_f32(static_cast<const uint16_t*>(groups.scales)[g]);
-        break;
-      default:
-        for (int64_t g = 0; g < n; ++g) scale[g] = static_cast<const float*>(groups.scales)[g];
-    }
+    groups.scales.to_f32(n, scale);
     for (int64_t g = 0; g < n; ++g) zero[g] = float(groups.zero_u(g));
     for (int64_t g = n; g < n + 4; ++g) scale[g] = zero[g] = 0;
   }

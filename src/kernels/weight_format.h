@@ -53,15 +53,41 @@ bool int8_activations(DType t);
 // or I4 decoding on a SIMD ISA.
 bool int8_product(Isa isa, const Matrix& w, int T);
 
-// The scale of weight (r, k) of a matrix with side scales (F8_E4M3, I4).
-inline float scale_at(const Matrix& w, int64_t srow, int64_t g) {
-  const size_t i = size_t(srow * w.scale_cols() + g);
-  switch (w.scale_dtype) {
-    case DType::BF16: return bf16_to_f32(static_cast<const uint16_t*>(w.scales)[i]);
-    case DType::F16: return f16_to_f32(static_cast<const uint16_t*>(w.scales)[i]);
-    default: return static_cast<const float*>(w.scales)[i];
+// One row of a matrix's side scales (F8_E4M3, I4): found once, so a row kernel reading a scale per
+// block or group does not divide (scale_cols) for each.
+class ScaleRow {
+ public:
+  ScaleRow(const Matrix& w, int64_t srow)
+      : p_(static_cast<const char*>(w.scales) + size_t(srow * w.scale_cols()) * dtype_size(w.scale_dtype)),
+        dtype_(w.scale_dtype) {}
+  float operator[](int64_t g) const {
+    switch (dtype_) {
+      case DType::BF16: return bf16_to_f32(reinterpret_cast<const uint16_t*>(p_)[g]);
+      case DType::F16: return f16_to_f32(reinterpret_cast<const uint16_t*>(p_)[g]);
+      default: return reinterpret_cast<const float*>(p_)[g];
+    }
   }
-}
+  // Scales [0, n) as floats: out[n] (one switch for the row, not one per scale).
+  void to_f32(int64_t n, float* out) const {
+    switch (dtype_) {
+      case DType::BF16:
+        for (int64_t g = 0; g < n; ++g) out[g] = bf16_to_f32(reinterpret_cast<const uint16_t*>(p_)[g]);
+        return;
+      case DType::F16:
+        for (int64_t g = 0; g < n; ++g) out[g] = f16_to_f32(reinterpret_cast<const uint16_t*>(p_)[g]);
+        return;
+      default:
+        for (int64_t g = 0; g < n; ++g) out[g] = reinterpret_cast<const float*>(p_)[g];
+    }
+  }
+
+ private:
+  const char* p_;
+  DType dtype_;
+};
+
+// The scale of weight (r, k) of a matrix with side scales (F8_E4M3, I4).
+inline float scale_at(const Matrix& w, int64_t srow, int64_t g) { return ScaleRow(w, srow)[g]; }
 
 // The scalar float-activation product over any dequantizer: each row dequantized a chunk at a time
 // (on the stack), then plain float dot products. The scalar twin of every rows_f32 kernel of a
