@@ -14,6 +14,7 @@
 #include "cli/common.h"
 #include "core/bandwidth.h"
 #include "core/cpu.h"
+#include "runtime/expert_cache.h"
 
 namespace qnext::cli {
 
@@ -96,7 +97,10 @@ void register_bench(CLI::App& app, int& exit_code) {
     if (!model) return;
     const double load_s = seconds_since(t_load);
     const auto t_fault = std::chrono::steady_clock::now();
-    model->weights().prefault();
+    // With an expert cache only the dense weights are paged in; the experts come as decoding asks.
+    const auto* cache = dynamic_cast<const ExpertCache*>(model->expert_source());
+    if (cache) model->weights().prefault_dense();
+    else model->weights().prefault();
     const double prefault_s = seconds_since(t_fault);
     const Config& c = model->config();
     std::mt19937 rng(42);
@@ -133,6 +137,7 @@ void register_bench(CLI::App& app, int& exit_code) {
     // memory's speed drifts, and a probe taken once, at another moment, makes the fraction noise.
     const double bytes_per_token = double(model->active_weight_bytes());
     std::vector<double> pp, tg, tg0, depth_ratio, probe, fraction;
+    std::vector<double> hit_rate, disk_bytes, read_share;  // expert cache, per decode repeat
     size_t rss_peak = 0;       // the model's, without the probe's buffer
     bool peak_resets = true;   // false once clear_refs was refused: later peaks include a probe
     for (int r = 0; r < o->repeats; ++r) {
@@ -149,8 +154,16 @@ void register_bench(CLI::App& app, int& exit_code) {
           SequenceState empty = model->new_state();
           tg0.push_back(decode_rate(empty));
         }
+        const ExpertSourceStats s0 = cache ? cache->stats() : ExpertSourceStats{};
         tg.push_back(decode_rate(*st));
         if (peak_resets) rss_peak = std::max(rss_peak, peak_rss_bytes());
+        if (cache) {  // the roofline is the disk's (measured once, below), not the memory's
+          const ExpertSourceStats s1 = cache->stats();
+          hit_rate.push_back(double(s1.hits - s0.hits) / double(std::max<uint64_t>(1, s1.lookups - s0.lookups)));
+          disk_bytes.push_back(double(s1.bytes_read - s0.bytes_read) / o->gen);
+          read_share.push_back((s1.read_seconds - s0.read_seconds) * tg.back() / o->gen);
+          continue;
+        }
         probe.push_back(measure_read_bandwidth(o->model.threads, size_t(1) << 30, 2) * 1e9);
         peak_resets = peak_resets && reset_peak_rss();
         fraction.push_back(probe.back() > 0 ? bytes_per_token * tg.back() / probe.back() : 0);
@@ -169,8 +182,10 @@ void register_bench(CLI::App& app, int& exit_code) {
     // Without resets the peak from the first probe on includes its buffer: the last clean reading
     // stands (the MTP and batch runs then do not count).
     const size_t rss = peak_resets ? std::max(rss_peak, peak_rss_bytes()) : rss_peak;
-    if (probe.empty()) probe.push_back(measure_read_bandwidth(o->model.threads) * 1e9);  // after the RSS, as above
+    if (probe.empty() && !cache) probe.push_back(measure_read_bandwidth(o->model.threads) * 1e9);  // after the RSS, as above
     const Stats bw = stats(probe), fr = stats(fraction);
+    const Stats hits = stats(hit_rate), disk = stats(disk_bytes), waits = stats(read_share);
+    const double disk_rate = cache && o->gen > 0 ? cache->measure_disk_rate(size_t(1) << 30) : 0;
     const double bandwidth = bw.median;
     const double achieved = bytes_per_token * g.median;
     if (o->json) {
@@ -204,6 +219,17 @@ void register_bench(CLI::App& app, int& exit_code) {
                           {"roofline_fraction", fr.median},  // median over repeats of tg x bytes / that repeat's probe
                           {"roofline_fraction_min", fr.min},
                           {"roofline_fraction_max", fr.max}};
+      if (cache)
+        j["expert_cache"] = {{"slots", cache->capacity()},
+                             {"experts", cache->plan().expert_count},
+                             {"cache_bytes", size_t(cache->capacity()) * cache->plan().slot_bytes},
+                             {"dense_bytes", cache->plan().dense_bytes},
+                             {"direct_reads", cache->direct_reads()},
+                             {"hit_rate", hits.median},
+                             {"disk_bytes_per_token", disk.median},
+                             {"read_wait_fraction", waits.median},
+                             {"disk_read_gb_s", disk_rate / 1e9},
+                             {"disk_roofline_tok_s", disk.median > 0 ? disk_rate / disk.median : 0}};
       if (o->mtp > 0) j["mtp"] = mtp;
       if (o->batch > 0) j["batch"] = batched;
       std::printf("%s\n", j.dump(2).c_str());
@@ -218,7 +244,16 @@ void register_bench(CLI::App& app, int& exit_code) {
         std::printf("tg%-8d %12.2f %12.2f %12.2f   at depth 0, alternating with the above: ratio %.3f\n", o->gen,
                     g0.median, g0.min, g0.max, ratio.median);
       std::printf("peak RSS %s (weights %s)\n", human_bytes(double(rss)).c_str(), human_bytes(double(model->weight_bytes())).c_str());
-      std::printf("roofline: %s of weights per decoded token; read bandwidth probed after each decode %.2f GB/s"
+      if (cache)
+        std::printf("expert cache: %d of %d experts (%s, reads %s); decoding: hit rate %.1f%% (%.1f-%.1f), %s read "
+                    "per token, waiting on reads %.0f%% of the time;\n"
+                    "          disk read rate probed %.2f GB/s -> at most %.2f tok/s from disk\n",
+                    cache->capacity(), cache->plan().expert_count,
+                    human_bytes(double(size_t(cache->capacity()) * cache->plan().slot_bytes)).c_str(),
+                    cache->direct_reads() ? "direct" : "through the page cache", 100 * hits.median, 100 * hits.min,
+                    100 * hits.max, human_bytes(disk.median).c_str(), 100 * waits.median, disk_rate / 1e9,
+                    disk.median > 0 ? disk_rate / disk.median : 0.0);
+      if (!cache) std::printf("roofline: %s of weights per decoded token; read bandwidth probed after each decode %.2f GB/s"
                   " (%.2f-%.2f) -> at most %.2f tok/s;\n"
                   "          achieved %.2f GB/s; per repeat against its own probe %.1f%% of the limit (%.1f-%.1f%%)\n",
                   human_bytes(bytes_per_token).c_str(), bandwidth / 1e9, bw.min / 1e9, bw.max / 1e9,

@@ -4,6 +4,8 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/memory_info.h"
+#include "runtime/expert_cache.h"
 
 namespace qnext::cli {
 
@@ -12,7 +14,7 @@ void register_info(CLI::App& app, int& exit_code) {
   auto model_dir = std::make_shared<std::string>();
   cmd->add_option("--model,-m", *model_dir, "Model directory (config.json + safetensors)")->required();
   cmd->callback([model_dir, &exit_code] {
-    auto model = load_model_or_report(*model_dir, 1);
+    auto model = load_model_or_report(*model_dir, 1, "", "f32", "off");
     if (!model) {
       exit_code = 1;
       return;
@@ -63,6 +65,14 @@ void register_info(CLI::App& app, int& exit_code) {
     std::printf("matrices:         %s\n", formats.c_str());
     std::printf("weights:          %s in %zu file(s)\n", human_bytes(double(model->weight_bytes())).c_str(),
                 model->weights().file_count());
+    if (auto plan = plan_memory(w)) {
+      const MemoryPlan& p = plan.value();
+      std::printf("memory:           %s to run from memory (%s available now); with less, --mem-budget keeps the dense "
+                  "%s resident and the %s of routed experts in a cache (smallest budget %s: one layer's %d experts)\n",
+                  human_bytes(double(p.total_bytes)).c_str(), human_bytes(double(available_memory_bytes())).c_str(),
+                  human_bytes(double(p.dense_bytes)).c_str(), human_bytes(double(p.routed_bytes)).c_str(),
+                  human_bytes(double(p.min_budget())).c_str(), p.layer_experts);
+    }
     std::printf("state:            %s fixed per sequence (DeltaNet) + %s per token of context (KV, f32%s; %s with "
                 "--kv-type f16)\n",
                 human_bytes(double(fixed_state_bytes(c))).c_str(),

@@ -1,6 +1,7 @@
 #include "cli/common.h"
 
 #include <climits>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/thread_pool.h"
+#include "runtime/expert_cache.h"
 
 namespace qnext::cli {
 
@@ -61,8 +63,47 @@ Status check_ids(const std::vector<int32_t>& ids, int vocab) {
   return Ok{};
 }
 
+// Puts the routed experts in an expert cache when the model is larger than the budget. An explicit
+// budget that cannot be met is an error; the automatic one falls back to the memory map (and the
+// page cache) with a note.
+static Status apply_memory_budget(Model& model, const std::string& flag) {
+  if (flag == "off") return Ok{};
+  const bool automatic = flag.empty() || flag == "auto";
+  size_t budget = 0;
+  if (automatic) {
+    budget = default_memory_budget();
+    if (budget == 0) return Ok{};  // unknown: use the memory map
+  } else {
+    char* end = nullptr;
+    const double gb = std::strtod(flag.c_str(), &end);
+    if (end == flag.c_str() || *end != '\0' || !(gb > 0) || gb > 1e6)
+      return err("--mem-budget: '" + flag + "' is not a number of GB, auto or off");
+    budget = size_t(gb * 1e9);
+  }
+  const size_t need = model.weight_bytes();
+  if (need <= budget) return Ok{};
+  auto cache = ExpertCache::create(model.weights(), budget);
+  if (!cache) {
+    if (!automatic) return err("--mem-budget: " + cache.error());
+    std::fprintf(stderr, "note: the model (%s) is larger than the memory available (%s) and cannot use the "
+                 "expert cache (%s); running memory-mapped, the page cache decides what stays in memory\n",
+                 human_bytes(double(need)).c_str(), human_bytes(double(budget)).c_str(), cache.error().c_str());
+    return Ok{};
+  }
+  const ExpertCache& c = *cache.value();
+  std::fprintf(stderr,
+               "note: the model (%s) is larger than the memory budget (%s): dense weights (%s) resident, routed "
+               "experts in a cache of %d of %d (%s), read from disk %s\n",
+               human_bytes(double(need)).c_str(), human_bytes(double(budget)).c_str(),
+               human_bytes(double(c.plan().dense_bytes)).c_str(), c.capacity(), c.plan().expert_count,
+               human_bytes(double(size_t(c.capacity()) * c.plan().slot_bytes)).c_str(),
+               c.direct_reads() ? "past the page cache (O_DIRECT)" : "through the page cache (O_DIRECT refused here)");
+  model.set_expert_source(std::move(cache.value()));
+  return Ok{};
+}
+
 std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads, const std::string& quantize,
-                                            const std::string& kv_type) {
+                                            const std::string& kv_type, const std::string& mem_budget) {
   // More threads than the hardware has only contend (and thousands fail to start): clamped.
   const int hardware = int(std::max(1u, std::thread::hardware_concurrency()));
   if (threads > hardware) std::fprintf(stderr, "note: -t %d is more than the %d hardware threads; using %d\n", threads, hardware, hardware);
@@ -83,6 +124,10 @@ std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads,
     return nullptr;
   }
   m.value()->set_kv_type(kv);
+  if (Status st = apply_memory_budget(*m.value(), mem_budget); !st) {
+    std::fprintf(stderr, "error: %s\n", st.error().c_str());
+    return nullptr;
+  }
   return std::move(m.value());
 }
 
@@ -107,6 +152,10 @@ void ModelFlags::add_to(CLI::App* cmd, const std::string& model_help) {
   cmd->add_option("--threads,-t", threads,
                   threads > 0 ? "Threads (default: " + std::to_string(threads) + ")" : "Threads (default: all cores)");
   cmd->add_option("--quantize", quantize, "Quantize float weights while loading: q8, q4 or q4-mixed");
+  cmd->add_option("--mem-budget", mem_budget,
+                  "Memory for the weights in GB, auto (default: what is available now, less a margin) or off (map "
+                  "everything). A larger model keeps its dense weights resident and streams routed experts from "
+                  "disk through a cache");
   cmd->add_option("--kv-type", kv_type,
                   "KV cache element type: f32 (exact, default) or f16 (half the memory of the attention layers' cache)");
 }

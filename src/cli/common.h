@@ -24,16 +24,21 @@ Status check_ids(const std::vector<int32_t>& ids, int vocab);
 // Sets the thread count (0 = all cores) and loads the model; prints the error and returns null on failure.
 // quantize: "" or q8 / q4 / q4-mixed, applied while loading; kv_type: "f32" or "f16", the KV cache's
 // element type in the states the model makes.
+// mem_budget: "auto" (what the machine has available, less a margin), GB, or "off"; a model larger
+// than the budget keeps its routed experts in an expert cache (runtime/expert_cache.h).
 std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads, const std::string& quantize = "",
-                                            const std::string& kv_type = "f32");
+                                            const std::string& kv_type = "f32", const std::string& mem_budget = "auto");
 
-// The options every command that runs a model shares: --model, --threads, --quantize, --kv-type.
+// The options every command that runs a model shares: --model, --threads, --quantize, --kv-type,
+// --mem-budget.
 struct ModelFlags {
-  std::string dir, quantize, kv_type = "f32";
+  std::string dir, quantize, kv_type = "f32", mem_budget = "auto";
   int threads = 0;  // 0: all cores
 
   void add_to(CLI::App* cmd, const std::string& model_help = "Model directory");
-  std::unique_ptr<Model> load_or_report() const { return load_model_or_report(dir, threads, quantize, kv_type); }
+  std::unique_ptr<Model> load_or_report() const {
+    return load_model_or_report(dir, threads, quantize, kv_type, mem_budget);
+  }
 };
 
 // `--mtp K|auto` (MTP speculative decoding; off when absent) and `--verbose` (its stats).

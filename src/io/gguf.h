@@ -82,6 +82,7 @@ class GgufCheckpoint {
   const std::vector<GgufTensor>& tensors() const { return tensors_; }
   size_t total_bytes() const;
   size_t file_count() const { return files_.size(); }
+  const std::vector<std::shared_ptr<MappedFile>>& mapped_files() const { return files_; }
   void prefault() const;  // as Checkpoint::prefault
 
  private:

@@ -51,6 +51,7 @@ class SafetensorsFile {
   const std::vector<TensorView>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::string& path() const { return file_->path(); }
+  const MappedFile& mapped() const { return *file_; }
 
  private:
   std::shared_ptr<MappedFile> file_;

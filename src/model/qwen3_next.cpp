@@ -36,6 +36,9 @@ struct Model::Workspace {
   std::vector<float> router;                      // [T, E]
   std::vector<int> expert_ids;                    // [T, k]
   std::vector<float> expert_w;                    // [T, k]
+  std::vector<const MlpWeights*> expert_weights;  // [E] the routed experts' weights of this call
+  std::vector<int> fetch_ids;                     // distinct experts of this call
+  std::vector<const MlpWeights*> fetched;         // their weights, as the expert source gave them
   std::vector<std::vector<std::pair<int, float>>> routed;  // [E] tokens routed to each expert
   std::vector<float> gathered, gate_up, act, down;  // MoE per-expert batches
   std::vector<int> solo_experts;                  // experts with 1..solo_max_tokens_ tokens
@@ -359,6 +362,7 @@ void Model::sparse_moe(const MoeWeights& w, const float* x, int T, float* out) {
   for (int t = 0; t < T; ++t)
     route_top_k(logits + size_t(t) * E, E, k, c.norm_topk_prob, ws.expert_ids.data() + size_t(t) * k,
                 weight + size_t(t) * k);
+  resolve_routed_experts(w, T * k);
 
   if (T <= kMoeGroupMaxTokens) {
     moe_few_tokens(w, x, T, weight, out);
@@ -397,10 +401,31 @@ void Model::sparse_moe(const MoeWeights& w, const float* x, int T, float* out) {
     float* in = grow(ws.gathered, size_t(n) * H);  // [n, H]
     for (int i = 0; i < n; ++i) std::copy_n(x + size_t(batch[size_t(i)].first) * H, H, in + size_t(i) * H);
     float* y = grow(ws.down, size_t(n) * H);  // [n, H]
-    mlp(w.experts[size_t(e)], in, n, y);
+    mlp(*ws.expert_weights[size_t(e)], in, n, y);
     add_weighted_rows(batch, y, H, out);
   }
   solo_experts(w, x, T, out);
+}
+
+void Model::set_expert_source(std::unique_ptr<ExpertSource> source) { expert_source_ = std::move(source); }
+
+void Model::resolve_routed_experts(const MoeWeights& w, int pairs) {
+  Workspace& ws = *ws_;
+  const size_t E = w.experts.size();
+  ws.expert_weights.resize(E);
+  if (!expert_source_) {
+    for (size_t e = 0; e < E; ++e) ws.expert_weights[e] = &w.experts[e];
+    return;
+  }
+  // The distinct experts picked, ascending; the cache holds at least one layer's worth.
+  auto& ids = ws.fetch_ids;
+  ids.assign(ws.expert_ids.begin(), ws.expert_ids.begin() + pairs);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  std::fill(ws.expert_weights.begin(), ws.expert_weights.end(), nullptr);
+  ws.fetched.resize(ids.size());
+  expert_source_->fetch(w, ids, ws.fetched);
+  for (size_t i = 0; i < ids.size(); ++i) ws.expert_weights[size_t(ids[i])] = ws.fetched[i];
 }
 
 // Experts with few tokens, one whole expert per task: no hand-off per product, and each thread
@@ -438,7 +463,7 @@ void Model::solo_experts(const MoeWeights& w, const float* x, int T, float* out)
     float* y = act + size_t(kSoloMaxTokens) * I;     // [n, H]
     for (size_t i = cut[g]; i < cut[g + 1]; ++i) {
       const auto& batch = ws.routed[size_t(solo[i])];
-      const MlpWeights& m = w.experts[size_t(solo[i])];
+      const MlpWeights& m = *ws.expert_weights[size_t(solo[i])];
       const int n = int(batch.size());
       for (int j = 0; j < n; ++j) std::copy_n(x + size_t(batch[size_t(j)].first) * H, H, in + size_t(j) * H);
       float* up = gate + size_t(n) * I;
@@ -511,7 +536,7 @@ void Model::moe_few_tokens(const MoeWeights& w, const float* x, int T, const flo
   group.clear();
   for (size_t s = 0; s < experts.size(); ++s) {
     const auto [e, n] = experts[s];
-    const MlpWeights& m = w.experts[size_t(e)];
+    const MlpWeights& m = *ws.expert_weights[size_t(e)];
     const int r0 = first_row[s];
     const float* in = nullptr;
     if (n == 1) {  // its token's row as it is: one quantization serves all that token's experts
@@ -540,7 +565,7 @@ void Model::moe_few_tokens(const MoeWeights& w, const float* x, int T, const flo
   for (size_t s = 0; s < experts.size(); ++s) {
     const auto [e, n] = experts[s];
     const int r0 = first_row[s];
-    group.push_back({&w.experts[size_t(e)].down, act + size_t(r0) * I, n, results + size_t(r0) * H});
+    group.push_back({&ws.expert_weights[size_t(e)]->down, act + size_t(r0) * I, n, results + size_t(r0) * H});
   }
   if (w.has_shared) group.push_back({&w.shared.down, act + size_t(pairs) * I, T, results + size_t(pairs) * H});
   matmul_group(group.data(), group.size());

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/expert_source.h"
 #include "model/state.h"
 #include "model/weights.h"
 
@@ -95,6 +96,11 @@ class Model {
   void mtp_forward(SequenceState& state, std::span<const int32_t> next_ids, const float* hidden,
                    std::vector<float>* mtp_hidden, std::vector<float>* logits);
 
+  // Routed experts from `source` (an expert cache) instead of the memory-mapped weights; null
+  // goes back to those. Results are the same either way.
+  void set_expert_source(std::unique_ptr<ExpertSource> source);
+  const ExpertSource* expert_source() const { return expert_source_.get(); }
+
   int64_t parameter_count(bool active_only, bool include_mtp) const;
   size_t weight_bytes() const { return weights_.file_bytes(); }
   // Bytes of weights one decoded token reads (lm_head, projections, router, shared + top-k experts).
@@ -112,6 +118,8 @@ class Model {
   // Sets ws_->segs for layer l (l < 0: the MTP layer) of the batch's sequences.
   std::span<const Segment> layer_segments(std::span<const BatchEntry> batch, int layer);
   void sparse_moe(const MoeWeights& w, const float* x, int T, float* out);
+  // Sets ws_->expert_weights[e] for every expert the call's routing picked (ws_->expert_ids).
+  void resolve_routed_experts(const MoeWeights& w, int pairs);
   void moe_few_tokens(const MoeWeights& w, const float* x, int T, const float* weight, float* out);
   void solo_experts(const MoeWeights& w, const float* x, int T, float* out);
   void mlp(const MlpWeights& w, const float* x, int T, float* out);
@@ -126,6 +134,7 @@ class Model {
   std::vector<double> inv_freq_;  // [rotary_dim / 2]
   float rope_mscale_ = 1.0f;      // YaRN attention factor on the rotated dims
   std::unique_ptr<Workspace> ws_;
+  std::unique_ptr<ExpertSource> expert_source_;  // null: the memory-mapped experts
 
  public:
   ~Model();

@@ -208,7 +208,7 @@ void Weights::prefault() const {
   gguf.prefault();
 }
 
-void Weights::for_each_matrix(const std::function<void(const Matrix&)>& fn) const {
+void Weights::for_each_matrix(const std::function<void(const Matrix&)>& fn, bool routed_experts) const {
   auto mlp = [&](const MlpWeights& m) { fn(m.gate), fn(m.up), fn(m.down); };
   auto layer = [&](const LayerWeights& l) {
     if (l.type == LayerType::FullAttention) fn(l.attn.q_proj), fn(l.attn.k_proj), fn(l.attn.v_proj), fn(l.attn.o_proj);
@@ -216,13 +216,45 @@ void Weights::for_each_matrix(const std::function<void(const Matrix&)>& fn) cons
     else fn(l.gdn.in_proj_qkv), fn(l.gdn.in_proj_z), fn(l.gdn.in_proj_ba), fn(l.gdn.out_proj);
     if (!l.is_moe) return mlp(l.mlp);
     fn(l.moe.router);
-    for (const auto& e : l.moe.experts) mlp(e);
+    if (routed_experts)
+      for (const auto& e : l.moe.experts) mlp(e);
     if (l.moe.has_shared) mlp(l.moe.shared), fn(l.moe.shared_gate);
   };
   fn(embed);
   if (lm_head.data != embed.data) fn(lm_head);
   for (const auto& l : layers) layer(l);
   if (mtp) fn(mtp->fc), layer(mtp->layer);
+}
+
+std::vector<const MoeWeights*> Weights::moe_blocks() const {
+  std::vector<const MoeWeights*> out;
+  for (const auto& l : layers)
+    if (l.is_moe) out.push_back(&l.moe);
+  if (mtp && mtp->layer.is_moe) out.push_back(&mtp->layer.moe);
+  return out;
+}
+
+size_t Weights::routed_expert_bytes() const {
+  size_t n = 0;
+  for (const MoeWeights* moe : moe_blocks())
+    for (const auto& e : moe->experts) n += e.gate.bytes() + e.up.bytes() + e.down.bytes();
+  return n;
+}
+
+std::vector<const MappedFile*> Weights::mapped_files() const {
+  std::vector<const MappedFile*> out;
+  for (const auto& f : checkpoint.files()) out.push_back(&f.mapped());
+  for (const auto& f : gguf.mapped_files()) out.push_back(f.get());
+  return out;
+}
+
+void Weights::prefault_dense() const {
+  for_each_matrix([](const Matrix& m) {
+    prefault_pages(static_cast<const uint8_t*>(m.data), size_t(m.rows) * row_bytes(m.dtype, m.cols));
+    if (m.scales)
+      prefault_pages(static_cast<const uint8_t*>(m.scales), size_t(m.scale_rows() * m.scale_cols()) * dtype_size(m.scale_dtype));
+    if (m.zeros) prefault_pages(reinterpret_cast<const uint8_t*>(m.zeros), size_t((m.rows + 7) / 8 * m.scale_cols()) * 4);
+  }, false);
 }
 
 }  // namespace qnext

@@ -85,15 +85,21 @@ struct Weights {
   // Opens the checkpoint and checks every expected tensor is present with its shape.
   // recipe != None quantizes the float matrices it selects while loading.
   // Every matrix once (for `qnext info`).
-  void for_each_matrix(const std::function<void(const Matrix&)>& fn) const;
+  // routed_experts = false leaves out the routed experts (what an expert cache holds).
+  void for_each_matrix(const std::function<void(const Matrix&)>& fn, bool routed_experts = true) const;
+  // Every mixture-of-experts block: the layers' in order, then the MTP layer's.
+  std::vector<const MoeWeights*> moe_blocks() const;
 
   static Result<Weights> load(const std::string& dir, const Config& config, QuantRecipe recipe = QuantRecipe::None);
   // The same from a GGUF file (model/weights_gguf.cpp), the converter's transforms undone.
   static Result<Weights> load_gguf(GgufCheckpoint gguf, const Config& config, QuantRecipe recipe = QuantRecipe::None);
 
   size_t file_bytes() const;  // bytes of all tensors in the files
+  size_t routed_expert_bytes() const;  // of those, the routed experts' (MTP's included)
+  std::vector<const MappedFile*> mapped_files() const;  // the files every Matrix points into
   size_t file_count() const;
   void prefault() const;      // see Checkpoint::prefault
+  void prefault_dense() const;  // the same for every matrix but the routed experts
 };
 
 }  // namespace qnext

@@ -1,0 +1,11 @@
+// What the machine's memory holds now, as the kernel reports it.
+#pragma once
+#include <cstddef>
+
+namespace qnext {
+
+// /proc/meminfo's MemAvailable: what new allocations can take without swapping (free memory plus
+// the page cache the kernel can drop). 0 when it cannot be read.
+size_t available_memory_bytes();
+
+}  // namespace qnext

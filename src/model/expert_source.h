@@ -1,0 +1,31 @@
+// Where the forward pass finds the routed experts' weights. By default they are the memory-mapped
+// matrices of Weights. When the model does not fit the memory budget, an expert cache
+// (runtime/expert_cache.h) keeps a fixed number of experts resident and reads the others from
+// the file as the router asks for them; the forward pass only sees other pointers, so its results
+// are bit-identical.
+#pragma once
+#include <cstdint>
+#include <span>
+
+#include "model/weights.h"
+
+namespace qnext {
+
+struct ExpertSourceStats {
+  uint64_t lookups = 0, hits = 0;  // experts asked for, and found resident
+  uint64_t bytes_read = 0;         // from the files
+  double read_seconds = 0;         // waiting for those reads
+};
+
+class ExpertSource {
+ public:
+  virtual ~ExpertSource() = default;
+  // Most distinct experts one fetch may ask for (at least one layer's experts).
+  virtual int capacity() const = 0;
+  // Makes experts ids[i] of `moe` resident and sets out[i] to their weights, valid until the next
+  // fetch. ids are distinct, at most capacity() of them.
+  virtual void fetch(const MoeWeights& moe, std::span<const int> ids, std::span<const MlpWeights*> out) = 0;
+  virtual ExpertSourceStats stats() const = 0;
+};
+
+}  // namespace qnext

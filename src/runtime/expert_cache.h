@@ -1,0 +1,85 @@
+// Models larger than the memory budget: the dense weights (embeddings, lm_head, attention and
+// DeltaNet projections, routers, shared experts, norms) stay memory-mapped and resident, while the
+// routed experts live in a cache of fixed size, filled from the checkpoint's files as the routers
+// pick them. The unit is one whole expert (gate, up and down of one expert of one layer, with any
+// side scales and zero points); the least recently used one is replaced. Reads bypass the page
+// cache (io/direct_reader.h), so the kernel keeps no second copy of what the cache holds.
+#pragma once
+#include <cstddef>
+#include <list>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/result.h"
+#include "io/direct_reader.h"
+#include "model/expert_source.h"
+#include "model/weights.h"
+
+namespace qnext {
+
+// What a model needs in memory, split the way the expert cache splits it.
+struct MemoryPlan {
+  size_t total_bytes = 0;   // every tensor the model uses
+  size_t routed_bytes = 0;  // of those, the routed experts' (the MTP layer's included)
+  size_t dense_bytes = 0;   // the rest: always resident
+  size_t slot_bytes = 0;    // one expert in the cache (its parts page-aligned for direct reads)
+  int layer_experts = 0;    // experts per layer: the fewest the cache may hold (one layer's call)
+  int expert_count = 0;     // routed experts in all
+  // The smallest budget the cache can run in: the dense weights and one layer's experts.
+  size_t min_budget() const { return dense_bytes + size_t(layer_experts) * slot_bytes; }
+};
+// Error when a routed expert is not in a file (quantized while loading with --quantize).
+Result<MemoryPlan> plan_memory(const Weights& w);
+
+// The default budget when none is given: what the machine has available now, less a margin for
+// the workspace, the KV caches and the rest of the process.
+size_t default_memory_budget();
+
+class ExpertCache final : public ExpertSource {
+ public:
+  // A cache of budget - dense bytes (a whole number of experts); error when the budget is below
+  // plan.min_budget(), naming both.
+  static Result<std::unique_ptr<ExpertCache>> create(const Weights& w, size_t budget_bytes);
+  ~ExpertCache() override;
+
+  int capacity() const override { return int(slots_.size()); }
+  void fetch(const MoeWeights& moe, std::span<const int> ids, std::span<const MlpWeights*> out) override;
+  ExpertSourceStats stats() const override { return stats_; }
+  const MemoryPlan& plan() const { return plan_; }
+  bool direct_reads() const;  // whether every file is read past the page cache
+  // The disk's read rate in bytes/s, as the cache reads: `bytes` in 4 MiB pieces at random places
+  // of the files, several in flight (the roofline of decoding from the cache).
+  double measure_disk_rate(size_t bytes) const;
+
+ private:
+  struct Slot {
+    int key = -1;  // block * E + expert, -1 when empty
+    MlpWeights w;  // matrices pointing into this slot's bytes
+    std::list<int>::iterator lru;
+  };
+  struct FileSpan {
+    const uint8_t* base;
+    size_t size;
+  };
+  ExpertCache() = default;
+  // The file and offset of a pointer into one of the memory-mapped files.
+  bool locate(const void* p, int* file, uint64_t* offset) const;
+
+  MemoryPlan plan_;
+  std::vector<FileSpan> files_;
+  std::unique_ptr<DirectReader> reader_;
+  std::unordered_map<const MoeWeights*, int> block_of_;  // which MoE block a fetch is for
+  int E_ = 0;
+  uint8_t* memory_ = nullptr;  // [slots, slot_bytes], page-aligned
+  size_t memory_bytes_ = 0;
+  std::vector<Slot> slots_;
+  std::vector<int> slot_of_;  // [blocks * E] a resident expert's slot, -1 when not resident
+  std::list<int> lru_;        // slots, most recently used first
+  std::vector<ReadRange> reads_;
+  std::vector<int> misses_;
+  ExpertSourceStats stats_;
+};
+
+}  // namespace qnext

@@ -1,0 +1,245 @@
+// The expert cache (runtime/expert_cache.h): a model whose routed experts stream from its files
+// through a cache smaller than they are gives bit-identical results to the memory-mapped model,
+// in every phase (prefill, decode, batches of sequences, MTP) and every stored format, while the
+// cache evicts; budgets it cannot run in, and files it cannot read, are clear errors.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "common/golden.h"
+#include "common/run.h"
+#include "common/temp_dir.h"
+#include "io/direct_reader.h"
+#include "model/qwen3_next.h"
+#include "runtime/expert_cache.h"
+
+namespace qnext {
+namespace {
+
+std::unique_ptr<Model> load(const std::string& path, QuantRecipe recipe = QuantRecipe::None) {
+  auto r = Model::load(path, recipe);
+  if (!r) throw std::runtime_error("cannot load " + path + ": " + r.error());
+  return std::move(r).value();
+}
+
+// The model with a cache of one layer's experts plus `extra`: far fewer than all of them.
+std::unique_ptr<Model> load_cached(const std::string& path, int extra, const ExpertCache** cache) {
+  auto m = load(path);
+  auto plan = plan_memory(m->weights());
+  if (!plan) throw std::runtime_error(plan.error());
+  auto c = ExpertCache::create(m->weights(), plan->min_budget() + size_t(extra) * plan->slot_bytes);
+  if (!c) throw std::runtime_error(c.error());
+  *cache = c.value().get();
+  m->set_expert_source(std::move(c.value()));
+  return m;
+}
+
+std::vector<int32_t> random_ids(std::mt19937& rng, int n, int vocab) {
+  std::uniform_int_distribution<int32_t> pick(0, vocab - 1);
+  std::vector<int32_t> ids(static_cast<size_t>(n));
+  for (auto& id : ids) id = pick(rng);
+  return ids;
+}
+
+// Same bits, not merely close: the forward pass runs the same code over the same bytes.
+void expect_same_bits(const std::vector<float>& a, const std::vector<float>& b, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  ASSERT_FALSE(a.empty()) << what;
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0) << what << ": logits differ";
+}
+
+class ExpertCacheModels : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ExpertCacheModels, BitIdenticalToTheMemoryMappedModelWhileEvicting) {
+  const std::string path = testing::data_dir(GetParam());
+  auto plain = load(path);
+  const ExpertCache* cache = nullptr;
+  auto cached = load_cached(path, 3, &cache);
+  const Config& c = plain->config();
+  ASSERT_LT(cache->capacity(), cache->plan().expert_count);
+  std::mt19937 rng(5);
+
+  // Prefill: every expert solo (the default for few tokens each), then with multi-token experts
+  // split across threads (the path long prompts take).
+  for (int solo_max : {Model::kSoloMaxTokens, 2}) {
+    plain->set_solo_expert_max_tokens(solo_max);
+    cached->set_solo_expert_max_tokens(solo_max);
+    const auto ids = random_ids(rng, 40, c.vocab_size);
+    SequenceState s1 = plain->new_state(), s2 = cached->new_state();
+    ForwardOptions opt;
+    opt.all_logits = true;
+    std::vector<float> h1, h2, l1, l2;
+    plain->forward(s1, ids, opt, &h1, &l1);
+    cached->forward(s2, ids, opt, &h2, &l2);
+    expect_same_bits(l1, l2, "prefill, solo max " + std::to_string(solo_max));
+
+    // Decoding, greedy, one token at a time (the few-token grouped path).
+    int32_t next = ids.back();
+    for (int step = 0; step < 12; ++step) {
+      plain->forward(s1, {&next, 1}, {}, nullptr, &l1);
+      cached->forward(s2, {&next, 1}, {}, nullptr, &l2);
+      expect_same_bits(l1, l2, "decode step " + std::to_string(step));
+      next = int32_t(std::max_element(l1.begin(), l1.end()) - l1.begin());
+    }
+
+    // The MTP head (its own MoE block, cached like the layers').
+    if (plain->has_mtp()) {
+      std::vector<int32_t> next_ids(ids.begin() + 1, ids.end());
+      next_ids.push_back(next);
+      SequenceState m1 = plain->new_state(), m2 = cached->new_state();
+      plain->mtp_forward(m1, next_ids, h1.data(), nullptr, &l1);
+      cached->mtp_forward(m2, next_ids, h2.data(), nullptr, &l2);
+      expect_same_bits(l1, l2, "MTP");
+    }
+  }
+
+  // Several sequences in one call (what the server's batches do): some decode, some prefill.
+  std::vector<SequenceState> a, b;
+  for (int i = 0; i < 4; ++i) a.push_back(plain->new_state()), b.push_back(cached->new_state());
+  for (int step = 0; step < 4; ++step) {
+    std::vector<std::vector<int32_t>> ids(4);
+    std::vector<std::vector<float>> la(4), lb(4);
+    std::vector<BatchEntry> ba, bb;
+    for (int i = 0; i < 4; ++i) {
+      ids[size_t(i)] = random_ids(rng, step == 0 || i == 3 ? 7 : 1, c.vocab_size);
+      ba.push_back({&a[size_t(i)], ids[size_t(i)], &la[size_t(i)]});
+      bb.push_back({&b[size_t(i)], ids[size_t(i)], &lb[size_t(i)]});
+    }
+    plain->forward_batch(ba);
+    cached->forward_batch(bb);
+    for (int i = 0; i < 4; ++i)
+      expect_same_bits(la[size_t(i)], lb[size_t(i)], "batch step " + std::to_string(step) + " seq " + std::to_string(i));
+  }
+
+  // The cache was under pressure: it missed more often than it has slots (so it evicted), and hit.
+  const ExpertSourceStats s = cache->stats();
+  EXPECT_GT(s.hits, 0u);
+  EXPECT_GT(s.lookups - s.hits, uint64_t(cache->capacity()));
+  EXPECT_GT(s.bytes_read, (s.lookups - s.hits) * cache->plan().slot_bytes / 2);
+}
+
+// BF16 safetensors, block-FP8 (side scales), AWQ int4 (scales and zero points, two shards), and
+// llama.cpp K-quants (experts stacked in one tensor per layer).
+INSTANTIATE_TEST_SUITE_P(Formats, ExpertCacheModels,
+                         ::testing::Values("tiny-b", "tiny-b-fp8", "tiny-b-awq", "gguf/tiny-k-q4_k_m/tiny-k-q4_k_m.gguf"),
+                         [](const auto& info) {
+                           std::string n = info.param.substr(info.param.rfind('/') + 1);
+                           for (char& ch : n)
+                             if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return n;
+                         });
+
+TEST(ExpertCache, BudgetBelowOneLayerOfExpertsIsAClearError) {
+  auto m = load(testing::data_dir("tiny-b"));
+  auto plan = plan_memory(m->weights());
+  ASSERT_TRUE(plan) << plan.error();
+  EXPECT_EQ(plan->layer_experts, m->config().num_experts);
+  EXPECT_EQ(plan->dense_bytes + plan->routed_bytes, plan->total_bytes);
+  auto c = ExpertCache::create(m->weights(), plan->min_budget() - 1);
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().find("too small"), std::string::npos) << c.error();
+  EXPECT_NE(c.error().find("smallest budget"), std::string::npos) << c.error();
+  EXPECT_TRUE(ExpertCache::create(m->weights(), plan->min_budget()));
+}
+
+TEST(ExpertCache, ExpertsQuantizedWhileLoadingCannotBeCached) {
+  auto m = load(testing::data_dir("tiny-b"), QuantRecipe::Q8);
+  auto plan = plan_memory(m->weights());
+  ASSERT_FALSE(plan);
+  EXPECT_NE(plan.error().find("--quantize"), std::string::npos) << plan.error();
+}
+
+std::string write_random_file(const std::string& path, size_t n) {
+  std::string bytes(n, '\0');
+  std::mt19937 rng(3);
+  for (char& ch : bytes) ch = char(rng());
+  std::ofstream(path, std::ios::binary).write(bytes.data(), std::streamsize(n));
+  return bytes;
+}
+
+// Direct where the file system allows it, and through the page cache (the fallback where it does not).
+class DirectReaderModes : public ::testing::TestWithParam<bool> {};
+
+TEST_P(DirectReaderModes, ReadsTheFileBytesIncludingPastTheEnd) {
+  testing::TempDir dir;
+  const std::string path = dir.path + "/f.bin";
+  const std::string bytes = write_random_file(path, 5 * 4096 + 1000);
+  auto r = DirectReader::open({path}, 3, GetParam());
+  ASSERT_TRUE(r) << r.error();
+  if (!GetParam()) {
+    EXPECT_FALSE(r.value()->direct(0));
+  }
+  constexpr size_t A = DirectReader::kAlign;
+  void* mem = nullptr;
+  ASSERT_EQ(posix_memalign(&mem, A, 8 * A), 0);
+  auto* buf = static_cast<uint8_t*>(mem);
+  // Two ranges at once; the second runs past the end of the file, its needed bytes do not.
+  std::vector<ReadRange> ranges = {{0, A, 2 * A, 2 * A, buf}, {0, 4 * A, 2 * A, A + 1000, buf + 2 * A}};
+  Status st = r.value()->read(ranges);
+  ASSERT_TRUE(st) << st.error();
+  EXPECT_EQ(std::memcmp(buf, bytes.data() + A, 2 * A), 0);
+  EXPECT_EQ(std::memcmp(buf + 2 * A, bytes.data() + 4 * A, A + 1000), 0);
+  std::free(mem);
+}
+
+TEST_P(DirectReaderModes, AFileShorterThanNeededIsAnErrorNamingIt) {
+  testing::TempDir dir;
+  const std::string path = dir.path + "/short.bin";
+  write_random_file(path, 3 * 4096);
+  auto r = DirectReader::open({path}, 2, GetParam());
+  ASSERT_TRUE(r) << r.error();
+  void* mem = nullptr;
+  ASSERT_EQ(posix_memalign(&mem, DirectReader::kAlign, 4 * DirectReader::kAlign), 0);
+  std::vector<ReadRange> ranges = {{0, 2 * 4096, 2 * 4096, 2 * 4096, static_cast<uint8_t*>(mem)}};
+  Status st = r.value()->read(ranges);
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().find(path), std::string::npos) << st.error();
+  EXPECT_NE(st.error().find("truncated"), std::string::npos) << st.error();
+  std::free(mem);
+  EXPECT_FALSE(DirectReader::open({dir.path + "/missing.bin"}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, DirectReaderModes, ::testing::Values(true, false),
+                         [](const auto& info) { return std::string(info.param ? "Direct" : "PageCache"); });
+
+// End to end through the command line: --mem-budget below the model's size gives the same ids as
+// no budget (with and without MTP) and says it runs from the cache; an impossible budget or a
+// truncated file is an error.
+TEST(ExpertCacheCli, SmallBudgetGivesTheSameTokens) {
+  const std::string model = testing::data_dir("tiny-b");
+  auto generate = [&](const std::string& flags) {  // the ids alone (stdout), or everything with "+"
+    const std::string cmd = testing::qnext_bin() + " generate --model " + model + " --ids 1,2,3,4,5 -n 24 " + flags;
+    return flags.starts_with("+") ? testing::run(cmd.substr(0, cmd.size() - flags.size()) + flags.substr(1))
+                                  : testing::run("(" + cmd + " 2>/dev/null)");
+  };
+  auto plain = generate("--mem-budget off");
+  auto cached = generate("--mem-budget 0.005");
+  auto cached_mtp = generate("--mem-budget 0.005 --mtp 2");
+  auto said = generate("+--mem-budget 0.005");
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_GT(plain.output.size(), 24u) << plain.output;
+  EXPECT_EQ(cached.output, plain.output);
+  EXPECT_EQ(cached_mtp.output, plain.output);
+  EXPECT_EQ(said.exit_code, 0) << said.output;
+  EXPECT_NE(said.output.find("routed experts in a cache of"), std::string::npos) << said.output;
+
+  auto tiny = testing::run(testing::qnext_bin() + " generate --model " + model + " --ids 1,2 --mem-budget 0.0001");
+  EXPECT_EQ(tiny.exit_code, 1) << tiny.output;
+  EXPECT_NE(tiny.output.find("smallest budget"), std::string::npos) << tiny.output;
+  auto bad = testing::run(testing::qnext_bin() + " generate --model " + model + " --ids 1,2 --mem-budget lots");
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_NE(bad.output.find("--mem-budget"), std::string::npos) << bad.output;
+
+  testing::TempDir dir;
+  for (const auto& f : std::filesystem::directory_iterator(model)) std::filesystem::copy(f.path(), dir.path);
+  std::filesystem::resize_file(dir.path + "/model.safetensors", std::filesystem::file_size(dir.path + "/model.safetensors") - 4096);
+  auto cut = testing::run(testing::qnext_bin() + " generate --model " + dir.path + " --ids 1,2 --mem-budget 0.005");
+  EXPECT_EQ(cut.exit_code, 1) << cut.output;
+  EXPECT_NE(cut.output.find("model.safetensors"), std::string::npos) << cut.output;
+}
+
+}  // namespace
+}  // namespace qnext
