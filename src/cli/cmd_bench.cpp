@@ -15,6 +15,7 @@
 #include "core/bandwidth.h"
 #include "core/cpu.h"
 #include "runtime/expert_cache.h"
+#include "runtime/expert_trace.h"
 
 namespace qnext::cli {
 
@@ -98,7 +99,8 @@ void register_bench(CLI::App& app, int& exit_code) {
     const double load_s = seconds_since(t_load);
     const auto t_fault = std::chrono::steady_clock::now();
     // With an expert cache only the dense weights are paged in; the experts come as decoding asks.
-    const auto* cache = dynamic_cast<const ExpertCache*>(model->expert_source());
+    auto* cache = dynamic_cast<ExpertCache*>(model->expert_source());
+    if (cache) cache->record_trace(true);  // to replay against other policies at the end
     if (cache) model->weights().prefault_dense();
     else model->weights().prefault();
     const double prefault_s = seconds_since(t_fault);
@@ -186,6 +188,10 @@ void register_bench(CLI::App& app, int& exit_code) {
     const Stats bw = stats(probe), fr = stats(fraction);
     const Stats hits = stats(hit_rate), disk = stats(disk_bytes), waits = stats(read_share);
     const double disk_rate = cache && o->gen > 0 ? cache->measure_disk_rate(size_t(1) << 30) : 0;
+    nlohmann::json policies;  // hit rates of the whole run's lookups replayed, the cache's capacity
+    if (cache)
+      for (auto policy : {ReplacementPolicy::Lru, ReplacementPolicy::Lfu, ReplacementPolicy::Optimal})
+        policies[std::string(policy_name(policy))] = replay_hit_rate(cache->trace(), cache->capacity(), policy);
     const double bandwidth = bw.median;
     const double achieved = bytes_per_token * g.median;
     if (o->json) {
@@ -229,7 +235,8 @@ void register_bench(CLI::App& app, int& exit_code) {
                              {"disk_bytes_per_token", disk.median},
                              {"read_wait_fraction", waits.median},
                              {"disk_read_gb_s", disk_rate / 1e9},
-                             {"disk_roofline_tok_s", disk.median > 0 ? disk_rate / disk.median : 0}};
+                             {"disk_roofline_tok_s", disk.median > 0 ? disk_rate / disk.median : 0},
+                             {"replayed_hit_rates", policies}};
       if (o->mtp > 0) j["mtp"] = mtp;
       if (o->batch > 0) j["batch"] = batched;
       std::printf("%s\n", j.dump(2).c_str());
@@ -253,6 +260,11 @@ void register_bench(CLI::App& app, int& exit_code) {
                     cache->direct_reads() ? "direct" : "through the page cache", 100 * hits.median, 100 * hits.min,
                     100 * hits.max, human_bytes(disk.median).c_str(), 100 * waits.median, disk_rate / 1e9,
                     disk.median > 0 ? disk_rate / disk.median : 0.0);
+      if (cache)
+        std::printf("          the run's %zu lookups replayed at this capacity: hit rate LRU %.1f%%, LFU %.1f%%, optimal "
+                    "(Belady) %.1f%%\n",
+                    cache->trace().size(), 100 * policies["LRU"].get<double>(), 100 * policies["LFU"].get<double>(),
+                    100 * policies["optimal"].get<double>());
       if (!cache) std::printf("roofline: %s of weights per decoded token; read bandwidth probed after each decode %.2f GB/s"
                   " (%.2f-%.2f) -> at most %.2f tok/s;\n"
                   "          achieved %.2f GB/s; per repeat against its own probe %.1f%% of the limit (%.1f-%.1f%%)\n",

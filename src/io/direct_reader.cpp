@@ -54,9 +54,13 @@ DirectReader::~DirectReader() {
 }
 
 Status DirectReader::read(std::span<const ReadRange> ranges) {
+  start(ranges);
+  return wait();
+}
+
+void DirectReader::start(std::span<const ReadRange> ranges) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    error_.clear();
     for (const ReadRange& r : ranges)
       for (size_t at = 0; at < r.bytes; at += kPiece) {
         ReadRange piece = r;
@@ -69,10 +73,15 @@ Status DirectReader::read(std::span<const ReadRange> ranges) {
       }
   }
   work_cv_.notify_all();
+}
+
+Status DirectReader::wait() {
   std::unique_lock<std::mutex> lock(mu_);
   done_cv_.wait(lock, [&] { return pending_ == 0; });
-  if (!error_.empty()) return err(error_);
-  return Ok{};
+  if (error_.empty()) return Ok{};
+  std::string e = std::move(error_);
+  error_.clear();
+  return err(e);
 }
 
 void DirectReader::worker() {

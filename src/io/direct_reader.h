@@ -44,6 +44,10 @@ class DirectReader {
 
   // Reads every range and returns when all are done; the error names the file and offset.
   Status read(std::span<const ReadRange> ranges);
+  // The same in two halves: start() queues the reads and returns at once (the caller computes
+  // meanwhile), wait() returns when every read started so far is done.
+  void start(std::span<const ReadRange> ranges);
+  Status wait();
   bool direct(int file) const { return files_[size_t(file)].direct; }
   const std::string& path(int file) const { return files_[size_t(file)].path; }
   size_t file_count() const { return files_.size(); }

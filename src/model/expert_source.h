@@ -14,7 +14,7 @@ namespace qnext {
 struct ExpertSourceStats {
   uint64_t lookups = 0, hits = 0;  // experts asked for, and found resident
   uint64_t bytes_read = 0;         // from the files
-  double read_seconds = 0;         // waiting for those reads
+  double read_seconds = 0;         // the forward pass waited for those reads
 };
 
 class ExpertSource {
@@ -22,9 +22,13 @@ class ExpertSource {
   virtual ~ExpertSource() = default;
   // Most distinct experts one fetch may ask for (at least one layer's experts).
   virtual int capacity() const = 0;
-  // Makes experts ids[i] of `moe` resident and sets out[i] to their weights, valid until the next
-  // fetch. ids are distinct, at most capacity() of them.
-  virtual void fetch(const MoeWeights& moe, std::span<const int> ids, std::span<const MlpWeights*> out) = 0;
+  // Starts making experts ids[i] of `moe` resident and sets out[i] to their weights, valid until
+  // the next fetch; ready[i] = 1 where the bytes are there now, 0 where they arrive by wait().
+  // ids are distinct, at most capacity() of them.
+  virtual void fetch(const MoeWeights& moe, std::span<const int> ids, std::span<const MlpWeights*> out,
+                     std::span<uint8_t> ready) = 0;
+  // Returns once every expert of the last fetch is resident.
+  virtual void wait() = 0;
   virtual ExpertSourceStats stats() const = 0;
 };
 

@@ -39,6 +39,8 @@ struct Model::Workspace {
   std::vector<const MlpWeights*> expert_weights;  // [E] the routed experts' weights of this call
   std::vector<int> fetch_ids;                     // distinct experts of this call
   std::vector<const MlpWeights*> fetched;         // their weights, as the expert source gave them
+  std::vector<uint8_t> fetched_ready, expert_ready;  // whether resident now; [E] the same by expert
+  std::vector<Product> pending_products;          // products over experts whose bytes are arriving
   std::vector<std::vector<std::pair<int, float>>> routed;  // [E] tokens routed to each expert
   std::vector<float> gathered, gate_up, act, down;  // MoE per-expert batches
   std::vector<int> solo_experts;                  // experts with 1..solo_max_tokens_ tokens
@@ -381,6 +383,8 @@ void Model::sparse_moe(const MoeWeights& w, const float* x, int T, float* out) {
     }
   }
 
+  if (expert_source_) expert_source_->wait();  // the shared expert ran while the disk read
+
   // Routed experts: each runs once over the batch of tokens routed to it. An expert with many
   // tokens splits each of its products across threads; the rest run whole on one thread each.
   auto& routed = ws.routed;  // [E] -> (token, weight)
@@ -424,8 +428,13 @@ void Model::resolve_routed_experts(const MoeWeights& w, int pairs) {
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   std::fill(ws.expert_weights.begin(), ws.expert_weights.end(), nullptr);
   ws.fetched.resize(ids.size());
-  expert_source_->fetch(w, ids, ws.fetched);
-  for (size_t i = 0; i < ids.size(); ++i) ws.expert_weights[size_t(ids[i])] = ws.fetched[i];
+  ws.fetched_ready.resize(ids.size());
+  ws.expert_ready.assign(E, 0);
+  expert_source_->fetch(w, ids, ws.fetched, ws.fetched_ready);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ws.expert_weights[size_t(ids[i])] = ws.fetched[i];
+    ws.expert_ready[size_t(ids[i])] = ws.fetched_ready[i];
+  }
 }
 
 // Experts with few tokens, one whole expert per task: no hand-off per product, and each thread
@@ -532,11 +541,16 @@ void Model::moe_few_tokens(const MoeWeights& w, const float* x, int T, const flo
   float* act = grow(ws.act, size_t(pairs) * I + size_t(T) * Is);     // [pairs, I], then [T, Is]
   float* results = grow(ws.down, size_t(pairs + T) * H);              // [pairs, H], then [T, H]
 
+  // With an expert cache, the products of experts whose bytes are still arriving wait for a
+  // second group: the resident experts and the shared expert compute while the disk reads.
   auto& group = ws.products;
+  auto& pending = ws.pending_products;
   group.clear();
+  pending.clear();
   for (size_t s = 0; s < experts.size(); ++s) {
     const auto [e, n] = experts[s];
     const MlpWeights& m = *ws.expert_weights[size_t(e)];
+    auto& to = expert_source_ && !ws.expert_ready[size_t(e)] ? pending : group;
     const int r0 = first_row[s];
     const float* in = nullptr;
     if (n == 1) {  // its token's row as it is: one quantization serves all that token's experts
@@ -549,8 +563,8 @@ void Model::moe_few_tokens(const MoeWeights& w, const float* x, int T, const flo
           std::copy_n(x + size_t(i / k) * H, H, g + size_t(pair_row[size_t(i)] - r0) * H);
       in = g;
     }
-    group.push_back({&m.gate, in, n, gate + size_t(r0) * I});
-    group.push_back({&m.up, in, n, up + size_t(r0) * I});
+    to.push_back({&m.gate, in, n, gate + size_t(r0) * I});
+    to.push_back({&m.up, in, n, up + size_t(r0) * I});
   }
   if (w.has_shared) {
     group.push_back({&w.shared.gate, x, T, shared_gate_up});
@@ -558,6 +572,10 @@ void Model::moe_few_tokens(const MoeWeights& w, const float* x, int T, const flo
     group.push_back({&w.shared_gate, x, T, shared_gate});
   }
   matmul_group(group.data(), group.size());
+  if (expert_source_) {
+    expert_source_->wait();
+    if (!pending.empty()) matmul_group(pending.data(), pending.size());
+  }
 
   swiglu(gate, up, pairs * I, act);
   if (w.has_shared) swiglu(shared_gate_up, shared_gate_up + size_t(T) * Is, T * Is, act + size_t(pairs) * I);

@@ -100,6 +100,7 @@ class Model {
   // goes back to those. Results are the same either way.
   void set_expert_source(std::unique_ptr<ExpertSource> source);
   const ExpertSource* expert_source() const { return expert_source_.get(); }
+  ExpertSource* expert_source() { return expert_source_.get(); }
 
   int64_t parameter_count(bool active_only, bool include_mtp) const;
   size_t weight_bytes() const { return weights_.file_bytes(); }

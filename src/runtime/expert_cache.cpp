@@ -161,7 +161,9 @@ bool ExpertCache::locate(const void* p, int* file, uint64_t* offset) const {
   return false;
 }
 
-void ExpertCache::fetch(const MoeWeights& moe, std::span<const int> ids, std::span<const MlpWeights*> out) {
+void ExpertCache::fetch(const MoeWeights& moe, std::span<const int> ids, std::span<const MlpWeights*> out,
+                        std::span<uint8_t> ready) {
+  wait();  // the slots of the last fetch may be evicted now
   const int block = block_of_.at(&moe);
   stats_.lookups += ids.size();
   // Hits first, moved to the front; then each miss takes the least recently used slot from the
@@ -174,8 +176,10 @@ void ExpertCache::fetch(const MoeWeights& moe, std::span<const int> ids, std::sp
       continue;
     }
     ++stats_.hits;
+    if (recording_) trace_.push_back(block * E_ + ids[i]);
     lru_.splice(lru_.begin(), lru_, slots_[size_t(s)].lru);
     out[i] = &slots_[size_t(s)].w;
+    ready[i] = 1;
   }
   if (misses_.empty()) return;
 
@@ -188,6 +192,7 @@ void ExpertCache::fetch(const MoeWeights& moe, std::span<const int> ids, std::sp
     if (slot.key >= 0) slot_of_[size_t(slot.key)] = -1;
     slot.key = block * E_ + e;
     slot_of_[size_t(slot.key)] = s;
+    if (recording_) trace_.push_back(slot.key);
     slot.w = moe.experts[size_t(e)];
     uint8_t* cursor = memory_ + size_t(s) * plan_.slot_bytes;
     for_each_part(slot.w, [&](const void*& p, size_t bytes) {
@@ -202,9 +207,17 @@ void ExpertCache::fetch(const MoeWeights& moe, std::span<const int> ids, std::sp
       stats_.bytes_read += span;
     });
     out[size_t(i)] = &slot.w;
+    ready[size_t(i)] = 0;
   }
+  reader_->start(reads_);
+  reading_ = true;
+}
+
+void ExpertCache::wait() {
+  if (!reading_) return;
+  reading_ = false;
   const auto t0 = std::chrono::steady_clock::now();
-  Status st = reader_->read(reads_);
+  Status st = reader_->wait();
   stats_.read_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!st) {
     // The files were checked when the model loaded; this is a disk error or a file changed under

@@ -45,13 +45,20 @@ class ExpertCache final : public ExpertSource {
   ~ExpertCache() override;
 
   int capacity() const override { return int(slots_.size()); }
-  void fetch(const MoeWeights& moe, std::span<const int> ids, std::span<const MlpWeights*> out) override;
+  void fetch(const MoeWeights& moe, std::span<const int> ids, std::span<const MlpWeights*> out,
+             std::span<uint8_t> ready) override;
+  void wait() override;
   ExpertSourceStats stats() const override { return stats_; }
   const MemoryPlan& plan() const { return plan_; }
   bool direct_reads() const;  // whether every file is read past the page cache
   // The disk's read rate in bytes/s, as the cache reads: `bytes` in 4 MiB pieces at random places
   // of the files, several in flight (the roofline of decoding from the cache).
   double measure_disk_rate(size_t bytes) const;
+  // Records every expert asked for (block * E + expert), in the order the cache takes them: a
+  // fetch's hits, then its misses. Replaying it (runtime/expert_trace.h) with LRU gives exactly
+  // the hits the cache had.
+  void record_trace(bool on) { recording_ = on; }
+  const std::vector<int>& trace() const { return trace_; }
 
  private:
   struct Slot {
@@ -79,6 +86,9 @@ class ExpertCache final : public ExpertSource {
   std::list<int> lru_;        // slots, most recently used first
   std::vector<ReadRange> reads_;
   std::vector<int> misses_;
+  bool reading_ = false;  // reads of the last fetch may be in flight
+  bool recording_ = false;
+  std::vector<int> trace_;
   ExpertSourceStats stats_;
 };
 

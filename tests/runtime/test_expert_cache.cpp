@@ -15,6 +15,7 @@
 #include "io/direct_reader.h"
 #include "model/qwen3_next.h"
 #include "runtime/expert_cache.h"
+#include "runtime/expert_trace.h"
 
 namespace qnext {
 namespace {
@@ -26,7 +27,7 @@ std::unique_ptr<Model> load(const std::string& path, QuantRecipe recipe = QuantR
 }
 
 // The model with a cache of one layer's experts plus `extra`: far fewer than all of them.
-std::unique_ptr<Model> load_cached(const std::string& path, int extra, const ExpertCache** cache) {
+std::unique_ptr<Model> load_cached(const std::string& path, int extra, ExpertCache** cache) {
   auto m = load(path);
   auto plan = plan_memory(m->weights());
   if (!plan) throw std::runtime_error(plan.error());
@@ -56,8 +57,9 @@ class ExpertCacheModels : public ::testing::TestWithParam<std::string> {};
 TEST_P(ExpertCacheModels, BitIdenticalToTheMemoryMappedModelWhileEvicting) {
   const std::string path = testing::data_dir(GetParam());
   auto plain = load(path);
-  const ExpertCache* cache = nullptr;
+  ExpertCache* cache = nullptr;
   auto cached = load_cached(path, 3, &cache);
+  cache->record_trace(true);
   const Config& c = plain->config();
   ASSERT_LT(cache->capacity(), cache->plan().expert_count);
   std::mt19937 rng(5);
@@ -119,6 +121,31 @@ TEST_P(ExpertCacheModels, BitIdenticalToTheMemoryMappedModelWhileEvicting) {
   EXPECT_GT(s.hits, 0u);
   EXPECT_GT(s.lookups - s.hits, uint64_t(cache->capacity()));
   EXPECT_GT(s.bytes_read, (s.lookups - s.hits) * cache->plan().slot_bytes / 2);
+
+  // Its trace replayed with LRU has exactly its hits; no policy beats the optimum.
+  ASSERT_EQ(cache->trace().size(), s.lookups);
+  const double lru = replay_hit_rate(cache->trace(), cache->capacity(), ReplacementPolicy::Lru);
+  EXPECT_DOUBLE_EQ(lru, double(s.hits) / double(s.lookups));
+  const double best = replay_hit_rate(cache->trace(), cache->capacity(), ReplacementPolicy::Optimal);
+  EXPECT_GE(best, lru);
+  EXPECT_GE(best, replay_hit_rate(cache->trace(), cache->capacity(), ReplacementPolicy::Lfu));
+}
+
+// Hand-worked traces, capacity 2.
+TEST(ExpertTrace, ReplayedPoliciesHitAsWorkedOutByHand) {
+  // a b a c b: LRU evicts b for c (a used later), then misses b: hits a -> 1 of 5.
+  // LFU: a has 2 uses, b 1: c evicts b, b evicts c: 1 of 5. Optimal: c evicts a (never used
+  // again), b hits: 2 of 5.
+  const std::vector<int> t = {0, 1, 0, 2, 1};
+  EXPECT_DOUBLE_EQ(replay_hit_rate(t, 2, ReplacementPolicy::Lru), 1.0 / 5);
+  EXPECT_DOUBLE_EQ(replay_hit_rate(t, 2, ReplacementPolicy::Lfu), 1.0 / 5);
+  EXPECT_DOUBLE_EQ(replay_hit_rate(t, 2, ReplacementPolicy::Optimal), 2.0 / 5);
+  // a a a b c a: LRU evicts a for c (b more recent) -> hits 2 of 6; LFU keeps a (3 uses) -> 3 of 6.
+  const std::vector<int> u = {0, 0, 0, 1, 2, 0};
+  EXPECT_DOUBLE_EQ(replay_hit_rate(u, 2, ReplacementPolicy::Lru), 2.0 / 6);
+  EXPECT_DOUBLE_EQ(replay_hit_rate(u, 2, ReplacementPolicy::Lfu), 3.0 / 6);
+  EXPECT_DOUBLE_EQ(replay_hit_rate(u, 2, ReplacementPolicy::Optimal), 3.0 / 6);
+  EXPECT_DOUBLE_EQ(replay_hit_rate({}, 2, ReplacementPolicy::Lru), 0.0);
 }
 
 // BF16 safetensors, block-FP8 (side scales), AWQ int4 (scales and zero points, two shards), and
