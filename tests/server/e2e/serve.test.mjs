@@ -714,6 +714,30 @@ test('--mtp: a lone request drafts with the MTP head and answers exactly as with
   }
 });
 
+// --- models larger than the memory budget ---------------------------------------------------------
+
+test('--mem-budget below the model: experts stream from disk through the cache, same answers', async () => {
+  // The tiny model is 83 MB, 79 MB of it dense (the embeddings); 0.0805 GB leaves the cache room
+  // for about a third of its routed experts, so serving evicts all the time.
+  const cached = await startServer(['--mem-budget', '0.0805', '--parallel', '4', '--ctx', String(CTX)],
+                                   { name: 'expert-cache' });
+  try {
+    assert.match(cached.log(), /routed experts in a cache of \d+ of \d+/);
+    const c = makeClient(cached, { apiKey: 'unused' });
+    const prompts = ['The sky is', 'Write a haiku about rain', 'Say hi', 'List three fruits'];
+    const want = [];
+    for (const p of prompts) want.push(await greedy(p, 20));  // the main server, everything mapped
+    const together = await Promise.all(prompts.map((p) => greedy(p, 20, c)));  // batched forwards
+    for (let i = 0; i < prompts.length; ++i)
+      assert.equal(together[i], want[i], `prompt ${i} ${JSON.stringify(prompts[i])}`);
+    const s = await streamChat({ messages: user(prompts[1]), temperature: 0, max_tokens: 20 }, c);
+    assert.equal(s.text, want[1], 'streamed');
+    await assertHealthy(cached);
+  } finally {
+    await stopServer(cached, 2000);
+  }
+});
+
 // --- shutdown ------------------------------------------------------------------------------------
 
 test('SIGTERM stops the server within 2 s, even with an idle keep-alive connection open', async () => {
