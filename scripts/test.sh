@@ -71,9 +71,9 @@ for mode in "${modes[@]}"; do
   if [ "$mode" = asan ]; then
     sanitized build-asan address ""
   else
-    # The thread pool, generation, the engine's scheduler and the server (its request layer and,
-    # end to end, `qnext serve` with its HTTP threads and engine thread).
-    sanitized build-tsan thread "qnext test_thread_pool test_generator test_engine test_openai_request test_openai_response" \
-      -R '^(ThreadPool|Generator|ChatSession|StopStrings|Engine|StateCache|ChatRequest|CompletionRequest|ChatResponse|CompletionResponse|Sse|Ids|Metrics|ApiErrorJson)\.|^server_e2e(_constrained)?$'
+    # The thread pool, generation, the engine's scheduler, the expert cache's reader threads and the
+    # server (its request layer and, end to end, `qnext serve` with its HTTP threads and engine thread).
+    sanitized build-tsan thread "qnext test_thread_pool test_generator test_engine test_openai_request test_openai_response test_expert_cache" \
+      -R '^(ThreadPool|Generator|ChatSession|StopStrings|Engine|StateCache|ChatRequest|CompletionRequest|ChatResponse|CompletionResponse|Sse|Ids|Metrics|ApiErrorJson|ExpertCache|ExpertCacheCli|ExpertTrace|Formats/ExpertCacheModels|Modes/DirectReaderModes)\.|^server_e2e(_constrained)?$'
   fi
 done
