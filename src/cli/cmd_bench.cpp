@@ -188,6 +188,11 @@ void register_bench(CLI::App& app, int& exit_code) {
     const Stats bw = stats(probe), fr = stats(fraction);
     const Stats hits = stats(hit_rate), disk = stats(disk_bytes), waits = stats(read_share);
     const double disk_rate = cache && o->gen > 0 ? cache->measure_disk_rate(size_t(1) << 30) : 0;
+    // Next-layer prediction (--expert-prefetch), over the whole run: the share of predicted experts
+    // the layer used, and of the layer's experts that were predicted.
+    const ExpertSourceStats all = cache ? cache->stats() : ExpertSourceStats{};
+    const double prefetch_precision = all.predicted ? double(all.predicted_used) / double(all.predicted) : 0;
+    const double prefetch_recall = all.lookups_predicted ? double(all.predicted_used) / double(all.lookups_predicted) : 0;
     nlohmann::json policies;  // hit rates of the whole run's lookups replayed, the cache's capacity
     if (cache)
       for (auto policy : {ReplacementPolicy::Lru, ReplacementPolicy::Lfu, ReplacementPolicy::Optimal})
@@ -236,7 +241,9 @@ void register_bench(CLI::App& app, int& exit_code) {
                              {"read_wait_fraction", waits.median},
                              {"disk_read_gb_s", disk_rate / 1e9},
                              {"disk_roofline_tok_s", disk.median > 0 ? disk_rate / disk.median : 0},
-                             {"replayed_hit_rates", policies}};
+                             {"replayed_hit_rates", policies},
+                             {"prefetch_precision", prefetch_precision},
+                             {"prefetch_recall", prefetch_recall}};
       if (o->mtp > 0) j["mtp"] = mtp;
       if (o->batch > 0) j["batch"] = batched;
       std::printf("%s\n", j.dump(2).c_str());
@@ -260,6 +267,10 @@ void register_bench(CLI::App& app, int& exit_code) {
                     cache->direct_reads() ? "direct" : "through the page cache", 100 * hits.median, 100 * hits.min,
                     100 * hits.max, human_bytes(disk.median).c_str(), 100 * waits.median, disk_rate / 1e9,
                     disk.median > 0 ? disk_rate / disk.median : 0.0);
+      if (cache && all.predicted > 0)
+        std::printf("          next-layer prediction: %.1f%% of predicted experts used, %.1f%% of used experts predicted, "
+                    "%llu read ahead\n",
+                    100 * prefetch_precision, 100 * prefetch_recall, (unsigned long long)all.prefetched);
       if (cache)
         std::printf("          the run's %zu lookups replayed at this capacity: hit rate LRU %.1f%%, LFU %.1f%%, optimal "
                     "(Belady) %.1f%%\n",

@@ -103,7 +103,8 @@ static Status apply_memory_budget(Model& model, const std::string& flag) {
 }
 
 std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads, const std::string& quantize,
-                                            const std::string& kv_type, const std::string& mem_budget) {
+                                            const std::string& kv_type, const std::string& mem_budget,
+                                            bool expert_prefetch) {
   // More threads than the hardware has only contend (and thousands fail to start): clamped.
   const int hardware = int(std::max(1u, std::thread::hardware_concurrency()));
   if (threads > hardware) std::fprintf(stderr, "note: -t %d is more than the %d hardware threads; using %d\n", threads, hardware, hardware);
@@ -128,6 +129,9 @@ std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads,
     std::fprintf(stderr, "error: %s\n", st.error().c_str());
     return nullptr;
   }
+  if (expert_prefetch && !m.value()->expert_source())
+    std::fprintf(stderr, "note: --expert-prefetch does nothing here: the model fits the memory budget (no expert cache)\n");
+  m.value()->set_expert_prefetch(expert_prefetch);
   return std::move(m.value());
 }
 
@@ -156,6 +160,9 @@ void ModelFlags::add_to(CLI::App* cmd, const std::string& model_help) {
                   "Memory for the weights in GB, auto (default: what is available now, less a margin) or off (map "
                   "everything). A larger model keeps its dense weights resident and streams routed experts from "
                   "disk through a cache");
+  cmd->add_flag("--expert-prefetch", expert_prefetch,
+               "With an expert cache: after each layer, predict the next layer's experts with its router and "
+               "start reading them while its token mixer runs");
   cmd->add_option("--kv-type", kv_type,
                   "KV cache element type: f32 (exact, default) or f16 (half the memory of the attention layers' cache)");
 }

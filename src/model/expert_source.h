@@ -15,6 +15,10 @@ struct ExpertSourceStats {
   uint64_t lookups = 0, hits = 0;  // experts asked for, and found resident
   uint64_t bytes_read = 0;         // from the files
   double read_seconds = 0;         // the forward pass waited for those reads
+  // Next-layer prediction (Model::set_expert_prefetch): experts predicted, how many of them the
+  // layer then used, and how many the prediction read ahead (not resident before).
+  uint64_t predicted = 0, predicted_used = 0, prefetched = 0;
+  uint64_t lookups_predicted = 0;  // lookups of the layers that had a prediction
 };
 
 class ExpertSource {
@@ -29,6 +33,9 @@ class ExpertSource {
                      std::span<uint8_t> ready) = 0;
   // Returns once every expert of the last fetch is resident.
   virtual void wait() = 0;
+  // A hint: the next fetch of `moe` will likely ask for ids; reading the missing ones may start
+  // now, while the layer's token mixer computes.
+  virtual void prefetch(const MoeWeights& moe, std::span<const int> ids) = 0;
   virtual ExpertSourceStats stats() const = 0;
 };
 

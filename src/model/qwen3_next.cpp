@@ -437,6 +437,28 @@ void Model::resolve_routed_experts(const MoeWeights& w, int pairs) {
   }
 }
 
+void Model::prefetch_experts(int next, const float* x, int T) {
+  const Config& c = config_;
+  if (!expert_source_ || !expert_prefetch_ || T > kMoeGroupMaxTokens || next >= c.num_layers) return;
+  const LayerWeights& w = weights_.layers[size_t(next)];
+  if (!w.is_moe) return;
+  const int H = c.hidden_size, E = c.num_experts, k = c.num_experts_per_tok;
+  Workspace& ws = *ws_;
+  // The router's input is rmsnorm(x + mixer(x)); the mixer's part is not known yet, so x stands in.
+  float* normed = grow(ws.normed, size_t(T) * H);
+  for (int t = 0; t < T; ++t) rms_norm(x + size_t(t) * H, w.post_attention_norm.data(), H, c.rms_norm_eps, normed + size_t(t) * H);
+  float* logits = grow(ws.router, size_t(T) * E);  // [T, E]
+  matmul(w.moe.router, normed, T, logits);
+  auto& ids = ws.fetch_ids;
+  ids.resize(size_t(T) * k);
+  float* weight = grow(ws.expert_w, size_t(T) * k);
+  for (int t = 0; t < T; ++t)
+    route_top_k(logits + size_t(t) * E, E, k, c.norm_topk_prob, ids.data() + size_t(t) * k, weight + size_t(t) * k);
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  expert_source_->prefetch(w.moe, ids);
+}
+
 // Experts with few tokens, one whole expert per task: no hand-off per product, and each thread
 // packs its own tokens once. The experts are cut into one contiguous run per thread with about
 // equal work; run 0 adds into `out`, run g > 0 into its own [T, H] sum, and those sums are added
@@ -664,6 +686,7 @@ void Model::forward(SequenceState& st, std::span<const int32_t> ids, const Forwa
     if (opt.gdn_history && c.layer_types[size_t(l)] == LayerType::LinearAttention)
       ws_->segs[0].history = opt.gdn_history->layer(l);
     decoder_layer(weights_.layers[size_t(l)], x, T, segs, opt.delta_mode);
+    prefetch_experts(l + 1, x, T);
     if (opt.residuals) opt.residuals->insert(opt.residuals->end(), x, x + size_t(T) * H);
   }
   st.pos += T;
@@ -700,7 +723,10 @@ void Model::forward_batch(std::span<const BatchEntry> batch, DeltaRuleMode mode)
   for (const BatchEntry& b : batch)
     for (int32_t id : b.ids) matrix_row_to_f32(weights_.embed, id, x + size_t(row++) * H);
 
-  for (int l = 0; l < c.num_layers; ++l) decoder_layer(weights_.layers[size_t(l)], x, T, layer_segments(batch, l), mode);
+  for (int l = 0; l < c.num_layers; ++l) {
+    decoder_layer(weights_.layers[size_t(l)], x, T, layer_segments(batch, l), mode);
+    prefetch_experts(l + 1, x, T);
+  }
 
   // The final norm and lm_head on the last row of each sequence that wants logits, in one product.
   float* last = grow(ws_->last_rows, batch.size() * H);  // [wanted, H]

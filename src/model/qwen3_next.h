@@ -101,6 +101,10 @@ class Model {
   void set_expert_source(std::unique_ptr<ExpertSource> source);
   const ExpertSource* expert_source() const { return expert_source_.get(); }
   ExpertSource* expert_source() { return expert_source_.get(); }
+  // With an expert source, when decoding: after each layer, apply the next layer's router to the
+  // residual stream as it is and hand the experts it picks to the source as a prefetch, so their
+  // reads overlap the next layer's token mixer. Changes what is resident, never the results.
+  void set_expert_prefetch(bool on) { expert_prefetch_ = on; }
 
   int64_t parameter_count(bool active_only, bool include_mtp) const;
   size_t weight_bytes() const { return weights_.file_bytes(); }
@@ -121,6 +125,8 @@ class Model {
   void sparse_moe(const MoeWeights& w, const float* x, int T, float* out);
   // Sets ws_->expert_weights[e] for every expert the call's routing picked (ws_->expert_ids).
   void resolve_routed_experts(const MoeWeights& w, int pairs);
+  // The prefetch of set_expert_prefetch, after layer `next - 1`; x: [T, H] the residual stream.
+  void prefetch_experts(int next, const float* x, int T);
   void moe_few_tokens(const MoeWeights& w, const float* x, int T, const float* weight, float* out);
   void solo_experts(const MoeWeights& w, const float* x, int T, float* out);
   void mlp(const MlpWeights& w, const float* x, int T, float* out);
@@ -136,6 +142,7 @@ class Model {
   float rope_mscale_ = 1.0f;      // YaRN attention factor on the rotated dims
   std::unique_ptr<Workspace> ws_;
   std::unique_ptr<ExpertSource> expert_source_;  // null: the memory-mapped experts
+  bool expert_prefetch_ = false;
 
  public:
   ~Model();

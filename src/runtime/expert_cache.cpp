@@ -161,11 +161,65 @@ bool ExpertCache::locate(const void* p, int* file, uint64_t* offset) const {
   return false;
 }
 
+const MlpWeights* ExpertCache::load(const MoeWeights& moe, int block, int e) {
+  const int s = lru_.back();
+  lru_.splice(lru_.begin(), lru_, slots_[size_t(s)].lru);
+  Slot& slot = slots_[size_t(s)];
+  if (slot.key >= 0) slot_of_[size_t(slot.key)] = -1;
+  slot.key = block * E_ + e;
+  slot_of_[size_t(slot.key)] = s;
+  if (recording_) trace_.push_back(slot.key);
+  slot.w = moe.experts[size_t(e)];
+  uint8_t* cursor = memory_ + size_t(s) * plan_.slot_bytes;
+  for_each_part(slot.w, [&](const void*& p, size_t bytes) {
+    int file = 0;
+    uint64_t offset = 0;
+    locate(p, &file, &offset);  // plan_memory checked every expert is in a file
+    const uint64_t start = offset / kAlign * kAlign;
+    const size_t lead = size_t(offset - start), span = align_up(lead + bytes);
+    reads_.push_back({file, start, span, lead + bytes, cursor});
+    p = cursor + lead;
+    cursor += span;
+    stats_.bytes_read += span;
+  });
+  return &slot.w;
+}
+
+void ExpertCache::prefetch(const MoeWeights& moe, std::span<const int> ids) {
+  if (ids.size() > slots_.size()) return;
+  wait();
+  const int block = block_of_.at(&moe);
+  predicted_block_ = block;
+  predicted_.assign(ids.begin(), ids.end());
+  std::sort(predicted_.begin(), predicted_.end());
+  stats_.predicted += ids.size();
+  // Only what is missing is read; resident experts are left where they are in the LRU order
+  // (a prediction is not a use). Loaded ones go to the front, so the layer's own misses, taken
+  // from the back, cannot evict them before they are used.
+  const bool recording = recording_;
+  recording_ = false;  // the trace holds what the layers asked for
+  reads_.clear();
+  for (int e : predicted_)
+    if (slot_of_[size_t(block * E_ + e)] < 0) {
+      load(moe, block, e);
+      ++stats_.prefetched;
+    }
+  recording_ = recording;
+  if (reads_.empty()) return;
+  reader_->start(reads_);
+  reading_ = true;
+}
+
 void ExpertCache::fetch(const MoeWeights& moe, std::span<const int> ids, std::span<const MlpWeights*> out,
                         std::span<uint8_t> ready) {
   wait();  // the slots of the last fetch may be evicted now
   const int block = block_of_.at(&moe);
   stats_.lookups += ids.size();
+  if (block == predicted_block_) {
+    stats_.lookups_predicted += ids.size();
+    for (int e : ids) stats_.predicted_used += std::binary_search(predicted_.begin(), predicted_.end(), e);
+  }
+  predicted_block_ = -1;
   // Hits first, moved to the front; then each miss takes the least recently used slot from the
   // back, which is never one this fetch uses (ids.size() <= capacity()).
   misses_.clear();
@@ -185,28 +239,7 @@ void ExpertCache::fetch(const MoeWeights& moe, std::span<const int> ids, std::sp
 
   reads_.clear();
   for (int i : misses_) {
-    const int e = ids[size_t(i)];
-    const int s = lru_.back();
-    lru_.splice(lru_.begin(), lru_, slots_[size_t(s)].lru);
-    Slot& slot = slots_[size_t(s)];
-    if (slot.key >= 0) slot_of_[size_t(slot.key)] = -1;
-    slot.key = block * E_ + e;
-    slot_of_[size_t(slot.key)] = s;
-    if (recording_) trace_.push_back(slot.key);
-    slot.w = moe.experts[size_t(e)];
-    uint8_t* cursor = memory_ + size_t(s) * plan_.slot_bytes;
-    for_each_part(slot.w, [&](const void*& p, size_t bytes) {
-      int file = 0;
-      uint64_t offset = 0;
-      locate(p, &file, &offset);  // plan_memory checked every expert is in a file
-      const uint64_t start = offset / kAlign * kAlign;
-      const size_t lead = size_t(offset - start), span = align_up(lead + bytes);
-      reads_.push_back({file, start, span, lead + bytes, cursor});
-      p = cursor + lead;
-      cursor += span;
-      stats_.bytes_read += span;
-    });
-    out[size_t(i)] = &slot.w;
+    out[size_t(i)] = load(moe, block, ids[size_t(i)]);
     ready[size_t(i)] = 0;
   }
   reader_->start(reads_);

@@ -48,6 +48,7 @@ class ExpertCache final : public ExpertSource {
   void fetch(const MoeWeights& moe, std::span<const int> ids, std::span<const MlpWeights*> out,
              std::span<uint8_t> ready) override;
   void wait() override;
+  void prefetch(const MoeWeights& moe, std::span<const int> ids) override;
   ExpertSourceStats stats() const override { return stats_; }
   const MemoryPlan& plan() const { return plan_; }
   bool direct_reads() const;  // whether every file is read past the page cache
@@ -71,6 +72,9 @@ class ExpertCache final : public ExpertSource {
     size_t size;
   };
   ExpertCache() = default;
+  // Puts expert e of `block` in the least recently used slot (now the most recent) and queues its
+  // reads; returns its weights.
+  const MlpWeights* load(const MoeWeights& moe, int block, int e);
   // The file and offset of a pointer into one of the memory-mapped files.
   bool locate(const void* p, int* file, uint64_t* offset) const;
 
@@ -89,6 +93,8 @@ class ExpertCache final : public ExpertSource {
   bool reading_ = false;  // reads of the last fetch may be in flight
   bool recording_ = false;
   std::vector<int> trace_;
+  int predicted_block_ = -1;    // the block of the last prefetch, until its fetch
+  std::vector<int> predicted_;  // its ids, ascending
   ExpertSourceStats stats_;
 };
 
