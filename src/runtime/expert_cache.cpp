@@ -106,6 +106,9 @@ Result<std::unique_ptr<ExpertCache>> ExpertCache::create(const Weights& w, size_
   c->memory_bytes_ = n_slots * p.slot_bytes;
   void* mem = mmap(nullptr, c->memory_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return err("expert cache: cannot reserve " + gb(c->memory_bytes_));
+  // 2 MiB pages where the kernel has them: the products stream the experts, and with 4 KiB pages
+  // the TLB misses cost more than the reads (the page cache's large folios get this for free).
+  madvise(mem, c->memory_bytes_, MADV_HUGEPAGE);
   c->memory_ = static_cast<uint8_t*>(mem);
   c->slots_.resize(n_slots);
   for (size_t s = 0; s < n_slots; ++s) c->slots_[s].lru = c->lru_.insert(c->lru_.end(), int(s));
@@ -171,6 +174,10 @@ const MlpWeights* ExpertCache::load(const MoeWeights& moe, int block, int e) {
   if (recording_) trace_.push_back(slot.key);
   slot.w = moe.experts[size_t(e)];
   uint8_t* cursor = memory_ + size_t(s) * plan_.slot_bytes;
+  if (!slot.touched) {  // a direct read into untouched memory would fault it in as 4 KiB pages
+    for (size_t at = 0; at < plan_.slot_bytes; at += kAlign) cursor[at] = 0;
+    slot.touched = true;
+  }
   for_each_part(slot.w, [&](const void*& p, size_t bytes) {
     int file = 0;
     uint64_t offset = 0;

@@ -65,6 +65,7 @@ class ExpertCache final : public ExpertSource {
   struct Slot {
     int key = -1;  // block * E + expert, -1 when empty
     MlpWeights w;  // matrices pointing into this slot's bytes
+    bool touched = false;  // its memory faulted in (as huge pages) by a write
     std::list<int>::iterator lru;
   };
   struct FileSpan {
