@@ -74,6 +74,6 @@ for mode in "${modes[@]}"; do
     # The thread pool, generation, the engine's scheduler, the expert cache's reader threads and the
     # server (its request layer and, end to end, `qnext serve` with its HTTP threads and engine thread).
     sanitized build-tsan thread "qnext test_thread_pool test_generator test_engine test_openai_request test_openai_response test_expert_cache" \
-      -R '^(ThreadPool|Generator|ChatSession|StopStrings|Engine|StateCache|ChatRequest|CompletionRequest|ChatResponse|CompletionResponse|Sse|Ids|Metrics|ApiErrorJson|ExpertCache|ExpertCacheCli|ExpertTrace|Formats/ExpertCacheModels|Modes/DirectReaderModes)\.|^server_e2e(_constrained)?$'
+      -R '^(ThreadPool|Generator|ChatSession|StopStrings|Engine|StateCache|ChatRequest|CompletionRequest|ChatResponse|CompletionResponse|Sse|Ids|Metrics|ApiErrorJson|ExpertCache|ExpertCacheCli|ExpertTrace|ExpertPrefetch|Formats/ExpertCacheModels|Modes/DirectReaderModes)\.|^server_e2e(_constrained)?$'
   fi
 done

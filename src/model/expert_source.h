@@ -27,7 +27,7 @@ class ExpertSource {
   // Most distinct experts one fetch may ask for (at least one layer's experts).
   virtual int capacity() const = 0;
   // Starts making experts ids[i] of `moe` resident and sets out[i] to their weights, valid until
-  // the next fetch; ready[i] = 1 where the bytes are there now, 0 where they arrive by wait().
+  // the next fetch or prefetch; ready[i] = 1 where the bytes are there now, 0 where they arrive by wait().
   // ids are distinct, at most capacity() of them.
   virtual void fetch(const MoeWeights& moe, std::span<const int> ids, std::span<const MlpWeights*> out,
                      std::span<uint8_t> ready) = 0;

@@ -51,7 +51,10 @@ Result<MemoryPlan> plan_memory(const Weights& w) {
     plan.layer_experts = std::max(plan.layer_experts, int(moe->experts.size()));
     plan.expert_count += int(moe->experts.size());
     for (const MlpWeights& e : moe->experts) {
-      if (!in_a_file(e.gate.data) || !in_a_file(e.up.data) || !in_a_file(e.down.data))
+      bool in_files = true;
+      MlpWeights parts = e;
+      for_each_part(parts, [&](const void*& p, size_t) { in_files = in_files && in_a_file(p); });
+      if (!in_files)
         return err("the routed experts were converted while loading (--quantize), so they are not in a file the "
                    "expert cache could read; write the converted model with `qnext quantize` and load that");
       plan.routed_bytes += e.gate.bytes() + e.up.bytes() + e.down.bytes();
@@ -139,7 +142,7 @@ double ExpertCache::measure_disk_rate(size_t bytes) const {
     ranges.clear();
     for (size_t i = 0; i < kPieces; ++i) {
       const size_t f = size_t(next() >> 33) % files_.size();
-      if (files_[f].size < kPiece) continue;
+      if (files_[f].size <= kPiece) continue;
       const uint64_t at = (next() >> 20) % (files_[f].size - kPiece) / kAlign * kAlign;
       ranges.push_back({int(f), at, kPiece, kPiece, static_cast<uint8_t*>(buf) + i * kPiece});
     }
@@ -200,11 +203,13 @@ void ExpertCache::prefetch(const MoeWeights& moe, std::span<const int> ids) {
   predicted_.assign(ids.begin(), ids.end());
   std::sort(predicted_.begin(), predicted_.end());
   stats_.predicted += ids.size();
-  // Only what is missing is read; resident experts are left where they are in the LRU order
-  // (a prediction is not a use). Loaded ones go to the front, so the layer's own misses, taken
-  // from the back, cannot evict them before they are used.
+  // The predicted experts already resident go to the front first (as a fetch's hits do), so the
+  // slots the missing ones take from the back are never predicted ones. Loaded ones go to the
+  // front too: the layer's own misses, taken from the back, cannot evict them before they are used.
   const bool recording = recording_;
   recording_ = false;  // the trace holds what the layers asked for
+  for (int e : predicted_)
+    if (const int s = slot_of_[size_t(block * E_ + e)]; s >= 0) lru_.splice(lru_.begin(), lru_, slots_[size_t(s)].lru);
   reads_.clear();
   for (int e : predicted_)
     if (slot_of_[size_t(block * E_ + e)] < 0) {

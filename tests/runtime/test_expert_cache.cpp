@@ -212,6 +212,13 @@ TEST(ExpertCache, ExpertsQuantizedWhileLoadingCannotBeCached) {
   EXPECT_NE(plan.error().find("--quantize"), std::string::npos) << plan.error();
 }
 
+// A page-aligned buffer for direct reads, freed however the test ends.
+std::unique_ptr<uint8_t, decltype(&std::free)> aligned_buffer(size_t bytes) {
+  void* p = nullptr;
+  if (posix_memalign(&p, DirectReader::kAlign, bytes) != 0) p = nullptr;
+  return {static_cast<uint8_t*>(p), &std::free};
+}
+
 std::string write_random_file(const std::string& path, size_t n) {
   std::string bytes(n, '\0');
   std::mt19937 rng(3);
@@ -233,16 +240,15 @@ TEST_P(DirectReaderModes, ReadsTheFileBytesIncludingPastTheEnd) {
     EXPECT_FALSE(r.value()->direct(0));
   }
   constexpr size_t A = DirectReader::kAlign;
-  void* mem = nullptr;
-  ASSERT_EQ(posix_memalign(&mem, A, 8 * A), 0);
-  auto* buf = static_cast<uint8_t*>(mem);
+  auto mem = aligned_buffer(8 * A);
+  ASSERT_TRUE(mem);
+  uint8_t* buf = mem.get();
   // Two ranges at once; the second runs past the end of the file, its needed bytes do not.
   std::vector<ReadRange> ranges = {{0, A, 2 * A, 2 * A, buf}, {0, 4 * A, 2 * A, A + 1000, buf + 2 * A}};
   Status st = r.value()->read(ranges);
   ASSERT_TRUE(st) << st.error();
   EXPECT_EQ(std::memcmp(buf, bytes.data() + A, 2 * A), 0);
   EXPECT_EQ(std::memcmp(buf + 2 * A, bytes.data() + 4 * A, A + 1000), 0);
-  std::free(mem);
 }
 
 TEST_P(DirectReaderModes, AFileShorterThanNeededIsAnErrorNamingIt) {
@@ -251,14 +257,13 @@ TEST_P(DirectReaderModes, AFileShorterThanNeededIsAnErrorNamingIt) {
   write_random_file(path, 3 * 4096);
   auto r = DirectReader::open({path}, 2, GetParam());
   ASSERT_TRUE(r) << r.error();
-  void* mem = nullptr;
-  ASSERT_EQ(posix_memalign(&mem, DirectReader::kAlign, 4 * DirectReader::kAlign), 0);
-  std::vector<ReadRange> ranges = {{0, 2 * 4096, 2 * 4096, 2 * 4096, static_cast<uint8_t*>(mem)}};
+  auto mem = aligned_buffer(4 * DirectReader::kAlign);
+  ASSERT_TRUE(mem);
+  std::vector<ReadRange> ranges = {{0, 2 * 4096, 2 * 4096, 2 * 4096, mem.get()}};
   Status st = r.value()->read(ranges);
   ASSERT_FALSE(st);
   EXPECT_NE(st.error().find(path), std::string::npos) << st.error();
   EXPECT_NE(st.error().find("truncated"), std::string::npos) << st.error();
-  std::free(mem);
   EXPECT_FALSE(DirectReader::open({dir.path + "/missing.bin"}));
 }
 
