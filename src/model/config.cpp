@@ -212,6 +212,7 @@ Result<Config> Config::from_json(const nlohmann::json& j, const std::string& whe
                    positive(c.num_kv_heads, "num_key_value_heads"), positive(c.linear_num_key_heads, "linear_num_key_heads"),
                    positive(c.linear_conv_kernel, "linear_conv_kernel_dim")})
     if (!msg.empty()) return err(msg);
+  if (c.linear_num_value_heads < 0) return err(where + ": linear_num_value_heads must not be negative");
   if (c.num_q_heads % c.num_kv_heads) return err(where + ": num_attention_heads is not a multiple of num_key_value_heads");
   if (c.linear_num_value_heads % c.linear_num_key_heads)
     return err(where + ": linear_num_value_heads is not a multiple of linear_num_key_heads");

@@ -326,7 +326,9 @@ TEST(ConfigLimits, HugeOrNarrowingSizesAreRefused) {
   };
   for (const Case& c : {Case{"num_experts", 2000000000, "num_experts = 2000000000 is beyond the supported maximum"},
                         Case{"num_hidden_layers", 2000000000, "num_hidden_layers = 2000000000 is beyond the supported maximum"},
-                        Case{"hidden_size", 4294967424LL, "key 'hidden_size' must be an integer in the 32-bit range"}}) {
+                        Case{"hidden_size", 4294967424LL, "key 'hidden_size' must be an integer in the 32-bit range"},
+                        // fuzz_config (CI): -8 value heads passed as a multiple of 4 key heads
+                        Case{"linear_num_value_heads", -8, "linear_num_value_heads must not be negative"}}) {
     TempDir d;
     const std::string dir = copy_model(d, [&](nlohmann::json& j) {
       j[c.key] = c.value;
