@@ -234,13 +234,6 @@ std::vector<const MoeWeights*> Weights::moe_blocks() const {
   return out;
 }
 
-size_t Weights::routed_expert_bytes() const {
-  size_t n = 0;
-  for (const MoeWeights* moe : moe_blocks())
-    for (const auto& e : moe->experts) n += e.gate.bytes() + e.up.bytes() + e.down.bytes();
-  return n;
-}
-
 std::vector<const MappedFile*> Weights::mapped_files() const {
   std::vector<const MappedFile*> out;
   for (const auto& f : checkpoint.files()) out.push_back(&f.mapped());

@@ -95,7 +95,6 @@ struct Weights {
   static Result<Weights> load_gguf(GgufCheckpoint gguf, const Config& config, QuantRecipe recipe = QuantRecipe::None);
 
   size_t file_bytes() const;  // bytes of all tensors in the files
-  size_t routed_expert_bytes() const;  // of those, the routed experts' (MTP's included)
   std::vector<const MappedFile*> mapped_files() const;  // the files every Matrix points into
   size_t file_count() const;
   void prefault() const;      // see Checkpoint::prefault
