@@ -128,27 +128,32 @@ Result<Config> Config::from_json(const nlohmann::json& j, const std::string& whe
     return err(where + ": attention_bias=true is not supported by Qwen3-Next");
   if (c.head_dim == 0 && c.num_q_heads > 0) c.head_dim = c.hidden_size / c.num_q_heads;
 
-  // Sizes are checked against generous maxima before anything is sized by them (the 80B model:
-  // vocab 151936, hidden 2048, 48 layers, 512 experts), so a hostile config gets a message, not a
-  // multi-gigabyte allocation.
+  // Sizes are checked against a floor and generous maxima before anything is sized by them (the
+  // 80B model: vocab 151936, hidden 2048, 48 layers, 512 experts), so a hostile config gets a
+  // message, not a multi-gigabyte allocation or a negative size. Every integer the forward pass
+  // sizes buffers by is in this one table.
   struct Limit {
     const char* key;
-    int value, max;
+    int value, min, max;
   };
-  for (const Limit& l : {Limit{"vocab_size", c.vocab_size, 1 << 24}, Limit{"hidden_size", c.hidden_size, 1 << 16},
-                         Limit{"num_hidden_layers", c.num_layers, 1024}, Limit{"num_attention_heads", c.num_q_heads, 1024},
-                         Limit{"num_key_value_heads", c.num_kv_heads, 1024}, Limit{"head_dim", c.head_dim, 4096},
-                         Limit{"linear_num_key_heads", c.linear_num_key_heads, 1024},
-                         Limit{"linear_num_value_heads", c.linear_num_value_heads, 1024},
-                         Limit{"linear_key_head_dim", c.linear_key_head_dim, 4096},
-                         Limit{"linear_value_head_dim", c.linear_value_head_dim, 4096},
-                         Limit{"linear_conv_kernel_dim", c.linear_conv_kernel, 64}, Limit{"num_experts", c.num_experts, 1 << 16},
-                         Limit{"moe_intermediate_size", c.moe_intermediate_size, 1 << 20},
-                         Limit{"intermediate_size", c.intermediate_size, 1 << 20},
-                         Limit{"shared_expert_intermediate_size", c.shared_expert_intermediate_size, 1 << 20}})
-    if (l.value > l.max)
-      return err(where + ": " + l.key + " = " + std::to_string(l.value) + " is beyond the supported maximum of " +
-                 std::to_string(l.max));
+  for (const Limit& l : {Limit{"vocab_size", c.vocab_size, 1, 1 << 24}, Limit{"hidden_size", c.hidden_size, 1, 1 << 16},
+                         Limit{"num_hidden_layers", c.num_layers, 1, 1024},
+                         Limit{"num_attention_heads", c.num_q_heads, 1, 1024},
+                         Limit{"num_key_value_heads", c.num_kv_heads, 1, 1024}, Limit{"head_dim", c.head_dim, 0, 4096},
+                         Limit{"linear_num_key_heads", c.linear_num_key_heads, 1, 1024},
+                         Limit{"linear_num_value_heads", c.linear_num_value_heads, 0, 1024},
+                         Limit{"linear_key_head_dim", c.linear_key_head_dim, 0, 4096},
+                         Limit{"linear_value_head_dim", c.linear_value_head_dim, 0, 4096},
+                         Limit{"linear_conv_kernel_dim", c.linear_conv_kernel, 1, 64},
+                         Limit{"num_experts", c.num_experts, 0, 1 << 16},
+                         Limit{"moe_intermediate_size", c.moe_intermediate_size, 0, 1 << 20},
+                         Limit{"intermediate_size", c.intermediate_size, 0, 1 << 20},
+                         Limit{"shared_expert_intermediate_size", c.shared_expert_intermediate_size, 0, 1 << 20},
+                         Limit{"decoder_sparse_step", c.decoder_sparse_step, 0, 1024},
+                         Limit{"num_nextn_predict_layers", c.num_mtp_layers, 0, 16}})
+    if (l.value < l.min || l.value > l.max)
+      return err(where + ": " + l.key + " = " + std::to_string(l.value) + " is outside the supported range " +
+                 std::to_string(l.min) + ".." + std::to_string(l.max));
 
   // Layer kinds: explicit layer_types, else every full_attention_interval-th layer is full attention.
   if (r.has("layer_types")) {
@@ -205,14 +210,7 @@ Result<Config> Config::from_json(const nlohmann::json& j, const std::string& whe
     return err(where + ": partial_rotary_factor must be in [0, 1], not " + std::to_string(c.partial_rotary_factor));
   c.rotary_dim = int(c.head_dim * c.partial_rotary_factor);
 
-  // Sanity of the dimensions the forward pass relies on.
-  auto positive = [&](int v, const char* key) { return v > 0 ? std::string() : where + ": " + key + " must be positive"; };
-  for (auto msg : {positive(c.vocab_size, "vocab_size"), positive(c.hidden_size, "hidden_size"),
-                   positive(c.num_layers, "num_hidden_layers"), positive(c.num_q_heads, "num_attention_heads"),
-                   positive(c.num_kv_heads, "num_key_value_heads"), positive(c.linear_num_key_heads, "linear_num_key_heads"),
-                   positive(c.linear_conv_kernel, "linear_conv_kernel_dim")})
-    if (!msg.empty()) return err(msg);
-  if (c.linear_num_value_heads < 0) return err(where + ": linear_num_value_heads must not be negative");
+  // Sanity of the dimensions the forward pass relies on (ranges were checked above).
   if (c.num_q_heads % c.num_kv_heads) return err(where + ": num_attention_heads is not a multiple of num_key_value_heads");
   if (c.linear_num_value_heads % c.linear_num_key_heads)
     return err(where + ": linear_num_value_heads is not a multiple of linear_num_key_heads");

@@ -324,11 +324,16 @@ TEST(ConfigLimits, HugeOrNarrowingSizesAreRefused) {
     int64_t value;
     const char* expect;
   };
-  for (const Case& c : {Case{"num_experts", 2000000000, "num_experts = 2000000000 is beyond the supported maximum"},
-                        Case{"num_hidden_layers", 2000000000, "num_hidden_layers = 2000000000 is beyond the supported maximum"},
+  for (const Case& c : {Case{"num_experts", 2000000000, "num_experts = 2000000000 is outside the supported range 0..65536"},
+                        Case{"num_hidden_layers", 2000000000, "num_hidden_layers = 2000000000 is outside the supported range"},
                         Case{"hidden_size", 4294967424LL, "key 'hidden_size' must be an integer in the 32-bit range"},
-                        // fuzz_config (CI): -8 value heads passed as a multiple of 4 key heads
-                        Case{"linear_num_value_heads", -8, "linear_num_value_heads must not be negative"}}) {
+                        // fuzz_config (CI) found each of these negatives passing one at a time; every
+                        // size now has a floor in the same table as its maximum.
+                        Case{"linear_num_value_heads", -8, "linear_num_value_heads = -8 is outside the supported range 0..1024"},
+                        Case{"moe_intermediate_size", -2, "moe_intermediate_size = -2 is outside the supported range"},
+                        Case{"head_dim", -256, "head_dim = -256 is outside the supported range"},
+                        Case{"num_experts", -1, "num_experts = -1 is outside the supported range"},
+                        Case{"hidden_size", 0, "hidden_size = 0 is outside the supported range 1..65536"}}) {
     TempDir d;
     const std::string dir = copy_model(d, [&](nlohmann::json& j) {
       j[c.key] = c.value;
