@@ -4,23 +4,26 @@
 
 namespace qnext {
 
-void BpeModel::add_token(std::string bytes, int32_t id) {
+void BpeModel::add_token(std::string_view bytes, int32_t id) {
   if (bytes.size() == 1) {
     auto b = static_cast<unsigned char>(bytes[0]);
     byte_id_[b] = id;
     byte_known_[b] = true;
   }
-  if (static_cast<size_t>(id) >= bytes_of_.size()) bytes_of_.resize(id + 1);
-  bytes_of_[id] = bytes;
-  ids_.emplace(std::move(bytes), id);
+  if (static_cast<size_t>(id) >= entry_of_.size()) entry_of_.resize(size_t(id) + 1, -1);
+  // Two ids with the same bytes share the entry; a lookup by bytes finds the first id.
+  entry_of_[id] = int32_t(ids_.emplace(bytes, id).entry);
 }
 
 bool BpeModel::add_merge(int32_t left, int32_t right, int32_t rank) {
-  if (left < 0 || right < 0 || size_t(left) >= bytes_of_.size() || size_t(right) >= bytes_of_.size())
+  if (left < 0 || right < 0 || size_t(left) >= entry_of_.size() || size_t(right) >= entry_of_.size() ||
+      entry_of_[left] < 0 || entry_of_[right] < 0)
     return false;
-  int32_t merged = find(bytes_of_[left] + bytes_of_[right]);
+  joined_.assign(ids_.key(entry_of_[left]));
+  joined_.append(ids_.key(entry_of_[right]));
+  int32_t merged = find(joined_);
   if (merged < 0) return false;
-  if ((merge_count_ + 1) * 2 > table_.size()) grow();  // keep the load under 1/2
+  if ((merge_count_ + 1) * 4 > table_.size() * 3) rehash(65 - shift_);  // keep the load under 3/4
   uint64_t k = key(left, right);
   size_t i = slot_of(k);
   while (table_[i].key != kEmpty) {
@@ -32,10 +35,16 @@ bool BpeModel::add_merge(int32_t left, int32_t right, int32_t rank) {
   return true;
 }
 
-void BpeModel::grow() {
+void BpeModel::reserve_merges(size_t n) {
+  int log2_slots = 64 - shift_;
+  while ((n + 1) * 4 > (size_t(1) << log2_slots) * 3) ++log2_slots;
+  if (log2_slots != 64 - shift_) rehash(log2_slots);
+}
+
+void BpeModel::rehash(int log2_slots) {
   std::vector<Slot> old = std::move(table_);
-  table_.assign(old.size() * 2, Slot{});
-  --shift_;
+  table_.assign(size_t(1) << log2_slots, Slot{});
+  shift_ = 64 - log2_slots;
   for (const Slot& s : old) {
     if (s.key == kEmpty) continue;
     size_t i = slot_of(s.key);
@@ -44,10 +53,7 @@ void BpeModel::grow() {
   }
 }
 
-int32_t BpeModel::find(std::string_view bytes) const {
-  auto it = ids_.find(std::string(bytes));
-  return it == ids_.end() ? -1 : it->second;
-}
+int32_t BpeModel::find(std::string_view bytes) const { return ids_.find(bytes); }
 
 bool BpeModel::has_all_bytes() const {
   for (bool k : byte_known_)

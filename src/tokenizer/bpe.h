@@ -4,15 +4,19 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
+
+#include "tokenizer/string_id_map.h"
 
 namespace qnext {
 
 class BpeModel {
  public:
+  // Room for n tokens of `bytes` bytes in all (a hint).
+  void reserve(size_t n, size_t bytes) { ids_.reserve(n, bytes); }
+  void reserve_merges(size_t n);
   // Registers a vocab entry; bytes are the token's raw bytes.
-  void add_token(std::string bytes, int32_t id);
+  void add_token(std::string_view bytes, int32_t id);
   // Registers the merge (left, right) with the given rank; false if either side or the
   // merged token is not in the vocab.
   bool add_merge(int32_t left, int32_t right, int32_t rank);
@@ -45,12 +49,13 @@ class BpeModel {
       if (s.key == kEmpty) return nullptr;
     }
   }
-  void grow();
+  void rehash(int log2_slots);
   void encode_small(std::string_view piece, std::vector<int32_t>& out) const;
   void encode_large(std::string_view piece, std::vector<int32_t>& out) const;
 
-  std::unordered_map<std::string, int32_t> ids_;
-  std::vector<std::string> bytes_of_;  // indexed by id; empty when unused
+  StringIdMap ids_;                // raw bytes -> id
+  std::vector<int32_t> entry_of_;  // [max id + 1]: the id's entry in ids_, -1 when unused
+  std::string joined_;             // scratch of add_merge
   int32_t byte_id_[256] = {};
   bool byte_known_[256] = {};
   std::vector<Slot> table_ = std::vector<Slot>(16);

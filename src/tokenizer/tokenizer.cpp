@@ -86,7 +86,7 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) c
 std::optional<int32_t> Tokenizer::token_id(std::string_view token) const {
   std::string key(token);
   if (auto it = impl_->added_ids.find(key); it != impl_->added_ids.end()) return it->second;
-  if (auto it = impl_->vocab_ids.find(key); it != impl_->vocab_ids.end()) return it->second;
+  if (int32_t id = impl_->vocab_ids.find(key); id >= 0) return id;
   return std::nullopt;
 }
 

@@ -90,7 +90,14 @@ Status load_tokens(const Reader& r, Tokenizer::Impl& impl) {
     return r.error("tokenizer.ggml.token_type has " + std::to_string(type.size()) + " entries for " +
                    std::to_string(tok.size()) + " tokens");
 
-  impl.id_bytes.resize(tok.size());
+  // The tables keep their keys in arenas with 32-bit offsets (string_id_map.h).
+  size_t total = 0;
+  for (const json& t : tok) total += t.is_string() ? t.get_ref<const std::string&>().size() : 0;
+  if (total > kMaxVocabBytes)
+    return r.error("tokenizer.ggml.tokens hold " + std::to_string(total) + " bytes (at most " +
+                   std::to_string(kMaxVocabBytes) + ")");
+  impl.id_bytes.reserve(tok.size(), 8 * tok.size());
+  impl.id_bytes.set(int32_t(tok.size() - 1), {});  // every id has its place; set below
   for (size_t i = 0; i < tok.size(); ++i) {
     const std::string at = "[" + std::to_string(i) + "]";
     if (!tok[i].is_string()) return r.error("tokenizer.ggml.tokens" + at + " is " + gguf_shown(tok[i]) + ", not a string");
@@ -113,7 +120,7 @@ Status load_tokens(const Reader& r, Tokenizer::Impl& impl) {
         a.normalized = false;  // as Qwen's tokenizer.json; llama.cpp matches them in the raw text too
         impl.raw_added.add(a);
         impl.added_ids[a.content] = id;
-        impl.id_bytes[i] = a.content;
+        impl.id_bytes.set(id, a.content);
         impl.added.push_back(std::move(a));
         break;
       }
@@ -121,7 +128,7 @@ Status load_tokens(const Reader& r, Tokenizer::Impl& impl) {
         std::string bytes = vocab_string_to_bytes(text);
         impl.bpe.add_token(bytes, id);
         impl.vocab_ids.emplace(text, id);
-        impl.id_bytes[i] = std::move(bytes);
+        impl.id_bytes.set(id, bytes);
       }
     }
   }
@@ -143,9 +150,10 @@ Status load_merges(const Reader& r, Tokenizer::Impl& impl) {
     const auto& s = m.get_ref<const std::string&>();
     const size_t sp = s.find(' ');
     if (sp == std::string::npos) return r.error(at + " " + gguf_shown(m) + " is not 'left right'");
-    auto left = impl.vocab_ids.find(s.substr(0, sp)), right = impl.vocab_ids.find(s.substr(sp + 1));
-    if (left == impl.vocab_ids.end() || right == impl.vocab_ids.end() ||
-        !impl.bpe.add_merge(left->second, right->second, rank))
+    const std::string_view spelling(s);
+    const int32_t left = impl.vocab_ids.find(spelling.substr(0, sp));
+    const int32_t right = impl.vocab_ids.find(spelling.substr(sp + 1));
+    if (left < 0 || right < 0 || !impl.bpe.add_merge(left, right, rank))
       return r.error(at + " " + gguf_shown(m) + " uses a token, or makes one, missing from tokenizer.ggml.tokens");
     ++rank;
   }

@@ -405,3 +405,88 @@ TEST(TokenizerLoad, UnknownEosToken) {
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.error().find("eos_token"), std::string::npos) << t.error();
 }
+
+// tokenizer.json's vocab and merges are read by simdjson, the rest by nlohmann (tokenizer_load.cpp):
+// both spellings of a merge, the model's fields in any order, and the errors of the new path.
+TEST(TokenizerLoad, MergeSpellingsAndFieldOrder) {
+  json j = tiny_tokenizer();
+  j["model"]["vocab"]["abc"] = 258;
+  j["model"]["merges"] = json::array({json::array({"a", "b"}), "ab c"});  // newer and older spelling
+  j["added_tokens"][0]["id"] = 259;
+  // nlohmann dumps keys sorted: "merges" before "vocab", "added_tokens" before "model".
+  auto t = Tokenizer::from_json(j.dump());
+  ASSERT_TRUE(t.ok()) << t.error();
+  EXPECT_EQ(t->encode("abcab<s>"), (std::vector<int32_t>{258, 256, 259}));
+  EXPECT_EQ(t->token_id("abc"), 258);
+  EXPECT_EQ(t->token_id("<s>"), 259);
+  EXPECT_FALSE(t->token_id("abd").has_value());
+
+  j["model"]["merges"][1] = "abc";  // no space
+  t = Tokenizer::from_json(j.dump());
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().find("model.merges[1] is not 'a b'"), std::string::npos) << t.error();
+  j["model"]["merges"][1] = json::array({"ab"});
+  t = Tokenizer::from_json(j.dump());
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().find("model.merges[1] is neither a pair nor a string"), std::string::npos) << t.error();
+  j["model"]["merges"][1] = 7;
+  t = Tokenizer::from_json(j.dump());
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().find("model.merges[1] is neither a pair nor a string"), std::string::npos) << t.error();
+}
+
+TEST(TokenizerLoad, VocabErrorsOfTheFastPath) {
+  json j = tiny_tokenizer();
+  j["model"]["vocab"]["ab"] = 1.5;
+  auto t = Tokenizer::from_json(j.dump());
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().find("model.vocab['ab'] is not a valid id"), std::string::npos) << t.error();
+
+  j = tiny_tokenizer();
+  j["model"]["vocab"] = json::array();
+  t = Tokenizer::from_json(j.dump());
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().find("'model.vocab' missing or not an object"), std::string::npos) << t.error();
+
+  j = tiny_tokenizer();
+  j["model"] = 3;
+  t = Tokenizer::from_json(j.dump());
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().find("field 'model' missing"), std::string::npos) << t.error();
+
+  t = Tokenizer::from_json("[1, 2]");
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().find("top level is not a JSON object"), std::string::npos) << t.error();
+
+  std::string deep = tiny_tokenizer().dump();
+  deep.pop_back();
+  deep += ", \"extra\": " + std::string(300, '[') + std::string(300, ']') + "}";
+  t = Tokenizer::from_json(deep);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().find("JSON nested deeper than 256 levels"), std::string::npos) << t.error();
+
+  std::string bad_utf8 = tiny_tokenizer().dump();
+  bad_utf8.pop_back();
+  bad_utf8 += ", \"extra\": \"\xC3\"}";
+  t = Tokenizer::from_json(bad_utf8);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().find("malformed JSON"), std::string::npos) << t.error();
+}
+
+// Two spellings of the same bytes (a literal one beside the byte-level one): a lookup by bytes finds
+// the first id, and each id still decodes to its own bytes and is found by its own spelling.
+TEST(TokenizerLoad, TwoSpellingsOfTheSameBytes) {
+  std::string byte_level;  // "âĤ¬"
+  for (unsigned char b : std::string("\xE2\x82\xAC")) unicode::append_utf8(byte_level, unicode::byte_to_codepoint()[b]);
+  json j = tiny_tokenizer();
+  j["model"]["vocab"]["\xE2\x82\xAC"] = 258;  // "€" is not a byte-level spelling: taken literally
+  j["model"]["vocab"][byte_level] = 259;
+  j["added_tokens"][0]["id"] = 260;
+  auto t = Tokenizer::from_json(j.dump());
+  ASSERT_TRUE(t.ok()) << t.error();
+  EXPECT_EQ(t->token_bytes(258), "\xE2\x82\xAC");
+  EXPECT_EQ(t->token_bytes(259), "\xE2\x82\xAC");
+  EXPECT_EQ(t->token_id("\xE2\x82\xAC"), 258);
+  EXPECT_EQ(t->token_id(byte_level), 259);
+  EXPECT_EQ(t->encode("\xE2\x82\xAC"), (std::vector<int32_t>{0xE2, 0x82, 0xAC}));  // no merges: bytes
+}
