@@ -42,7 +42,7 @@ void BpeModel::reserve_merges(size_t n) {
 }
 
 void BpeModel::rehash(int log2_slots) {
-  std::vector<Slot> old = std::move(table_);
+  HugePageVector<Slot> old = std::move(table_);
   table_.assign(size_t(1) << log2_slots, Slot{});
   shift_ = 64 - log2_slots;
   for (const Slot& s : old) {

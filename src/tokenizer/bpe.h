@@ -54,11 +54,11 @@ class BpeModel {
   void encode_large(std::string_view piece, std::vector<int32_t>& out) const;
 
   StringIdMap ids_;                // raw bytes -> id
-  std::vector<int32_t> entry_of_;  // [max id + 1]: the id's entry in ids_, -1 when unused
+  HugePageVector<int32_t> entry_of_;  // [max id + 1]: the id's entry in ids_, -1 when unused
   std::string joined_;             // scratch of add_merge
   int32_t byte_id_[256] = {};
   bool byte_known_[256] = {};
-  std::vector<Slot> table_ = std::vector<Slot>(16);
+  HugePageVector<Slot> table_ = HugePageVector<Slot>(16);
   int shift_ = 64 - 4;
   size_t merge_count_ = 0;
 };

@@ -22,7 +22,7 @@ StringIdMap::Emplaced StringIdMap::emplace(std::string_view key, int32_t id) {
     if (e.hash == h && this->key(slots_[i] - 1) == key) return {slots_[i] - 1, false};
   }
   entries_.push_back(Entry{uint32_t(arena_.size()), uint32_t(key.size()), id, h});
-  arena_.append(key);
+  arena_.insert(arena_.end(), key.begin(), key.end());
   slots_[i] = uint32_t(entries_.size());
   if (entries_.size() * 2 > slots_.size()) rehash(65 - shift_);  // keep the load under 1/2
   return {entries_.size() - 1, true};

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/huge_page_allocator.h"
+
 namespace qnext {
 
 // Keys total under 4 GiB (they come from a parsed file, itself bounded by the parser).
@@ -38,9 +40,9 @@ class StringIdMap {
   size_t slot_of(uint32_t hash) const { return size_t((hash * 0x9E3779B97F4A7C15ull) >> shift_); }
   void rehash(int log2_slots);
 
-  std::string arena_;            // every key, back to back
-  std::vector<Entry> entries_;   // [n_entries]
-  std::vector<uint32_t> slots_ = std::vector<uint32_t>(16);  // entry + 1, 0 = empty; [power of two]
+  HugePageVector<char> arena_;      // every key, back to back
+  HugePageVector<Entry> entries_;   // [n_entries]
+  HugePageVector<uint32_t> slots_ = HugePageVector<uint32_t>(16);  // entry + 1, 0 = empty; [power of two]
   int shift_ = 64 - 4;
 };
 
@@ -56,7 +58,7 @@ class TokenBytes {
   void set(int32_t id, std::string_view bytes) {
     if (size_t(id) >= spans_.size()) spans_.resize(size_t(id) + 1);
     spans_[id] = Span{uint32_t(arena_.size()), uint32_t(bytes.size())};
-    arena_.append(bytes);
+    arena_.insert(arena_.end(), bytes.begin(), bytes.end());
   }
   std::string_view operator[](size_t id) const { return {arena_.data() + spans_[id].offset, spans_[id].length}; }
   size_t size() const { return spans_.size(); }
@@ -65,8 +67,8 @@ class TokenBytes {
   struct Span {
     uint32_t offset = 0, length = 0;  // bytes total under 4 GiB, as StringIdMap's
   };
-  std::string arena_;
-  std::vector<Span> spans_;  // [n_ids]
+  HugePageVector<char> arena_;
+  HugePageVector<Span> spans_;  // [n_ids]
 };
 
 }  // namespace qnext

@@ -1,8 +1,6 @@
 // Building a Tokenizer from tokenizer.json / tokenizer_config.json.
 #include <algorithm>
 #include <filesystem>
-#include <memory>
-#include <optional>
 #include <nlohmann/json.hpp>
 #include <simdjson.h>
 
@@ -41,7 +39,7 @@ std::string vocab_string_to_bytes(std::string_view s) {
 namespace {
 
 using nlohmann::json;
-namespace dom = simdjson::dom;
+namespace od = simdjson::ondemand;
 
 // GPT-2 pre-tokenizer pattern, used by a ByteLevel pre-tokenizer with use_regex=true.
 constexpr const char* kGpt2Pattern =
@@ -113,53 +111,80 @@ Status load_model_options(const json& m, Tokenizer::Impl& impl, const std::strin
   return Ok{};
 }
 
-Status load_vocab(const dom::element* vocab, Tokenizer::Impl& impl, const std::string& name) {
-  dom::object entries;
-  if (!vocab || vocab->get_object().get(entries)) return err(name + ": field 'model.vocab' missing or not an object");
-  const size_t n = entries.size();  // a hint: simdjson saturates it at 2^24 - 1
+// A field's or element's malformed JSON (simdjson finds it as it walks).
+std::string malformed(const std::string& name, simdjson::error_code e) {
+  if (e == simdjson::DEPTH_ERROR) return name + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+  return name + ": malformed JSON (" + simdjson::error_message(e) + ")";
+}
+
+Status load_vocab(od::value vocab, Tokenizer::Impl& impl, const std::string& name) {
+  od::object entries;
+  if (vocab.get_object().get(entries)) return err(name + ": field 'model.vocab' missing or not an object");
+  size_t n = 0;
+  if (auto e = entries.count_fields().get(n)) return err(malformed(name, e));
   impl.bpe.reserve(n, 8 * n);
   impl.vocab_ids.reserve(n, 8 * n);
   impl.id_bytes.reserve(n, 8 * n);
   std::string bytes;
-  for (const dom::key_value_pair kv : entries) {
+  for (auto entry : entries) {
+    od::field field;
+    std::string_view token;
+    if (auto e = std::move(entry).get(field)) return err(malformed(name, e));
+    if (auto e = field.unescaped_key().get(token)) return err(malformed(name, e));
     int64_t id = -1;
-    if (kv.value.get_int64().get(id) || id < 0 || id > kMaxTokenId)
-      return err(name + ": model.vocab['" + std::string(kv.key) + "'] is not a valid id (0.." +
+    if (field.value().get_int64().get(id) || id < 0 || id > kMaxTokenId)
+      return err(name + ": model.vocab['" + std::string(token) + "'] is not a valid id (0.." +
                  std::to_string(kMaxTokenId) + ")");
     const auto i = int32_t(id);
-    vocab_string_to_bytes(kv.key, bytes);
+    vocab_string_to_bytes(token, bytes);
     impl.bpe.add_token(bytes, i);
-    impl.vocab_ids.emplace(kv.key, i);
+    impl.vocab_ids.emplace(token, i);
     impl.id_bytes.set(i, bytes);
   }
   if (!impl.bpe.has_all_bytes()) return err(name + ": model.vocab lacks some of the 256 single-byte tokens");
   return Ok{};
 }
 
-Status load_merges(const dom::element* merges, Tokenizer::Impl& impl, const std::string& name) {
-  dom::array list;
-  if (!merges || merges->get_array().get(list)) return err(name + ": field 'model.merges' missing or not an array");
-  impl.bpe.reserve_merges(list.size());  // a hint, as the vocab's
+// One merge's two sides: ["a", "b"] (newer spelling) or "a b" (older). Empty message: fine.
+std::string merge_sides(od::value merge, std::string_view& left, std::string_view& right, const std::string& at) {
+  od::json_type type;
+  if (merge.type().get(type)) return at + " is neither a pair nor a string";
+  if (type == od::json_type::string) {
+    std::string_view both;
+    if (merge.get_string().get(both)) return at + " is neither a pair nor a string";
+    const size_t sp = both.find(' ');
+    if (sp == std::string_view::npos) return at + " is not 'a b'";
+    left = both.substr(0, sp);
+    right = both.substr(sp + 1);
+    return {};
+  }
+  od::array pair;
+  if (type != od::json_type::array || merge.get_array().get(pair)) return at + " is neither a pair nor a string";
+  size_t count = 0;
+  for (auto side : pair) {
+    std::string_view text;
+    if (++count > 2 || std::move(side).get_string().get(text)) return at + " is neither a pair nor a string";
+    (count == 1 ? left : right) = text;
+  }
+  return count == 2 ? std::string() : at + " is neither a pair nor a string";
+}
+
+Status load_merges(od::value merges, Tokenizer::Impl& impl, const std::string& name) {
+  od::array list;
+  if (merges.get_array().get(list)) return err(name + ": field 'model.merges' missing or not an array");
+  size_t n = 0;
+  if (auto e = list.count_elements().get(n)) return err(malformed(name, e));
+  impl.bpe.reserve_merges(n);
   int32_t rank = 0;
-  for (const dom::element merge : list) {
-    // Two spellings exist: ["a", "b"] (newer) and "a b" (older).
-    std::string_view left, right, both;
-    dom::array pair;
-    if (!merge.get_array().get(pair)) {
-      if (pair.size() != 2 || pair.at(0).get_string().get(left) || pair.at(1).get_string().get(right))
-        return err(name + ": model.merges[" + std::to_string(rank) + "] is neither a pair nor a string");
-    } else if (!merge.get_string().get(both)) {
-      size_t sp = both.find(' ');
-      if (sp == std::string_view::npos) return err(name + ": model.merges[" + std::to_string(rank) + "] is not 'a b'");
-      left = both.substr(0, sp);
-      right = both.substr(sp + 1);
-    } else {
-      return err(name + ": model.merges[" + std::to_string(rank) + "] is neither a pair nor a string");
-    }
+  for (auto item : list) {
+    const std::string at = name + ": model.merges[" + std::to_string(rank) + "]";
+    od::value merge;
+    if (auto e = std::move(item).get(merge)) return err(malformed(name, e));
+    std::string_view left, right;
+    if (std::string bad = merge_sides(merge, left, right, at); !bad.empty()) return err(bad);
     const int32_t l = impl.vocab_ids.find(left), r = impl.vocab_ids.find(right);
     if (l < 0 || r < 0 || !impl.bpe.add_merge(l, r, rank))
-      return err(name + ": model.merges[" + std::to_string(rank) + "] (" + std::string(left) + " " +
-                 std::string(right) + ") uses tokens missing from model.vocab");
+      return err(at + " (" + std::string(left) + " " + std::string(right) + ") uses tokens missing from model.vocab");
     ++rank;
   }
   return Ok{};
@@ -210,65 +235,109 @@ Result<int32_t> config_token(const json& cfg, const char* field, const Tokenizer
   return err(name + ": " + field + " '" + content + "' is not a known token");
 }
 
-// tokenizer.json is ~11 MB, nearly all of it model.vocab and model.merges: simdjson reads those
-// in place (nlohmann's DOM of them was a third of a 1.5 s start-up). The small rest (normalizer,
+// tokenizer.json is ~11 MB, nearly all of it model.vocab and model.merges. simdjson's On-Demand
+// parser walks those in place, building no tree (nlohmann's tree of them was a third of a 1.5 s
+// start-up, simdjson's own DOM a fifth of what was left); the small rest (normalizer,
 // pre-tokenizer, added tokens, the model's options) goes to nlohmann for the sections above.
-struct TokenizerDocument {
-  dom::parser parser;  // owns what the elements point into
-  json rest = json::object();  // the top-level fields but "model"
-  json model;                  // "model" without vocab and merges (null when absent)
-  std::optional<dom::element> vocab, merges;
-};
 
-Result<json> to_nlohmann(dom::element e, const std::string& name) { return parse_json(simdjson::minify(e), name); }
+// The raw JSON text of a value, whatever its type (simdjson gives it per type).
+simdjson::error_code raw_json_of(od::value v, std::string_view& text) {
+  od::json_type type;
+  if (auto e = v.type().get(type)) return e;
+  if (type == od::json_type::object) {
+    od::object o;
+    if (auto e = v.get_object().get(o)) return e;
+    return o.raw_json().get(text);
+  }
+  if (type == od::json_type::array) {
+    od::array a;
+    if (auto e = v.get_array().get(a)) return e;
+    return a.raw_json().get(text);
+  }
+  text = v.raw_json_token();
+  return simdjson::SUCCESS;
+}
 
+Result<json> to_nlohmann(od::value v, const std::string& name) {
+  std::string_view text;
+  if (auto e = raw_json_of(v, text)) return err(malformed(name, e));
+  return parse_json(text, name);
+}
+
+// The model object: its other fields (into `options`, checked first), then vocab, then merges,
+// whatever their order in the file.
+Status load_model(od::object model, Tokenizer::Impl& impl, json& options, const std::string& name) {
+  options = json::object();
+  for (auto field : model) {
+    od::field f;
+    std::string_view key;
+    if (auto e = std::move(field).get(f)) return err(malformed(name, e));
+    if (auto e = f.unescaped_key().get(key)) return err(malformed(name, e));
+    if (key == "vocab" || key == "merges") continue;
+    auto value = to_nlohmann(f.value(), name);
+    if (!value) return err(value.error());
+    options[std::string(key)] = std::move(*value);
+  }
+  if (Status s = load_model_options(options, impl, name); !s) return s;
+  od::value vocab, merges;
+  if (auto e = model.find_field_unordered("vocab").get(vocab))
+    return err(e == simdjson::NO_SUCH_FIELD ? name + ": field 'model.vocab' missing or not an object" : malformed(name, e));
+  if (Status s = load_vocab(vocab, impl, name); !s) return s;
+  if (auto e = model.find_field_unordered("merges").get(merges))
+    return err(e == simdjson::NO_SUCH_FIELD ? name + ": field 'model.merges' missing or not an array" : malformed(name, e));
+  return load_merges(merges, impl, name);
+}
+
+// Fills impl's vocab and merges, and `rest` with the top-level fields but "model".
 // padded: text is followed by simdjson::SIMDJSON_PADDING readable bytes.
-Status parse_tokenizer_json(std::string_view text, bool padded, const std::string& name, TokenizerDocument& doc) {
-  if (doc.parser.allocate(std::max<size_t>(text.size(), 64), kMaxJsonDepth))
+Status read_tokenizer_json(std::string_view text, bool padded, const std::string& name, Tokenizer::Impl& impl,
+                           json& rest) {
+  od::parser parser;
+  if (parser.allocate(std::max<size_t>(text.size(), 64), kMaxJsonDepth))
     return err(name + ": out of memory parsing " + std::to_string(text.size()) + " bytes");
-  dom::element root;
-  // Copies the text into a padded buffer only when the bytes after it are not ours to read.
-  if (auto e = doc.parser.parse(text.data(), text.size(), /*realloc_if_needed=*/!padded).get(root)) {
-    if (e == simdjson::DEPTH_ERROR) return err(name + ": JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
-    return err(name + ": malformed JSON (" + simdjson::error_message(e) + ")");
-  }
-  dom::object top;
-  if (root.get_object().get(top)) return err(name + ": top level is not a JSON object");
-  for (const dom::key_value_pair kv : top) {  // a repeated key: the last one counts, as in nlohmann
-    dom::object model;
-    if (kv.key != "model" || kv.value.get_object().get(model)) {
-      auto value = to_nlohmann(kv.value, name);
-      if (!value) return err(value.error());
-      (kv.key == "model" ? doc.model : doc.rest[std::string(kv.key)]) = std::move(*value);
-      continue;
-    }
-    doc.model = json::object();
-    doc.vocab.reset();
-    doc.merges.reset();
-    for (const dom::key_value_pair field : model) {
-      if (field.key == "vocab") {
-        doc.vocab = field.value;
-      } else if (field.key == "merges") {
-        doc.merges = field.value;
-      } else {
-        auto value = to_nlohmann(field.value, name);
-        if (!value) return err(value.error());
-        doc.model[std::string(field.key)] = std::move(*value);
+  simdjson::padded_string copy;  // only when the bytes after text are not ours to read
+  if (!padded) copy = simdjson::padded_string(text.data(), text.size());
+  od::document doc;
+  if (auto e = (padded ? parser.iterate(text.data(), text.size(), text.size() + simdjson::SIMDJSON_PADDING)
+                       : parser.iterate(copy)).get(doc))
+    return err(malformed(name, e));
+  od::object top;
+  if (auto e = doc.get_object().get(top))
+    return err(e == simdjson::INCORRECT_TYPE ? name + ": top level is not a JSON object" : malformed(name, e));
+  rest = json::object();
+  bool have_model = false;
+  for (auto field : top) {
+    od::field f;
+    std::string_view key;
+    if (auto e = std::move(field).get(f)) return err(malformed(name, e));
+    if (auto e = f.unescaped_key().get(key)) return err(malformed(name, e));
+    od::object model;
+    if (key == "model") {
+      if (have_model) return err(name + ": field 'model' appears twice");
+      have_model = true;
+      if (!f.value().get_object().get(model)) {
+        json options;
+        if (Status s = load_model(model, impl, options, name); !s) return s;
+        continue;
       }
+      return err(name + ": field 'model' missing");  // present, but not an object
     }
+    auto value = to_nlohmann(f.value(), name);
+    if (!value) return err(value.error());
+    rest[std::string(key)] = std::move(*value);
   }
+  // The object ended: anything after it is not JSON (simdjson does not look unless asked).
+  if (const char* after = nullptr; !doc.current_location().get(after))
+    return err(name + ": malformed JSON (content after the top-level object, at byte " +
+               std::to_string(after - (padded ? text.data() : copy.data())) + ")");
+  if (!have_model) return err(name + ": field 'model' missing");
   return Ok{};
 }
 
 Status build_checked(std::string_view tok_text, bool tok_padded, std::string_view cfg_text, const std::string& tok_name,
                      const std::string& cfg_name, Tokenizer::Impl* impl) {
-  auto doc = std::make_unique<TokenizerDocument>();
-  Status s = parse_tokenizer_json(tok_text, tok_padded, tok_name, *doc);
-  if (s) s = load_model_options(doc->model, *impl, tok_name);
-  if (s) s = load_vocab(doc->vocab ? &*doc->vocab : nullptr, *impl, tok_name);
-  if (s) s = load_merges(doc->merges ? &*doc->merges : nullptr, *impl, tok_name);
-  const json rest = std::move(doc->rest);
-  doc.reset();  // the parsed tape is as large as the file
+  json rest;
+  Status s = read_tokenizer_json(tok_text, tok_padded, tok_name, *impl, rest);
   if (s) s = load_normalizer(rest.value("normalizer", json()), *impl, tok_name);
   if (s) s = load_pre_tokenizer(rest.value("pre_tokenizer", json()), *impl, tok_name);
   if (s) s = load_added_tokens(rest.value("added_tokens", json()), *impl, tok_name);

@@ -24,15 +24,28 @@ const std::array<char32_t, 256>& byte_to_codepoint() {
   return table;
 }
 
-int codepoint_to_byte(char32_t cp) {
-  static const std::unordered_map<char32_t, int> inverse = [] {
-    std::unordered_map<char32_t, int> m;
-    const auto& t = byte_to_codepoint();
-    for (int b = 0; b < 256; ++b) m[t[b]] = b;
-    return m;
+namespace {
+
+// The stand-ins are U+0021..U+0143 (the 68 shifted bytes end at 256 + 67): a flat table of them,
+// since this runs for every character of a 150k-token vocabulary at start-up.
+constexpr char32_t kStandInEnd = 256 + 68;
+
+const std::array<int16_t, kStandInEnd>& stand_in_to_byte() {
+  static const std::array<int16_t, kStandInEnd> table = [] {
+    std::array<int16_t, kStandInEnd> t;
+    t.fill(-1);
+    const auto& to_cp = byte_to_codepoint();
+    for (int b = 0; b < 256; ++b) t[to_cp[b]] = int16_t(b);
+    return t;
   }();
-  auto it = inverse.find(cp);
-  return it == inverse.end() ? -1 : it->second;
+  return table;
+}
+
+}  // namespace
+
+int codepoint_to_byte(char32_t cp) {
+  static const auto& table = stand_in_to_byte();
+  return cp < kStandInEnd ? table[cp] : -1;
 }
 
 void append_utf8(std::string& out, char32_t cp) {

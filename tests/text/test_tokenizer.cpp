@@ -454,6 +454,13 @@ TEST(TokenizerLoad, VocabErrorsOfTheFastPath) {
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.error().find("field 'model' missing"), std::string::npos) << t.error();
 
+  std::string twice = tiny_tokenizer().dump();
+  twice.pop_back();
+  twice += ", \"model\": {}}";
+  t = Tokenizer::from_json(twice);
+  ASSERT_FALSE(t.ok());
+  EXPECT_NE(t.error().find("field 'model' appears twice"), std::string::npos) << t.error();
+
   t = Tokenizer::from_json("[1, 2]");
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.error().find("top level is not a JSON object"), std::string::npos) << t.error();
@@ -464,6 +471,15 @@ TEST(TokenizerLoad, VocabErrorsOfTheFastPath) {
   t = Tokenizer::from_json(deep);
   ASSERT_FALSE(t.ok());
   EXPECT_NE(t.error().find("JSON nested deeper than 256 levels"), std::string::npos) << t.error();
+
+  // What follows the object, or a cut anywhere (the On-Demand parser finds it as it walks).
+  const std::string whole = tiny_tokenizer().dump();
+  for (const std::string& text : {whole + " x", whole + "}", whole + "{}", whole.substr(0, whole.size() / 2),
+                                  whole.substr(0, whole.find("\"ab\"") + 6), whole.substr(0, whole.size() - 1)}) {
+    t = Tokenizer::from_json(text);
+    ASSERT_FALSE(t.ok()) << text.substr(text.size() > 40 ? text.size() - 40 : 0);
+    EXPECT_NE(t.error().find("malformed JSON"), std::string::npos) << t.error();
+  }
 
   std::string bad_utf8 = tiny_tokenizer().dump();
   bad_utf8.pop_back();

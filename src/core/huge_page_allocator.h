@@ -1,0 +1,52 @@
+// An allocator for large tables that are filled right after they are made (the tokenizer's
+// vocabulary indexes): blocks of 1 MiB and more are 2 MiB-aligned and advised onto transparent huge
+// pages, so filling one costs a page fault per 2 MiB instead of one per 4 KiB. On the VMs we run
+// on a fault costs ~8 us, and they were a third of loading a 150k-token tokenizer.json.
+#pragma once
+#include <sys/mman.h>
+
+#include <cstddef>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+#include <new>
+#include <vector>
+
+namespace qnext {
+
+template <typename T>
+struct HugePageAllocator {
+  using value_type = T;
+  static constexpr size_t kHugePage = size_t(2) << 20;
+  static constexpr size_t kThreshold = size_t(1) << 20;
+
+  HugePageAllocator() = default;
+  template <typename U>
+  HugePageAllocator(const HugePageAllocator<U>&) noexcept {}
+
+  T* allocate(size_t n) {
+    if (n > std::numeric_limits<size_t>::max() / sizeof(T) - kHugePage) throw std::bad_array_new_length();
+    const size_t bytes = n * sizeof(T);
+    if (bytes < kThreshold) return std::allocator<T>{}.allocate(n);
+    const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+    void* p = std::aligned_alloc(kHugePage, rounded);
+    if (!p) throw std::bad_alloc();
+    ::madvise(p, rounded, MADV_HUGEPAGE);  // advice only: where refused, 4 KiB pages as before
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t n) noexcept {
+    if (n * sizeof(T) < kThreshold)
+      std::allocator<T>{}.deallocate(p, n);
+    else
+      std::free(p);
+  }
+  template <typename U>
+  bool operator==(const HugePageAllocator<U>&) const noexcept {
+    return true;
+  }
+};
+
+template <typename T>
+using HugePageVector = std::vector<T, HugePageAllocator<T>>;
+
+}  // namespace qnext
