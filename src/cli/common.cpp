@@ -66,7 +66,8 @@ Status check_ids(const std::vector<int32_t>& ids, int vocab) {
 // Puts the routed experts in an expert cache when the model is larger than the budget. An explicit
 // budget that cannot be met is an error; the automatic one falls back to the memory map (and the
 // page cache) with a note.
-static Status apply_memory_budget(Model& model, const std::string& flag) {
+// --mem-budget GB|auto|off: the expert cache when the model is larger (runtime/expert_cache.h).
+static Status use_memory_budget(Model& model, const std::string& flag) {
   if (flag == "off") return Ok{};
   const bool automatic = flag.empty() || flag == "auto";
   size_t budget = 0;
@@ -81,8 +82,7 @@ static Status apply_memory_budget(Model& model, const std::string& flag) {
     budget = size_t(gb * 1e9);
   }
   const size_t need = model.weight_bytes();
-  if (need <= budget) return Ok{};
-  auto cache = ExpertCache::create(model.weights(), budget);
+  auto cache = apply_memory_budget(model, budget);
   if (!cache) {
     if (!automatic) return err("--mem-budget: " + cache.error());
     std::fprintf(stderr, "note: the model (%s) is larger than the memory available (%s) and cannot use the "
@@ -90,15 +90,14 @@ static Status apply_memory_budget(Model& model, const std::string& flag) {
                  human_bytes(double(need)).c_str(), human_bytes(double(budget)).c_str(), cache.error().c_str());
     return Ok{};
   }
-  const ExpertCache& c = *cache.value();
-  std::fprintf(stderr,
-               "note: the model (%s) is larger than the memory budget (%s): dense weights (%s) resident, routed "
-               "experts in a cache of %d of %d (%s), read from disk %s\n",
-               human_bytes(double(need)).c_str(), human_bytes(double(budget)).c_str(),
-               human_bytes(double(c.plan().dense_bytes)).c_str(), c.capacity(), c.plan().expert_count,
-               human_bytes(double(size_t(c.capacity()) * c.plan().slot_bytes)).c_str(),
-               c.direct_reads() ? "past the page cache (O_DIRECT)" : "through the page cache (O_DIRECT refused here)");
-  model.set_expert_source(std::move(cache.value()));
+  if (const ExpertCache* c = cache.value())
+    std::fprintf(stderr,
+                 "note: the model (%s) is larger than the memory budget (%s): dense weights (%s) resident, routed "
+                 "experts in a cache of %d of %d (%s), read from disk %s\n",
+                 human_bytes(double(need)).c_str(), human_bytes(double(budget)).c_str(),
+                 human_bytes(double(c->plan().dense_bytes)).c_str(), c->capacity(), c->plan().expert_count,
+                 human_bytes(double(size_t(c->capacity()) * c->plan().slot_bytes)).c_str(),
+                 c->direct_reads() ? "past the page cache (O_DIRECT)" : "through the page cache (O_DIRECT refused here)");
   return Ok{};
 }
 
@@ -125,7 +124,7 @@ std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads,
     return nullptr;
   }
   m.value()->set_kv_type(kv);
-  if (Status st = apply_memory_budget(*m.value(), mem_budget); !st) {
+  if (Status st = use_memory_budget(*m.value(), mem_budget); !st) {
     std::fprintf(stderr, "error: %s\n", st.error().c_str());
     return nullptr;
   }

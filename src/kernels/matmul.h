@@ -26,13 +26,30 @@ struct Matrix {
 
   int64_t scale_cols() const { return group > 0 ? (cols + group - 1) / group : 0; }
   int64_t scale_rows() const { return group > 0 ? (rows + group_rows - 1) / group_rows : 0; }
-  // Codes plus side tensors: what a product over the matrix reads from memory.
-  size_t bytes() const {
-    size_t n = size_t(rows) * row_bytes(dtype, cols);
-    if (scales) n += size_t(scale_rows() * scale_cols()) * dtype_size(scale_dtype);
-    if (zeros) n += size_t((rows + 7) / 8 * scale_cols()) * 4;
-    return n;
+  // The matrix's byte ranges, each a part a product reads from memory: its codes, then its side
+  // scales and zero points when present. f(ptr, bytes); the mutable overload lets f repoint a part
+  // (the expert cache points them at its copy).
+  size_t codes_bytes() const { return size_t(rows) * row_bytes(dtype, cols); }
+  size_t scales_bytes() const { return scales ? size_t(scale_rows() * scale_cols()) * dtype_size(scale_dtype) : 0; }
+  size_t zeros_bytes() const { return zeros ? size_t((rows + 7) / 8 * scale_cols()) * 4 : 0; }
+  template <typename F>
+  void for_each_part(F&& f) const {
+    f(data, codes_bytes());
+    if (scales) f(scales, scales_bytes());
+    if (zeros) f(static_cast<const void*>(zeros), zeros_bytes());
   }
+  template <typename F>
+  void for_each_part_mutable(F&& f) {
+    f(data, codes_bytes());
+    if (scales) f(scales, scales_bytes());
+    if (zeros) {
+      const void* z = zeros;
+      f(z, zeros_bytes());
+      zeros = static_cast<const int32_t*>(z);
+    }
+  }
+  // What a product over the matrix reads from memory: all its parts.
+  size_t bytes() const { return codes_bytes() + scales_bytes() + zeros_bytes(); }
   const uint8_t* row_ptr(int64_t r) const { return static_cast<const uint8_t*>(data) + size_t(r) * row_bytes(dtype, cols); }
 };
 

@@ -243,10 +243,7 @@ std::vector<const MappedFile*> Weights::mapped_files() const {
 
 void Weights::prefault_dense() const {
   for_each_matrix([](const Matrix& m) {
-    prefault_pages(static_cast<const uint8_t*>(m.data), size_t(m.rows) * row_bytes(m.dtype, m.cols));
-    if (m.scales)
-      prefault_pages(static_cast<const uint8_t*>(m.scales), size_t(m.scale_rows() * m.scale_cols()) * dtype_size(m.scale_dtype));
-    if (m.zeros) prefault_pages(reinterpret_cast<const uint8_t*>(m.zeros), size_t((m.rows + 7) / 8 * m.scale_cols()) * 4);
+    m.for_each_part([](const void* p, size_t bytes) { prefault_pages(static_cast<const uint8_t*>(p), bytes); });
   }, false);
 }
 

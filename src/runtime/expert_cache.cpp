@@ -18,15 +18,7 @@ static size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 // Each byte range an expert's matrices read: per matrix its codes, then its side scales and zero
 // points when present. f(ptr, bytes) may point ptr elsewhere (the cache's copy).
 static void for_each_part(MlpWeights& m, const std::function<void(const void*&, size_t)>& f) {
-  for (Matrix* w : {&m.gate, &m.up, &m.down}) {
-    f(w->data, size_t(w->rows) * row_bytes(w->dtype, w->cols));
-    if (w->scales) f(w->scales, size_t(w->scale_rows() * w->scale_cols()) * dtype_size(w->scale_dtype));
-    if (w->zeros) {
-      const void* z = w->zeros;
-      f(z, size_t((w->rows + 7) / 8 * w->scale_cols()) * 4);
-      w->zeros = static_cast<const int32_t*>(z);
-    }
-  }
+  for (Matrix* w : {&m.gate, &m.up, &m.down}) w->for_each_part_mutable(f);
 }
 
 // Bytes of one expert's parts laid out for direct reads: each part starts where its page starts in
@@ -92,9 +84,10 @@ Result<std::unique_ptr<ExpertCache>> ExpertCache::create(const Weights& w, size_
   c->plan_ = p;
   std::vector<std::string> paths;
   for (const MappedFile* f : w.mapped_files()) {
-    c->files_.push_back({f->data(), f->size()});
+    c->files_.push_back({f->data(), f->size(), int(paths.size())});
     paths.push_back(f->path());
   }
+  std::sort(c->files_.begin(), c->files_.end(), [](const FileSpan& a, const FileSpan& b) { return a.base < b.base; });
   auto reader = DirectReader::open(paths);
   if (!reader) return err(reader.error());
   c->reader_ = std::move(reader.value());
@@ -115,6 +108,15 @@ Result<std::unique_ptr<ExpertCache>> ExpertCache::create(const Weights& w, size_
   c->memory_ = static_cast<uint8_t*>(mem);
   c->slots_.resize(n_slots);
   for (size_t s = 0; s < n_slots; ++s) c->slots_[s].lru = c->lru_.insert(c->lru_.end(), int(s));
+  return c;
+}
+
+Result<const ExpertCache*> apply_memory_budget(Model& model, size_t budget_bytes) {
+  if (model.weight_bytes() <= budget_bytes) return static_cast<const ExpertCache*>(nullptr);
+  auto cache = ExpertCache::create(model.weights(), budget_bytes);
+  if (!cache) return err(cache.error());
+  const ExpertCache* c = cache.value().get();
+  model.set_expert_source(std::move(cache.value()));
   return c;
 }
 
@@ -158,13 +160,14 @@ double ExpertCache::measure_disk_rate(size_t bytes) const {
 
 bool ExpertCache::locate(const void* p, int* file, uint64_t* offset) const {
   const auto* b = static_cast<const uint8_t*>(p);
-  for (size_t f = 0; f < files_.size(); ++f)
-    if (b >= files_[f].base && b < files_[f].base + files_[f].size) {
-      *file = int(f);
-      *offset = uint64_t(b - files_[f].base);
-      return true;
-    }
-  return false;
+  // The last file starting at or before p (mappings do not overlap).
+  auto after = std::upper_bound(files_.begin(), files_.end(), b, [](const uint8_t* x, const FileSpan& f) { return x < f.base; });
+  if (after == files_.begin()) return false;
+  const FileSpan& f = *(after - 1);
+  if (b >= f.base + f.size) return false;
+  *file = f.index;
+  *offset = uint64_t(b - f.base);
+  return true;
 }
 
 const MlpWeights* ExpertCache::load(const MoeWeights& moe, int block, int e) {

@@ -15,6 +15,7 @@
 #include "core/result.h"
 #include "io/direct_reader.h"
 #include "model/expert_source.h"
+#include "model/qwen3_next.h"
 #include "model/weights.h"
 
 namespace qnext {
@@ -36,6 +37,13 @@ Result<MemoryPlan> plan_memory(const Weights& w);
 // The default budget when none is given: what the machine has available now, less a margin for
 // the workspace, the KV caches and the rest of the process.
 size_t default_memory_budget();
+
+class ExpertCache;
+
+// Gives the model an expert cache when its weights are more than budget_bytes: returns the cache
+// (the model owns it), or null when the weights fit; an error when the budget is below the plan's
+// min_budget() or the experts are not in files (ExpertCache::create's errors).
+Result<const ExpertCache*> apply_memory_budget(Model& model, size_t budget_bytes);
 
 class ExpertCache final : public ExpertSource {
  public:
@@ -71,6 +79,7 @@ class ExpertCache final : public ExpertSource {
   struct FileSpan {
     const uint8_t* base;
     size_t size;
+    int index;  // the file's number in reader_
   };
   ExpertCache() = default;
   // Puts expert e of `block` in the least recently used slot (now the most recent) and queues its
@@ -80,7 +89,7 @@ class ExpertCache final : public ExpertSource {
   bool locate(const void* p, int* file, uint64_t* offset) const;
 
   MemoryPlan plan_;
-  std::vector<FileSpan> files_;
+  std::vector<FileSpan> files_;  // by base address (locate searches them)
   std::unique_ptr<DirectReader> reader_;
   std::unordered_map<const MoeWeights*, int> block_of_;  // which MoE block a fetch is for
   int E_ = 0;

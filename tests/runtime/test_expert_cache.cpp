@@ -205,6 +205,29 @@ TEST(ExpertCache, BudgetBelowOneLayerOfExpertsIsAClearError) {
   EXPECT_TRUE(ExpertCache::create(m->weights(), plan->min_budget()));
 }
 
+// apply_memory_budget (what --mem-budget calls): nothing when the weights fit, the cache when they
+// do not, the error when even one layer's experts do not fit; the model is unchanged then.
+TEST(ExpertCache, ApplyMemoryBudget) {
+  auto m = load(testing::data_dir("tiny-b"));
+  auto plan = plan_memory(m->weights());
+  ASSERT_TRUE(plan) << plan.error();
+  auto fits = apply_memory_budget(*m, m->weight_bytes());
+  ASSERT_TRUE(fits) << fits.error();
+  EXPECT_EQ(fits.value(), nullptr);
+  EXPECT_EQ(m->expert_source(), nullptr);
+
+  auto too_small = apply_memory_budget(*m, plan->min_budget() - 1);
+  ASSERT_FALSE(too_small);
+  EXPECT_NE(too_small.error().find("too small"), std::string::npos) << too_small.error();
+  EXPECT_EQ(m->expert_source(), nullptr);
+
+  auto cached = apply_memory_budget(*m, plan->min_budget());
+  ASSERT_TRUE(cached) << cached.error();
+  ASSERT_NE(cached.value(), nullptr);
+  EXPECT_EQ(static_cast<const ExpertSource*>(cached.value()), m->expert_source());
+  EXPECT_EQ(cached.value()->capacity(), plan->layer_experts);
+}
+
 TEST(ExpertCache, ExpertsQuantizedWhileLoadingCannotBeCached) {
   auto m = load(testing::data_dir("tiny-b"), QuantRecipe::Q8);
   auto plan = plan_memory(m->weights());
