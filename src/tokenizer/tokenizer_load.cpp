@@ -4,9 +4,9 @@
 #include <nlohmann/json.hpp>
 #include <simdjson.h>
 
+#include "core/mapped_file.h"
 #include "io/gguf.h"
 #include "io/json_parse.h"
-#include "io/padded_file.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/unicode.h"
@@ -394,16 +394,20 @@ Result<Tokenizer> Tokenizer::load(const std::string& model_dir) {
   // approximate its "special" flags).
   const bool gguf_file = fs::path(model_dir).extension() == ".gguf" && !fs::is_directory(model_dir, ec);
   if (gguf_file || (!fs::exists(tok_path, ec) && is_gguf_path(model_dir))) return load_gguf_tokenizer(model_dir);
-  auto tok_text = PaddedFile::map(tok_path, simdjson::SIMDJSON_PADDING);
-  if (!tok_text) return err(tok_text.error());
-  PaddedFile cfg_text;
+  // Mapped with simdjson's padding after it, so the parse reads it in place: no copy, no read.
+  auto tok_file = MappedFile::open(tok_path, {.padding = simdjson::SIMDJSON_PADDING, .populate = true});
+  if (!tok_file) return err(tok_file.error());
+  std::shared_ptr<MappedFile> cfg_file;
   if (fs::exists(cfg_path, ec)) {
-    auto c = PaddedFile::map(cfg_path, 0);
+    auto c = MappedFile::open(cfg_path);
     if (!c) return err(c.error());
-    cfg_text = std::move(c.value());
+    cfg_file = std::move(c.value());
   }
+  auto text_of = [](const MappedFile* f) {
+    return f ? std::string_view(reinterpret_cast<const char*>(f->data()), f->size()) : std::string_view();
+  };
   auto impl = std::make_shared<Impl>();
-  Status s = build(tok_text->text(), /*tok_padded=*/true, cfg_text.text(), tok_path, cfg_path, impl.get());
+  Status s = build(text_of(tok_file->get()), /*tok_padded=*/true, text_of(cfg_file.get()), tok_path, cfg_path, impl.get());
   if (!s) return err(s.error());
   Tokenizer t;
   t.impl_ = std::move(impl);

@@ -1,4 +1,5 @@
-// The vocabulary's tables (string_id_map.h) and the padded file map tokenizer.json is parsed from.
+// The vocabulary's tables (string_id_map.h) and the padded file map tokenizer.json is parsed from
+// (MappedFile with MapOptions::padding).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -6,7 +7,7 @@
 #include <fstream>
 #include <string>
 
-#include "io/padded_file.h"
+#include "core/mapped_file.h"
 #include "tokenizer/string_id_map.h"
 
 using namespace qnext;
@@ -68,29 +69,30 @@ std::filesystem::path temp_file(const std::string& name, const std::string& text
 
 // The bytes after the file are readable zeros whatever the file's size against the page size
 // (a size just under a page leaves less than the padding in its last page).
-TEST(PaddedFile, FileBytesThenZeroPadding) {
+TEST(MappedFile, PaddingIsFileBytesThenZeros) {
   const size_t page = size_t(::sysconf(_SC_PAGESIZE));
   for (size_t size : {size_t(0), size_t(1), page - 1, page - 10, page, page + 1, 3 * page - 64}) {
     std::string text(size, '\0');
     for (size_t i = 0; i < size; ++i) text[i] = char('a' + i % 26);
     auto path = temp_file(std::to_string(size), text);
-    auto f = PaddedFile::map(path.string(), 64);
-    ASSERT_TRUE(f.ok()) << f.error();
-    ASSERT_EQ(f->text(), text) << size;
-    const char* end = f->text().data() + size;
-    for (size_t i = 0; i < 64; ++i) ASSERT_EQ(end[i], '\0') << size << " +" << i;
-    PaddedFile moved = std::move(*f);  // the mapping moves with it
-    EXPECT_EQ(moved.text(), text);
+    for (bool populate : {false, true}) {
+      auto f = MappedFile::open(path.string(), {.padding = 64, .populate = populate});
+      ASSERT_TRUE(f.ok()) << f.error();
+      const char* begin = reinterpret_cast<const char*>(f.value()->data());
+      ASSERT_NE(begin, nullptr) << size;  // even an empty file has its padding
+      ASSERT_EQ(std::string_view(begin, f.value()->size()), text) << size;
+      for (size_t i = 0; i < 64; ++i) ASSERT_EQ(begin[size + i], '\0') << size << " +" << i;
+    }
     std::filesystem::remove(path);
   }
 }
 
-TEST(PaddedFile, MissingFileAndDirectoryAreErrorsNamingThePath) {
+TEST(MappedFile, MissingFileAndDirectoryAreErrorsNamingThePath) {
   auto missing = std::filesystem::temp_directory_path() / "qnext_padded_no_such_file.json";
-  auto f = PaddedFile::map(missing.string(), 64);
+  auto f = MappedFile::open(missing.string(), {.padding = 64});
   ASSERT_FALSE(f.ok());
-  EXPECT_NE(f.error().find(missing.string() + ": cannot open file"), std::string::npos) << f.error();
-  auto d = PaddedFile::map(std::filesystem::temp_directory_path().string(), 64);
+  EXPECT_NE(f.error().find(missing.string() + ": cannot open"), std::string::npos) << f.error();
+  auto d = MappedFile::open(std::filesystem::temp_directory_path().string(), {.padding = 64});
   ASSERT_FALSE(d.ok());
   EXPECT_NE(d.error().find("not a regular file"), std::string::npos) << d.error();
 }
