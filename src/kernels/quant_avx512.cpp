@@ -182,6 +182,9 @@ inline void micro_tile(const RowView* rows, int64_t nb, const uint8_t* slab, int
         _mm_prefetch(reinterpret_cast<const char*>(rows[i].q + b * kStride + ahead_bytes), _MM_HINT_T0);
     __m512i dot[MR];
     for (int i = 0; i < MR; ++i) dot[i] = _mm512_setzero_si512();
+    // Unrolled: as a loop, g++ rotated the MR accumulators through spare registers every step
+    // (two vector moves per vpdpbusd).
+#pragma GCC unroll 8
     for (int k = 0; k < kSteps; ++k) {
       const __m512i xv = _mm512_loadu_si512(xb + 64 * k);
       for (int i = 0; i < MR; ++i) {
