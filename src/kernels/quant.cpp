@@ -155,7 +155,7 @@ bool vnni_kernels(Isa isa) { return isa == Isa::Avx512 && cpu_has_avx512_vnni();
 void matmul_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   if (!cpu_has_avx512_vnni()) matmul_q_rows_avx2(w, xq, T, y, ldy, r0, r1);
   else if (T >= kVnniGemmMinTokens) gemm_q_rows_avx512(w, xq, T, y, ldy, r0, r1);
-  else if (T >= 2 && T <= kVnniRowsMaxTokens && rows_q_vnni_fits(w)) rows_q_vnni_avx512(w, xq, T, y, ldy, r0, r1);
+  else if ((T >= 2 || w.dtype == DType::Q8_0) && T <= kVnniRowsMaxTokens && rows_q_vnni_fits(w)) rows_q_vnni_avx512(w, xq, T, y, ldy, r0, r1);
   else if (matvec_q4_avx512_fits(w, T)) matvec_q4_avx512(w, xq, T, y, ldy, r0, r1);
   else matmul_q_rows_avx2(w, xq, T, y, ldy, r0, r1);
 }

@@ -1,4 +1,5 @@
-// AVX-512 VNNI products over Q8_0 / Q4_0 rows for a few tokens (2-3: verifying speculated tokens),
+// AVX-512 VNNI products over Q8_0 / Q4_0 rows for 1-3 tokens (decoding Q8_0;
+// 2-3 tokens: verifying speculated tokens, a batch of sequences),
 // scalar twin matmul_q_rows_scalar. Like the one-token kernels, each row streams start to end
 // (stream_prefetch.h), once per pass of up to 3 tokens, instead of 4-row tiles read side by side.
 //
