@@ -175,7 +175,8 @@ void expect_products_match(const Matrix& w, std::mt19937& rng, const std::string
 
 TEST(Fp8, KernelsMatchScalarTwinWithPartialBlocks) {
   std::mt19937 rng(7);
-  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{200, 328}, {16, 128}, {130, 1000}, {37, 20}}) {
+  // 260 x 384: the AVX-512 kernel's path for whole 128-wide groups, over three row blocks.
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{200, 328}, {16, 128}, {130, 1000}, {37, 20}, {260, 384}}) {
     Synthetic s = random_fp8(rows, cols, rng);
     for (Isa isa : simd_isas()) {  // the dequantizers are bit-identical
       std::vector<float> a(static_cast<size_t>(cols)), b(static_cast<size_t>(cols));
@@ -186,6 +187,33 @@ TEST(Fp8, KernelsMatchScalarTwinWithPartialBlocks) {
       }
     }
     expect_products_match(s.m, rng, "fp8 " + std::to_string(rows) + "x" + std::to_string(cols));
+  }
+  if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
+    GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
+}
+
+// The row kernels called directly on rows [r0, r1) starting and ending inside a 128-row block of
+// scales, with ldy > rows: each row takes its own block's scales, rows outside stay untouched.
+TEST(Fp8, RowKernelsOnSubRangesMatchScalarTwin) {
+  std::mt19937 rng(17);
+  Synthetic s = random_fp8(300, 512, rng);
+  const int64_t r0 = 100, r1 = 230, ldy = 310;
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (int T : {1, 3, 6}) {
+    std::vector<float> x(size_t(T) * 512);
+    for (auto& v : x) v = nd(rng);
+    std::vector<float> want(size_t(T * ldy), -7.0f);
+    weight_format(DType::F8_E4M3).rows_f32[int(Isa::Scalar)](s.m, x.data(), T, want.data(), ldy, r0, r1);
+    for (Isa isa : simd_isas()) {
+      std::vector<float> got(size_t(T * ldy), -7.0f);
+      weight_format(DType::F8_E4M3).rows_f32[int(isa)](s.m, x.data(), T, got.data(), ldy, r0, r1);
+      for (int t = 0; t < T; ++t)
+        for (int64_t r = 0; r < ldy; ++r) {
+          const size_t i = size_t(t * ldy + r);
+          if (r < r0 || r >= r1) EXPECT_EQ(got[i], -7.0f) << isa_name(isa) << " T " << T << " row " << r;
+          else EXPECT_NEAR(got[i], want[i], 1e-5 * (1 + std::fabs(want[i]))) << isa_name(isa) << " T " << T << " row " << r;
+        }
+    }
   }
   if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
     GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
