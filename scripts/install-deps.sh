@@ -7,7 +7,7 @@ set -euo pipefail
 # clang + libclang-rt-14-dev (libclang_rt.fuzzer and clang's sanitizer runtimes; Debian 12's clang
 # is clang 14) build the fuzz targets (scripts/fuzz.sh); g++'s own ASan/UBSan/TSan runtimes, used by
 # scripts/test.sh --sanitize, come with g++.
-pkgs=(g++ cmake make pkg-config libgtest-dev libgmock-dev googletest libbenchmark-dev
+pkgs=(g++ cmake make pkg-config openmpi-bin libopenmpi-dev libgtest-dev libgmock-dev googletest libbenchmark-dev
       nlohmann-json3-dev libsimdjson-dev libcli11-dev libfmt-dev libutf8proc-dev libpcre2-dev libcpp-httplib-dev zlib1g-dev
       clang libclang-rt-14-dev chromium)
 missing=()

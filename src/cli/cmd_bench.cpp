@@ -15,6 +15,7 @@
 #include "core/bandwidth.h"
 #include "core/cpu.h"
 #include "runtime/expert_cache.h"
+#include "runtime/expert_parallel.h"
 #include "runtime/expert_trace.h"
 
 namespace qnext::cli {
@@ -103,6 +104,7 @@ void register_bench(CLI::App& app, int& exit_code) {
     if (cache) cache->record_trace(true);  // to replay against other policies at the end
     if (cache) model->weights().prefault_dense();
     else model->weights().prefault();
+    prefault_expert_ranks(*model);  // under mpirun: every rank's share of the experts
     const double prefault_s = seconds_since(t_fault);
     const Config& c = model->config();
     std::mt19937 rng(42);
@@ -140,6 +142,8 @@ void register_bench(CLI::App& app, int& exit_code) {
     const double bytes_per_token = double(model->active_weight_bytes());
     std::vector<double> pp, tg, tg0, depth_ratio, probe, fraction;
     std::vector<double> hit_rate, disk_bytes, read_share;  // expert cache, per decode repeat
+    ExchangeStats exchange;    // under mpirun: what the decode repeats exchanged, in all
+    int64_t decoded = 0;
     size_t rss_peak = 0;       // the model's, without the probe's buffer
     bool peak_resets = true;   // false once clear_refs was refused: later peaks include a probe
     for (int r = 0; r < o->repeats; ++r) {
@@ -157,7 +161,13 @@ void register_bench(CLI::App& app, int& exit_code) {
           tg0.push_back(decode_rate(empty));
         }
         const ExpertSourceStats s0 = cache ? cache->stats() : ExpertSourceStats{};
+        const ExchangeStats x0 = expert_exchange_stats(*model);
         tg.push_back(decode_rate(*st));
+        const ExchangeStats x1 = expert_exchange_stats(*model);
+        exchange.messages += x1.messages - x0.messages, exchange.moe_calls += x1.moe_calls - x0.moe_calls;
+        exchange.bytes_sent += x1.bytes_sent - x0.bytes_sent, exchange.bytes_received += x1.bytes_received - x0.bytes_received;
+        exchange.wait_seconds += x1.wait_seconds - x0.wait_seconds;
+        decoded += o->gen;
         if (peak_resets) rss_peak = std::max(rss_peak, peak_rss_bytes());
         if (cache) {  // the roofline is the disk's (measured once, below), not the memory's
           const ExpertSourceStats s1 = cache->stats();
@@ -199,6 +209,29 @@ void register_bench(CLI::App& app, int& exit_code) {
         policies[std::string(policy_name(policy))] = replay_hit_rate(cache->trace(), cache->capacity(), policy);
     const double bandwidth = bw.median;
     const double achieved = bytes_per_token * g.median;
+    // Under mpirun: the exchange per decoded token, each rank's resident bytes, and a projection
+    // to one rank per machine over 25 Gb/s links: rank 0's own time here (the token's time less
+    // its wait for the others) plus, per MoE layer, one round trip (kRoundTrip, TCP on such a link)
+    // and the bytes at the link's rate; the other ranks, each on its own memory, compute their
+    // equal shares while rank 0 computes its own.
+    const int ranks = parallel_world().size;
+    nlohmann::json parallel;
+    if (ranks > 1 && decoded > 0 && g.median > 0) {
+      constexpr double kLink = 25e9 / 8, kRoundTrip = 50e-6;
+      const double per = 1.0 / double(decoded);
+      const double bytes = double(exchange.bytes_sent + exchange.bytes_received) * per;
+      const double rounds = double(exchange.moe_calls) * per, wait = exchange.wait_seconds * per;
+      const double own = std::max(0.0, 1.0 / g.median - wait);
+      const double projected = 1.0 / (own + rounds * kRoundTrip + bytes / kLink);
+      const auto resident = expert_ranks_resident_bytes(*model);
+      parallel = {{"ranks", ranks},
+                  {"messages_per_token", double(exchange.messages) * per},
+                  {"exchange_bytes_per_token", bytes},
+                  {"exchange_rounds_per_token", rounds},
+                  {"exchange_wait_s_per_token", wait},
+                  {"rank_resident_bytes", resident},
+                  {"projected_decode_tok_s_25gbps", projected}};
+    }
     if (o->json) {
       nlohmann::json j = {{"model", o->model.dir},
                           {"isa", std::string(isa_name(active_isa()))},
@@ -246,6 +279,7 @@ void register_bench(CLI::App& app, int& exit_code) {
                              {"prefetch_recall", prefetch_recall}};
       if (o->mtp > 0) j["mtp"] = mtp;
       if (o->batch > 0) j["batch"] = batched;
+      if (!parallel.is_null()) j["expert_parallel"] = parallel;
       std::printf("%s\n", j.dump(2).c_str());
     } else {
       std::printf("model %s | isa %s | threads %d | depth %d | kv %s | load %.2f s | page-in %.2f s\n",
@@ -281,6 +315,20 @@ void register_bench(CLI::App& app, int& exit_code) {
                   "          achieved %.2f GB/s; per repeat against its own probe %.1f%% of the limit (%.1f-%.1f%%)\n",
                   human_bytes(bytes_per_token).c_str(), bandwidth / 1e9, bw.min / 1e9, bw.max / 1e9,
                   bandwidth / bytes_per_token, achieved / 1e9, 100 * fr.median, 100 * fr.min, 100 * fr.max);
+      if (!parallel.is_null()) {
+        std::string resident;
+        for (size_t r = 0; r < parallel["rank_resident_bytes"].size(); ++r)
+          resident += (r ? ", " : "") + human_bytes(parallel["rank_resident_bytes"][r].get<double>());
+        std::printf("expert parallel: %d ranks; per decoded token %.0f messages, %s exchanged in %.0f rounds, rank 0 "
+                    "waited %.2f ms of %.2f;\n"
+                    "          resident per rank: %s; projected one rank per machine over 25 Gb/s (50 us per round "
+                    "trip): %.2f tok/s\n",
+                    ranks, parallel["messages_per_token"].get<double>(),
+                    human_bytes(parallel["exchange_bytes_per_token"].get<double>()).c_str(),
+                    parallel["exchange_rounds_per_token"].get<double>(),
+                    1e3 * parallel["exchange_wait_s_per_token"].get<double>(), 1e3 / g.median, resident.c_str(),
+                    parallel["projected_decode_tok_s_25gbps"].get<double>());
+      }
     }
     exit_code = 0;
   });

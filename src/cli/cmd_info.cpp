@@ -6,14 +6,18 @@
 #include "cli/common.h"
 #include "core/memory_info.h"
 #include "runtime/expert_cache.h"
+#include "runtime/expert_parallel.h"
 
 namespace qnext::cli {
 
 void register_info(CLI::App& app, int& exit_code) {
   auto* cmd = app.add_subcommand("info", "Architecture summary, parameter counts, weight and state bytes");
   auto model_dir = std::make_shared<std::string>();
+  auto ranks = std::make_shared<int>(0);
   cmd->add_option("--model,-m", *model_dir, "Model directory (config.json + safetensors)")->required();
-  cmd->callback([model_dir, &exit_code] {
+  cmd->add_option("--ranks", *ranks, "Also show each rank's weight bytes when N processes share the model "
+                                     "(mpirun -np N; default: this job's ranks)")->check(CLI::Range(1, 4096));
+  cmd->callback([model_dir, ranks, &exit_code] {
     auto model = load_model_or_report(*model_dir, 1, "", "f32", "off");
     if (!model) {
       exit_code = 1;
@@ -72,6 +76,18 @@ void register_info(CLI::App& app, int& exit_code) {
                   human_bytes(double(p.total_bytes)).c_str(), human_bytes(double(available_memory_bytes())).c_str(),
                   human_bytes(double(p.dense_bytes)).c_str(), human_bytes(double(p.routed_bytes)).c_str(),
                   human_bytes(double(p.min_budget())).c_str(), p.layer_experts);
+      // Expert parallelism: rank r holds experts e with e % N == r of every layer; rank 0 also the dense.
+      const int N = *ranks > 0 ? *ranks : parallel_world().size;
+      if (N > 1) {
+        const int E = c.num_experts;
+        auto share = [&](int r) { return double(p.routed_bytes) * double((E - r + N - 1) / N) / double(E); };
+        const std::string others = N > 2 ? "ranks 1.." + std::to_string(N - 1) : "rank 1";
+        const std::string each = share(N - 1) == share(1) ? human_bytes(share(1))
+                                                          : human_bytes(share(N - 1)) + "-" + human_bytes(share(1));
+        std::printf("ranks:            with %d (mpirun -np %d): rank 0 holds %s (dense %s + %d of %d experts per layer), "
+                    "%s %s each\n", N, N, human_bytes(double(p.dense_bytes) + share(0)).c_str(),
+                    human_bytes(double(p.dense_bytes)).c_str(), (E + N - 1) / N, E, others.c_str(), each.c_str());
+      }
     }
     std::printf("state:            %s fixed per sequence (DeltaNet) + %s per token of context (KV, f32%s; %s with "
                 "--kv-type f16)\n",

@@ -10,6 +10,7 @@
 
 #include "core/thread_pool.h"
 #include "runtime/expert_cache.h"
+#include "runtime/expert_parallel.h"
 
 namespace qnext::cli {
 
@@ -101,6 +102,26 @@ static Status use_memory_budget(Model& model, const std::string& flag) {
   return Ok{};
 }
 
+// Under mpirun: the first model a process loads is shared by every rank (runtime/expert_parallel.h).
+// Rank 0 goes on with it; the other ranks serve their experts until rank 0 is done, then exit.
+static bool join_expert_parallel(Model& m) {
+  static bool joined = false;
+  if (joined) return true;  // a second model (kld's reference) runs on rank 0 alone
+  joined = true;
+  if (auto all = parallel_check_loads(&m, ""); !all) {
+    std::fprintf(stderr, "error: %s\n", all.error().c_str());
+    return false;
+  }
+  if (parallel_world().follower()) {
+    Status st = serve_expert_share(m);
+    if (!st) std::fprintf(stderr, "error: %s\n", st.error().c_str());
+    parallel_finalize(st ? 0 : 1);
+    std::exit(st ? 0 : 1);
+  }
+  m.set_expert_peers(make_mpi_expert_peers(m));
+  return true;
+}
+
 std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads, const std::string& quantize,
                                             const std::string& kv_type, const std::string& mem_budget,
                                             bool expert_prefetch) {
@@ -119,12 +140,20 @@ std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads,
     return nullptr;
   }
   auto m = Model::load(dir, recipe.value());
+  if (parallel_world().size > 1 && !m.ok()) {
+    // Under mpirun every rank learns every rank's outcome, so none waits on a rank that failed.
+    if (auto all = parallel_check_loads(nullptr, m.error()); !all) std::fprintf(stderr, "error: %s\n", all.error().c_str());
+    return nullptr;
+  }
   if (!m) {
     std::fprintf(stderr, "error: %s\n", m.error().c_str());
     return nullptr;
   }
   m.value()->set_kv_type(kv);
-  if (Status st = use_memory_budget(*m.value(), mem_budget); !st) {
+  if (parallel_world().size > 1 && !join_expert_parallel(*m.value())) return nullptr;
+  // Under mpirun the budget is not applied: each rank holds only its share (an expert cache per rank
+  // is left for later).
+  if (Status st = parallel_world().size > 1 ? Status(Ok{}) : use_memory_budget(*m.value(), mem_budget); !st) {
     std::fprintf(stderr, "error: %s\n", st.error().c_str());
     return nullptr;
   }

@@ -2,8 +2,19 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "runtime/expert_parallel.h"
 
-int main(int argc, char** argv) {
+// Under mpirun, ranks > 0 follow only the commands that run a model (they compute a share of its
+// experts, see runtime/expert_parallel.h); the rest (synth, quantize, tokenize...) rank 0 runs alone.
+static bool follower_takes_part(int argc, char** argv) {
+  if (argc < 2) return false;
+  const std::string cmd = argv[1];
+  for (const char* c : {"info", "logits", "generate", "bench", "kld", "run", "chat", "serve"})
+    if (cmd == c) return true;
+  return false;
+}
+
+static int run(int argc, char** argv) {
   CLI::App app{"qnext: a Qwen3-Next inference engine"};
   app.require_subcommand(1);
   int exit_code = 0;
@@ -29,4 +40,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   return exit_code;
+}
+
+int main(int argc, char** argv) {
+  const qnext::ParallelWorld world = qnext::parallel_init(&argc, &argv);
+  if (world.follower() && !follower_takes_part(argc, argv)) {
+    qnext::parallel_finalize(0);
+    return 0;
+  }
+  const int code = run(argc, argv);
+  qnext::parallel_finalize(code);
+  return code;
 }

@@ -8,4 +8,7 @@ namespace qnext {
 // the page cache the kernel can drop). 0 when it cannot be read.
 size_t available_memory_bytes();
 
+// This process's resident set now (/proc/self/status VmRSS); 0 when it cannot be read.
+size_t resident_bytes();
+
 }  // namespace qnext

@@ -355,7 +355,7 @@ static void add_weighted_rows(const std::vector<std::pair<int, float>>& batch, c
 
 void Model::sparse_moe(const MoeWeights& w, const float* x, int T, float* out) {
   const Config& c = config_;
-  const int H = c.hidden_size, E = c.num_experts, k = c.num_experts_per_tok;
+  const int E = c.num_experts, k = c.num_experts_per_tok;
   Workspace& ws = *ws_;
   float* logits = grow(ws.router, size_t(T) * E);  // [T, E]
   matmul(w.router, x, T, logits);
@@ -364,16 +364,34 @@ void Model::sparse_moe(const MoeWeights& w, const float* x, int T, float* out) {
   for (int t = 0; t < T; ++t)
     route_top_k(logits + size_t(t) * E, E, k, c.norm_topk_prob, ws.expert_ids.data() + size_t(t) * k,
                 weight + size_t(t) * k);
+  // With peers, the pairs of their experts go out now and come back after this process's own.
+  const std::span<int> ids(ws.expert_ids.data(), size_t(T) * k);
+  if (expert_peers_) expert_peers_->send(w, x, T, ids, {weight, size_t(T) * k});
+  expert_mixture(w, x, T, weight, true, out);
+  if (expert_peers_) expert_peers_->add_replies(out);
+}
+
+void Model::routed_experts(const MoeWeights& w, const float* x, int T, std::span<const int> ids,
+                           std::span<const float> weights, float* out) {
+  Workspace& ws = *ws_;
+  ws.expert_ids.assign(ids.begin(), ids.end());
+  expert_mixture(w, x, T, weights.data(), false, out);
+}
+
+void Model::expert_mixture(const MoeWeights& w, const float* x, int T, const float* weight, bool shared, float* out) {
+  const Config& c = config_;
+  const int H = c.hidden_size, E = c.num_experts, k = c.num_experts_per_tok;
+  Workspace& ws = *ws_;
   resolve_routed_experts(w, T * k);
 
   if (T <= kMoeGroupMaxTokens) {
-    moe_few_tokens(w, x, T, weight, out);
+    moe_few_tokens(w, x, T, weight, shared, out);
     return;
   }
 
   // The shared expert sees every token, scaled by its own sigmoid gate.
   std::fill_n(out, size_t(T) * H, 0.0f);
-  if (w.has_shared) {
+  if (shared && w.has_shared) {
     mlp(w.shared, x, T, out);
     float* gate = grow(ws.proj2, size_t(T));  // [T, 1]
     matmul(w.shared_gate, x, T, gate);
@@ -391,7 +409,8 @@ void Model::sparse_moe(const MoeWeights& w, const float* x, int T, float* out) {
   routed.resize(size_t(E));
   for (auto& r : routed) r.clear();
   for (int t = 0; t < T; ++t)
-    for (int j = 0; j < k; ++j) routed[size_t(ws.expert_ids[size_t(t) * k + j])].push_back({t, weight[size_t(t) * k + j]});
+    for (int j = 0; j < k; ++j)
+      if (const int e = ws.expert_ids[size_t(t) * k + j]; e >= 0) routed[size_t(e)].push_back({t, weight[size_t(t) * k + j]});
   auto& solo = ws.solo_experts;  // experts small enough to run on one thread
   solo.clear();
   for (int e = 0; e < E; ++e) {
@@ -413,6 +432,11 @@ void Model::sparse_moe(const MoeWeights& w, const float* x, int T, float* out) {
 
 void Model::set_expert_source(std::unique_ptr<ExpertSource> source) { expert_source_ = std::move(source); }
 
+void Model::set_expert_peers(std::unique_ptr<ExpertPeers> peers) {
+  expert_peers_ = std::move(peers);
+  weights_.share = expert_peers_ ? expert_peers_->share() : WeightShare{};
+}
+
 void Model::resolve_routed_experts(const MoeWeights& w, int pairs) {
   Workspace& ws = *ws_;
   const size_t E = w.experts.size();
@@ -423,7 +447,9 @@ void Model::resolve_routed_experts(const MoeWeights& w, int pairs) {
   }
   // The distinct experts picked, ascending; the cache holds at least one layer's worth.
   auto& ids = ws.fetch_ids;
-  ids.assign(ws.expert_ids.begin(), ws.expert_ids.begin() + pairs);
+  ids.clear();
+  for (int i = 0; i < pairs; ++i)
+    if (ws.expert_ids[size_t(i)] >= 0) ids.push_back(ws.expert_ids[size_t(i)]);  // -1: another process's
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   std::fill(ws.expert_weights.begin(), ws.expert_weights.end(), nullptr);
@@ -522,10 +548,11 @@ void Model::solo_experts(const MoeWeights& w, const float* x, int T, float* out)
 // threads), the gate and up products of every expert go out as one group, then the down
 // products as another: both threads stay busy to the end of each. Each token then sums its
 // experts' outputs in its routing order, then the shared expert's, whatever else is in the batch.
-void Model::moe_few_tokens(const MoeWeights& w, const float* x, int T, const float* weight, float* out) {
+void Model::moe_few_tokens(const MoeWeights& w, const float* x, int T, const float* weight, bool shared, float* out) {
   const Config& c = config_;
   const int H = c.hidden_size, k = c.num_experts_per_tok, I = c.moe_intermediate_size;
-  const int Is = w.has_shared ? int(w.shared.gate.rows) : 0;
+  shared = shared && w.has_shared;
+  const int Is = shared ? int(w.shared.gate.rows) : 0;
   Workspace& ws = *ws_;
   const int pairs = T * k;
 
@@ -536,6 +563,7 @@ void Model::moe_few_tokens(const MoeWeights& w, const float* x, int T, const flo
   experts.clear();
   for (int i = 0; i < pairs; ++i) {
     const int e = ws.expert_ids[size_t(i)];
+    if (e < 0) continue;  // another process's expert
     if (slot_of[size_t(e)] < 0) {
       slot_of[size_t(e)] = int(experts.size());
       experts.push_back({e, 0});
@@ -550,8 +578,8 @@ void Model::moe_few_tokens(const MoeWeights& w, const float* x, int T, const flo
   auto& fill = ws.expert_fill;  // rows placed so far per expert
   fill.assign(experts.size(), 0);
   for (int i = 0; i < pairs; ++i) {
-    const int s = slot_of[size_t(ws.expert_ids[size_t(i)])];
-    pair_row[size_t(i)] = first_row[size_t(s)] + fill[size_t(s)]++;
+    const int e = ws.expert_ids[size_t(i)];
+    pair_row[size_t(i)] = e < 0 ? -1 : first_row[size_t(slot_of[size_t(e)])] + fill[size_t(slot_of[size_t(e)])]++;
   }
   for (const auto& [e, n] : experts) slot_of[size_t(e)] = -1;
 
@@ -588,7 +616,7 @@ void Model::moe_few_tokens(const MoeWeights& w, const float* x, int T, const flo
     to.push_back({&m.gate, in, n, gate + size_t(r0) * I});
     to.push_back({&m.up, in, n, up + size_t(r0) * I});
   }
-  if (w.has_shared) {
+  if (shared) {
     group.push_back({&w.shared.gate, x, T, shared_gate_up});
     group.push_back({&w.shared.up, x, T, shared_gate_up + size_t(T) * Is});
     group.push_back({&w.shared_gate, x, T, shared_gate});
@@ -600,25 +628,26 @@ void Model::moe_few_tokens(const MoeWeights& w, const float* x, int T, const flo
   }
 
   swiglu(gate, up, pairs * I, act);
-  if (w.has_shared) swiglu(shared_gate_up, shared_gate_up + size_t(T) * Is, T * Is, act + size_t(pairs) * I);
+  if (shared) swiglu(shared_gate_up, shared_gate_up + size_t(T) * Is, T * Is, act + size_t(pairs) * I);
   group.clear();
   for (size_t s = 0; s < experts.size(); ++s) {
     const auto [e, n] = experts[s];
     const int r0 = first_row[s];
     group.push_back({&ws.expert_weights[size_t(e)]->down, act + size_t(r0) * I, n, results + size_t(r0) * H});
   }
-  if (w.has_shared) group.push_back({&w.shared.down, act + size_t(pairs) * I, T, results + size_t(pairs) * H});
+  if (shared) group.push_back({&w.shared.down, act + size_t(pairs) * I, T, results + size_t(pairs) * H});
   matmul_group(group.data(), group.size());
 
   for (int t = 0; t < T; ++t) {
     float* o = out + size_t(t) * H;
     std::fill_n(o, H, 0.0f);
     for (int j = 0; j < k; ++j) {
+      if (pair_row[size_t(t) * k + j] < 0) continue;  // another process's expert
       const float s = weight[size_t(t) * k + j];
       const float* y = results + size_t(pair_row[size_t(t) * k + j]) * H;
       for (int d = 0; d < H; ++d) o[d] += s * y[d];
     }
-    if (w.has_shared) {
+    if (shared) {
       const float s = sigmoid(shared_gate[t]);  // the shared expert's sigmoid gate
       const float* y = results + size_t(pairs + t) * H;
       for (int d = 0; d < H; ++d) o[d] += s * y[d];

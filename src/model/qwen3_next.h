@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/expert_peers.h"
 #include "model/expert_source.h"
 #include "model/state.h"
 #include "model/weights.h"
@@ -106,6 +107,18 @@ class Model {
   // reads overlap the next layer's token mixer. Changes what is resident, never the results.
   void set_expert_prefetch(bool on) { expert_prefetch_ = on; }
 
+  // Expert parallelism (model/expert_peers.h): routed experts other processes hold are computed
+  // there; null computes every expert here. Results equal a single process's up to the order of
+  // float sums (theirs are added after this process's own experts and the shared expert).
+  void set_expert_peers(std::unique_ptr<ExpertPeers> peers);
+  // What weights().prefault() touches: a peer process's share (set by set_expert_peers on rank 0).
+  void set_weight_share(const WeightShare& share) { weights_.share = share; }
+  const ExpertPeers* expert_peers() const { return expert_peers_.get(); }
+  // What a peer process runs for rank 0: out [T, H] = the sum over pairs (t, j) with ids[t k + j]
+  // >= 0 of weights[t k + j] * expert_ids[t k + j](x[t]); no router, no shared expert.
+  void routed_experts(const MoeWeights& w, const float* x, int T, std::span<const int> ids,
+                      std::span<const float> weights, float* out);
+
   int64_t parameter_count(bool active_only, bool include_mtp) const;
   size_t weight_bytes() const { return weights_.file_bytes(); }
   // Bytes of weights one decoded token reads (lm_head, projections, router, shared + top-k experts).
@@ -127,7 +140,10 @@ class Model {
   void resolve_routed_experts(const MoeWeights& w, int pairs);
   // The prefetch of set_expert_prefetch, after layer `next - 1`; x: [T, H] the residual stream.
   void prefetch_experts(int next, const float* x, int T);
-  void moe_few_tokens(const MoeWeights& w, const float* x, int T, const float* weight, float* out);
+  // The experts of ws_->expert_ids (pairs of id -1 skipped) over x [T, H] into out, plus the
+  // shared expert when `shared`.
+  void expert_mixture(const MoeWeights& w, const float* x, int T, const float* weight, bool shared, float* out);
+  void moe_few_tokens(const MoeWeights& w, const float* x, int T, const float* weight, bool shared, float* out);
   void solo_experts(const MoeWeights& w, const float* x, int T, float* out);
   void mlp(const MlpWeights& w, const float* x, int T, float* out);
   void rope_table(int pos, float* cos_sin) const;
@@ -142,6 +158,7 @@ class Model {
   float rope_mscale_ = 1.0f;      // YaRN attention factor on the rotated dims
   std::unique_ptr<Workspace> ws_;
   std::unique_ptr<ExpertSource> expert_source_;  // null: the memory-mapped experts
+  std::unique_ptr<ExpertPeers> expert_peers_;    // null: every expert computed here
   bool expert_prefetch_ = false;
 
  public:

@@ -204,8 +204,18 @@ Result<Weights> Weights::load(const std::string& dir, const Config& c, QuantReci
 size_t Weights::file_bytes() const { return checkpoint.total_bytes() + gguf.total_bytes(); }
 size_t Weights::file_count() const { return checkpoint.files().size() + gguf.file_count(); }
 void Weights::prefault() const {
-  checkpoint.prefault();
-  gguf.prefault();
+  if (share.ranks == 1) {
+    checkpoint.prefault();
+    gguf.prefault();
+    return;
+  }
+  auto touch = [](const Matrix& m) {
+    m.for_each_part([](const void* p, size_t bytes) { prefault_pages(static_cast<const uint8_t*>(p), bytes); });
+  };
+  if (share.dense) for_each_matrix(touch, false);
+  for (const MoeWeights* moe : moe_blocks())
+    for (size_t e = 0; e < moe->experts.size(); ++e)
+      if (share.owns_expert(int(e))) touch(moe->experts[e].gate), touch(moe->experts[e].up), touch(moe->experts[e].down);
 }
 
 void Weights::for_each_matrix(const std::function<void(const Matrix&)>& fn, bool routed_experts) const {

@@ -71,6 +71,15 @@ struct MtpWeights {  // the multi-token-prediction head
   LayerWeights layer;  // one full-attention decoder layer
 };
 
+// Which weights a process computes with when several share one model (expert parallelism,
+// model/expert_peers.h): the dense ones or not, and the routed experts e with e % ranks == rank.
+// The rest stay mapped and untouched, so they never become resident.
+struct WeightShare {
+  int rank = 0, ranks = 1;
+  bool dense = true;
+  bool owns_expert(int e) const { return e % ranks == rank; }
+};
+
 struct Weights {
   Checkpoint checkpoint;  // owns the mapped files every Matrix points into (Hugging Face layout)
   GgufCheckpoint gguf;    // or these, for a model loaded from GGUF
@@ -81,6 +90,7 @@ struct Weights {
   std::vector<LayerWeights> layers;
   NormScale final_norm;  // [H]
   std::optional<MtpWeights> mtp;
+  WeightShare share;  // what prefault() touches (Model::set_expert_peers sets it)
 
   // Opens the checkpoint and checks every expected tensor is present with its shape.
   // recipe != None quantizes the float matrices it selects while loading.
@@ -97,7 +107,7 @@ struct Weights {
   size_t file_bytes() const;  // bytes of all tensors in the files
   std::vector<const MappedFile*> mapped_files() const;  // the files every Matrix points into
   size_t file_count() const;
-  void prefault() const;      // see Checkpoint::prefault
+  void prefault() const;      // see Checkpoint::prefault; under a share, only the matrices it holds
   void prefault_dense() const;  // the same for every matrix but the routed experts
 };
 

@@ -39,10 +39,13 @@ export function makeModel(dir) {
   }, null, 2));
 }
 
-// Starts `qnext serve` and resolves once it prints `listening on http://HOST:PORT`.
-export function startServer(modelDir, extraArgs, { name = 'server', timeoutMs = 60_000 * SCALE } = {}) {
-  const args = ['serve', '--model', modelDir, '--port', '0', '-t', THREADS, ...extraArgs];
-  const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+// Starts `qnext serve` and resolves once it prints `listening on http://HOST:PORT`. launcher:
+// a command line that runs it (e.g. mpirun and its options), or none.
+export function startServer(modelDir, extraArgs,
+                            { name = 'server', timeoutMs = 60_000 * SCALE, launcher = [], threads = THREADS } = {}) {
+  const args = ['serve', '--model', modelDir, '--port', '0', '-t', threads, ...extraArgs];
+  const proc = launcher.length ? spawn(launcher[0], [...launcher.slice(1), BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+                               : spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   const srv = { proc, name, args, log: () => log, exited: null };
   servers.add(srv);
