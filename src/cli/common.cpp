@@ -139,8 +139,12 @@ std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads,
     std::fprintf(stderr, "error: --kv-type: '%s' is not f32 or f16\n", kv_type.c_str());
     return nullptr;
   }
-  auto m = Model::load(dir, recipe.value());
-  if (parallel_world().size > 1 && !m.ok()) {
+  // Under mpirun, the first model loads only this rank's share (see join_expert_parallel).
+  static bool first = true;
+  const WeightShare share = first ? parallel_weight_share() : WeightShare{};
+  first = false;
+  auto m = Model::load(dir, recipe.value(), share);
+  if (share.ranks > 1 && !m.ok()) {
     // Under mpirun every rank learns every rank's outcome, so none waits on a rank that failed.
     if (auto all = parallel_check_loads(nullptr, m.error()); !all) std::fprintf(stderr, "error: %s\n", all.error().c_str());
     return nullptr;
@@ -150,10 +154,12 @@ std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads,
     return nullptr;
   }
   m.value()->set_kv_type(kv);
-  if (parallel_world().size > 1 && !join_expert_parallel(*m.value())) return nullptr;
+  if (share.ranks > 1 && !join_expert_parallel(*m.value())) return nullptr;
   // Under mpirun the budget is not applied: each rank holds only its share (an expert cache per rank
   // is left for later).
-  if (Status st = parallel_world().size > 1 ? Status(Ok{}) : use_memory_budget(*m.value(), mem_budget); !st) {
+  if (share.ranks > 1 && mem_budget != "auto" && mem_budget != "off")
+    std::fprintf(stderr, "note: --mem-budget is not applied under mpirun: each rank holds only its share of the experts\n");
+  if (Status st = share.ranks > 1 ? Status(Ok{}) : use_memory_budget(*m.value(), mem_budget); !st) {
     std::fprintf(stderr, "error: %s\n", st.error().c_str());
     return nullptr;
   }

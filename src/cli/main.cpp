@@ -9,7 +9,9 @@
 static bool follower_takes_part(int argc, char** argv) {
   if (argc < 2) return false;
   const std::string cmd = argv[1];
-  for (const char* c : {"info", "logits", "generate", "bench", "kld", "run", "chat", "serve"})
+  // Every command that loads a model through load_model_or_report (cli/common.cpp): rank 0 waits there
+  // for the other ranks. A command added there must be added here.
+  for (const char* c : {"info", "logits", "generate", "bench", "kld", "run", "chat", "serve", "bench-serve"})
     if (cmd == c) return true;
   return false;
 }

@@ -13,8 +13,6 @@ namespace qnext {
 class ExpertPeers {
  public:
   virtual ~ExpertPeers() = default;
-  // The experts this process computes (rank 0 also runs every dense weight).
-  virtual WeightShare share() const = 0;
   // Sends the pairs of other processes' experts, with their tokens' rows of x [T, H], to their
   // owners, and marks them -1 in ids [T, k], leaving this process's own. weights: [T, k].
   virtual void send(const MoeWeights& moe, const float* x, int T, std::span<int> ids, std::span<const float> weights) = 0;

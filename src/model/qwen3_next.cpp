@@ -67,7 +67,7 @@ static float* grow(std::vector<float>& v, size_t n) {
 
 Model::~Model() = default;
 
-Result<std::unique_ptr<Model>> Model::load(const std::string& dir, QuantRecipe recipe) {
+Result<std::unique_ptr<Model>> Model::load(const std::string& dir, QuantRecipe recipe, const WeightShare& share) {
   std::optional<Result<Config>> config;
   std::optional<Result<Weights>> weights;
   if (is_gguf_path(dir)) {  // llama.cpp's single file
@@ -75,11 +75,11 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, QuantRecipe r
     if (!gguf) return err(gguf.error());
     config = Config::from_gguf(gguf.value());
     if (!*config) return err(config->error());
-    weights = Weights::load_gguf(std::move(gguf.value()), config->value(), recipe);
+    weights = Weights::load_gguf(std::move(gguf.value()), config->value(), recipe, share);
   } else {  // a Hugging Face directory
     config = Config::load(dir);
     if (!*config) return err(config->error());
-    weights = Weights::load(dir, config->value(), recipe);
+    weights = Weights::load(dir, config->value(), recipe, share);
   }
   if (!*weights) return err(weights->error());
   std::unique_ptr<Model> m(new Model());
@@ -432,10 +432,7 @@ void Model::expert_mixture(const MoeWeights& w, const float* x, int T, const flo
 
 void Model::set_expert_source(std::unique_ptr<ExpertSource> source) { expert_source_ = std::move(source); }
 
-void Model::set_expert_peers(std::unique_ptr<ExpertPeers> peers) {
-  expert_peers_ = std::move(peers);
-  weights_.share = expert_peers_ ? expert_peers_->share() : WeightShare{};
-}
+void Model::set_expert_peers(std::unique_ptr<ExpertPeers> peers) { expert_peers_ = std::move(peers); }
 
 void Model::resolve_routed_experts(const MoeWeights& w, int pairs) {
   Workspace& ws = *ws_;
@@ -627,7 +624,7 @@ void Model::moe_few_tokens(const MoeWeights& w, const float* x, int T, const flo
     if (!pending.empty()) matmul_group(pending.data(), pending.size());
   }
 
-  swiglu(gate, up, pairs * I, act);
+  swiglu(gate, up, first_row.back() * I, act);  // the rows of this process's experts
   if (shared) swiglu(shared_gate_up, shared_gate_up + size_t(T) * Is, T * Is, act + size_t(pairs) * I);
   group.clear();
   for (size_t s = 0; s < experts.size(); ++s) {

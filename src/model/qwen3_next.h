@@ -60,7 +60,10 @@ struct Segment {
 class Model {
  public:
   // recipe: quantize float weights while loading (`--quantize q8`); None keeps them as stored.
-  static Result<std::unique_ptr<Model>> load(const std::string& dir, QuantRecipe recipe = QuantRecipe::None);
+  // share: under expert parallelism, the weights this process computes with (the recipe quantizes
+  // only those; the rest stay mapped and untouched).
+  static Result<std::unique_ptr<Model>> load(const std::string& dir, QuantRecipe recipe = QuantRecipe::None,
+                                             const WeightShare& share = {});
 
   const Config& config() const { return config_; }
   const Weights& weights() const { return weights_; }
@@ -111,8 +114,6 @@ class Model {
   // there; null computes every expert here. Results equal a single process's up to the order of
   // float sums (theirs are added after this process's own experts and the shared expert).
   void set_expert_peers(std::unique_ptr<ExpertPeers> peers);
-  // What weights().prefault() touches: a peer process's share (set by set_expert_peers on rank 0).
-  void set_weight_share(const WeightShare& share) { weights_.share = share; }
   const ExpertPeers* expert_peers() const { return expert_peers_.get(); }
   // What a peer process runs for rank 0: out [T, H] = the sum over pairs (t, j) with ids[t k + j]
   // >= 0 of weights[t k + j] * expert_ids[t k + j](x[t]); no router, no shared expert.

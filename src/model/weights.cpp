@@ -11,16 +11,19 @@ namespace {
 // Fetches tensors by their Hugging Face names; remembers the first error.
 class Loader {
  public:
-  Loader(const Checkpoint& ck, const Config& c, const QuantConfig& qc, QuantRecipe recipe,
+  Loader(const Checkpoint& ck, const Config& c, const QuantConfig& qc, QuantRecipe recipe, const WeightShare& share,
          std::vector<std::vector<uint8_t>>& owned)
-      : ck_(ck), c_(c), qc_(qc), recipe_(recipe), owned_(owned) {}
+      : ck_(ck), c_(c), qc_(qc), recipe_(recipe), share_(share), owned_(owned) {}
   std::string error;
+  int expert = -1;  // the routed expert being loaded, -1 for every other matrix
 
   // The matrix as stored (float, Q8_0/Q4_0, FP8, int4), quantized now when the recipe says so.
   Matrix matrix(const std::string& name, int64_t rows, int64_t cols) {
     Matrix m = stored(name, rows, cols);
     if (!error.empty()) return {};
-    if (auto target = quant_target(recipe_, name, m.dtype, cols)) {
+    // Another process's weights (expert parallelism) stay as stored: never touched here.
+    const bool here = expert >= 0 ? share_.owns_expert(expert) : share_.dense;
+    if (auto target = here ? quant_target(recipe_, name, m.dtype, cols) : std::nullopt) {
       auto& bytes = owned_.emplace_back(size_t(rows) * row_bytes(*target, cols));
       quantize_matrix(m, *target, bytes.data());
       return Matrix{*target, bytes.data(), rows, cols};
@@ -133,8 +136,11 @@ class Loader {
       const int64_t E = c_.num_experts;
       l.moe.router = matrix(m + "gate.weight", E, H);
       l.moe.experts.reserve(size_t(E));
-      for (int64_t e = 0; e < E && error.empty(); ++e)
+      for (int64_t e = 0; e < E && error.empty(); ++e) {
+        expert = int(e);
         l.moe.experts.push_back(mlp(m + "experts." + std::to_string(e) + ".", c_.moe_intermediate_size));
+      }
+      expert = -1;
       l.moe.has_shared = c_.shared_expert_intermediate_size > 0;
       if (l.moe.has_shared) {
         l.moe.shared = mlp(m + "shared_expert.", c_.shared_expert_intermediate_size);
@@ -164,12 +170,13 @@ class Loader {
   const Config& c_;
   const QuantConfig& qc_;
   QuantRecipe recipe_;
+  WeightShare share_;
   std::vector<std::vector<uint8_t>>& owned_;
 };
 
 }  // namespace
 
-Result<Weights> Weights::load(const std::string& dir, const Config& c, QuantRecipe recipe) {
+Result<Weights> Weights::load(const std::string& dir, const Config& c, QuantRecipe recipe, const WeightShare& share) {
   if (c.linear_value_head_dim > 1024 || c.head_dim > 1024)
     return err(dir + "/config.json: head dims above 1024 are not supported");
   auto qc = read_quant_config(dir);
@@ -179,7 +186,8 @@ Result<Weights> Weights::load(const std::string& dir, const Config& c, QuantReci
   Weights w;
   w.checkpoint = std::move(ck.value());
   w.quant = qc.value();
-  Loader L(w.checkpoint, c, w.quant, recipe, w.quantized_at_load);
+  w.share = share;
+  Loader L(w.checkpoint, c, w.quant, recipe, share, w.quantized_at_load);
   const int64_t V = c.vocab_size, H = c.hidden_size;
   w.embed = L.matrix("model.embed_tokens.weight", V, H);
   if (c.tie_word_embeddings && !w.checkpoint.find("lm_head.weight")) w.lm_head = w.embed;

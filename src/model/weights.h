@@ -90,7 +90,7 @@ struct Weights {
   std::vector<LayerWeights> layers;
   NormScale final_norm;  // [H]
   std::optional<MtpWeights> mtp;
-  WeightShare share;  // what prefault() touches (Model::set_expert_peers sets it)
+  WeightShare share;  // what this process computes with: what prefault() touches
 
   // Opens the checkpoint and checks every expected tensor is present with its shape.
   // recipe != None quantizes the float matrices it selects while loading.
@@ -100,9 +100,12 @@ struct Weights {
   // Every mixture-of-experts block: the layers' in order, then the MTP layer's.
   std::vector<const MoeWeights*> moe_blocks() const;
 
-  static Result<Weights> load(const std::string& dir, const Config& config, QuantRecipe recipe = QuantRecipe::None);
+  // share: which matrices this process computes with; the recipe quantizes only those.
+  static Result<Weights> load(const std::string& dir, const Config& config, QuantRecipe recipe = QuantRecipe::None,
+                              const WeightShare& share = {});
   // The same from a GGUF file (model/weights_gguf.cpp), the converter's transforms undone.
-  static Result<Weights> load_gguf(GgufCheckpoint gguf, const Config& config, QuantRecipe recipe = QuantRecipe::None);
+  static Result<Weights> load_gguf(GgufCheckpoint gguf, const Config& config, QuantRecipe recipe = QuantRecipe::None,
+                                   const WeightShare& share = {});
 
   size_t file_bytes() const;  // bytes of all tensors in the files
   std::vector<const MappedFile*> mapped_files() const;  // the files every Matrix points into

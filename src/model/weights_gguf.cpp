@@ -13,9 +13,11 @@ namespace {
 
 class GgufLoader {
  public:
-  GgufLoader(const GgufCheckpoint& g, const Config& c, QuantRecipe recipe, std::vector<std::vector<uint8_t>>& owned)
-      : g_(g), c_(c), recipe_(recipe), owned_(owned) {}
+  GgufLoader(const GgufCheckpoint& g, const Config& c, QuantRecipe recipe, const WeightShare& share,
+             std::vector<std::vector<uint8_t>>& owned)
+      : g_(g), c_(c), recipe_(recipe), share_(share), owned_(owned) {}
   std::string error;
+  int expert_being_loaded = -1;  // the routed expert being loaded, -1 for every other matrix
 
   // A matrix [rows, cols] in its stored format; `role` is the Hugging Face name, which decides
   // what a --quantize recipe does to a float matrix.
@@ -100,10 +102,12 @@ class GgufLoader {
     for (int64_t e = 0; e < E && error.empty(); ++e) {
       const std::string x = m + "experts." + std::to_string(e) + ".";
       MlpWeights& w = l.moe.experts[size_t(e)];
+      expert_being_loaded = int(e);
       w.gate = expert(b + "ffn_gate_exps.weight", x + "gate_proj.weight", e, I, H);
       w.up = expert(b + "ffn_up_exps.weight", x + "up_proj.weight", e, I, H);
       w.down = expert(b + "ffn_down_exps.weight", x + "down_proj.weight", e, H, I);
     }
+    expert_being_loaded = -1;
     l.moe.has_shared = c_.shared_expert_intermediate_size > 0;
     if (l.moe.has_shared) {
       l.moe.shared = mlp(b, "_shexp", m + "shared_expert.", c_.shared_expert_intermediate_size);
@@ -142,7 +146,9 @@ class GgufLoader {
     const auto type = usable_type(t);
     if (!type) return {};
     Matrix m{*type, data, rows, cols};
-    if (auto target = quant_target(recipe_, role, m.dtype, cols)) {
+    // Another process's weights (expert parallelism) stay as stored: never touched here.
+    const bool here = expert_being_loaded >= 0 ? share_.owns_expert(expert_being_loaded) : share_.dense;
+    if (auto target = here ? quant_target(recipe_, role, m.dtype, cols) : std::nullopt) {
       auto& bytes = owned_.emplace_back(size_t(rows) * row_bytes(*target, cols));
       quantize_matrix(m, *target, bytes.data());
       return Matrix{*target, bytes.data(), rows, cols};
@@ -157,16 +163,18 @@ class GgufLoader {
   const GgufCheckpoint& g_;
   const Config& c_;
   QuantRecipe recipe_;
+  WeightShare share_;
   std::vector<std::vector<uint8_t>>& owned_;
 };
 
 }  // namespace
 
-Result<Weights> Weights::load_gguf(GgufCheckpoint gguf, const Config& c, QuantRecipe recipe) {
+Result<Weights> Weights::load_gguf(GgufCheckpoint gguf, const Config& c, QuantRecipe recipe, const WeightShare& share) {
   if (c.linear_value_head_dim > 1024 || c.head_dim > 1024) return err(gguf.path() + ": head dims above 1024 are not supported");
   Weights w;
   w.gguf = std::move(gguf);
-  GgufLoader L(w.gguf, c, recipe, w.quantized_at_load);
+  w.share = share;
+  GgufLoader L(w.gguf, c, recipe, share, w.quantized_at_load);
   const int64_t V = c.vocab_size, H = c.hidden_size;
   w.embed = L.matrix("token_embd.weight", "model.embed_tokens.weight", V, H);
   if (L.find("output.weight")) w.lm_head = L.matrix("output.weight", "lm_head.weight", V, H);

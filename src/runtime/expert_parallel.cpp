@@ -41,6 +41,8 @@ void follower_fatal(const std::string& msg) {
 
 const ParallelWorld& parallel_world() { return g_world; }
 
+WeightShare parallel_weight_share() { return {g_world.rank, g_world.size, g_world.rank == 0}; }
+
 #ifndef QNEXT_HAVE_MPI
 
 ParallelWorld parallel_init(int*, char***) {
@@ -82,31 +84,29 @@ double reply_timeout_seconds() {
   return 120;
 }
 
+// Rows per message, so that no count passes MPI's int (a 1M-token prompt slice would): 8192 rows
+// of the 80B model are 68 MB.
+constexpr int kMaxRowsPerMessage = 8192;
+
 class MpiExpertPeers final : public ExpertPeers {
  public:
-  explicit MpiExpertPeers(const Model& m) : c_(m.config()) {
-    const auto blocks = m.weights().moe_blocks();
-    for (size_t i = 0; i < blocks.size(); ++i) block_of_.push_back(blocks[i]);
-    const int N = g_world.size;
-    out_.resize(size_t(N));
-    replies_.resize(size_t(N));
-    rows_.resize(size_t(N));
-    requests_.assign(size_t(2 * N), MPI_REQUEST_NULL);
-  }
+  explicit MpiExpertPeers(const Model& m) : c_(m.config()), blocks_(m.weights().moe_blocks()) {}
   ~MpiExpertPeers() override {
+    // Replies still on their way (an exception between send and add_replies) land before their
+    // buffers go; then every rank hears that this model is done.
+    for (Parcel& p : parcels_) MPI_Wait(&p.sent, MPI_STATUS_IGNORE), MPI_Wait(&p.received, MPI_STATUS_IGNORE);  // NULL: no-op
     const Header stop{kStop, 0, 0, 0};
     for (int r = 1; r < g_world.size; ++r) MPI_Send(&stop, sizeof stop, MPI_BYTE, r, kJobTag, MPI_COMM_WORLD);
   }
 
-  WeightShare share() const override { return {0, g_world.size, true}; }
-
   void send(const MoeWeights& moe, const float* x, int T, std::span<int> ids, std::span<const float> weights) override {
     const int N = g_world.size, H = c_.hidden_size, k = c_.num_experts_per_tok;
     int32_t block = -1;
-    for (size_t i = 0; i < block_of_.size(); ++i)
-      if (block_of_[i] == &moe) block = int32_t(i);
+    for (size_t i = 0; i < blocks_.size(); ++i)
+      if (blocks_[i] == &moe) block = int32_t(i);
+    used_ = 0;
     for (int r = 1; r < N; ++r) {
-      auto& rows = rows_[size_t(r)];
+      auto& rows = rows_;  // the call's tokens with a pair on rank r
       rows.clear();
       for (int t = 0; t < T; ++t)
         for (int j = 0; j < k; ++j)
@@ -114,30 +114,33 @@ class MpiExpertPeers final : public ExpertPeers {
             rows.push_back(t);
             break;
           }
-      const int n = int(rows.size());
-      if (n == 0) continue;
-      auto& buf = out_[size_t(r)];
-      buf.resize(request_bytes(n, H, k));
-      const Header h{kJob, block, n, k};
-      std::memcpy(buf.data(), &h, sizeof h);
-      float* xs = reinterpret_cast<float*>(buf.data() + sizeof h);  // [n, H]
-      int32_t* is = reinterpret_cast<int32_t*>(xs + size_t(n) * H);  // [n, k]
-      float* ws = reinterpret_cast<float*>(is + size_t(n) * k);      // [n, k]
-      for (int i = 0; i < n; ++i) {
-        const int t = rows[size_t(i)];
-        std::memcpy(xs + size_t(i) * H, x + size_t(t) * H, size_t(H) * 4);
-        for (int j = 0; j < k; ++j) {
-          const int e = ids[size_t(t) * k + j];
-          is[size_t(i) * k + j] = e % N == r ? e : -1;
-          ws[size_t(i) * k + j] = weights[size_t(t) * k + j];
+      for (size_t first = 0; first < rows.size(); first += kMaxRowsPerMessage) {
+        const int n = int(std::min(rows.size() - first, size_t(kMaxRowsPerMessage)));
+        Parcel& p = next_parcel();
+        p.rank = r;
+        p.rows.assign(rows.begin() + std::ptrdiff_t(first), rows.begin() + std::ptrdiff_t(first) + n);
+        p.request.resize(request_bytes(n, H, k));
+        const Header h{kJob, block, n, k};
+        std::memcpy(p.request.data(), &h, sizeof h);
+        float* xs = reinterpret_cast<float*>(p.request.data() + sizeof h);  // [n, H]
+        int32_t* is = reinterpret_cast<int32_t*>(xs + size_t(n) * H);       // [n, k]
+        float* ws = reinterpret_cast<float*>(is + size_t(n) * k);           // [n, k]
+        for (int i = 0; i < n; ++i) {
+          const int t = p.rows[size_t(i)];
+          std::memcpy(xs + size_t(i) * H, x + size_t(t) * H, size_t(H) * 4);
+          for (int j = 0; j < k; ++j) {
+            const int e = ids[size_t(t) * k + j];
+            is[size_t(i) * k + j] = e % N == r ? e : -1;
+            ws[size_t(i) * k + j] = weights[size_t(t) * k + j];
+          }
         }
+        p.reply.resize(size_t(n) * H);
+        MPI_Isend(p.request.data(), int(p.request.size()), MPI_BYTE, r, kJobTag, MPI_COMM_WORLD, &p.sent);
+        MPI_Irecv(p.reply.data(), n * H, MPI_FLOAT, r, kReplyTag, MPI_COMM_WORLD, &p.received);
+        stats_.messages += 2;
+        stats_.bytes_sent += p.request.size();
+        stats_.bytes_received += p.reply.size() * 4;
       }
-      replies_[size_t(r)].resize(size_t(n) * H);
-      MPI_Isend(buf.data(), int(buf.size()), MPI_BYTE, r, kJobTag, MPI_COMM_WORLD, &requests_[size_t(2 * r)]);
-      MPI_Irecv(replies_[size_t(r)].data(), n * H, MPI_FLOAT, r, kReplyTag, MPI_COMM_WORLD, &requests_[size_t(2 * r + 1)]);
-      stats_.messages += 2;
-      stats_.bytes_sent += buf.size();
-      stats_.bytes_received += size_t(n) * H * 4;
     }
     for (int& e : ids)
       if (e % N != 0) e = -1;  // the other ranks compute these
@@ -147,57 +150,81 @@ class MpiExpertPeers final : public ExpertPeers {
   void add_replies(float* out) override {
     const auto t0 = std::chrono::steady_clock::now();
     const double limit = reply_timeout_seconds();
-    int done = 0;
     for (long spins = 0;; ++spins) {
-      MPI_Testall(int(requests_.size()), requests_.data(), &done, MPI_STATUSES_IGNORE);
-      if (done) break;
+      bool all = true;
+      for (size_t i = 0; i < used_; ++i) {
+        Parcel& p = parcels_[i];
+        int done = 0;
+        MPI_Test(&p.sent, &done, MPI_STATUS_IGNORE);
+        MPI_Test(&p.received, &done, MPI_STATUS_IGNORE);
+        all = all && p.sent == MPI_REQUEST_NULL && p.received == MPI_REQUEST_NULL;
+      }
+      if (all) break;
       const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (waited > limit) {
         std::string late;
-        for (int r = 1; r < g_world.size; ++r)
-          if (requests_[size_t(2 * r + 1)] != MPI_REQUEST_NULL) late += (late.empty() ? "" : ", ") + std::to_string(r);
-        std::fprintf(stderr, "error: expert parallelism: rank %s did not answer within %.0f s (QNEXT_MPI_TIMEOUT); "
+        for (size_t i = 0; i < used_; ++i) {
+          const std::string r = " " + std::to_string(parcels_[i].rank) + ",";
+          if (parcels_[i].received != MPI_REQUEST_NULL && late.find(r) == std::string::npos) late += r;
+        }
+        late.pop_back();
+        std::fprintf(stderr, "error: expert parallelism: rank%s did not answer within %.0f s (QNEXT_MPI_TIMEOUT); "
                              "stopping the job\n", late.c_str(), limit);
         std::fflush(stderr);
         MPI_Abort(MPI_COMM_WORLD, 1);
       }
-      if (spins > 100000) std::this_thread::sleep_for(std::chrono::microseconds(50));
+      // Another rank's work may share this machine's cores: let it run.
+      if (spins > 1000) std::this_thread::sleep_for(std::chrono::microseconds(20));
+      else std::this_thread::yield();
     }
     stats_.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const int H = c_.hidden_size;
-    for (int r = 1; r < g_world.size; ++r) {
-      const auto& rows = rows_[size_t(r)];
-      const float* y = replies_[size_t(r)].data();
-      for (size_t i = 0; i < rows.size(); ++i) {
-        float* o = out + size_t(rows[i]) * H;
+    for (size_t j = 0; j < used_; ++j) {  // in rank order, then row order
+      const Parcel& p = parcels_[j];
+      const float* y = p.reply.data();
+      for (size_t i = 0; i < p.rows.size(); ++i) {
+        float* o = out + size_t(p.rows[i]) * H;
         for (int d = 0; d < H; ++d) o[d] += y[i * size_t(H) + d];
       }
-      rows_[size_t(r)].clear();
     }
+    used_ = 0;
   }
 
   ExchangeStats stats() const { return stats_; }
 
-  // A request with no rows (kPrefault, kResident) to every other rank; kResident's answers: [N].
+  // A request with no rows (kPrefault, kResident) to every other rank, answered by each: [N].
   std::vector<size_t> ask_all(Kind kind) {
-    std::vector<size_t> out(size_t(g_world.size), 0);
+    const int N = g_world.size;
+    std::vector<uint64_t> answers(size_t(N), 0);
+    std::vector<MPI_Request> requests(size_t(N), MPI_REQUEST_NULL);
     const Header h{kind, 0, 0, 0};
-    for (int r = 1; r < g_world.size; ++r) {
-      MPI_Send(&h, sizeof h, MPI_BYTE, r, kJobTag, MPI_COMM_WORLD);
-      uint64_t answer = 0;
-      MPI_Recv(&answer, 1, MPI_UINT64_T, r, kReplyTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-      out[size_t(r)] = size_t(answer);
-    }
-    return out;
+    for (int r = 1; r < N; ++r)  // all at once: the ranks page in side by side
+      MPI_Irecv(&answers[size_t(r)], 1, MPI_UINT64_T, r, kReplyTag, MPI_COMM_WORLD, &requests[size_t(r)]);
+    for (int r = 1; r < N; ++r) MPI_Send(&h, sizeof h, MPI_BYTE, r, kJobTag, MPI_COMM_WORLD);
+    MPI_Waitall(N, requests.data(), MPI_STATUSES_IGNORE);
+    return std::vector<size_t>(answers.begin(), answers.end());
   }
 
  private:
+  // One message to a rank and its reply: rows [n] of the call's tokens, their request, their sums.
+  struct Parcel {
+    int rank = 0;
+    std::vector<int> rows;
+    std::vector<uint8_t> request;  // Header, x [n, H], ids [n, k], weights [n, k]
+    std::vector<float> reply;      // [n, H]
+    MPI_Request sent = MPI_REQUEST_NULL, received = MPI_REQUEST_NULL;
+  };
+  // Parcels keep their buffers from call to call (no allocation once decoding is steady).
+  Parcel& next_parcel() {
+    if (used_ == parcels_.size()) parcels_.emplace_back();
+    return parcels_[used_++];
+  }
+
   const Config& c_;
-  std::vector<const MoeWeights*> block_of_;     // the model's MoE blocks, in moe_blocks() order
-  std::vector<std::vector<uint8_t>> out_;       // [N] the request to each rank
-  std::vector<std::vector<float>> replies_;     // [N] its sums [rows, H]
-  std::vector<std::vector<int>> rows_;          // [N] which of the call's tokens each rank got
-  std::vector<MPI_Request> requests_;           // [2N] send and receive per rank
+  std::vector<const MoeWeights*> blocks_;  // the model's MoE blocks, in moe_blocks() order
+  std::vector<Parcel> parcels_;            // [used_] this call's, in rank order; the rest kept for reuse
+  size_t used_ = 0;
+  std::vector<int> rows_;
   ExchangeStats stats_;
 };
 
@@ -265,7 +292,6 @@ std::unique_ptr<ExpertPeers> make_mpi_expert_peers(const Model& model) {
 }
 
 Status serve_expert_share(Model& model) {
-  model.set_weight_share({g_world.rank, g_world.size, false});
   const Config& c = model.config();
   const int H = c.hidden_size, k = c.num_experts_per_tok, N = g_world.size;
   const auto blocks = model.weights().moe_blocks();
@@ -280,6 +306,7 @@ Status serve_expert_share(Model& model) {
     if (!ready) {
       const double idle = std::chrono::duration<double>(std::chrono::steady_clock::now() - idle_since).count();
       if (idle > 0.05) std::this_thread::sleep_for(std::chrono::microseconds(idle > 1.0 ? 2000 : 100));
+      else std::this_thread::yield();  // rank 0 may share this machine's cores
       continue;
     }
     int bytes = 0;

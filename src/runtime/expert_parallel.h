@@ -37,6 +37,10 @@ void parallel_finalize(int exit_code);
 // of another shape than rank 0's.
 Status parallel_check_loads(const Model* model, const std::string& error);
 
+// What this rank computes with: rank 0 the dense weights and experts e % N == 0, rank r > 0 only
+// experts e % N == r (for Model::load).
+WeightShare parallel_weight_share();
+
 // Rank 0: the peers that run the other ranks' experts (model/expert_peers.h).
 std::unique_ptr<ExpertPeers> make_mpi_expert_peers(const Model& model);
 

@@ -14,7 +14,8 @@ import { API_KEY, makeClient, makeModel, servers, startServer, stopServer, test 
 const MPIRUN = process.env.QNEXT_MPIRUN || '';
 const skip = MPIRUN ? false : 'built without MPI (QNEXT_MPIRUN unset): install openmpi-bin and libopenmpi-dev';
 const mpirun = (np) => [MPIRUN, '--allow-run-as-root', '--oversubscribe', '--mca', 'btl', 'self,vader,tcp',
-                        '--mca', 'btl_tcp_if_include', 'lo', '--mca', 'oob_tcp_if_include', 'lo', '-np', String(np)];
+                        '--mca', 'btl_tcp_if_include', 'lo', '--mca', 'oob_tcp_if_include', 'lo',
+                        '--mca', 'btl_vader_single_copy_mechanism', 'none', '-np', String(np)];
 
 let tmpDir, modelDir, one, two, three;
 
