@@ -14,6 +14,7 @@
 #include "cli/common.h"
 #include "core/bandwidth.h"
 #include "core/cpu.h"
+#include "core/memory_info.h"
 #include "runtime/expert_cache.h"
 #include "runtime/expert_parallel.h"
 #include "runtime/expert_trace.h"
@@ -43,14 +44,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 // The process's peak resident set (VmHWM), which reset_peak_rss can lower again; getrusage's
 // maxrss cannot be reset and would keep the bandwidth probe's buffer.
 size_t peak_rss_bytes() {
-  if (std::FILE* f = std::fopen("/proc/self/status", "r")) {
-    char line[256];
-    size_t kb = 0;
-    while (std::fgets(line, sizeof line, f))
-      if (std::sscanf(line, "VmHWM: %zu kB", &kb) == 1) break;
-    std::fclose(f);
-    if (kb > 0) return kb * 1024;
-  }
+  if (const size_t bytes = peak_resident_bytes()) return bytes;
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
   return size_t(u.ru_maxrss) * 1024;

@@ -102,12 +102,10 @@ static Status use_memory_budget(Model& model, const std::string& flag) {
   return Ok{};
 }
 
-// Under mpirun: the first model a process loads is shared by every rank (runtime/expert_parallel.h).
-// Rank 0 goes on with it; the other ranks serve their experts until rank 0 is done, then exit.
+// Under mpirun: the first model a process loads is shared by every rank (runtime/expert_parallel.h);
+// a second one (kld's reference) runs on rank 0 alone. Rank 0 goes on with the shared one; the
+// other ranks serve their experts until rank 0 is done, then exit.
 static bool join_expert_parallel(Model& m) {
-  static bool joined = false;
-  if (joined) return true;  // a second model (kld's reference) runs on rank 0 alone
-  joined = true;
   if (auto all = parallel_check_loads(&m, ""); !all) {
     std::fprintf(stderr, "error: %s\n", all.error().c_str());
     return false;

@@ -10,5 +10,8 @@ size_t available_memory_bytes();
 
 // This process's resident set now (/proc/self/status VmRSS); 0 when it cannot be read.
 size_t resident_bytes();
+// Its peak resident set (VmHWM), which writing "5" to /proc/self/clear_refs lowers again; 0 when
+// it cannot be read.
+size_t peak_resident_bytes();
 
 }  // namespace qnext
