@@ -133,7 +133,10 @@ TEST(Quant, VnniRowKernelsMatchScalarTwin) {
   struct Case {
     int64_t rows, cols, r0, r1, ldy;
   };
-  const Case cases[] = {{1, 64, 0, 1, 1}, {7, 256, 0, 7, 7}, {37, 2048, 5, 30, 41}, {13, 16640, 2, 13, 16}};
+  // Rows of 16 blocks take their scales a group at a time (one group: 512; groups and then single
+  // pairs: 1088, 16640), shorter ones a pair at a time (64, 256).
+  const Case cases[] = {{1, 64, 0, 1, 1},      {7, 256, 0, 7, 7},      {5, 512, 0, 5, 5},
+                        {9, 1088, 1, 9, 9},    {37, 2048, 5, 30, 41},  {13, 16640, 2, 13, 16}};
   for (DType t : {DType::Q8_0, DType::Q4_0})
     for (const Case& c : cases)
       for (int T = 1; T <= 5; ++T) {
