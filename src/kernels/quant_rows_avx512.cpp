@@ -102,6 +102,7 @@ inline __m512 group_weight_scales(const uint8_t* gb) {
   const auto load_words = [&](int word) {  // 32 words from `word` on, those past the group zero
     const int left = kGroupWords - word;
     const auto* p = reinterpret_cast<const int16_t*>(gb) + word;
+    if (left <= 0) return _mm512_setzero_si512();
     return left >= 32 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi16(__mmask32((1u << left) - 1), p);
   };
   __m512i h = _mm512_setzero_si512();

@@ -3,6 +3,8 @@
 // and quantized checkpoints (file or load-time) stay within KL bounds of the original.
 #include <filesystem>
 #include <cstring>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <random>
 
 #include "common/golden.h"
@@ -175,6 +177,38 @@ TEST(Quant, VnniRowKernelsMatchScalarTwin) {
             EXPECT_LE(std::fabs(double(got[i]) - want[i]), 2.0 * double(nb + 8) * std::ldexp(s, -24))
                 << dtype_name(t) << " cols " << c.cols << " T " << T << " token " << j << " row " << r;
           }
+      }
+}
+
+// The VNNI row kernels read no byte past the matrix: it ends where an inaccessible page begins (a
+// mapped file's last page), for each format, row width and token count (the weight-scale loads of
+// a group of blocks are masked at the group's end).
+TEST(Quant, VnniRowKernelsStayInsideTheMatrix) {
+  if (!vnni_kernels(Isa::Avx512)) GTEST_SKIP() << "this CPU lacks AVX-512 VNNI: the VNNI row kernels were not checked";
+  std::mt19937 rng(5);
+  const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  for (DType t : {DType::Q8_0, DType::Q4_0})
+    for (int64_t cols : {512, 1088, 2048})
+      for (int T = 1; T <= 3; ++T) {
+        const int64_t rows = 3;
+        const auto q = quantize_all(t, random_vec(rng, size_t(rows * cols)), rows, cols);
+        const size_t span = (q.size() + page - 1) / page * page;
+        void* base = mmap(nullptr, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        ASSERT_NE(base, MAP_FAILED);
+        ASSERT_EQ(mprotect(static_cast<uint8_t*>(base) + span, page, PROT_NONE), 0);
+        uint8_t* at = static_cast<uint8_t*>(base) + span - q.size();  // the last byte touches the guard page
+        std::memcpy(at, q.data(), q.size());
+        const Matrix m{t, at, rows, cols};
+        const auto x = random_vec(rng, size_t(T * cols));
+        std::vector<BlockQ8x> xq(size_t(T * cols / 32));
+        for (int i = 0; i < T; ++i) quantize_activations(x.data() + i * cols, cols, xq.data() + i * cols / 32);
+        std::vector<float> want(size_t(T * rows)), got(size_t(T * rows));
+        matmul_q_rows_scalar(m, xq.data(), T, want.data(), rows, 0, rows);
+        rows_q_vnni_avx512(m, xq.data(), T, got.data(), rows, 0, rows);
+        float scale = 0;
+        for (float v : want) scale = std::max(scale, std::fabs(v));
+        EXPECT_LE(testing::max_abs_diff(want, got), 1e-5f * (1 + scale)) << dtype_name(t) << " cols " << cols << " T " << T;
+        munmap(base, span + page);
       }
 }
 
