@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "kernels/fp8.h"
 #include "kernels/stream_prefetch.h"
@@ -22,6 +23,15 @@ inline void e4m3x32_div256(const uint8_t* p, __m512i keep, __m512& lo, __m512& h
   const __m512i f16 = _mm512_and_si512(_mm512_slli_epi16(h, 7), keep);
   lo = _mm512_cvtph_ps(_mm512_castsi512_si256(f16));
   hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(f16, 1));
+}
+
+// 16 codes as floats e4m3 * 2^-120, exactly: sign-extended to 32 bits and shifted left by 20, a
+// code's 4 exponent and 3 mantissa bits land where an f32's low exponent and high mantissa bits
+// are (the sign copies in bits 27-30 masked off), so the f32 exponent is the e4m3 one minus 120
+// and subnormal codes become f32 subnormals of the same digits. Integer ops only: no f16 conversion.
+inline __m512 e4m3x16_times_2m120(const uint8_t* p) {
+  const __m512i d = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm512_castsi512_ps(_mm512_and_si512(_mm512_slli_epi32(d, 20), _mm512_set1_epi32(int(0x87F00000u))));
 }
 
 template <int TT>
@@ -70,16 +80,16 @@ void row_tile(const Matrix& w, const float* x, float* y, int64_t ldy, int64_t r,
 }
 
 // The same for the layout of the published checkpoints (128 x 128 blocks, rows a whole number of
-// blocks), with the same sums in the same order: a group is four straight steps, and its scale
-// (x 256) comes from the row block's scales converted once (s256 [cols / 128]). The general loop
-// above spent about as many instructions per 128-weight group on its bounds, the scale's type
-// and the spilled totals as on the group's 128 weights.
+// blocks), in the same order of sums: a group is eight straight steps of 16 weights over four
+// chains, and its scale comes from the row block's scales converted once. The weights are taken as
+// e4m3 * 2^-120 (integer ops), so the activations come scaled by 2^64 (xs: [TT, cols], the pass's
+// tokens) and the scales by 2^56: powers of two, so the products are those of e4m3 * x unless one
+// falls below 2^-70 of its row's scale (then it is rounded as an f32 subnormal, ~2^-149 absolute).
 template <int TT>
-void row_tile_g128(const Matrix& w, const float* x, float* y, int64_t ldy, int64_t r, int t0, const float* s256,
+void row_tile_g128(const Matrix& w, const float* xs, float* y, int64_t ldy, int64_t r, int t0, const float* s56,
                    StreamPrefetch& prefetch) {
   const uint8_t* row = w.row_ptr(r);
   const int64_t n = w.cols;
-  const __m512i keep = _mm512_set1_epi16(int16_t(0xBF80));
   __m512 total[TT];
   for (int j = 0; j < TT; ++j) total[j] = _mm512_setzero_ps();
   for (int64_t k0 = 0, g = 0; k0 < n; k0 += 128, ++g) {
@@ -87,19 +97,15 @@ void row_tile_g128(const Matrix& w, const float* x, float* y, int64_t ldy, int64
     __m512 acc[TT][4];
     for (int j = 0; j < TT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = _mm512_setzero_ps();
     // Unrolled, so the accumulators stay in registers (as loops, g++ kept them in memory).
-#pragma GCC unroll 2
-    for (int64_t k = k0; k < k0 + 128; k += 64)
-#pragma GCC unroll 2
-      for (int a = 0; a < 4; a += 2) {  // weights [k + 16 a, k + 16 a + 32) into chains a, a + 1
-        __m512 w0, w1;
-        e4m3x32_div256(row + k + 16 * a, keep, w0, w1);
-        for (int j = 0; j < TT; ++j) {
-          const float* xj = x + size_t(t0 + j) * size_t(n) + size_t(k + 16 * a);
-          acc[j][a] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xj), acc[j][a]);
-          acc[j][a + 1] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xj + 16), acc[j][a + 1]);
-        }
+#pragma GCC unroll 8
+    for (int step = 0; step < 8; ++step) {  // weights [k0 + 16 step, + 16) into chain step % 4
+      const __m512 ws = e4m3x16_times_2m120(row + k0 + 16 * step);
+      for (int j = 0; j < TT; ++j) {
+        const float* xj = xs + size_t(j) * size_t(n) + size_t(k0 + 16 * step);
+        acc[j][step % 4] = _mm512_fmadd_ps(ws, _mm512_loadu_ps(xj), acc[j][step % 4]);
       }
-    const __m512 s = _mm512_set1_ps(s256[g]);
+    }
+    const __m512 s = _mm512_set1_ps(s56[g]);
     for (int j = 0; j < TT; ++j)
       total[j] = _mm512_fmadd_ps(_mm512_add_ps(_mm512_add_ps(acc[j][0], acc[j][1]), _mm512_add_ps(acc[j][2], acc[j][3])), s,
                                  total[j]);
@@ -118,23 +124,35 @@ bool fits_g128(const Matrix& w) {
 
 void rows_fp8_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   if (fits_g128(w)) {
-    float s256[kMaxGroups128];  // [cols / 128]: the scales of row block srow, x 256
-    const int64_t groups = w.cols / 128;
+    float s56[kMaxGroups128];  // [cols / 128]: the scales of row block srow, x 2^56
+    const int64_t groups = w.cols / 128, n = w.cols;
+    // A pass's activations x 2^64 ([4, cols]): on the stack up to 4096 columns, so decoding
+    // allocates nothing; longer rows use a per-thread buffer that grows once.
+    float on_stack[4 * 4096];
+    thread_local std::vector<float> on_heap;
+    float* xs = on_stack;
+    if (n > 4096) {
+      if (on_heap.size() < 4 * size_t(n)) on_heap.resize(4 * size_t(n));
+      xs = on_heap.data();
+    }
     for (int t0 = 0; t0 < T; t0 += 4) {
       StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
       const int tt = std::min(4, T - t0);
+      const __m512 two64 = _mm512_set1_ps(0x1p64f);
+      for (int64_t i = 0; i < tt * n; i += 16)
+        _mm512_storeu_ps(xs + i, _mm512_mul_ps(_mm512_loadu_ps(x + size_t(t0) * size_t(n) + size_t(i)), two64));
       int64_t srow = -1;
       for (int64_t r = r0; r < r1; ++r) {
         if (r / w.group_rows != srow) {
           srow = r / w.group_rows;
-          ScaleRow(w, srow).to_f32(groups, s256);
-          for (int64_t g = 0; g < groups; ++g) s256[g] *= 256.0f;
+          ScaleRow(w, srow).to_f32(groups, s56);
+          for (int64_t g = 0; g < groups; ++g) s56[g] *= 0x1p56f;
         }
         switch (tt) {
-          case 1: row_tile_g128<1>(w, x, y, ldy, r, t0, s256, prefetch); break;
-          case 2: row_tile_g128<2>(w, x, y, ldy, r, t0, s256, prefetch); break;
-          case 3: row_tile_g128<3>(w, x, y, ldy, r, t0, s256, prefetch); break;
-          default: row_tile_g128<4>(w, x, y, ldy, r, t0, s256, prefetch); break;
+          case 1: row_tile_g128<1>(w, xs, y, ldy, r, t0, s56, prefetch); break;
+          case 2: row_tile_g128<2>(w, xs, y, ldy, r, t0, s56, prefetch); break;
+          case 3: row_tile_g128<3>(w, xs, y, ldy, r, t0, s56, prefetch); break;
+          default: row_tile_g128<4>(w, xs, y, ldy, r, t0, s56, prefetch); break;
         }
       }
     }
