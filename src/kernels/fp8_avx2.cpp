@@ -1,13 +1,17 @@
 // AVX2 FP8 kernels (scalar twins in fp8.cpp). e4m3 -> float without a table: the code's 7 low bits
 // shifted left by 7 are the f16 of e4m3 / 256 (normal and subnormal alike: f16 has 8 more exponent
 // bias and 7 more mantissa bits), the sign moves to bit 15, and F16C widens 8 at a time; the 256
-// goes into the scale (exact: a power of two).
+// goes into the scale (exact: a power of two). The row product of the published layout (128 x 128
+// blocks) takes the codes with integer ops instead (row_g128).
 #include <immintrin.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "kernels/dequant_rows_avx2.h"
 #include "kernels/fp8.h"
+#include "kernels/simd_avx2.h"
+#include "kernels/stream_prefetch.h"
 
 namespace qnext {
 
@@ -31,8 +35,87 @@ void dequant_fp8_avx2(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* 
   }
 }
 
+namespace {
+
+// 8 codes as floats e4m3 * 2^-120, exactly, with integer ops (as fp8_avx512.cpp's
+// e4m3x16_times_2m120): sign-extended, shifted left by 20, the sign copies in bits 27-30 masked off.
+inline __m256 e4m3x8_times_2m120(const uint8_t* p) {
+  const __m256i d = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(d, 20), _mm256_set1_epi32(int(0x87F00000u))));
+}
+
+// Row r of the published layout (128 x 128 blocks, rows a whole number of blocks) for TT tokens:
+// each 128-weight group in straight steps of 8 over kChains chains per token, then its scale.
+// xs: the pass's activations x 2^64 [TT, cols]; s56: the row block's scales x 2^56.
+template <int TT>
+void row_g128(const Matrix& w, const float* xs, float* y, int64_t ldy, int64_t r, int t0, const float* s56,
+              StreamPrefetch& prefetch) {
+  constexpr int kChains = TT <= 2 ? 4 : 2;  // 16 ymm registers: accumulators and totals must fit
+  const uint8_t* row = w.row_ptr(r);
+  const int64_t n = w.cols;
+  __m256 total[TT];
+  for (int j = 0; j < TT; ++j) total[j] = _mm256_setzero_ps();
+  for (int64_t k0 = 0, g = 0; k0 < n; k0 += 128, ++g) {
+    prefetch.advance(row + k0 + 128);
+    __m256 acc[TT][kChains];
+    for (int j = 0; j < TT; ++j)
+      for (int c = 0; c < kChains; ++c) acc[j][c] = _mm256_setzero_ps();
+#pragma GCC unroll 16
+    for (int step = 0; step < 16; ++step) {
+      const __m256 ws = e4m3x8_times_2m120(row + k0 + 8 * step);
+      for (int j = 0; j < TT; ++j)
+        acc[j][step % kChains] = _mm256_fmadd_ps(
+            ws, _mm256_loadu_ps(xs + size_t(j) * size_t(n) + size_t(k0 + 8 * step)), acc[j][step % kChains]);
+    }
+    const __m256 s = _mm256_set1_ps(s56[g]);
+    for (int j = 0; j < TT; ++j) {
+      __m256 sum = acc[j][0];
+      for (int c = 1; c < kChains; ++c) sum = _mm256_add_ps(sum, acc[j][c]);
+      total[j] = _mm256_fmadd_ps(sum, s, total[j]);
+    }
+  }
+  for (int j = 0; j < TT; ++j) y[size_t(t0 + j) * size_t(ldy) + size_t(r)] = hsum_avx2(total[j]);
+}
+
+constexpr int64_t kMaxGroups128 = 512;  // rows of up to this many groups take row_g128
+
+}  // namespace
+
 void rows_fp8_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  dequant_rows::rows<dequant_fp8_avx2>(w, x, T, y, ldy, r0, r1);
+  if (w.group != 128 || w.cols % 128 != 0 || w.cols / 128 > kMaxGroups128) {
+    dequant_rows::rows<dequant_fp8_avx2>(w, x, T, y, ldy, r0, r1);
+    return;
+  }
+  const int64_t groups = w.cols / 128, n = w.cols;
+  float s56[kMaxGroups128];  // [cols / 128]: the scales of row block srow, x 2^56
+  float on_stack[4 * 4096];   // a pass's activations x 2^64 [4, cols]; longer rows: a per-thread buffer
+  thread_local std::vector<float> on_heap;
+  float* xs = on_stack;
+  if (n > 4096) {
+    if (on_heap.size() < 4 * size_t(n)) on_heap.resize(4 * size_t(n));
+    xs = on_heap.data();
+  }
+  for (int t0 = 0; t0 < T; t0 += 4) {
+    StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
+    const int tt = std::min(4, T - t0);
+    const __m256 two64 = _mm256_set1_ps(0x1p64f);
+    for (int64_t i = 0; i < tt * n; i += 8)
+      _mm256_storeu_ps(xs + i, _mm256_mul_ps(_mm256_loadu_ps(x + size_t(t0) * size_t(n) + size_t(i)), two64));
+    int64_t srow = -1;
+    for (int64_t r = r0; r < r1; ++r) {
+      if (r / w.group_rows != srow) {
+        srow = r / w.group_rows;
+        ScaleRow(w, srow).to_f32(groups, s56);
+        for (int64_t g = 0; g < groups; ++g) s56[g] *= 0x1p56f;
+      }
+      switch (tt) {
+        case 1: row_g128<1>(w, xs, y, ldy, r, t0, s56, prefetch); break;
+        case 2: row_g128<2>(w, xs, y, ldy, r, t0, s56, prefetch); break;
+        case 3: row_g128<3>(w, xs, y, ldy, r, t0, s56, prefetch); break;
+        default: row_g128<4>(w, xs, y, ldy, r, t0, s56, prefetch); break;
+      }
+    }
+  }
 }
 
 }  // namespace qnext
