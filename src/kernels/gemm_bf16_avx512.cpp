@@ -12,6 +12,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "kernels/gemm_bf16.h"
@@ -128,6 +129,14 @@ inline __m512i e4m3x32_to_bf16(const uint8_t* p, int64_t valid, __m512 scale256)
   return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
 }
 
+// 16 FP8 codes times their block's scale x 2^120, as f32: the codes become e4m3 * 2^-120 with
+// integer ops (fp8_avx512.cpp's conversion), so the product is code * scale rounded once.
+inline __m512 e4m3x16_scaled(const uint8_t* p, __m512 scale120) {
+  const __m512i d = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm512_mul_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_slli_epi32(d, 20), _mm512_set1_epi32(int(0x87F00000u)))),
+                       scale120);
+}
+
 // Weight row r as bf16 [kp], zero padded; FP8 and int4 (groups of whole 32-weight steps) straight
 // from their codes, other formats through their float dequantizer (row: [cols] scratch).
 void weight_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out, float* row, StreamPrefetch& prefetch) {
@@ -138,6 +147,16 @@ void weight_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out, f
     const ScaleRow scales(w, srow);  // [scale_cols()]
     for (int64_t k0 = 0, g = 0; k0 < kp; k0 += w.group, ++g) {
       const float scale = k0 >= w.cols ? 0.0f : scales[g];
+      // Whole groups of scales below 2^7 (scale x 2^120 stays finite) take the integer conversion.
+      if (k0 + w.group <= w.cols && std::fabs(scale) < 128.0f) {
+        const __m512 s120 = _mm512_set1_ps(scale * 0x1p120f);
+        prefetch.advance(codes + k0 + w.group);
+        for (int64_t k = k0; k < k0 + w.group; k += 32) {
+          const __m512 lo = e4m3x16_scaled(codes + k, s120), hi = e4m3x16_scaled(codes + k + 16, s120);
+          _mm512_storeu_si512(out + k, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
+        }
+        continue;
+      }
       const __m512 s = _mm512_set1_ps(scale * 256.0f);
       for (int64_t k = k0; k < std::min(kp, k0 + w.group); k += 32) {
         prefetch.advance(codes + k);
