@@ -6,10 +6,10 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <vector>
 
 #include "kernels/dequant_rows_avx2.h"
 #include "kernels/fp8.h"
+#include "kernels/fp8_rows.h"
 #include "kernels/simd_avx2.h"
 #include "kernels/stream_prefetch.h"
 
@@ -77,45 +77,19 @@ void row_g128(const Matrix& w, const float* xs, float* y, int64_t ldy, int64_t r
   for (int j = 0; j < TT; ++j) y[size_t(t0 + j) * size_t(ldy) + size_t(r)] = hsum_avx2(total[j]);
 }
 
-constexpr int64_t kMaxGroups128 = 512;  // rows of up to this many groups take row_g128
+template <int TT>
+struct RowG128 {
+  static void run(const Matrix& w, const float* xs, float* y, int64_t ldy, int64_t r, int t0, const float* s56,
+                  StreamPrefetch& prefetch) {
+    row_g128<TT>(w, xs, y, ldy, r, t0, s56, prefetch);
+  }
+};
 
 }  // namespace
 
 void rows_fp8_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  if (w.group != 128 || w.cols % 128 != 0 || w.cols / 128 > kMaxGroups128) {
-    dequant_rows::rows<dequant_fp8_avx2>(w, x, T, y, ldy, r0, r1);
-    return;
-  }
-  const int64_t groups = w.cols / 128, n = w.cols;
-  float s56[kMaxGroups128];  // [cols / 128]: the scales of row block srow, x 2^56
-  float on_stack[4 * 4096];   // a pass's activations x 2^64 [4, cols]; longer rows: a per-thread buffer
-  thread_local std::vector<float> on_heap;
-  float* xs = on_stack;
-  if (n > 4096) {
-    if (on_heap.size() < 4 * size_t(n)) on_heap.resize(4 * size_t(n));
-    xs = on_heap.data();
-  }
-  for (int t0 = 0; t0 < T; t0 += 4) {
-    StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
-    const int tt = std::min(4, T - t0);
-    const __m256 two64 = _mm256_set1_ps(0x1p64f);
-    for (int64_t i = 0; i < tt * n; i += 8)
-      _mm256_storeu_ps(xs + i, _mm256_mul_ps(_mm256_loadu_ps(x + size_t(t0) * size_t(n) + size_t(i)), two64));
-    int64_t srow = -1;
-    for (int64_t r = r0; r < r1; ++r) {
-      if (r / w.group_rows != srow) {
-        srow = r / w.group_rows;
-        ScaleRow(w, srow).to_f32(groups, s56);
-        for (int64_t g = 0; g < groups; ++g) s56[g] *= 0x1p56f;
-      }
-      switch (tt) {
-        case 1: row_g128<1>(w, xs, y, ldy, r, t0, s56, prefetch); break;
-        case 2: row_g128<2>(w, xs, y, ldy, r, t0, s56, prefetch); break;
-        case 3: row_g128<3>(w, xs, y, ldy, r, t0, s56, prefetch); break;
-        default: row_g128<4>(w, xs, y, ldy, r, t0, s56, prefetch); break;
-      }
-    }
-  }
+  if (fp8_rows::fits(w)) fp8_rows::rows<RowG128, dequant_rows::rows<dequant_fp8_avx2>>(w, x, T, y, ldy, r0, r1);
+  else dequant_rows::rows<dequant_fp8_avx2>(w, x, T, y, ldy, r0, r1);
 }
 
 }  // namespace qnext

@@ -9,9 +9,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <vector>
 
 #include "kernels/fp8.h"
+#include "kernels/fp8_rows.h"
 #include "kernels/stream_prefetch.h"
 
 namespace qnext {
@@ -80,11 +80,9 @@ void row_tile(const Matrix& w, const float* x, float* y, int64_t ldy, int64_t r,
 }
 
 // The same for the layout of the published checkpoints (128 x 128 blocks, rows a whole number of
-// blocks), in the same order of sums: a group is eight straight steps of 16 weights over four
-// chains, and its scale comes from the row block's scales converted once. The weights are taken as
-// e4m3 * 2^-120 (integer ops), so the activations come scaled by 2^64 (xs: [TT, cols], the pass's
-// tokens) and the scales by 2^56: powers of two, so the products are those of e4m3 * x unless one
-// falls below 2^-70 of its row's scale (then it is rounded as an f32 subnormal, ~2^-149 absolute).
+// blocks; driven by fp8_rows.h), in the same order of sums: a group is eight straight steps of 16
+// weights over four chains, the codes taken as e4m3 * 2^-120 with integer ops against the
+// activations x 2^64 (xs: [TT, cols], the pass's tokens), then the group's scale x 2^56 once.
 template <int TT>
 void row_tile_g128(const Matrix& w, const float* xs, float* y, int64_t ldy, int64_t r, int t0, const float* s56,
                    StreamPrefetch& prefetch) {
@@ -113,51 +111,16 @@ void row_tile_g128(const Matrix& w, const float* xs, float* y, int64_t ldy, int6
   for (int j = 0; j < TT; ++j) y[size_t(t0 + j) * size_t(ldy) + size_t(r)] = _mm512_reduce_add_ps(total[j]);
 }
 
-// Rows of up to this many groups take row_tile_g128 (the scales of a row block on the stack).
-constexpr int64_t kMaxGroups128 = 512;
-
-bool fits_g128(const Matrix& w) {
-  return w.group == 128 && w.cols % 128 == 0 && w.cols / 128 <= kMaxGroups128;
-}
-
-}  // namespace
-
-void rows_fp8_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  if (fits_g128(w)) {
-    float s56[kMaxGroups128];  // [cols / 128]: the scales of row block srow, x 2^56
-    const int64_t groups = w.cols / 128, n = w.cols;
-    // A pass's activations x 2^64 ([4, cols]): on the stack up to 4096 columns, so decoding
-    // allocates nothing; longer rows use a per-thread buffer that grows once.
-    float on_stack[4 * 4096];
-    thread_local std::vector<float> on_heap;
-    float* xs = on_stack;
-    if (n > 4096) {
-      if (on_heap.size() < 4 * size_t(n)) on_heap.resize(4 * size_t(n));
-      xs = on_heap.data();
-    }
-    for (int t0 = 0; t0 < T; t0 += 4) {
-      StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
-      const int tt = std::min(4, T - t0);
-      const __m512 two64 = _mm512_set1_ps(0x1p64f);
-      for (int64_t i = 0; i < tt * n; i += 16)
-        _mm512_storeu_ps(xs + i, _mm512_mul_ps(_mm512_loadu_ps(x + size_t(t0) * size_t(n) + size_t(i)), two64));
-      int64_t srow = -1;
-      for (int64_t r = r0; r < r1; ++r) {
-        if (r / w.group_rows != srow) {
-          srow = r / w.group_rows;
-          ScaleRow(w, srow).to_f32(groups, s56);
-          for (int64_t g = 0; g < groups; ++g) s56[g] *= 0x1p56f;
-        }
-        switch (tt) {
-          case 1: row_tile_g128<1>(w, xs, y, ldy, r, t0, s56, prefetch); break;
-          case 2: row_tile_g128<2>(w, xs, y, ldy, r, t0, s56, prefetch); break;
-          case 3: row_tile_g128<3>(w, xs, y, ldy, r, t0, s56, prefetch); break;
-          default: row_tile_g128<4>(w, xs, y, ldy, r, t0, s56, prefetch); break;
-        }
-      }
-    }
-    return;
+template <int TT>
+struct RowG128 {
+  static void run(const Matrix& w, const float* xs, float* y, int64_t ldy, int64_t r, int t0, const float* s56,
+                  StreamPrefetch& prefetch) {
+    row_tile_g128<TT>(w, xs, y, ldy, r, t0, s56, prefetch);
   }
+};
+
+// Any group width and partial blocks (row_tile), passes of up to 4 tokens.
+void rows_general(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   for (int t0 = 0; t0 < T; t0 += 4) {
     StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
     const int tt = std::min(4, T - t0);
@@ -170,6 +133,13 @@ void rows_fp8_avx512(const Matrix& w, const float* x, int T, float* y, int64_t l
       }
     }
   }
+}
+
+}  // namespace
+
+void rows_fp8_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (fp8_rows::fits(w)) fp8_rows::rows<RowG128, rows_general>(w, x, T, y, ldy, r0, r1);
+  else rows_general(w, x, T, y, ldy, r0, r1);
 }
 
 }  // namespace qnext

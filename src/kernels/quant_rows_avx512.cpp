@@ -1,7 +1,8 @@
 // AVX-512 VNNI products over Q8_0 / Q4_0 rows for 1-3 tokens (decoding Q8_0;
 // 2-3 tokens: verifying speculated tokens, a batch of sequences),
 // scalar twin matmul_q_rows_scalar. Like the one-token kernels, each row streams start to end
-// (stream_prefetch.h), once per pass of up to 3 tokens, instead of 4-row tiles read side by side.
+// (prefetched kStreamAhead bytes ahead, as stream_prefetch.h says), once per pass of up to 3 tokens,
+// instead of 4-row tiles read side by side.
 //
 // Two blocks share a register, and each token's dot is one vpdpbusd (unsigned weight bytes x
 // signed activations) started from the block's offset term, so the per-token work per pair of
@@ -33,7 +34,7 @@ struct alignas(64) PairActs {
   float d[16];       // each lane's block scale dx
   int32_t corr[16];  // each lane's share of its block's offset (8 lanes per block)
 };
-// Rows of up to 16384 weights keep a pass's activations (3 tokens, 144 KiB) on the stack, so
+// Rows of up to 16384 weights keep a pass's activations (3 tokens, 150 KiB) on the stack, so
 // decoding allocates nothing; longer rows use a per-thread buffer.
 constexpr int64_t kMaxPairs = 256;
 
@@ -85,9 +86,9 @@ inline __m512i pair_lane_blocks() {
              : _mm512_set_epi32(1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0);
 }
 
-// Blocks per scale group: their 16 f16 weight scales come in with one gather (at offsets of the
-// block size), so each pair's scale lanes are one permute of dw * dx instead of two scalar loads,
-// a conversion and a permute per pair (about 7 of the pair's 17 instructions).
+// Blocks per scale group: their 16 f16 weight scales come in together (group_weight_scales), so
+// each pair's scale lanes are one permute of dw * dx instead of two scalar loads, a conversion and
+// a permute per pair (about 7 of the pair's 17 instructions).
 constexpr int64_t kGroupBlocks = 16;
 
 // The f16 scales of the kGroupBlocks blocks at gb, as floats. A block is a whole number of 16-bit
@@ -118,10 +119,16 @@ inline __m512 group_weight_scales(const uint8_t* gb) {
   return _mm512_cvtph_ps(_mm512_castsi512_si256(h));
 }
 
+// Prefetches the line kStreamAhead bytes past p (stream_prefetch.h's distance). The address is
+// formed as an integer: it may lie past the matrix, where a prefetch does nothing.
+inline void prefetch_ahead(const uint8_t* p) {
+  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + uintptr_t(kStreamAhead)), _MM_HINT_T0);
+}
+
 // Row r for tokens t0 .. t0 + TT: y[t0 + j][r] for each j. dxs[j]: token j's block scales [nb].
 template <bool kQ8, int TT>
 inline void row(const uint8_t* rowp, int64_t np, const PairActs* const* xs, const float* const* dxs, float* y,
-                int64_t ldy, int64_t r, int t0, StreamPrefetch& prefetch) {
+                int64_t ldy, int64_t r, int t0) {
   constexpr int64_t kBytes = kQ8 ? int64_t(sizeof(BlockQ8_0)) : int64_t(sizeof(BlockQ4_0));
   const __m512i lane_block = pair_lane_blocks<kQ8>();
   // Two accumulators per token (even and odd pairs): with one, a row waits on the FMA latency.
@@ -141,8 +148,7 @@ inline void row(const uint8_t* rowp, int64_t np, const PairActs* const* xs, cons
     // The group's lines kStreamAhead bytes on, unconditionally (StreamPrefetch's bounds test per line
     // cost as much as the group's scales; a prefetch past the end reads a few lines more, never faults).
 #pragma GCC unroll 9
-    for (int64_t line = 0; line < kGroupBlocks * kBytes; line += 64) _mm_prefetch(gb + kStreamAhead + line, _MM_HINT_T0);
-    // The gather reads 4 bytes at each block: its f16 scale and 2 weight bytes (masked off by the narrowing).
+    for (int64_t line = 0; line < kGroupBlocks * kBytes; line += 64) prefetch_ahead(gb + line);
     const __m512 dw = group_weight_scales<kQ8>(gb);
     __m512 dwdx[TT];  // [TT][16 blocks]
     for (int j = 0; j < TT; ++j) dwdx[j] = _mm512_mul_ps(dw, _mm512_loadu_ps(dxs[j] + g * kGroupBlocks));
@@ -158,7 +164,8 @@ inline void row(const uint8_t* rowp, int64_t np, const PairActs* const* xs, cons
   // The pairs after the last whole group: scales one pair at a time.
   for (int64_t p = groups * kGroupBlocks / 2; p < np; ++p) {
     const uint8_t* b0 = rowp + 2 * p * kBytes;
-    prefetch.advance(b0 + 2 * kBytes);
+    prefetch_ahead(b0);
+    prefetch_ahead(b0 + 64);
     uint16_t h0, h1;
     std::memcpy(&h0, b0, 2);
     std::memcpy(&h1, b0 + kBytes, 2);
@@ -200,13 +207,12 @@ void rows_in_passes(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_
       for (int64_t b = 0; b < nb; ++b) dxj[b] = xt[b].d;
       dxs[j] = dxj;
     }
-    StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(r1));
     for (int64_t r = r0; r < r1; ++r) {
       const uint8_t* rowp = w.row_ptr(r);
       switch (tt) {
-        case 1: row<kQ8, 1>(rowp, np, xs, dxs, y, ldy, r, t0, prefetch); break;
-        case 2: row<kQ8, 2>(rowp, np, xs, dxs, y, ldy, r, t0, prefetch); break;
-        default: row<kQ8, 3>(rowp, np, xs, dxs, y, ldy, r, t0, prefetch); break;
+        case 1: row<kQ8, 1>(rowp, np, xs, dxs, y, ldy, r, t0); break;
+        case 2: row<kQ8, 2>(rowp, np, xs, dxs, y, ldy, r, t0); break;
+        default: row<kQ8, 3>(rowp, np, xs, dxs, y, ldy, r, t0); break;
       }
     }
     t0 += tt;

@@ -190,9 +190,52 @@ TEST(Fp8, KernelsMatchScalarTwinWithPartialBlocks) {
     }
     expect_products_match(s.m, rng, "fp8 " + std::to_string(rows) + "x" + std::to_string(cols));
   }
-  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{130, 384}, {37, 20}}) {
+  // Rows wider than the kernels' on-stack activations (4096): their per-thread buffer.
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{9, 4224}, {5, 8192}}) {
+    Synthetic s = random_fp8(rows, cols, rng);
+    expect_products_match(s.m, rng, "fp8 " + std::to_string(rows) + "x" + std::to_string(cols));
+  }
+  for (auto [rows, cols] : {std::pair<int64_t, int64_t>{130, 384}, {37, 20}, {9, 4224}}) {
     Synthetic s = random_fp8(rows, cols, rng, /*tiny=*/true);
     expect_products_match(s.m, rng, "fp8 subnormal codes " + std::to_string(rows) + "x" + std::to_string(cols));
+  }
+  if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
+    GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
+}
+
+// The 128x128 row kernels scale the activations by 2^64 and the scales by 2^56 (fp8_rows.h): a
+// call with an activation of 2^64 or more, and a row block with a scale of 2^64 or more, take the
+// general kernel instead and still give every row its product (checked row by row, relative to
+// the row's sum of |w x|, since the rows' magnitudes differ by 2^60 and more).
+TEST(Fp8, ActivationsAndScalesBeyondTheScaledRangeStillMatch) {
+  std::mt19937 rng(23);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  const testing::ScopedExactActivations exact(true);
+  for (bool huge_x : {false, true}) {
+    Synthetic s = random_fp8(260, 384, rng);
+    // Row block 1 (rows 128-255), group 2: a scale x 2^56 beyond f32's range.
+    if (!huge_x) s.scales32[size_t(1 * s.m.scale_cols() + 2)] = 1e25f;
+    for (int T : {1, 3, 6}) {
+      std::vector<float> x(size_t(T) * 384);
+      for (auto& v : x) v = nd(rng);
+      if (huge_x) x[size_t(T - 1) * 384 + 5] = 4e19f;
+      const auto want = reference_product(s.m, x, T);
+      std::vector<float> row(384);
+      for (Isa isa : simd_isas()) {
+        std::vector<float> y(want.size(), -1.0f);
+        matmul_rows(isa, s.m, x.data(), T, y.data(), s.m.rows, 0, s.m.rows);
+        for (int64_t r = 0; r < s.m.rows; ++r) {
+          dequant_fp8_scalar(s.m, r, 0, 384, row.data());
+          for (int t = 0; t < T; ++t) {
+            double size = 0;
+            for (int k = 0; k < 384; ++k) size += std::fabs(double(row[size_t(k)]) * x[size_t(t * 384 + k)]);
+            const size_t i = size_t(t) * size_t(s.m.rows) + size_t(r);
+            EXPECT_LE(std::fabs(double(y[i]) - want[i]), 1e-6 * size) << isa_name(isa) << " T " << T << " row " << r
+                                                                      << (huge_x ? " (huge activation)" : "");
+          }
+        }
+      }
+    }
   }
   if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
     GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";

@@ -112,6 +112,32 @@ TEST(GemmBf16, Avx512MatchesScalarTwin) {
       }
 }
 
+// FP8 panels: subnormal and smallest normal codes only (a wrong subnormal conversion shows), with
+// block scales on both sides of 128 (1e4: scale x 2^120 is past f32; below: the integer conversion times scale x 2^120; from 128
+// up: the F16C one), against the scalar twin.
+TEST(GemmBf16, Fp8SubnormalCodesAndLargeScalesMatchScalarTwin) {
+  if (!cpu_has_avx512_bf16() || best_isa() < Isa::Avx512) GTEST_SKIP() << "this CPU lacks AVX512-BF16: the kernel was not checked";
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  Weights w = random_weights(DType::F8_E4M3, 140, 512, rng);
+  for (auto& c : w.codes) c = uint8_t((c & 0x80) | (rng() % 16));  // exponent field 0 or 1
+  // Row block 0 (rows 0-127) large scales, block 1 small ones: within a row the magnitudes stay alike,
+  // so an error on either path shows against the row's sum of |w x|.
+  const int64_t groups = w.m.scale_cols();
+  for (size_t i = 0; i < w.scales.size(); ++i)
+    w.scales[i] = int64_t(i) < groups ? 1e4f + float(i) : 1e-3f * float(1 + i);
+  for (int T : {4, 9}) {
+    std::vector<float> x(size_t(T) * 512);
+    for (auto& v : x) v = nd(rng);
+    const auto mag = magnitudes(w.m, x, T);
+    std::vector<float> want(size_t(T) * 140), got(want.size());
+    gemm_bf16_rows_scalar(w.m, x.data(), T, want.data(), 140, 0, 140, Bf16Terms::HiLo);
+    gemm_bf16_rows_avx512(w.m, x.data(), T, got.data(), 140, 0, 140, Bf16Terms::HiLo);
+    for (size_t i = 0; i < want.size(); ++i)
+      ASSERT_LE(std::fabs(double(got[i]) - want[i]), 1e-6 * mag[i] + 1e-30) << "T=" << T << " output " << i;
+  }
+}
+
 // Two terms carry x to ~2^-16 and BF16 weights are exact: the products stay within a few 2^-16
 // of the float products, where one term (x rounded to 2^-9) does not.
 TEST(GemmBf16, TwoTermsMatchFloatProducts) {
