@@ -2,7 +2,7 @@
 // shifted left by 7 are the f16 of e4m3 / 256 (normal and subnormal alike: f16 has 8 more exponent
 // bias and 7 more mantissa bits), the sign moves to bit 15, and F16C widens 8 at a time; the 256
 // goes into the scale (exact: a power of two). The row product of the published layout (128 x 128
-// blocks) takes the codes with integer ops instead (row_g128).
+// blocks) takes the codes with integer ops instead (RowG128).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -37,7 +37,7 @@ void dequant_fp8_avx2(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* 
 
 namespace {
 
-// 8 codes as floats e4m3 * 2^-120, exactly, with integer ops (as fp8_avx512.cpp's
+// 8 codes as floats e4m3 * 2^-120, exactly, with integer ops (as fp8_avx512.h's
 // e4m3x16_times_2m120): sign-extended, shifted left by 20, the sign copies in bits 27-30 masked off.
 inline __m256 e4m3x8_times_2m120(const uint8_t* p) {
   const __m256i d = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
@@ -48,42 +48,37 @@ inline __m256 e4m3x8_times_2m120(const uint8_t* p) {
 // each 128-weight group in straight steps of 8 over kChains chains per token, then its scale.
 // xs: the pass's activations x 2^64 [TT, cols]; s56: the row block's scales x 2^56.
 template <int TT>
-void row_g128(const Matrix& w, const float* xs, float* y, int64_t ldy, int64_t r, int t0, const float* s56,
-              StreamPrefetch& prefetch) {
-  constexpr int kChains = TT <= 2 ? 4 : 2;  // 16 ymm registers: accumulators and totals must fit
-  const uint8_t* row = w.row_ptr(r);
-  const int64_t n = w.cols;
-  __m256 total[TT];
-  for (int j = 0; j < TT; ++j) total[j] = _mm256_setzero_ps();
-  for (int64_t k0 = 0, g = 0; k0 < n; k0 += 128, ++g) {
-    prefetch.advance(row + k0 + 128);
-    __m256 acc[TT][kChains];
-    for (int j = 0; j < TT; ++j)
-      for (int c = 0; c < kChains; ++c) acc[j][c] = _mm256_setzero_ps();
-#pragma GCC unroll 16
-    for (int step = 0; step < 16; ++step) {
-      const __m256 ws = e4m3x8_times_2m120(row + k0 + 8 * step);
-      for (int j = 0; j < TT; ++j)
-        acc[j][step % kChains] = _mm256_fmadd_ps(
-            ws, _mm256_loadu_ps(xs + size_t(j) * size_t(n) + size_t(k0 + 8 * step)), acc[j][step % kChains]);
-    }
-    const __m256 s = _mm256_set1_ps(s56[g]);
-    for (int j = 0; j < TT; ++j) {
-      __m256 sum = acc[j][0];
-      for (int c = 1; c < kChains; ++c) sum = _mm256_add_ps(sum, acc[j][c]);
-      total[j] = _mm256_fmadd_ps(sum, s, total[j]);
-    }
-  }
-  for (int j = 0; j < TT; ++j) y[size_t(t0 + j) * size_t(ldy) + size_t(r)] = hsum_avx2(total[j]);
-}
-
-template <int TT>
 struct RowG128 {
   static void run(const Matrix& w, const float* xs, float* y, int64_t ldy, int64_t r, int t0, const float* s56,
                   StreamPrefetch& prefetch) {
-    row_g128<TT>(w, xs, y, ldy, r, t0, s56, prefetch);
+    constexpr int kChains = TT <= 2 ? 4 : 2;  // 16 ymm registers: accumulators and totals must fit
+    const uint8_t* row = w.row_ptr(r);
+    const int64_t n = w.cols;
+    __m256 total[TT];
+    for (int j = 0; j < TT; ++j) total[j] = _mm256_setzero_ps();
+    for (int64_t k0 = 0, g = 0; k0 < n; k0 += 128, ++g) {
+      prefetch.advance(row + k0 + 128);
+      __m256 acc[TT][kChains];
+      for (int j = 0; j < TT; ++j)
+        for (int c = 0; c < kChains; ++c) acc[j][c] = _mm256_setzero_ps();
+#pragma GCC unroll 16
+      for (int step = 0; step < 16; ++step) {
+        const __m256 ws = e4m3x8_times_2m120(row + k0 + 8 * step);
+        for (int j = 0; j < TT; ++j)
+          acc[j][step % kChains] = _mm256_fmadd_ps(
+              ws, _mm256_loadu_ps(xs + size_t(j) * size_t(n) + size_t(k0 + 8 * step)), acc[j][step % kChains]);
+      }
+      const __m256 s = _mm256_set1_ps(s56[g]);
+      for (int j = 0; j < TT; ++j) {
+        __m256 sum = acc[j][0];
+        for (int c = 1; c < kChains; ++c) sum = _mm256_add_ps(sum, acc[j][c]);
+        total[j] = _mm256_fmadd_ps(sum, s, total[j]);
+      }
+    }
+    for (int j = 0; j < TT; ++j) y[size_t(t0 + j) * size_t(ldy) + size_t(r)] = hsum_avx2(total[j]);
   }
 };
+
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include <algorithm>
 
 #include "kernels/fp8.h"
+#include "kernels/fp8_avx512.h"
 #include "kernels/fp8_rows.h"
 #include "kernels/stream_prefetch.h"
 
@@ -23,15 +24,6 @@ inline void e4m3x32_div256(const uint8_t* p, __m512i keep, __m512& lo, __m512& h
   const __m512i f16 = _mm512_and_si512(_mm512_slli_epi16(h, 7), keep);
   lo = _mm512_cvtph_ps(_mm512_castsi512_si256(f16));
   hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(f16, 1));
-}
-
-// 16 codes as floats e4m3 * 2^-120, exactly: sign-extended to 32 bits and shifted left by 20, a
-// code's 4 exponent and 3 mantissa bits land where an f32's low exponent and high mantissa bits
-// are (the sign copies in bits 27-30 masked off), so the f32 exponent is the e4m3 one minus 120
-// and subnormal codes become f32 subnormals of the same digits. Integer ops only: no f16 conversion.
-inline __m512 e4m3x16_times_2m120(const uint8_t* p) {
-  const __m512i d = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  return _mm512_castsi512_ps(_mm512_and_si512(_mm512_slli_epi32(d, 20), _mm512_set1_epi32(int(0x87F00000u))));
 }
 
 template <int TT>
@@ -84,38 +76,32 @@ void row_tile(const Matrix& w, const float* x, float* y, int64_t ldy, int64_t r,
 // weights over four chains, the codes taken as e4m3 * 2^-120 with integer ops against the
 // activations x 2^64 (xs: [TT, cols], the pass's tokens), then the group's scale x 2^56 once.
 template <int TT>
-void row_tile_g128(const Matrix& w, const float* xs, float* y, int64_t ldy, int64_t r, int t0, const float* s56,
-                   StreamPrefetch& prefetch) {
-  const uint8_t* row = w.row_ptr(r);
-  const int64_t n = w.cols;
-  __m512 total[TT];
-  for (int j = 0; j < TT; ++j) total[j] = _mm512_setzero_ps();
-  for (int64_t k0 = 0, g = 0; k0 < n; k0 += 128, ++g) {
-    prefetch.advance(row + k0 + 128);
-    __m512 acc[TT][4];
-    for (int j = 0; j < TT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = _mm512_setzero_ps();
-    // Unrolled, so the accumulators stay in registers (as loops, g++ kept them in memory).
-#pragma GCC unroll 8
-    for (int step = 0; step < 8; ++step) {  // weights [k0 + 16 step, + 16) into chain step % 4
-      const __m512 ws = e4m3x16_times_2m120(row + k0 + 16 * step);
-      for (int j = 0; j < TT; ++j) {
-        const float* xj = xs + size_t(j) * size_t(n) + size_t(k0 + 16 * step);
-        acc[j][step % 4] = _mm512_fmadd_ps(ws, _mm512_loadu_ps(xj), acc[j][step % 4]);
-      }
-    }
-    const __m512 s = _mm512_set1_ps(s56[g]);
-    for (int j = 0; j < TT; ++j)
-      total[j] = _mm512_fmadd_ps(_mm512_add_ps(_mm512_add_ps(acc[j][0], acc[j][1]), _mm512_add_ps(acc[j][2], acc[j][3])), s,
-                                 total[j]);
-  }
-  for (int j = 0; j < TT; ++j) y[size_t(t0 + j) * size_t(ldy) + size_t(r)] = _mm512_reduce_add_ps(total[j]);
-}
-
-template <int TT>
 struct RowG128 {
   static void run(const Matrix& w, const float* xs, float* y, int64_t ldy, int64_t r, int t0, const float* s56,
                   StreamPrefetch& prefetch) {
-    row_tile_g128<TT>(w, xs, y, ldy, r, t0, s56, prefetch);
+    const uint8_t* row = w.row_ptr(r);
+    const int64_t n = w.cols;
+    __m512 total[TT];
+    for (int j = 0; j < TT; ++j) total[j] = _mm512_setzero_ps();
+    for (int64_t k0 = 0, g = 0; k0 < n; k0 += 128, ++g) {
+      prefetch.advance(row + k0 + 128);
+      __m512 acc[TT][4];
+      for (int j = 0; j < TT; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = _mm512_setzero_ps();
+      // Unrolled, so the accumulators stay in registers (as loops, g++ kept them in memory).
+#pragma GCC unroll 8
+      for (int step = 0; step < 8; ++step) {  // weights [k0 + 16 step, + 16) into chain step % 4
+        const __m512 ws = e4m3x16_times_2m120(row + k0 + 16 * step);
+        for (int j = 0; j < TT; ++j) {
+          const float* xj = xs + size_t(j) * size_t(n) + size_t(k0 + 16 * step);
+          acc[j][step % 4] = _mm512_fmadd_ps(ws, _mm512_loadu_ps(xj), acc[j][step % 4]);
+        }
+      }
+      const __m512 s = _mm512_set1_ps(s56[g]);
+      for (int j = 0; j < TT; ++j)
+        total[j] = _mm512_fmadd_ps(_mm512_add_ps(_mm512_add_ps(acc[j][0], acc[j][1]), _mm512_add_ps(acc[j][2], acc[j][3])), s,
+                                   total[j]);
+    }
+    for (int j = 0; j < TT; ++j) y[size_t(t0 + j) * size_t(ldy) + size_t(r)] = _mm512_reduce_add_ps(total[j]);
   }
 };
 

@@ -15,6 +15,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/fp8_avx512.h"
 #include "kernels/gemm_bf16.h"
 #include "kernels/int4.h"
 #include "kernels/stream_prefetch.h"
@@ -129,13 +130,9 @@ inline __m512i e4m3x32_to_bf16(const uint8_t* p, int64_t valid, __m512 scale256)
   return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
 }
 
-// 16 FP8 codes times their block's scale x 2^120, as f32: the codes become e4m3 * 2^-120 with
-// integer ops (fp8_avx512.cpp's conversion), so the product is code * scale rounded once.
-inline __m512 e4m3x16_scaled(const uint8_t* p, __m512 scale120) {
-  const __m512i d = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  return _mm512_mul_ps(_mm512_castsi512_ps(_mm512_and_si512(_mm512_slli_epi32(d, 20), _mm512_set1_epi32(int(0x87F00000u)))),
-                       scale120);
-}
+// 16 FP8 codes times their block's scale x 2^120, as f32: the codes as e4m3 * 2^-120
+// (fp8_avx512.h), so the product is code * scale rounded once.
+inline __m512 e4m3x16_scaled(const uint8_t* p, __m512 scale120) { return _mm512_mul_ps(e4m3x16_times_2m120(p), scale120); }
 
 // Weight row r as bf16 [kp], zero padded; FP8 and int4 (groups of whole 32-weight steps) straight
 // from their codes, other formats through their float dequantizer (row: [cols] scratch).

@@ -31,10 +31,9 @@ namespace {
 //         (low nibbles of both blocks, then high nibbles).
 struct alignas(64) PairActs {
   int8_t q[64];
-  float d[16];       // each lane's block scale dx
   int32_t corr[16];  // each lane's share of its block's offset (8 lanes per block)
 };
-// Rows of up to 16384 weights keep a pass's activations (3 tokens, 150 KiB) on the stack, so
+// Rows of up to 16384 weights keep a pass's activations (3 tokens, 102 KiB) on the stack, so
 // decoding allocates nothing; longer rows use a per-thread buffer.
 constexpr int64_t kMaxPairs = 256;
 
@@ -55,7 +54,6 @@ void pack_pairs(const BlockQ8x* xq, int64_t np, PairActs* out) {
     }
     for (int lane = 0; lane < 16; ++lane) {
       const BlockQ8x& b = *blk[lane_block<kQ8>(lane)];
-      o.d[lane] = b.d;
       o.corr[lane] = (kQ8 ? -16 : -1) * b.sum;  // x 8 lanes: -128 sum(x) / -8 sum(x)
     }
   }
@@ -169,10 +167,12 @@ inline void row(const uint8_t* rowp, int64_t np, const PairActs* const* xs, cons
     uint16_t h0, h1;
     std::memcpy(&h0, b0, 2);
     std::memcpy(&h1, b0 + kBytes, 2);
-    const __m128 d2 = _mm_cvtph_ps(_mm_cvtsi32_si128(int(uint32_t(h0) | uint32_t(h1) << 16)));
-    const __m512 dw = _mm512_permutexvar_ps(lane_block, _mm512_castps128_ps512(d2));
+    const __m128 dw2 = _mm_cvtph_ps(_mm_cvtsi32_si128(int(uint32_t(h0) | uint32_t(h1) << 16)));
     __m512 s[TT];
-    for (int j = 0; j < TT; ++j) s[j] = _mm512_mul_ps(dw, _mm512_loadu_ps(xs[j][p].d));
+    for (int j = 0; j < TT; ++j) {  // the pair's two dw dx, spread to their lanes
+      const __m128 dx2 = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(dxs[j] + 2 * p)));
+      s[j] = _mm512_permutexvar_ps(lane_block, _mm512_castps128_ps512(_mm_mul_ps(dw2, dx2)));
+    }
     dots(pair_weights<kQ8>(b0), p, s, even);
   }
   for (int j = 0; j < TT; ++j)
@@ -190,7 +190,10 @@ void rows_in_passes(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_
   PairActs* acts = on_stack;
   float* dx = dx_on_stack;
   if (np > kMaxPairs) {
-    if (on_heap.size() < 3 * size_t(np)) on_heap.resize(3 * size_t(np)), dx_on_heap.resize(3 * size_t(nb));
+    if (on_heap.size() < 3 * size_t(np)) {
+      on_heap.resize(3 * size_t(np));
+      dx_on_heap.resize(3 * size_t(nb));
+    }
     acts = on_heap.data();
     dx = dx_on_heap.data();
   }
