@@ -41,6 +41,7 @@ inline void k4_scales(const uint8_t* s, float d, float dmin, Unpacked* u) {
 struct Q4K {
   using Block = BlockQ4K;
   static constexpr int kGroup = 32;
+  static void pack(const BlockQ8x* xq, int64_t nsb, KActs* out) { pack_kacts(xq, nsb, kGroup, out); }
   static void unpack(const Block& b, Unpacked* u) {
     const __m256i m4 = _mm256_set1_epi8(15);
     for (int c = 0; c < 4; ++c) {
@@ -55,6 +56,7 @@ struct Q4K {
 struct Q5K {
   using Block = BlockQ5K;
   static constexpr int kGroup = 32;
+  static void pack(const BlockQ8x* xq, int64_t nsb, KActs* out) { pack_kacts(xq, nsb, kGroup, out); }
   static void unpack(const Block& b, Unpacked* u) {
     const __m256i m4 = _mm256_set1_epi8(15), bit4 = _mm256_set1_epi8(16);
     const __m256i qh = load256(b.qh);
@@ -75,6 +77,7 @@ struct Q5K {
 struct Q6K {
   using Block = BlockQ6K;
   static constexpr int kGroup = 16;
+  static void pack(const BlockQ8x* xq, int64_t nsb, KActs* out) { pack_kacts(xq, nsb, kGroup, out); }
   static void unpack(const Block& b, Unpacked* u) {
     const __m256i m4 = _mm256_set1_epi8(15), m2 = _mm256_set1_epi8(0x30);
     for (int h = 0; h < 2; ++h) {

@@ -28,8 +28,9 @@ inline __m128i k4_scale_bytes(const uint8_t* s) {
 
 
 // Rows [r0, r1) for T tokens in passes of up to 3 tokens, as even as they go (4 tokens: 2 + 2, not
-// 3 + 1), each pass streaming the rows once. Tile<F, TT>::row(w, xs, y, ldy, r, t0, prefetch) is
-// the ISA's kernel for one row and TT tokens.
+// 3 + 1), each pass streaming the rows once. F::pack(xq, nsb, out) lays out a token's activations
+// as the ISA's kernel reads them; Tile<F, TT>::row(w, xs, y, ldy, r, t0, prefetch) is that kernel
+// for one row and TT tokens.
 template <class F, template <class, int> class Tile>
 void rows_in_passes(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   const int64_t nsb = w.cols / F::Block::kElems, nb = w.cols / kQuantBlock;
@@ -45,7 +46,7 @@ void rows_in_passes(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_
     const int tt = (T - t0) / (passes - pass);
     const KActs* xs[3];
     for (int j = 0; j < tt; ++j) {
-      pack_kacts(xq + size_t(t0 + j) * size_t(nb), nsb, F::kGroup, acts + size_t(j) * size_t(nsb));
+      F::pack(xq + size_t(t0 + j) * size_t(nb), nsb, acts + size_t(j) * size_t(nsb));
       xs[j] = acts + size_t(j) * size_t(nsb);
     }
     StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(r1));
