@@ -140,7 +140,7 @@ struct Q6K {
       u->q[2 * h + 1] = merge_high(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), _mm512_srlv_epi16(qh, halves(0, 2)), 0x30);
     }
     const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales))));
-    u->scale = _mm512_mul_ps(sc, _mm512_set1_ps(_cvtsh_ss(b.d)));
+    u->scale = _mm512_mul_ps(sc, _mm512_cvtph_ps(_mm256_set1_epi16(short(b.d))));  // d in every lane, one conversion
   }
 };
 
@@ -215,67 +215,107 @@ constexpr int kSlabBlockBytes = 8 * 64 + 4 * 64;  // per 32 k: 8 rows of 16 x 4 
 constexpr int kMR = 12;                        // weight rows per micro-tile
 constexpr size_t kChunkBytes = 192 * 1024;     // unpacked levels per pass (in L2 while the slabs go by)
 
-// xq [T, nb] -> slabs [ceil(T / 16), nb, 768 bytes]; lanes past T zero.
+// Token t's 32 activations of block b, as 8 dwords (zeros past T).
+inline __m256i token_q(const BlockQ8x* xq, int T, int64_t nb, int t, int64_t b) {
+  if (t >= T) return _mm256_setzero_si256();
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[size_t(t) * size_t(nb) + size_t(b)].q));
+}
+
+// The integer sums of lane j's bytes of each 16 activations, times -32 (Q6_K's offset).
+inline void q6_corr(const int8_t* q0, int stride, int step, int32_t* corr0, int32_t* corr1) {
+  int32_t sums[2] = {0, 0};
+  for (int k = 0; k < 32 / step; ++k)
+    for (int i = 0; i < 4; ++i) sums[k * step / 16] += q0[k * stride + i];
+  *corr0 = -32 * sums[0];
+  *corr1 = -32 * sums[1];
+}
+
+// xq [T, nb] -> slabs [ceil(T / 16), nb, 768 bytes]; lanes past T zero. Per slab and block the
+// 16 tokens' 8 dwords are transposed in registers (two 8 x 8 transposes side by side, tokens 0-7
+// in the low 256 bits, 8-15 in the high); the -32 sums only where Q6_K needs them (kHalfSums).
+template <bool kHalfSums>
 void pack_slabs(const BlockQ8x* xq, int T, int64_t nb, uint8_t* slabs) {
   const int n_slabs = (T + kLanes - 1) / kLanes;
   for (int s = 0; s < n_slabs; ++s)
     for (int64_t b = 0; b < nb; ++b) {
       uint8_t* dst = slabs + (size_t(s) * size_t(nb) + size_t(b)) * kSlabBlockBytes;
-      int32_t* rows = reinterpret_cast<int32_t*>(dst);         // [8][16]
-      float* dx = reinterpret_cast<float*>(dst + 512);         // [16]
-      float* dx_sum = reinterpret_cast<float*>(dst + 576);     // [16]
-      int32_t* corr = reinterpret_cast<int32_t*>(dst + 640);   // [2][16]
+      __m512i a[8];  // row i: tokens i (low half) and i + 8 (high half), dwords 0-7 each
+      for (int i = 0; i < 8; ++i)
+        a[i] = _mm512_inserti64x4(_mm512_castsi256_si512(token_q(xq, T, nb, s * kLanes + i, b)),
+                                  token_q(xq, T, nb, s * kLanes + i + 8, b), 1);
+      __m512i t[8], u[8];
+      for (int i = 0; i < 4; ++i) {
+        t[2 * i] = _mm512_unpacklo_epi32(a[2 * i], a[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(a[2 * i], a[2 * i + 1]);
+      }
+      for (int h = 0; h < 2; ++h) {  // u[4h + d]: dword d (and d + 4) of rows 4h .. 4h + 3
+        u[4 * h + 0] = _mm512_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
+        u[4 * h + 1] = _mm512_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
+        u[4 * h + 2] = _mm512_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
+        u[4 * h + 3] = _mm512_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
+      }
+      const __m512i low_lanes = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+      const __m512i high_lanes = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+      for (int d = 0; d < 4; ++d) {  // row k4 of the slab block: dword k4 of the 16 tokens
+        _mm512_storeu_si512(dst + 64 * d, _mm512_permutex2var_epi64(u[d], low_lanes, u[4 + d]));
+        _mm512_storeu_si512(dst + 64 * (d + 4), _mm512_permutex2var_epi64(u[d], high_lanes, u[4 + d]));
+      }
+      float* dx = reinterpret_cast<float*>(dst + 512);        // [16]
+      float* dx_sum = reinterpret_cast<float*>(dst + 576);    // [16]
+      int32_t* corr = reinterpret_cast<int32_t*>(dst + 640);  // [2][16]
       for (int j = 0; j < kLanes; ++j) {
-        const int t = s * kLanes + j;
-        if (t >= T) {
-          for (int k4 = 0; k4 < 8; ++k4) rows[k4 * kLanes + j] = 0;
+        const int tk = s * kLanes + j;
+        if (tk >= T) {
           dx[j] = dx_sum[j] = 0.0f;
           corr[j] = corr[kLanes + j] = 0;
           continue;
         }
-        const BlockQ8x& x = xq[size_t(t) * size_t(nb) + size_t(b)];
-        for (int k4 = 0; k4 < 8; ++k4) std::memcpy(&rows[k4 * kLanes + j], x.q + 4 * k4, 4);
-        int32_t half[2] = {0, 0};
-        for (int l = 0; l < 32; ++l) half[l / 16] += x.q[l];
+        const BlockQ8x& x = xq[size_t(tk) * size_t(nb) + size_t(b)];
         dx[j] = x.d;
         dx_sum[j] = x.d * float(x.sum);
-        corr[j] = -32 * half[0];
-        corr[kLanes + j] = -32 * half[1];
+        if constexpr (kHalfSums) q6_corr(x.q, 4, 4, &corr[j], &corr[kLanes + j]);
       }
     }
 }
 
 // Up to 8 tokens fill the 16 lanes in pairs: per 8 k, lane 2t takes token t's first 4 and lane
 // 2t + 1 its last 4 (rows [4][16] of 4 bytes), so one vpdpbusd against 8 levels broadcast as a
-// qword does 64 useful products. Both lanes carry the token's dx and the -32 sums of their own
-// bytes; the even lane alone its dx sum (the mins are counted once). xq [T, nb] -> [nb, 768 bytes].
+// qword does 64 useful products: row k8 is qword k8 of each token (an 8 x 4 qword transpose in
+// registers). Both lanes carry the token's dx and the -32 sums of their own bytes; the even lane
+// alone its dx sum (the mins are counted once). xq [T, nb] -> [nb, 768 bytes].
 constexpr int kPairedTokens = kLanes / 2;
+template <bool kHalfSums>
 void pack_paired_slab(const BlockQ8x* xq, int T, int64_t nb, uint8_t* slab) {
   for (int64_t b = 0; b < nb; ++b) {
     uint8_t* dst = slab + size_t(b) * kSlabBlockBytes;
-    int32_t* rows = reinterpret_cast<int32_t*>(dst);         // [4][16]
-    float* dx = reinterpret_cast<float*>(dst + 512);         // [16]
-    float* dx_sum = reinterpret_cast<float*>(dst + 576);     // [16]
-    int32_t* corr = reinterpret_cast<int32_t*>(dst + 640);   // [2][16]
+    __m256i p[4], q[4];  // tokens 2i, 2i + 1: qwords 0, 2 (p) and 1, 3 (q) side by side
+    for (int i = 0; i < 4; ++i) {
+      const __m256i a0 = token_q(xq, T, nb, 2 * i, b), a1 = token_q(xq, T, nb, 2 * i + 1, b);
+      p[i] = _mm256_unpacklo_epi64(a0, a1);
+      q[i] = _mm256_unpackhi_epi64(a0, a1);
+    }
+    const __m512i p03 = _mm512_inserti64x4(_mm512_castsi256_si512(p[0]), p[1], 1);
+    const __m512i p47 = _mm512_inserti64x4(_mm512_castsi256_si512(p[2]), p[3], 1);
+    const __m512i q03 = _mm512_inserti64x4(_mm512_castsi256_si512(q[0]), q[1], 1);
+    const __m512i q47 = _mm512_inserti64x4(_mm512_castsi256_si512(q[2]), q[3], 1);
+    _mm512_storeu_si512(dst, _mm512_shuffle_i64x2(p03, p47, _MM_SHUFFLE(2, 0, 2, 0)));        // qword 0
+    _mm512_storeu_si512(dst + 64, _mm512_shuffle_i64x2(q03, q47, _MM_SHUFFLE(2, 0, 2, 0)));   // qword 1
+    _mm512_storeu_si512(dst + 128, _mm512_shuffle_i64x2(p03, p47, _MM_SHUFFLE(3, 1, 3, 1)));  // qword 2
+    _mm512_storeu_si512(dst + 192, _mm512_shuffle_i64x2(q03, q47, _MM_SHUFFLE(3, 1, 3, 1)));  // qword 3
+    float* dx = reinterpret_cast<float*>(dst + 512);        // [16]
+    float* dx_sum = reinterpret_cast<float*>(dst + 576);    // [16]
+    int32_t* corr = reinterpret_cast<int32_t*>(dst + 640);  // [2][16]
     for (int j = 0; j < kLanes; ++j) {
       const int t = j / 2, half = j % 2;
       if (t >= T) {
-        for (int k8 = 0; k8 < 4; ++k8) rows[k8 * kLanes + j] = 0;
         dx[j] = dx_sum[j] = 0.0f;
         corr[j] = corr[kLanes + j] = 0;
         continue;
       }
       const BlockQ8x& x = xq[size_t(t) * size_t(nb) + size_t(b)];
-      int32_t sums[2] = {0, 0};  // this lane's bytes of each 16
-      for (int k8 = 0; k8 < 4; ++k8) {
-        const int8_t* q = x.q + 8 * k8 + 4 * half;
-        std::memcpy(&rows[k8 * kLanes + j], q, 4);
-        sums[k8 / 2] += q[0] + q[1] + q[2] + q[3];
-      }
       dx[j] = x.d;
       dx_sum[j] = half ? 0.0f : x.d * float(x.sum);
-      corr[j] = -32 * sums[0];
-      corr[kLanes + j] = -32 * sums[1];
+      if constexpr (kHalfSums) q6_corr(x.q + 4 * half, 8, 8, &corr[j], &corr[kLanes + j]);
     }
   }
 }
@@ -378,8 +418,9 @@ void gemm_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy
   if (scales.size() < cr * size_t(groups) + 16) scales.resize(cr * size_t(groups) + 16);  // + a full vector's store
   if (offs.size() < cr * size_t(nb) + 16) offs.resize(cr * size_t(nb) + 16);
   if (out.size() < cr * kLanes) out.resize(cr * kLanes);
-  if (paired) pack_paired_slab(xq, T, nb, slabs.data());
-  else pack_slabs(xq, T, nb, slabs.data());
+  constexpr bool kHalfSums = F::kGroup == 16;
+  if (paired) pack_paired_slab<kHalfSums>(xq, T, nb, slabs.data());
+  else pack_slabs<kHalfSums>(xq, T, nb, slabs.data());
   for (int64_t rc = r0; rc < r1; rc += chunk_rows) {
     const int64_t n = std::min(chunk_rows, r1 - rc);
     prepare_rows<F>(w, rc, n, levels.data(), scales.data(), offs.data());
