@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <random>
 
+#include "kernels/argmax.h"
+
 namespace qnext::cli {
 
 namespace {
@@ -15,7 +17,7 @@ double median(std::vector<double> v) {
   return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
-int32_t argmax(const std::vector<float>& v) { return int32_t(std::max_element(v.begin(), v.end()) - v.begin()); }
+int32_t argmax(const std::vector<float>& v) { return int32_t(qnext::argmax(v.data(), int64_t(v.size()))); }
 
 }  // namespace
 

@@ -15,6 +15,7 @@
 #include "core/bandwidth.h"
 #include "core/cpu.h"
 #include "core/memory_info.h"
+#include "kernels/argmax.h"
 #include "runtime/expert_cache.h"
 #include "runtime/expert_parallel.h"
 #include "runtime/expert_trace.h"
@@ -125,7 +126,7 @@ void register_bench(CLI::App& app, int& exit_code) {
       const auto t0 = std::chrono::steady_clock::now();
       for (int i = 0; i < o->gen; ++i) {
         model->forward(st, std::span<const int32_t>(&next, 1), opt, nullptr, &logits);
-        next = int32_t(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        next = int32_t(argmax(logits.data(), int64_t(logits.size())));
       }
       return o->gen / seconds_since(t0);
     };

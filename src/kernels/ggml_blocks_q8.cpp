@@ -104,12 +104,11 @@ void pack_kacts(const BlockQ8x* xq, int64_t nsb, int group, KActs* out) {
         o.gs[8 + j] = x.d * float(x.sum);
         continue;
       }
-      for (int i = 0; i < 2; ++i) {
-        int32_t sum = 0;
-        for (int l = 16 * i; l < 16 * i + 16; ++l) sum += x.q[l];
-        o.gd[2 * j + i] = x.d;
-        o.gs[2 * j + i] = x.d * float(sum);
-      }
+      int32_t first = 0;  // the second 16's sum is the block's sum less the first's
+      for (int l = 0; l < 16; ++l) first += x.q[l];
+      o.gd[2 * j] = o.gd[2 * j + 1] = x.d;
+      o.gs[2 * j] = x.d * float(first);
+      o.gs[2 * j + 1] = x.d * float(x.sum - first);
     }
   }
 }

@@ -100,8 +100,8 @@ struct Q6K {
 
 // Output row r for tokens [t0, t0 + TT), as the AVX-512 kernel (ggml_blocks_q8_avx512.cpp).
 template <class F, int TT>
-inline void row_tile(const Matrix& w, const KActs* const* xs, float* y, int64_t ldy, int64_t r, int t0,
-                     StreamPrefetch& prefetch) {
+inline void row_tile(const typename F::Block* blocks, int64_t nsb, const KActs* const* xs, float* y, int64_t ldy,
+                     int64_t r, int t0, StreamPrefetch& prefetch) {
   constexpr int A = TT == 1 ? 4 : 2;
   constexpr bool kQ6 = F::kGroup == 16;
   const __m256i ones = _mm256_set1_epi16(1);
@@ -110,8 +110,6 @@ inline void row_tile(const Matrix& w, const KActs* const* xs, float* y, int64_t 
     offsets[j] = _mm256_setzero_ps();
     for (int a = 0; a < A; ++a) acc[j][a] = _mm256_setzero_ps();
   }
-  const auto* blocks = reinterpret_cast<const typename F::Block*>(w.row_ptr(r));
-  const int64_t nsb = w.cols / F::Block::kElems;
   for (int64_t ib = 0; ib < nsb; ++ib) {
     prefetch.advance(blocks + ib + 1);
     Unpacked u;
@@ -146,9 +144,9 @@ inline void row_tile(const Matrix& w, const KActs* const* xs, float* y, int64_t 
 // The ISA's one-row kernel, for rows_in_passes (ggml_blocks_q8_simd.h).
 template <class F, int TT>
 struct RowTile {
-  static void row(const Matrix& w, const KActs* const* xs, float* y, int64_t ldy, int64_t r, int t0,
-                  StreamPrefetch& prefetch) {
-    row_tile<F, TT>(w, xs, y, ldy, r, t0, prefetch);
+  static void row(const typename F::Block* blocks, int64_t nsb, const KActs* const* xs, float* y, int64_t ldy, int64_t r,
+                  int t0, StreamPrefetch& prefetch) {
+    row_tile<F, TT>(blocks, nsb, xs, y, ldy, r, t0, prefetch);
   }
 };
 

@@ -156,7 +156,8 @@ inline void prefetch_block_ahead(const Block* b) {
 // Output row r for tokens [t0, t0 + TT): the row's super-blocks unpacked once each, every token's
 // dots taken from the same registers. One token keeps 4 accumulators so the FMA chains overlap.
 template <class F, int TT>
-inline void row_tile(const Matrix& w, const KActs* const* xs, float* y, int64_t ldy, int64_t r, int t0) {
+inline void row_tile(const typename F::Block* blocks, int64_t nsb, const KActs* const* xs, float* y, int64_t ldy,
+                     int64_t r, int t0) {
   constexpr int A = TT == 1 ? 4 : 2;
   __m512i lanes_of[4];  // lane L of vector v: the lane of its group's factor
   for (int v = 0; v < 4; ++v) {
@@ -169,8 +170,6 @@ inline void row_tile(const Matrix& w, const KActs* const* xs, float* y, int64_t 
     offsets[j] = _mm512_setzero_ps();
     for (int a = 0; a < A; ++a) acc[j][a] = _mm512_setzero_ps();
   }
-  const auto* blocks = reinterpret_cast<const typename F::Block*>(w.row_ptr(r));
-  const int64_t nsb = w.cols / F::Block::kElems;
   for (int64_t ib = 0; ib < nsb; ++ib) {
     prefetch_block_ahead(blocks + ib);
     Unpacked u;
@@ -196,8 +195,9 @@ inline void row_tile(const Matrix& w, const KActs* const* xs, float* y, int64_t 
 // (prefetch_block_ahead), not through the pass's StreamPrefetch.
 template <class F, int TT>
 struct RowTile {
-  static void row(const Matrix& w, const KActs* const* xs, float* y, int64_t ldy, int64_t r, int t0, StreamPrefetch&) {
-    row_tile<F, TT>(w, xs, y, ldy, r, t0);
+  static void row(const typename F::Block* blocks, int64_t nsb, const KActs* const* xs, float* y, int64_t ldy, int64_t r,
+                  int t0, StreamPrefetch&) {
+    row_tile<F, TT>(blocks, nsb, xs, y, ldy, r, t0);
   }
 };
 

@@ -29,8 +29,8 @@ inline __m128i k4_scale_bytes(const uint8_t* s) {
 
 // Rows [r0, r1) for T tokens in passes of up to 3 tokens, as even as they go (4 tokens: 2 + 2, not
 // 3 + 1), each pass streaming the rows once. F::pack(xq, nsb, out) lays out a token's activations
-// as the ISA's kernel reads them; Tile<F, TT>::row(w, xs, y, ldy, r, t0, prefetch) is that kernel
-// for one row and TT tokens.
+// as the ISA's kernel reads them; Tile<F, TT>::row(blocks, nsb, xs, y, ldy, r, t0, prefetch) is that
+// kernel for one row (its nsb super-blocks) and TT tokens.
 template <class F, template <class, int> class Tile>
 void rows_in_passes(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   const int64_t nsb = w.cols / F::Block::kElems, nb = w.cols / kQuantBlock;
@@ -50,11 +50,13 @@ void rows_in_passes(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_
       xs[j] = acts + size_t(j) * size_t(nsb);
     }
     StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(r1));
+    const size_t stride = row_bytes(w.dtype, w.cols);  // once: row_ptr per row cost ~1% of a decode
     for (int64_t r = r0; r < r1; ++r) {
+      const auto* blocks = reinterpret_cast<const typename F::Block*>(w.row_ptr(0) + size_t(r) * stride);
       switch (tt) {
-        case 1: Tile<F, 1>::row(w, xs, y, ldy, r, t0, prefetch); break;
-        case 2: Tile<F, 2>::row(w, xs, y, ldy, r, t0, prefetch); break;
-        default: Tile<F, 3>::row(w, xs, y, ldy, r, t0, prefetch); break;
+        case 1: Tile<F, 1>::row(blocks, nsb, xs, y, ldy, r, t0, prefetch); break;
+        case 2: Tile<F, 2>::row(blocks, nsb, xs, y, ldy, r, t0, prefetch); break;
+        default: Tile<F, 3>::row(blocks, nsb, xs, y, ldy, r, t0, prefetch); break;
       }
     }
     t0 += tt;

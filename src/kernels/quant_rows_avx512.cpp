@@ -210,8 +210,9 @@ void rows_in_passes(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_
       for (int64_t b = 0; b < nb; ++b) dxj[b] = xt[b].d;
       dxs[j] = dxj;
     }
+    const size_t stride = row_bytes(w.dtype, w.cols);  // once: row_ptr per row costs a call and a switch
     for (int64_t r = r0; r < r1; ++r) {
-      const uint8_t* rowp = w.row_ptr(r);
+      const uint8_t* rowp = w.row_ptr(0) + size_t(r) * stride;
       switch (tt) {
         case 1: row<kQ8, 1>(rowp, np, xs, dxs, y, ldy, r, t0); break;
         case 2: row<kQ8, 2>(rowp, np, xs, dxs, y, ldy, r, t0); break;

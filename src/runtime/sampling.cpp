@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "kernels/argmax.h"
+
 namespace qnext {
 
 Sampler::Sampler(SamplingParams params) : params_(params), rng_(params.seed) {}
@@ -159,16 +161,12 @@ int32_t Sampler::sample(std::span<const float> logits, std::span<const int32_t> 
                          params_.frequency_penalty != 0.0f;
   if ((params_.temperature <= 0.0f || params_.top_k == 1) && !penalties) {
     // Greedy without penalties: the first largest logit (NaN never wins), with no copy of the vocab.
-    size_t best = 0;
-    float best_x = kNegInf;
-    for (size_t i = 0; i < n; ++i)
-      if (logits[i] > best_x) best_x = logits[i], best = i;
-    return int32_t(best);
+    return int32_t(qnext::argmax(logits.data(), int64_t(n)));
   }
   work_.resize(n);
   for (size_t i = 0; i < n; ++i) work_[i] = std::isnan(logits[i]) ? kNegInf : logits[i];
   apply_penalties(work_, history, params_, seen_);
-  auto argmax = [&] { return int32_t(std::max_element(work_.begin(), work_.end()) - work_.begin()); };
+  auto argmax = [&] { return int32_t(qnext::argmax(work_.data(), int64_t(n))); };
 
   if (params_.temperature <= 0.0f || params_.top_k == 1) return argmax();
   const float inv_t = 1.0f / params_.temperature;
@@ -216,7 +214,7 @@ void Sampler::distribution(std::span<const float> logits, std::span<const int32_
   work_.resize(n);
   for (size_t i = 0; i < n; ++i) work_[i] = std::isnan(logits[i]) ? kNegInf : logits[i];
   apply_penalties(work_, history, params_, seen_);
-  auto one_hot = [&] { probs[size_t(std::max_element(work_.begin(), work_.end()) - work_.begin())] = 1.0f; };
+  auto one_hot = [&] { probs[size_t(qnext::argmax(work_.data(), int64_t(n)))] = 1.0f; };
   if (params_.temperature <= 0.0f || params_.top_k == 1) return one_hot();
   const float inv_t = 1.0f / params_.temperature;
   float x_max = kNegInf;

@@ -1,11 +1,13 @@
 // Kernels against their definitions: every SIMD matmul against its scalar twin (random and odd
 // sizes, tails), the chunked delta rule against the recurrent one, the conv state across splits,
 // blocked attention against a plain softmax, and the router's top-k.
+#include <algorithm>
 #include <cmath>
 #include <random>
 
 #include "common/golden.h"
 #include "core/cpu.h"
+#include "kernels/argmax.h"
 #include "kernels/attention.h"
 #include "kernels/conv.h"
 #include "kernels/delta_rule.h"
@@ -333,6 +335,54 @@ TEST(Moe, TopKRoutingRenormalizesAndBreaksTiesByLowerId) {
   route_top_k(logits, 6, 3, true, ids, w);
   EXPECT_NEAR(w[0] + w[1] + w[2], 1.0f, 1e-6f);
   EXPECT_NEAR(w[0], std::exp(2.0) / (2 * std::exp(2.0) + std::exp(1.0)), 1e-6);
+}
+
+// Every argmax variant against its definition (the first index of the largest non-NaN value, 0
+// when none is above -inf): random vectors of lengths around the vector widths, ties (the first
+// wins), the maximum in the tail, -0 / +0, -inf everywhere, NaNs (never the maximum, also at 0).
+TEST(Argmax, EveryVariantMatchesTheDefinition) {
+  std::mt19937 rng(31);
+  std::uniform_real_distribution<float> u(-4.0f, 4.0f);
+  const float nan = std::nanf(""), inf = INFINITY;
+  std::vector<std::vector<float>> cases;
+  for (int n : {1, 2, 7, 8, 15, 16, 17, 31, 32, 33, 63, 100, 1000, 151936}) {
+    std::vector<float> x(static_cast<size_t>(n));
+    for (float& v : x) v = u(rng);
+    cases.push_back(x);
+    auto tie = x;  // the maximum twice: the first wins
+    const size_t m = size_t(std::max_element(tie.begin(), tie.end()) - tie.begin());
+    tie[size_t(n) - 1] = tie[m];
+    cases.push_back(tie);
+    auto last = x;  // the maximum in the last element (the SIMD tails)
+    last[size_t(n) - 1] = 100.0f;
+    cases.push_back(last);
+    auto nans = x;  // NaNs everywhere but the maximum
+    for (size_t i = 1; i < nans.size(); i += 3) nans[i] = nan;
+    cases.push_back(nans);
+    auto nan0 = x;
+    nan0[0] = nan;
+    cases.push_back(nan0);
+    cases.push_back(std::vector<float>(static_cast<size_t>(n), -inf));
+  }
+  cases.push_back({-1.0f, -0.0f, 0.0f, -0.0f});
+  cases.push_back({0.0f, -0.0f});
+  cases.push_back({-0.0f, 0.0f, 1e-45f});
+  cases.push_back({nan, -inf, -inf});
+  cases.push_back({nan, nan, -inf, 2.0f, nan});
+  for (const auto& x : cases) {
+    int64_t want = 0;  // the definition, over non-NaN values
+    for (size_t i = 0; i < x.size(); ++i)
+      if (!std::isnan(x[i]) && x[i] > -inf && (std::isnan(x[size_t(want)]) || x[size_t(want)] == -inf || x[i] > x[size_t(want)]))
+        want = int64_t(i);
+    ASSERT_EQ(argmax_scalar(x.data(), int64_t(x.size())), want);
+    if (best_isa() >= Isa::Avx2) {
+      ASSERT_EQ(argmax_avx2(x.data(), int64_t(x.size())), want) << "n " << x.size();
+    }
+    if (best_isa() >= Isa::Avx512) {
+      ASSERT_EQ(argmax_avx512(x.data(), int64_t(x.size())), want) << "n " << x.size();
+    }
+  }
+  if (best_isa() < Isa::Avx512) GTEST_SKIP() << "no AVX-512: its argmax was not checked";
 }
 
 }  // namespace
