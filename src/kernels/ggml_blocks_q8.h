@@ -34,8 +34,9 @@ constexpr int kKQuantGemmMinTokens = 6;
 // BlockQ8x's bytes back to back, and per group of weights the scale dx of its block and dx times
 // the sum of its activations. Q6_K: 16 groups of 16. Q4_K / Q5_K: 8 groups of 32, dx in lanes 0-7
 // and the sums in lanes 8-15 (the kernels keep the scales in lanes 0-7 and the mins in 8-15 of
-// one vector), zeros elsewhere. (The AVX-512 VNNI kernels pack their own orders into the same
-// struct: ggml_blocks_q8_avx512.cpp.)
+// one vector), zeros elsewhere. That is pack_kacts' layout, the AVX2 kernels'; the AVX-512 VNNI
+// kernels pack their own into the same struct (ggml_blocks_q8_avx512.cpp: Q4_K / Q5_K levels in
+// sub-block pairs, gd / gs interleaved with gs negated; Q6_K's gs times -32).
 struct alignas(64) KActs {
   int8_t q[256];
   float gd[16];  // [group] dx

@@ -2,13 +2,14 @@
 // twins in ggml_blocks_q8.cpp): row kernels for few tokens (decoding) and a packed GEMM for many
 // (prefill). Built with -mavx512vnni; called only where the CPU has it.
 //
-// Each super-block is unpacked once into 4 vectors of 64 unsigned levels in k order and dotted
-// with each token's activations by vpdpbusd (u8 levels x s8 activations): int32 lane L of vector v
-// sums k = 64 v + 4 L .. + 3, all in one group of weights, so one permute spreads the groups'
-// float scales (d sc dx) to their lanes and one FMA per vector adds them up. The offsets (Q4_K /
-// Q5_K mins, Q6_K's -32) take one FMA per super-block: the groups' offset factors times the
-// activations' scaled group sums (KActs::gs). One token from cache, one thread, here: Q4_K 48
-// Gweights/s against the float kernel's 19 (ggml_blocks_simd.h), Q6_K 48 against 17.
+// Each super-block is unpacked once into 4 vectors of 64 unsigned levels, each vector two
+// sub-blocks of 32 (Q4_K / Q5_K in the order kSubBlockOrder, Q6_K in k order; the activations are
+// packed in the same order), and dotted with each token's activations by vpdpbusd (u8 levels x s8
+// activations): each int32 lane sums 4 levels of one group of weights, so one permute spreads the
+// groups' float scales (d sc dx) to their lanes and one FMA per vector adds them up. The offsets
+// (Q4_K / Q5_K mins, Q6_K's -32) take one FMA per super-block with the same factor vector and the
+// activations' scaled group sums (KActs::gs as packed here). One token from cache, one thread,
+// 2-core Zen 5: Q4_K 31.8 GB/s, Q6_K 39.8 (bench_ggml_blocks BM_KMatvecCached).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -51,9 +52,9 @@ inline __m512i merge_high(__m512i low4, __m512i b, int mask) {
 
 // Q4_K / Q5_K: the 6-bit scales and mins of the 8 sub-blocks (k4_scale_min) interleaved,
 // [sc 0, m 0, sc 1, m 1, ..], from the 12 scale bytes at s (16 read: the block goes on after them),
-// times [d, dmin, d, dmin, ..] from the block's two f16s (one 32-bit load, one conversion).
-// As k4_scale_bytes (ggml_blocks_q8_simd.h) with the bytes placed for this order.
-inline __m512 k4_factors(const uint8_t* s, const uint16_t* d_dmin) {
+// times [d, dmin, d, dmin, ..] from the block's two f16s at its start (one 32-bit load, one
+// conversion). As k4_scale_bytes (ggml_blocks_q8_simd.h) with the bytes placed for this order.
+inline __m512 k4_factors(const uint8_t* s, const uint8_t* d_dmin) {
   const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s));
   const __m128i a = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, 8, 8, 9, 9, 10, 10, 11, 11));
   const __m128i b = _mm_shuffle_epi8(v, _mm_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 1, 5, 2, 6, 3, 7));
@@ -95,7 +96,7 @@ struct Q4K {
       u->q[2 * h] = _mm512_and_si512(v, m4);
       u->q[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
     }
-    u->scale = k4_factors(b.scales, &b.d);
+    u->scale = k4_factors(b.scales, reinterpret_cast<const uint8_t*>(&b));  // d, dmin: bytes 0-3
   }
 };
 
@@ -115,7 +116,7 @@ struct Q5K {
       u->q[2 * h] = merge_high(_mm512_and_si512(v, m4), lo_high, 0x10);
       u->q[2 * h + 1] = merge_high(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), hi_high, 0x10);
     }
-    u->scale = k4_factors(b.scales, &b.d);
+    u->scale = k4_factors(b.scales, reinterpret_cast<const uint8_t*>(&b));  // d, dmin: bytes 0-3
   }
 };
 
@@ -221,11 +222,13 @@ inline __m256i token_q(const BlockQ8x* xq, int T, int64_t nb, int t, int64_t b) 
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[size_t(t) * size_t(nb) + size_t(b)].q));
 }
 
-// The integer sums of lane j's bytes of each 16 activations, times -32 (Q6_K's offset).
-inline void q6_corr(const int8_t* q0, int stride, int step, int32_t* corr0, int32_t* corr1) {
+// Q6_K's -32 terms of one slab lane: -32 times the sum of the lane's activations in each 16 of
+// the block. The lane holds 4 bytes of every `stride` (4 for a token's own lane, 8 for a paired
+// lane): q points at its first 4.
+inline void q6_corr(const int8_t* q, int stride, int32_t* corr0, int32_t* corr1) {
   int32_t sums[2] = {0, 0};
-  for (int k = 0; k < 32 / step; ++k)
-    for (int i = 0; i < 4; ++i) sums[k * step / 16] += q0[k * stride + i];
+  for (int k = 0; k < 32; k += stride)
+    for (int i = 0; i < 4; ++i) sums[k / 16] += q[k + i];
   *corr0 = -32 * sums[0];
   *corr1 = -32 * sums[1];
 }
@@ -248,7 +251,7 @@ void pack_slabs(const BlockQ8x* xq, int T, int64_t nb, uint8_t* slabs) {
         t[2 * i] = _mm512_unpacklo_epi32(a[2 * i], a[2 * i + 1]);
         t[2 * i + 1] = _mm512_unpackhi_epi32(a[2 * i], a[2 * i + 1]);
       }
-      for (int h = 0; h < 2; ++h) {  // u[4h + d]: dword d (and d + 4) of rows 4h .. 4h + 3
+      for (int h = 0; h < 2; ++h) {  // u[4h + d]: dwords d and d + 4 of tokens 4h .. 4h + 3 (and 4h + 8 ..)
         u[4 * h + 0] = _mm512_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
         u[4 * h + 1] = _mm512_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
         u[4 * h + 2] = _mm512_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
@@ -273,7 +276,7 @@ void pack_slabs(const BlockQ8x* xq, int T, int64_t nb, uint8_t* slabs) {
         const BlockQ8x& x = xq[size_t(tk) * size_t(nb) + size_t(b)];
         dx[j] = x.d;
         dx_sum[j] = x.d * float(x.sum);
-        if constexpr (kHalfSums) q6_corr(x.q, 4, 4, &corr[j], &corr[kLanes + j]);
+        if constexpr (kHalfSums) q6_corr(x.q, 4, &corr[j], &corr[kLanes + j]);
       }
     }
 }
@@ -315,7 +318,7 @@ void pack_paired_slab(const BlockQ8x* xq, int T, int64_t nb, uint8_t* slab) {
       const BlockQ8x& x = xq[size_t(t) * size_t(nb) + size_t(b)];
       dx[j] = x.d;
       dx_sum[j] = half ? 0.0f : x.d * float(x.sum);
-      if constexpr (kHalfSums) q6_corr(x.q + 4 * half, 8, 8, &corr[j], &corr[kLanes + j]);
+      if constexpr (kHalfSums) q6_corr(x.q + 4 * half, 8, &corr[j], &corr[kLanes + j]);
     }
   }
 }

@@ -1,5 +1,7 @@
-// Pieces shared by the AVX2 and AVX-512 int8 K-quant kernels (ggml_blocks_q8_avx2.cpp,
-// ggml_blocks_q8_avx512.cpp): include only from those files (SSSE3 intrinsics; internal linkage).
+// Pieces of the AVX2 and AVX-512 int8 K-quant kernels (ggml_blocks_q8_avx2.cpp,
+// ggml_blocks_q8_avx512.cpp): the pass driver both use, and the AVX2 kernels' scale decoding
+// (the AVX-512 ones decode theirs interleaved). Include only from those files (SSSE3 intrinsics;
+// internal linkage).
 #pragma once
 #include <immintrin.h>
 
