@@ -16,7 +16,6 @@ int64_t argmax_scalar(const float* x, int64_t n) {
 }
 
 int64_t argmax(const float* x, int64_t n) {
-  if (active_isa() >= Isa::Avx512) return argmax_avx512(x, n);
   if (active_isa() >= Isa::Avx2) return argmax_avx2(x, n);
   return argmax_scalar(x, n);
 }

@@ -1,4 +1,6 @@
-// AVX2 argmax (kernels/argmax.h; scalar twin in argmax.cpp), as the AVX-512 one 8 lanes wide.
+// AVX2 argmax (kernels/argmax.h; scalar twin in argmax.cpp): the maximum over 8 lanes (max_ps
+// keeps its second operand when the first is NaN, so NaNs drop out), then the first index holding
+// it (== treats -0 and +0 as equal, as the twin's > does).
 #include <immintrin.h>
 
 #include <cmath>

@@ -378,11 +378,8 @@ TEST(Argmax, EveryVariantMatchesTheDefinition) {
     if (best_isa() >= Isa::Avx2) {
       ASSERT_EQ(argmax_avx2(x.data(), int64_t(x.size())), want) << "n " << x.size();
     }
-    if (best_isa() >= Isa::Avx512) {
-      ASSERT_EQ(argmax_avx512(x.data(), int64_t(x.size())), want) << "n " << x.size();
-    }
   }
-  if (best_isa() < Isa::Avx512) GTEST_SKIP() << "no AVX-512: its argmax was not checked";
+  if (best_isa() < Isa::Avx2) GTEST_SKIP() << "no AVX2: its argmax was not checked";
 }
 
 }  // namespace
