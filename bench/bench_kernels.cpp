@@ -162,32 +162,53 @@ void BM_DeltaRule(benchmark::State& state) {
 }
 BENCHMARK(BM_DeltaRule)->ArgsProduct({{1, 64, 512}, {0, 1}})->ArgNames({"T", "chunked"});
 
-// A GQA group's 8 query heads for one decoded token (queries 8) or a prefill block of 8 tokens
-// (queries 64) over L cached positions, D 256, one head's rows contiguous as in the model's
-// head-major cache. half: the f16 cache. Bytes/s counts the keys and values read.
+// A GQA group's 8 query heads for one decoded token (queries 8) or a prefill block of 8 or 16
+// tokens (queries 64, 128) over L cached positions, D 256, laid out as the model lays them: one
+// head's cache rows contiguous (head-major cache), the queries in a [tokens, 16 heads, 2 D] buffer
+// (each query beside its gate) and the outputs in [tokens, 16 heads, D], this group the first 8
+// heads. half: the f16 cache. kernel: 1 the AVX2 kernel, 2 the AVX-512 one. Bytes/s counts the
+// keys and values read; GFLOP/s the products' arithmetic (2 * 2 * n * L * D).
 void BM_AttentionQueries(benchmark::State& state) {
-  const int L = int(state.range(0)), n = int(state.range(1)), D = 256, stride = D;
+  const int L = int(state.range(0)), n = int(state.range(1)), D = 256, stride = D, heads = 16, group = 8;
   const bool half = state.range(2) != 0;
-  std::vector<float> qs(size_t(n) * D, 0.1f), outs(size_t(n) * D), K(size_t(L) * stride, 0.01f),
-      V(size_t(L) * stride, 0.02f);
-  std::vector<uint16_t> K16(K.size(), f32_to_f16(0.01f)), V16(V.size(), f32_to_f16(0.02f));
+  const Isa kernel = Isa(state.range(3));
+  if (best_isa() < kernel) return state.SkipWithError("this CPU lacks the kernel's ISA");
+  const auto run = kernel == Isa::Avx512 ? attention_queries_avx512 : attention_queries_avx2;
+  const int tokens = n / group;
+  // Random numbers, with scores spread as a trained model's are (some keys e^30 above others), so
+  // the weights span the float range as they do in the model.
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const float spread = float(state.range(4));
+  std::vector<float> qs(size_t(tokens) * heads * 2 * D), outs(size_t(tokens) * heads * D), K(size_t(L) * stride),
+      V(size_t(L) * stride);
+  for (float& x : qs) x = spread * normal(rng);
+  for (float& x : K) x = normal(rng);
+  for (float& x : V) x = normal(rng);
+  std::vector<uint16_t> K16(K.size()), V16(V.size());
+  for (size_t i = 0; i < K.size(); ++i) K16[i] = f32_to_f16(K[i]), V16[i] = f32_to_f16(V[i]);
   const KvHead kv = half ? KvHead{K16.data(), V16.data(), size_t(stride), DType::F16}
                          : KvHead{K.data(), V.data(), size_t(stride), DType::F32};
   std::vector<const float*> q;
   std::vector<float*> out;
   std::vector<int> n_keys;
-  for (int i = 0; i < n; ++i) {
-    q.push_back(qs.data() + size_t(i) * D);
-    out.push_back(outs.data() + size_t(i) * D);
-    n_keys.push_back(L);
-  }
+  for (int t = 0; t < tokens; ++t)
+    for (int h = 0; h < group; ++h) {
+      q.push_back(qs.data() + (size_t(t) * heads + h) * 2 * D);
+      out.push_back(outs.data() + (size_t(t) * heads + h) * D);
+      n_keys.push_back(L - tokens + t + 1);
+    }
   for (auto _ : state) {
-    attention_queries(q.data(), n_keys.data(), n, kv, D, 0.0625f, out.data());
+    run(q.data(), n_keys.data(), n, kv, D, 0.0625f, out.data());
     benchmark::DoNotOptimize(outs.data());
   }
   state.SetBytesProcessed(int64_t(state.iterations()) * L * D * 2 * int64_t(half ? 2 : 4));
+  state.counters["GFLOP/s"] = benchmark::Counter(4.0 * n * L * D * double(state.iterations()) * 1e-9,
+                                                 benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_AttentionQueries)->ArgsProduct({{512, 8192}, {8, 64}, {0, 1}})->ArgNames({"L", "queries", "half"});
+BENCHMARK(BM_AttentionQueries)
+    ->ArgsProduct({{512, 8192}, {8, 64, 128}, {0, 1}, {1, 2}, {1, 30}})
+    ->ArgNames({"L", "queries", "half", "kernel", "spread"});
 
 }  // namespace
 }  // namespace qnext

@@ -67,7 +67,9 @@ void attention_queries_scalar(const float* const* q, const int* n_keys, int n, c
 
 void attention_queries(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,
                        float* const* out) {
-  if (active_isa() >= Isa::Avx2 && D % 8 == 0) attention_queries_avx2(q, n_keys, n, kv, D, scale, out);
+  if (active_isa() >= Isa::Avx512 && D % 16 == 0 && D <= kAvx512MaxHeadDim)
+    attention_queries_avx512(q, n_keys, n, kv, D, scale, out);
+  else if (active_isa() >= Isa::Avx2 && D % 8 == 0) attention_queries_avx2(q, n_keys, n, kv, D, scale, out);
   else attention_queries_scalar(q, n_keys, n, kv, D, scale, out);
 }
 

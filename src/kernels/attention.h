@@ -24,12 +24,16 @@ void attention_head(const float* q, const KvHead& kv, int L, int D, float scale,
 // head, query i seeing the keys [0, n_keys[i]) (causal limits differ per token). A block of tokens times the query heads of a
 // GQA group goes in one call, so every key and value row is read once for the whole block and the
 // scores and the weighted sum of values are small matrix products. q[i], out[i]: [D].
-constexpr int kMaxBlockQueries = 64;
+constexpr int kMaxBlockQueries = 128;
 void attention_queries(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,
                        float* const* out);
 void attention_queries_scalar(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,
                               float* const* out);
 void attention_queries_avx2(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,
                             float* const* out);
+// Needs D % 16 == 0 and D <= kAvx512MaxHeadDim (its per-block scratch lives on the stack).
+constexpr int kAvx512MaxHeadDim = 256;
+void attention_queries_avx512(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,
+                              float* const* out);
 
 }  // namespace qnext

@@ -164,11 +164,13 @@ std::vector<double> attention_definition(const float* q, const float* K, const f
 // cache of Hkv interleaved heads (stride Hkv * D), Hq query heads, query head h reading key/value
 // head h / (Hq / Hkv), token t seeing the keys [0, P + t]. Each group of Hq / Hkv heads times the
 // T tokens goes to one call, as the model makes them: the one-query kernel (attention_head), the
-// scalar block and the AVX2 block. D = 72 takes a half-width value tile; T = 13 with 2 heads per
-// group gives odd blocks and causal limits inside and across the 64-key blocks.
+// scalar block, the AVX2 block and the AVX-512 block (D % 16 == 0). D = 72 takes AVX2's half-width
+// value tile, D = 80 AVX-512's 16-dim strip after a 64-dim one; T = 13 with 2 heads per group gives
+// 26 queries (4 tiles of 6 and one of 2), odd blocks and causal limits inside and across the
+// 64-key blocks.
 TEST(Attention, CausalGqaMatchesTheDefinition) {
   std::mt19937 rng(15);
-  for (int D : {72, 256}) {
+  for (int D : {72, 80, 256}) {
     const int Hq = 4, Hkv = 2, group = Hq / Hkv, P = 137, T = 13, L = P + T;
     const size_t stride = size_t(Hkv * D);
     const double scale = 1.0 / std::sqrt(double(D));
@@ -218,16 +220,21 @@ TEST(Attention, CausalGqaMatchesTheDefinition) {
     EXPECT_LE(err(avx2), kTol) << "avx2 D=" << D;
     // And the block kernel gives what each query gives alone (summation order aside).
     EXPECT_LE(testing::max_abs_diff(single, avx2), 2e-6f) << "avx2 vs attention_head D=" << D;
+    if (best_isa() < Isa::Avx512 || D % 16 != 0) continue;
+    const auto avx512 = run_blocks(attention_queries_avx512);
+    EXPECT_LE(err(avx512), kTol) << "avx512 D=" << D;
+    EXPECT_LE(testing::max_abs_diff(single, avx512), 2e-6f) << "avx512 vs attention_head D=" << D;
   }
-  if (const auto lacking = testing::isas_lacking(Isa::Avx2); !lacking.empty())
+  if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
     GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
 }
 
 // An f16 cache holds rounded keys and values; attention over it must equal attention over an f32
-// cache holding the same rounded numbers (the widening is exact), in the scalar twin and in AVX2.
+// cache holding the same rounded numbers (the widening is exact), in the scalar twin, AVX2 and
+// AVX-512.
 TEST(Attention, HalfCacheEqualsFloatCacheOfTheRoundedValues) {
   std::mt19937 rng(16);
-  for (int D : {72, 256}) {
+  for (int D : {72, 80, 256}) {
     const int L = 200, n = 11, stride = 2 * D;  // two heads per position, as the model's cache has
     const auto qs = random_vec(rng, size_t(n * D), 2.0f), K = random_vec(rng, size_t(L * stride)),
                V = random_vec(rng, size_t(L * stride));
@@ -257,9 +264,13 @@ TEST(Attention, HalfCacheEqualsFloatCacheOfTheRoundedValues) {
       std::fill(got.begin(), got.end(), -1.0f);
       attention_queries_avx2(q.data(), n_keys.data(), n, f16, D, 0.1f, g.data());
       EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx2 D=" << D;
+      if (best_isa() < Isa::Avx512 || D % 16 != 0) continue;
+      std::fill(got.begin(), got.end(), -1.0f);
+      attention_queries_avx512(q.data(), n_keys.data(), n, f16, D, 0.1f, g.data());
+      EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx512 D=" << D;
     }
   }
-  if (const auto lacking = testing::isas_lacking(Isa::Avx2); !lacking.empty())
+  if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
     GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
 }
 

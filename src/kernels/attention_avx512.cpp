@@ -1,0 +1,292 @@
+// AVX-512 variant of attention_queries (scalar twin in attention.cpp), for D % 16 == 0 and
+// D <= kAvx512MaxHeadDim (the dispatcher checks). Each block of 64 keys is first laid out for
+// broadcast products, once for all the call's queries: the keys transposed to [D, 64] (a dimension's
+// 64 keys in four vectors), the values copied to rows of D floats (an f16 cache widened once). Then
+// both products are tiles of 6 queries x 64 lanes, 24 accumulators fed by 4 vector loads and 6
+// broadcasts a step, with no horizontal sums: the scores as q[i][d] * keys[d][0..63], the output
+// as p[i][j] * values[j][d0..d0+63]. The online softmax works on a query's 64 scores in 4 vectors.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "kernels/attention.h"
+
+namespace qnext {
+namespace {
+
+constexpr int kKeyBlock = 64;        // keys per block: 4 vectors of scores per query
+constexpr int kTileQueries = 6;      // queries per tile: 6 x 4 accumulators of 32 registers
+constexpr int kStrip = 64;           // value dimensions per output tile: 4 vectors
+
+// Where the copied values keep value j's dimension d: in strips of 64 dimensions, each strip's 64
+// rows contiguous ([D / 64][64 keys][64 dims]), so a value tile streams 16 KiB in order.
+inline size_t value_index(int j, int d) { return size_t(d / kStrip) * kStrip * kKeyBlock + size_t(j) * kStrip + d % kStrip; }
+
+// Pins v in a register, so GCC does not fold its load into each of the 6 FMAs that use it.
+inline void keep_in_register(__m512& v) { asm("" : "+v"(v)); }
+
+inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 load16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+// e^x for 16 floats, the same reduction and polynomial as exp_avx2 (simd_avx2.h): e^x = 2^n e^r
+// with n = round(x / ln 2), ln 2 in two parts, e^r a degree-6 minimax polynomial; x clamped to
+// [-87, 88].
+inline __m512 exp_avx512(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512i two_n = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(two_n));
+}
+
+// In-register transpose of 16 rows of 16 floats: r[i][j] becomes r[j][i]. Four rounds, h = 8, 4,
+// 2, 1: rows i and i + h (bit h of i clear) swap their off-diagonal h x h blocks, lane j + h of row
+// i with lane j of row i + h (bit h of j clear).
+struct SwapLanes {
+  alignas(64) int lo[16];  // row i keeps its lanes without bit h and takes row i + h's
+  alignas(64) int hi[16];  // row i + h takes row i's lanes with bit h and keeps its own
+};
+constexpr SwapLanes swap_lanes(int h) {
+  SwapLanes s{};
+  for (int j = 0; j < 16; ++j) {
+    s.lo[j] = (j & h) ? 16 + j - h : j;
+    s.hi[j] = (j & h) ? 16 + j : j + h;
+  }
+  return s;
+}
+constexpr SwapLanes kSwap[4] = {swap_lanes(8), swap_lanes(4), swap_lanes(2), swap_lanes(1)};
+
+template <int kRound>
+inline void swap_round(__m512 r[16]) {
+  constexpr int h = 8 >> kRound;
+  const __m512i lo = _mm512_load_si512(kSwap[kRound].lo), hi = _mm512_load_si512(kSwap[kRound].hi);
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) {
+    if (i & h) continue;
+    const __m512 a = r[i], b = r[i + h];
+    r[i] = _mm512_permutex2var_ps(a, lo, b);
+    r[i + h] = _mm512_permutex2var_ps(a, hi, b);
+  }
+}
+
+inline void transpose16(__m512 r[16]) {
+  swap_round<0>(r);
+  swap_round<1>(r);
+  swap_round<2>(r);
+  swap_round<3>(r);
+}
+
+// kt[d * 64 + j] = K[j][d] for the block's nb keys; zeros for j >= nb (their scores are never read).
+template <typename E>
+void transpose_keys(const E* K, size_t kv_stride, int nb, int D, float* kt) {
+  for (int j0 = 0; j0 < kKeyBlock; j0 += 16)
+    for (int d0 = 0; d0 < D; d0 += 16) {
+      __m512 r[16];
+      for (int j = 0; j < 16; ++j)
+        r[j] = j0 + j < nb ? load16(K + size_t(j0 + j) * kv_stride + size_t(d0)) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int d = 0; d < 16; ++d) _mm512_store_ps(kt + size_t(d0 + d) * kKeyBlock + j0, r[d]);
+    }
+}
+
+template <typename E>
+void copy_values(const E* V, size_t kv_stride, int nb, int D, float* vb) {
+  for (int j = 0; j < nb; ++j)
+    for (int d = 0; d < D; d += 16)
+      _mm512_store_ps(vb + value_index(j, d), load16(V + size_t(j) * kv_stride + size_t(d)));
+}
+
+// Asks for the next block's key and value rows while this block computes (the rows of a long
+// context come from L3 or DRAM), a few lines before each tile: a block's 2048 lines (f32, D 256)
+// asked at once would stall on the core's outstanding-miss slots.
+struct BlockPrefetch {
+  const char* k = nullptr;  // the next block's first key row; nullptr: nothing left to ask for
+  const char* v = nullptr;
+  size_t stride_bytes = 0;
+  int lines_per_row = 0, lines = 0, done = 0;  // lines: of keys (and as many of values)
+
+  void some(int count) {
+    for (; count > 0 && done < lines; --count, ++done) {
+      const size_t at = size_t(done / lines_per_row) * stride_bytes + size_t(done % lines_per_row) * 64;
+      _mm_prefetch(k + at, _MM_HINT_T0);
+      _mm_prefetch(v + at, _MM_HINT_T0);
+    }
+  }
+};
+
+// p[i][0..63] = scale * q_i . k_j for QN queries, from the transposed block kt: [D, 64].
+template <int QN>
+void score_tile(const float* const* q, const float* kt, int D, float scale, float* p) {
+  __m512 acc[QN][4];
+  for (int i = 0; i < QN; ++i)
+    for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_setzero_ps();
+  for (int d = 0; d < D; ++d) {
+    __m512 k[4];
+    for (int c = 0; c < 4; ++c) {
+      k[c] = _mm512_load_ps(kt + size_t(d) * kKeyBlock + 16 * c);
+      keep_in_register(k[c]);
+    }
+    for (int i = 0; i < QN; ++i) {
+      const __m512 qb = _mm512_set1_ps(q[i][d]);
+      for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_fmadd_ps(qb, k[c], acc[i][c]);
+    }
+  }
+  const __m512 s = _mm512_set1_ps(scale);
+  for (int i = 0; i < QN; ++i)
+    for (int c = 0; c < 4; ++c) _mm512_store_ps(p + i * kKeyBlock + 16 * c, _mm512_mul_ps(s, acc[i][c]));
+}
+
+// out_i[d0, d0 + 16 * DV) += sum_{j < nb} p[i][j] vb[j][d0, ...] for QN queries.
+template <int QN, int DV>
+void value_tile(const float* p, const float* vb, int nb, int d0, float* const* out) {
+  __m512 acc[QN][DV];
+  for (int i = 0; i < QN; ++i)
+    for (int v = 0; v < DV; ++v) acc[i][v] = _mm512_loadu_ps(out[i] + d0 + 16 * v);
+  for (int j = 0; j < nb; ++j) {
+    __m512 vv[DV];
+    for (int v = 0; v < DV; ++v) {
+      vv[v] = _mm512_load_ps(vb + value_index(j, d0 + 16 * v));
+      keep_in_register(vv[v]);
+    }
+    for (int i = 0; i < QN; ++i) {
+      const __m512 pb = _mm512_set1_ps(p[i * kKeyBlock + j]);
+      for (int v = 0; v < DV; ++v) acc[i][v] = _mm512_fmadd_ps(pb, vv[v], acc[i][v]);
+    }
+  }
+  for (int i = 0; i < QN; ++i)
+    for (int v = 0; v < DV; ++v) _mm512_storeu_ps(out[i] + d0 + 16 * v, acc[i][v]);
+}
+
+// The strip [d0, d0 + width) of QN queries' outputs, width 64 or a multiple of 16 below it.
+template <int QN>
+void values_of(const float* p, const float* vb, int nb, int d0, int width, float* const* out) {
+  if (width == 64) return value_tile<QN, 4>(p, vb, nb, d0, out);
+  for (int d = d0; d < d0 + width; d += 16) value_tile<QN, 1>(p, vb, nb, d, out);
+}
+
+void scores_for(int qn, const float* const* q, const float* kt, int D, float scale, float* p) {
+  switch (qn) {
+    case 6: score_tile<6>(q, kt, D, scale, p); return;
+    case 5: score_tile<5>(q, kt, D, scale, p); return;
+    case 4: score_tile<4>(q, kt, D, scale, p); return;
+    case 3: score_tile<3>(q, kt, D, scale, p); return;
+    case 2: score_tile<2>(q, kt, D, scale, p); return;
+    default: score_tile<1>(q, kt, D, scale, p); return;
+  }
+}
+
+void values_for(int qn, const float* p, const float* vb, int nb, int d0, int width, float* const* out) {
+  switch (qn) {
+    case 6: values_of<6>(p, vb, nb, d0, width, out); return;
+    case 5: values_of<5>(p, vb, nb, d0, width, out); return;
+    case 4: values_of<4>(p, vb, nb, d0, width, out); return;
+    case 3: values_of<3>(p, vb, nb, d0, width, out); return;
+    case 2: values_of<2>(p, vb, nb, d0, width, out); return;
+    default: values_of<1>(p, vb, nb, d0, width, out); return;
+  }
+}
+
+// Folds one block's scores p[0..63] (the first `visible` are keys the query may see) into the
+// query's running max, denominator and output; leaves the weights e^(s - max) in p, zero past
+// `visible`.
+void online_softmax(float* p, int visible, int D, float& running_max, float& denom, float* out) {
+  __m512 s[4];
+  __mmask16 seen[4];
+  __m512 block_max = _mm512_set1_ps(running_max);
+  for (int c = 0; c < 4; ++c) {
+    const int n = std::clamp(visible - 16 * c, 0, 16);
+    seen[c] = __mmask16((1u << n) - 1);
+    s[c] = _mm512_load_ps(p + 16 * c);
+    block_max = _mm512_mask_max_ps(block_max, seen[c], block_max, s[c]);
+  }
+  const float m = _mm512_reduce_max_ps(block_max);
+  if (m > running_max) {
+    const float r = std::exp(running_max - m);
+    denom *= r;
+    const __m512 rv = _mm512_set1_ps(r);
+    for (int d = 0; d < D; d += 16) _mm512_storeu_ps(out + d, _mm512_mul_ps(rv, _mm512_loadu_ps(out + d)));
+    running_max = m;
+  }
+  const __m512 mv = _mm512_set1_ps(running_max);
+  __m512 sum = _mm512_setzero_ps();
+  for (int c = 0; c < 4; ++c) {
+    const __m512 e = _mm512_maskz_mov_ps(seen[c], exp_avx512(_mm512_sub_ps(s[c], mv)));
+    _mm512_store_ps(p + 16 * c, e);
+    sum = _mm512_add_ps(sum, e);
+  }
+  denom += _mm512_reduce_add_ps(sum);
+}
+
+template <typename E>
+void attention_queries_of(const float* const* q, const int* n_keys, int n, const E* K, const E* V, size_t kv_stride,
+                          int D, float scale, float* const* out) {
+  alignas(64) float kt[kAvx512MaxHeadDim * kKeyBlock];   // [D, 64]: the block's keys, transposed
+  alignas(64) float vb[kAvx512MaxHeadDim * kKeyBlock];   // its values, in strips (value_index)
+  alignas(64) float p[kMaxBlockQueries * kKeyBlock];     // [query, key in block]: scores, then weights
+  float running_max[kMaxBlockQueries], denom[kMaxBlockQueries];
+  int L = 0;
+  for (int i = 0; i < n; ++i) {
+    L = std::max(L, n_keys[i]);
+    running_max[i] = -std::numeric_limits<float>::infinity();
+    denom[i] = 0;
+    std::fill_n(out[i], D, 0.0f);
+  }
+  for (int b = 0; b < L; b += kKeyBlock) {
+    const int nb = std::min(kKeyBlock, L - b);
+    transpose_keys(K + size_t(b) * kv_stride, kv_stride, nb, D, kt);
+    copy_values(V + size_t(b) * kv_stride, kv_stride, nb, D, vb);
+    BlockPrefetch next;
+    if (const int next_nb = std::min(kKeyBlock, L - b - kKeyBlock); next_nb > 0) {
+      next = {reinterpret_cast<const char*>(K + size_t(b + kKeyBlock) * kv_stride),
+              reinterpret_cast<const char*>(V + size_t(b + kKeyBlock) * kv_stride), kv_stride * sizeof(E),
+              int(D * sizeof(E) + 63) / 64, 0, 0};
+      next.lines = next_nb * next.lines_per_row;
+    }
+    const int tiles = (n + kTileQueries - 1) / kTileQueries * (1 + (D + kStrip - 1) / kStrip);
+    const int per_tile = (next.lines + tiles - 1) / tiles;
+    for (int i = 0; i < n; i += kTileQueries) {
+      next.some(per_tile);
+      scores_for(std::min(kTileQueries, n - i), q + i, kt, D, scale, p + i * kKeyBlock);
+    }
+    for (int i = 0; i < n; ++i)
+      online_softmax(p + i * kKeyBlock, std::clamp(n_keys[i] - b, 0, nb), D, running_max[i], denom[i], out[i]);
+    // A 64-dim strip of the values (16 KiB) serves every query before the next strip is read.
+    for (int d = 0; d < D; d += kStrip)
+      for (int i = 0; i < n; i += kTileQueries) {
+        next.some(per_tile);
+        values_for(std::min(kTileQueries, n - i), p + i * kKeyBlock, vb, nb, d, std::min(kStrip, D - d), out + i);
+      }
+  }
+  for (int i = 0; i < n; ++i) {
+    const __m512 inv = _mm512_set1_ps(1.0f / denom[i]);
+    for (int d = 0; d < D; d += 16) _mm512_storeu_ps(out[i] + d, _mm512_mul_ps(inv, _mm512_loadu_ps(out[i] + d)));
+  }
+}
+
+}  // namespace
+
+void attention_queries_avx512(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,
+                              float* const* out) {
+  if (kv.type == DType::F16)
+    attention_queries_of(q, n_keys, n, static_cast<const uint16_t*>(kv.k), static_cast<const uint16_t*>(kv.v),
+                         kv.stride, D, scale, out);
+  else
+    attention_queries_of(q, n_keys, n, static_cast<const float*>(kv.k), static_cast<const float*>(kv.v), kv.stride, D,
+                         scale, out);
+}
+
+}  // namespace qnext
