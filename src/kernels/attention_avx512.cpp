@@ -118,12 +118,18 @@ struct BlockPrefetch {
   const char* v = nullptr;
   size_t stride_bytes = 0;
   int lines_per_row = 0, lines = 0, done = 0;  // lines: of keys (and as many of values)
+  bool into_l1 = true;  // false: into L2 only (the few-queries path reads the rows once, from L2)
 
   void some(int count) {
     for (; count > 0 && done < lines; --count, ++done) {
       const size_t at = size_t(done / lines_per_row) * stride_bytes + size_t(done % lines_per_row) * 64;
-      _mm_prefetch(k + at, _MM_HINT_T0);
-      _mm_prefetch(v + at, _MM_HINT_T0);
+      if (into_l1) {
+        _mm_prefetch(k + at, _MM_HINT_T0);
+        _mm_prefetch(v + at, _MM_HINT_T0);
+      } else {
+        _mm_prefetch(k + at, _MM_HINT_T1);
+        _mm_prefetch(v + at, _MM_HINT_T1);
+      }
     }
   }
 };
@@ -231,9 +237,178 @@ void online_softmax(float* p, int visible, int D, float& running_max, float& den
   denom += _mm512_reduce_add_ps(sum);
 }
 
+// ---- Few queries: a decoded token's heads (8), or two tokens' when MTP verifies ----
+// Laying a block out costs about what 8 queries' products cost, so few queries read the cache rows
+// as they are: the scores as tiles of 8 queries x 2 keys, dimension-wise FMAs into 16 accumulators
+// that fold into one vector of 16 scores; the values as 8-query x 48-dim broadcast tiles over 16
+// keys at a time (few rows, so the power-of-two row spacing does not thrash the L1's sets).
+constexpr int kFewQueries = 16;  // at most this many take the few-queries path
+constexpr int kFewTile = 8;      // queries per tile
+constexpr int kFewKeys = 16;     // keys per value tile
+
+// sum16's lane l holds the sum of v[kSumOrder[l]] (and, the order being its own inverse, the sum
+// of v[m] lands in lane kSumOrder[m]).
+constexpr int kSumOrder[16] = {0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15};
+
+// The 16 sums of 16 vectors' lanes, in one vector (lane order kSumOrder): halves, then quarters,
+// then pairs of lanes are added, two vectors' parts in each add.
+inline __m512 sum16(const __m512 v[16]) {
+  __m512 w[8], x[4], y[2];
+  for (int i = 0; i < 8; ++i)  // w[i]: v[i]'s two 256-bit halves added, then v[i + 8]'s
+    w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[i], v[i + 8], 0x44), _mm512_shuffle_f32x4(v[i], v[i + 8], 0xEE));
+  for (int i = 0; i < 4; ++i)  // x[i]: 128-bit lanes of 4 partial sums of v[i], v[i + 8], v[i + 4], v[i + 12]
+    x[i] = _mm512_add_ps(_mm512_shuffle_f32x4(w[i], w[i + 4], 0x88), _mm512_shuffle_f32x4(w[i], w[i + 4], 0xDD));
+  for (int i = 0; i < 2; ++i)  // y[i]: per 128-bit lane, 2 partial sums of x[i]'s vector, then x[i + 2]'s
+    y[i] = _mm512_add_ps(_mm512_shuffle_ps(x[i], x[i + 2], 0x44), _mm512_shuffle_ps(x[i], x[i + 2], 0xEE));
+  return _mm512_add_ps(_mm512_shuffle_ps(y[0], y[1], 0x88), _mm512_shuffle_ps(y[0], y[1], 0xDD));
+}
+
+// p[i][j], p[i][j + 1] = scale * q_i . k0, scale * q_i . k1 for QN <= 8 queries.
+template <int QN, typename E>
+void few_score_tile(const float* const* q, const E* k0, const E* k1, int D, float scale, float* p, int j) {
+  __m512 acc[2][kFewTile];  // [key][query]: output lane 8 * key + query
+  for (int k = 0; k < 2; ++k)
+    for (int i = 0; i < kFewTile; ++i) acc[k][i] = _mm512_setzero_ps();
+  for (int d = 0; d < D; d += 16) {
+    __m512 a = load16(k0 + d), b = load16(k1 + d);
+    keep_in_register(a);
+    keep_in_register(b);
+    for (int i = 0; i < QN; ++i) {
+      __m512 qv = _mm512_loadu_ps(q[i] + d);
+      keep_in_register(qv);  // used by both keys: one load, not two
+      acc[0][i] = _mm512_fmadd_ps(qv, a, acc[0][i]);
+      acc[1][i] = _mm512_fmadd_ps(qv, b, acc[1][i]);
+    }
+  }
+  __m512 v[16];
+  for (int m = 0; m < 16; ++m) v[m] = acc[kSumOrder[m] / kFewTile][kSumOrder[m] % kFewTile];
+  alignas(64) float s[16];
+  _mm512_store_ps(s, _mm512_mul_ps(_mm512_set1_ps(scale), sum16(v)));
+  for (int i = 0; i < QN; ++i) {
+    p[i * kKeyBlock + j] = s[i];
+    p[i * kKeyBlock + j + 1] = s[kFewTile + i];
+  }
+}
+
+// out_i[d0, d0 + 16 * DV) += sum_{j < nj} p[i][j] v_j[d0, ...] for QN queries, straight from the
+// cache's rows.
+template <int QN, int DV, typename E>
+void few_value_tile(const float* p, const E* V, size_t kv_stride, int nj, int d0, float* const* out) {
+  __m512 acc[QN][DV];
+  for (int i = 0; i < QN; ++i)
+    for (int v = 0; v < DV; ++v) acc[i][v] = _mm512_loadu_ps(out[i] + d0 + 16 * v);
+  for (int j = 0; j < nj; ++j) {
+    __m512 vv[DV];
+    for (int v = 0; v < DV; ++v) {
+      vv[v] = load16(V + size_t(j) * kv_stride + size_t(d0 + 16 * v));
+      keep_in_register(vv[v]);
+    }
+    for (int i = 0; i < QN; ++i) {
+      const __m512 pb = _mm512_set1_ps(p[i * kKeyBlock + j]);
+      for (int v = 0; v < DV; ++v) acc[i][v] = _mm512_fmadd_ps(pb, vv[v], acc[i][v]);
+    }
+  }
+  for (int i = 0; i < QN; ++i)
+    for (int v = 0; v < DV; ++v) _mm512_storeu_ps(out[i] + d0 + 16 * v, acc[i][v]);
+}
+
+// One tile's scores over a block (with a share of the next block's prefetch before each key
+// pair), and its weighted values.
+template <int QN, typename E>
+void few_scores(const float* const* q, const E* K, size_t kv_stride, int nb, int D, float scale, float* p,
+                BlockPrefetch& next, int per_pair) {
+  for (int j = 0; j < nb; j += 2) {
+    next.some(per_pair);
+    const E* k0 = K + size_t(j) * kv_stride;
+    few_score_tile<QN>(q, k0, j + 1 < nb ? k0 + kv_stride : k0, D, scale, p, j);  // an odd last key pairs with itself
+  }
+}
+
+template <int QN, typename E>
+void few_values(const float* p, const E* V, size_t kv_stride, int nb, int D, float* const* out) {
+  for (int j = 0; j < nb; j += kFewKeys) {
+    const int nj = std::min(kFewKeys, nb - j);
+    const E* Vj = V + size_t(j) * kv_stride;
+    int d = 0;
+    for (; d + 48 <= D; d += 48) few_value_tile<QN, 3>(p + j, Vj, kv_stride, nj, d, out);
+    for (; d < D; d += 16) few_value_tile<QN, 1>(p + j, Vj, kv_stride, nj, d, out);
+  }
+}
+
+template <int QN, typename E>
+void few_tile_of(bool values, const float* const* q, const E* K, const E* V, size_t kv_stride, int nb, int D,
+                 float scale, float* p, BlockPrefetch& next, int per_pair, float* const* out) {
+  if (values) few_values<QN>(p, V, kv_stride, nb, D, out);
+  else few_scores<QN>(q, K, kv_stride, nb, D, scale, p, next, per_pair);
+}
+
+template <typename E>
+void few_tile(int qn, bool values, const float* const* q, const E* K, const E* V, size_t kv_stride, int nb, int D,
+              float scale, float* p, BlockPrefetch& next, int per_pair, float* const* out) {
+  switch (qn) {
+    case 8: return few_tile_of<8>(values, q, K, V, kv_stride, nb, D, scale, p, next, per_pair, out);
+    case 7: return few_tile_of<7>(values, q, K, V, kv_stride, nb, D, scale, p, next, per_pair, out);
+    case 6: return few_tile_of<6>(values, q, K, V, kv_stride, nb, D, scale, p, next, per_pair, out);
+    case 5: return few_tile_of<5>(values, q, K, V, kv_stride, nb, D, scale, p, next, per_pair, out);
+    case 4: return few_tile_of<4>(values, q, K, V, kv_stride, nb, D, scale, p, next, per_pair, out);
+    case 3: return few_tile_of<3>(values, q, K, V, kv_stride, nb, D, scale, p, next, per_pair, out);
+    case 2: return few_tile_of<2>(values, q, K, V, kv_stride, nb, D, scale, p, next, per_pair, out);
+    default: return few_tile_of<1>(values, q, K, V, kv_stride, nb, D, scale, p, next, per_pair, out);
+  }
+}
+
+// The next block's rows, to prefetch while this one computes (nothing when this block is the last).
+template <typename E>
+BlockPrefetch next_block(const E* K, const E* V, size_t kv_stride, int b, int L, int D) {
+  BlockPrefetch next;
+  if (const int next_nb = std::min(kKeyBlock, L - b - kKeyBlock); next_nb > 0) {
+    next = {reinterpret_cast<const char*>(K + size_t(b + kKeyBlock) * kv_stride),
+            reinterpret_cast<const char*>(V + size_t(b + kKeyBlock) * kv_stride), kv_stride * sizeof(E),
+            int(D * sizeof(E) + 63) / 64, 0, 0, true};
+    next.lines = next_nb * next.lines_per_row;
+  }
+  return next;
+}
+
+template <typename E>
+void few_queries_of(const float* const* q, const int* n_keys, int n, const E* K, const E* V, size_t kv_stride, int D,
+                    float scale, float* const* out) {
+  alignas(64) float p[kFewQueries * kKeyBlock];  // [query, key in block]: scores, then weights
+  float running_max[kFewQueries], denom[kFewQueries];
+  int L = 0;
+  for (int i = 0; i < n; ++i) {
+    L = std::max(L, n_keys[i]);
+    running_max[i] = -std::numeric_limits<float>::infinity();
+    denom[i] = 0;
+    std::fill_n(out[i], D, 0.0f);
+  }
+  const int tiles = (n + kFewTile - 1) / kFewTile;
+  for (int b = 0; b < L; b += kKeyBlock) {
+    const int nb = std::min(kKeyBlock, L - b);
+    const E* Kb = K + size_t(b) * kv_stride;
+    const E* Vb = V + size_t(b) * kv_stride;
+    BlockPrefetch next = next_block(K, V, kv_stride, b, L, D);
+    next.into_l1 = false;
+    const int pairs = tiles * ((nb + 1) / 2), per_pair = (next.lines + pairs - 1) / pairs;
+    for (int i = 0; i < n; i += kFewTile)
+      few_tile(std::min(kFewTile, n - i), false, q + i, Kb, Vb, kv_stride, nb, D, scale, p + i * kKeyBlock, next,
+               per_pair, out + i);
+    for (int i = 0; i < n; ++i)
+      online_softmax(p + i * kKeyBlock, std::clamp(n_keys[i] - b, 0, nb), D, running_max[i], denom[i], out[i]);
+    for (int i = 0; i < n; i += kFewTile)
+      few_tile(std::min(kFewTile, n - i), true, q + i, Kb, Vb, kv_stride, nb, D, scale, p + i * kKeyBlock, next,
+               per_pair, out + i);
+  }
+  for (int i = 0; i < n; ++i) {
+    const __m512 inv = _mm512_set1_ps(1.0f / denom[i]);
+    for (int d = 0; d < D; d += 16) _mm512_storeu_ps(out[i] + d, _mm512_mul_ps(inv, _mm512_loadu_ps(out[i] + d)));
+  }
+}
+
 template <typename E>
 void attention_queries_of(const float* const* q, const int* n_keys, int n, const E* K, const E* V, size_t kv_stride,
                           int D, float scale, float* const* out) {
+  if (n <= kFewQueries) return few_queries_of(q, n_keys, n, K, V, kv_stride, D, scale, out);
   alignas(64) float kt[kAvx512MaxHeadDim * kKeyBlock];   // [D, 64]: the block's keys, transposed
   alignas(64) float vb[kAvx512MaxHeadDim * kKeyBlock];   // its values, in strips (value_index)
   alignas(64) float p[kMaxBlockQueries * kKeyBlock];     // [query, key in block]: scores, then weights
@@ -249,13 +424,7 @@ void attention_queries_of(const float* const* q, const int* n_keys, int n, const
     const int nb = std::min(kKeyBlock, L - b);
     transpose_keys(K + size_t(b) * kv_stride, kv_stride, nb, D, kt);
     copy_values(V + size_t(b) * kv_stride, kv_stride, nb, D, vb);
-    BlockPrefetch next;
-    if (const int next_nb = std::min(kKeyBlock, L - b - kKeyBlock); next_nb > 0) {
-      next = {reinterpret_cast<const char*>(K + size_t(b + kKeyBlock) * kv_stride),
-              reinterpret_cast<const char*>(V + size_t(b + kKeyBlock) * kv_stride), kv_stride * sizeof(E),
-              int(D * sizeof(E) + 63) / 64, 0, 0};
-      next.lines = next_nb * next.lines_per_row;
-    }
+    BlockPrefetch next = next_block(K, V, kv_stride, b, L, D);
     const int tiles = (n + kTileQueries - 1) / kTileQueries * (1 + (D + kStrip - 1) / kStrip);
     const int per_tile = (next.lines + tiles - 1) / tiles;
     for (int i = 0; i < n; i += kTileQueries) {

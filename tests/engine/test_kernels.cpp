@@ -190,21 +190,23 @@ TEST(Attention, CausalGqaMatchesTheDefinition) {
       for (size_t i = 0; i < got.size(); ++i) e = std::max(e, std::fabs(double(got[i]) - want[i]));
       return e;
     };
-    auto run_blocks = [&](auto&& kernel) {
+    // tokens_per_call: all T (26 queries in one call), or fewer, as decoding and MTP verification call.
+    auto run_blocks = [&](auto&& kernel, int tokens_per_call = 1 << 30) {
       std::vector<float> got(want.size(), -1.0f);
-      for (int kvh = 0; kvh < Hkv; ++kvh) {
-        const KvHead kv{K.data() + kvh * D, V.data() + kvh * D, stride, DType::F32};
-        std::vector<const float*> q;
-        std::vector<float*> out;
-        std::vector<int> n_keys;
-        for (int t = 0; t < T; ++t)
-          for (int h = kvh * group; h < (kvh + 1) * group; ++h) {
-            q.push_back(qs.data() + (t * Hq + h) * D);
-            out.push_back(got.data() + (t * Hq + h) * D);
-            n_keys.push_back(P + t + 1);
-          }
-        kernel(q.data(), n_keys.data(), int(q.size()), kv, D, float(scale), out.data());
-      }
+      for (int kvh = 0; kvh < Hkv; ++kvh)
+        for (int t0 = 0; t0 < T; t0 += tokens_per_call) {
+          const KvHead kv{K.data() + kvh * D, V.data() + kvh * D, stride, DType::F32};
+          std::vector<const float*> q;
+          std::vector<float*> out;
+          std::vector<int> n_keys;
+          for (int t = t0; t < std::min(T, t0 + tokens_per_call); ++t)
+            for (int h = kvh * group; h < (kvh + 1) * group; ++h) {
+              q.push_back(qs.data() + (t * Hq + h) * D);
+              out.push_back(got.data() + (t * Hq + h) * D);
+              n_keys.push_back(P + t + 1);
+            }
+          kernel(q.data(), n_keys.data(), int(q.size()), kv, D, float(scale), out.data());
+        }
       return got;
     };
     // Float scores and sums over up to 150 keys and 256 dimensions: ~1e-6 off the double definition.
@@ -221,9 +223,14 @@ TEST(Attention, CausalGqaMatchesTheDefinition) {
     // And the block kernel gives what each query gives alone (summation order aside).
     EXPECT_LE(testing::max_abs_diff(single, avx2), 2e-6f) << "avx2 vs attention_head D=" << D;
     if (best_isa() < Isa::Avx512 || D % 16 != 0) continue;
-    const auto avx512 = run_blocks(attention_queries_avx512);
-    EXPECT_LE(err(avx512), kTol) << "avx512 D=" << D;
-    EXPECT_LE(testing::max_abs_diff(single, avx512), 2e-6f) << "avx512 vs attention_head D=" << D;
+    // 26 queries a call take the blocks laid out for broadcast tiles; 2, 8 and 14 (1, 4 and 7
+    // tokens) the few-queries path, 14 as tiles of 8 and 6.
+    for (int tokens_per_call : {T, 1, 4, 7}) {
+      const auto avx512 = run_blocks(attention_queries_avx512, tokens_per_call);
+      EXPECT_LE(err(avx512), kTol) << "avx512 D=" << D << " tokens a call " << tokens_per_call;
+      EXPECT_LE(testing::max_abs_diff(single, avx512), 2e-6f)
+          << "avx512 vs attention_head D=" << D << " tokens a call " << tokens_per_call;
+    }
   }
   if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
     GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
