@@ -207,7 +207,7 @@ void BM_AttentionQueries(benchmark::State& state) {
                                                  benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_AttentionQueries)
-    ->ArgsProduct({{512, 8192}, {8, 64, 128}, {0, 1}, {1, 2}, {1, 30}})
+    ->ArgsProduct({{512, 8192, 65536}, {8, 64, 128}, {0, 1}, {1, 2}, {1, 30}})
     ->ArgNames({"L", "queries", "half", "kernel", "spread"});
 
 }  // namespace

@@ -114,15 +114,17 @@ void copy_values(const E* V, size_t kv_stride, int nb, int D, float* vb) {
 // context come from L3 or DRAM), a few lines before each tile: a block's 2048 lines (f32, D 256)
 // asked at once would stall on the core's outstanding-miss slots.
 struct BlockPrefetch {
-  const char* k = nullptr;  // the next block's first key row; nullptr: nothing left to ask for
-  const char* v = nullptr;
+  const char* k = nullptr;  // the next block's first key row
+  const char* v = nullptr;  // and value row
   size_t stride_bytes = 0;
-  int lines_per_row = 0, lines = 0, done = 0;  // lines: of keys (and as many of values)
+  int lines_per_row = 0, lines = 0;  // lines: of keys (and as many of values); 0: nothing to ask for
   bool into_l1 = true;  // false: into L2 only (the few-queries path reads the rows once, from L2)
+  int done = 0, col = 0;  // lines asked for; the next one's line within its row
+  size_t row_at = 0;      // the next line's row, as a byte offset
 
   void some(int count) {
     for (; count > 0 && done < lines; --count, ++done) {
-      const size_t at = size_t(done / lines_per_row) * stride_bytes + size_t(done % lines_per_row) * 64;
+      const size_t at = row_at + size_t(col) * 64;
       if (into_l1) {
         _mm_prefetch(k + at, _MM_HINT_T0);
         _mm_prefetch(v + at, _MM_HINT_T0);
@@ -130,6 +132,7 @@ struct BlockPrefetch {
         _mm_prefetch(k + at, _MM_HINT_T1);
         _mm_prefetch(v + at, _MM_HINT_T1);
       }
+      if (++col == lines_per_row) col = 0, row_at += stride_bytes;
     }
   }
 };
@@ -362,9 +365,10 @@ template <typename E>
 BlockPrefetch next_block(const E* K, const E* V, size_t kv_stride, int b, int L, int D) {
   BlockPrefetch next;
   if (const int next_nb = std::min(kKeyBlock, L - b - kKeyBlock); next_nb > 0) {
-    next = {reinterpret_cast<const char*>(K + size_t(b + kKeyBlock) * kv_stride),
-            reinterpret_cast<const char*>(V + size_t(b + kKeyBlock) * kv_stride), kv_stride * sizeof(E),
-            int(D * sizeof(E) + 63) / 64, 0, 0, true};
+    next.k = reinterpret_cast<const char*>(K + size_t(b + kKeyBlock) * kv_stride);
+    next.v = reinterpret_cast<const char*>(V + size_t(b + kKeyBlock) * kv_stride);
+    next.stride_bytes = kv_stride * sizeof(E);
+    next.lines_per_row = int(D * sizeof(E) + 63) / 64;
     next.lines = next_nb * next.lines_per_row;
   }
   return next;
