@@ -23,7 +23,9 @@ void attention_head(const float* q, const KvHead& kv, int L, int D, float scale,
 // What the model calls, in prefill and decode: n <= kMaxBlockQueries queries against one key/value
 // head, query i seeing the keys [0, n_keys[i]) (causal limits differ per token). A block of tokens times the query heads of a
 // GQA group goes in one call, so every key and value row is read once for the whole block and the
-// scores and the weighted sum of values are small matrix products. q[i], out[i]: [D].
+// scores and the weighted sum of values are small matrix products. q[i], out[i]: [D]. 128: 16
+// prefill tokens x the model's 8 query heads per key/value head, enough to spread laying out each
+// block of keys (AVX-512) over many queries; a decoded token's 8 take AVX-512's few-query path.
 constexpr int kMaxBlockQueries = 128;
 void attention_queries(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,
                        float* const* out);

@@ -1,13 +1,18 @@
 // AVX-512 variant of attention_queries (scalar twin in attention.cpp), for D % 16 == 0 and
-// D <= kAvx512MaxHeadDim (the dispatcher checks). Each block of 64 keys is first laid out for
-// broadcast products, once for all the call's queries: the keys transposed to [D, 64] (a dimension's
-// 64 keys in four vectors), the values copied to rows of D floats (an f16 cache widened once). Then
-// both products are tiles of 6 queries x 64 lanes, 24 accumulators fed by 4 vector loads and 6
-// broadcasts a step, with no horizontal sums: the scores as q[i][d] * keys[d][0..63], the output
-// as p[i][j] * values[j][d0..d0+63]. The online softmax works on a query's 64 scores in 4 vectors.
+// D <= kAvx512MaxHeadDim (the dispatcher checks). Two paths, by the number of queries in a call:
+// - Many (a prefill block: 16 tokens x a key/value head's 8 query heads): each block of 64 keys is
+//   first laid out for broadcast products, once for all the call's queries: the keys transposed to
+//   [D, 64] (a dimension's 64 keys in four vectors), the values copied into 64-dimension strips (an
+//   f16 cache widened once). Both products are then tiles of 6 queries x 64 lanes, 24 accumulators
+//   fed by 4 vector loads and 6 broadcasts a step, with no horizontal sums: the scores as
+//   q[i][d] * keys[d][0..63], the output as p[i][j] * values[j][d0..d0+63].
+// - Few (a decoded token's 8 heads, up to 16): the layout would cost as much as the products, so
+//   the cache rows are read as they are (below, "Few queries").
+// Both run the online softmax on a query's 64 scores of a block in 4 vectors.
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -90,7 +95,7 @@ inline void transpose16(__m512 r[16]) {
   swap_round<3>(r);
 }
 
-// kt[d * 64 + j] = K[j][d] for the block's nb keys; zeros for j >= nb (their scores are never read).
+// kt[d * 64 + j] = K[j][d] for the block's nb keys; zeros for j >= nb (the softmax masks their scores).
 template <typename E>
 void transpose_keys(const E* K, size_t kv_stride, int nb, int D, float* kt) {
   for (int j0 = 0; j0 < kKeyBlock; j0 += 16)
@@ -122,7 +127,7 @@ struct BlockPrefetch {
   int done = 0, col = 0;  // lines asked for; the next one's line within its row
   size_t row_at = 0;      // the next line's row, as a byte offset
 
-  void some(int count) {
+  void issue_lines(int count) {
     for (; count > 0 && done < lines; --count, ++done) {
       const size_t at = row_at + size_t(col) * 64;
       if (into_l1) {
@@ -132,7 +137,10 @@ struct BlockPrefetch {
         _mm_prefetch(k + at, _MM_HINT_T1);
         _mm_prefetch(v + at, _MM_HINT_T1);
       }
-      if (++col == lines_per_row) col = 0, row_at += stride_bytes;
+      if (++col == lines_per_row) {
+        col = 0;
+        row_at += stride_bytes;
+      }
     }
   }
 };
@@ -159,16 +167,18 @@ void score_tile(const float* const* q, const float* kt, int D, float scale, floa
     for (int c = 0; c < 4; ++c) _mm512_store_ps(p + i * kKeyBlock + 16 * c, _mm512_mul_ps(s, acc[i][c]));
 }
 
-// out_i[d0, d0 + 16 * DV) += sum_{j < nb} p[i][j] vb[j][d0, ...] for QN queries.
-template <int QN, int DV>
-void value_tile(const float* p, const float* vb, int nb, int d0, float* const* out) {
+// out_i[d0, d0 + 16 * DV) += sum_{j < nj} p[i][j] row_j[0, 16 * DV) for QN queries, where row j
+// (the dimensions from d0 on of key j's value) is at rows + j * row_stride: the copied block's strips
+// (row_stride 64) or the cache's own rows.
+template <int QN, int DV, typename E>
+void value_tile(const float* p, const E* rows, size_t row_stride, int nj, int d0, float* const* out) {
   __m512 acc[QN][DV];
   for (int i = 0; i < QN; ++i)
     for (int v = 0; v < DV; ++v) acc[i][v] = _mm512_loadu_ps(out[i] + d0 + 16 * v);
-  for (int j = 0; j < nb; ++j) {
+  for (int j = 0; j < nj; ++j) {
     __m512 vv[DV];
     for (int v = 0; v < DV; ++v) {
-      vv[v] = _mm512_load_ps(vb + value_index(j, d0 + 16 * v));
+      vv[v] = load16(rows + size_t(j) * row_stride + size_t(16 * v));
       keep_in_register(vv[v]);
     }
     for (int i = 0; i < QN; ++i) {
@@ -183,8 +193,8 @@ void value_tile(const float* p, const float* vb, int nb, int d0, float* const* o
 // The strip [d0, d0 + width) of QN queries' outputs, width 64 or a multiple of 16 below it.
 template <int QN>
 void values_of(const float* p, const float* vb, int nb, int d0, int width, float* const* out) {
-  if (width == 64) return value_tile<QN, 4>(p, vb, nb, d0, out);
-  for (int d = d0; d < d0 + width; d += 16) value_tile<QN, 1>(p, vb, nb, d, out);
+  if (width == 64) return value_tile<QN, 4>(p, vb + value_index(0, d0), kStrip, nb, d0, out);
+  for (int d = d0; d < d0 + width; d += 16) value_tile<QN, 1>(p, vb + value_index(0, d), kStrip, nb, d, out);
 }
 
 void scores_for(int qn, const float* const* q, const float* kt, int D, float scale, float* p) {
@@ -293,35 +303,13 @@ void few_score_tile(const float* const* q, const E* k0, const E* k1, int D, floa
   }
 }
 
-// out_i[d0, d0 + 16 * DV) += sum_{j < nj} p[i][j] v_j[d0, ...] for QN queries, straight from the
-// cache's rows.
-template <int QN, int DV, typename E>
-void few_value_tile(const float* p, const E* V, size_t kv_stride, int nj, int d0, float* const* out) {
-  __m512 acc[QN][DV];
-  for (int i = 0; i < QN; ++i)
-    for (int v = 0; v < DV; ++v) acc[i][v] = _mm512_loadu_ps(out[i] + d0 + 16 * v);
-  for (int j = 0; j < nj; ++j) {
-    __m512 vv[DV];
-    for (int v = 0; v < DV; ++v) {
-      vv[v] = load16(V + size_t(j) * kv_stride + size_t(d0 + 16 * v));
-      keep_in_register(vv[v]);
-    }
-    for (int i = 0; i < QN; ++i) {
-      const __m512 pb = _mm512_set1_ps(p[i * kKeyBlock + j]);
-      for (int v = 0; v < DV; ++v) acc[i][v] = _mm512_fmadd_ps(pb, vv[v], acc[i][v]);
-    }
-  }
-  for (int i = 0; i < QN; ++i)
-    for (int v = 0; v < DV; ++v) _mm512_storeu_ps(out[i] + d0 + 16 * v, acc[i][v]);
-}
-
 // One tile's scores over a block (with a share of the next block's prefetch before each key
 // pair), and its weighted values.
 template <int QN, typename E>
 void few_scores(const float* const* q, const E* K, size_t kv_stride, int nb, int D, float scale, float* p,
                 BlockPrefetch& next, int per_pair) {
   for (int j = 0; j < nb; j += 2) {
-    next.some(per_pair);
+    next.issue_lines(per_pair);
     const E* k0 = K + size_t(j) * kv_stride;
     few_score_tile<QN>(q, k0, j + 1 < nb ? k0 + kv_stride : k0, D, scale, p, j);  // an odd last key pairs with itself
   }
@@ -333,30 +321,37 @@ void few_values(const float* p, const E* V, size_t kv_stride, int nb, int D, flo
     const int nj = std::min(kFewKeys, nb - j);
     const E* Vj = V + size_t(j) * kv_stride;
     int d = 0;
-    for (; d + 48 <= D; d += 48) few_value_tile<QN, 3>(p + j, Vj, kv_stride, nj, d, out);
-    for (; d < D; d += 16) few_value_tile<QN, 1>(p + j, Vj, kv_stride, nj, d, out);
+    for (; d + 48 <= D; d += 48) value_tile<QN, 3>(p + j, Vj + d, kv_stride, nj, d, out);
+    for (; d < D; d += 16) value_tile<QN, 1>(p + j, Vj + d, kv_stride, nj, d, out);
   }
 }
 
-template <int QN, typename E>
-void few_tile_of(bool values, const float* const* q, const E* K, const E* V, size_t kv_stride, int nb, int D,
-                 float scale, float* p, BlockPrefetch& next, int per_pair, float* const* out) {
-  if (values) few_values<QN>(p, V, kv_stride, nb, D, out);
-  else few_scores<QN>(q, K, kv_stride, nb, D, scale, p, next, per_pair);
+template <typename E>
+void few_scores_for(int qn, const float* const* q, const E* K, size_t kv_stride, int nb, int D, float scale, float* p,
+                    BlockPrefetch& next, int per_pair) {
+  switch (qn) {
+    case 8: return few_scores<8>(q, K, kv_stride, nb, D, scale, p, next, per_pair);
+    case 7: return few_scores<7>(q, K, kv_stride, nb, D, scale, p, next, per_pair);
+    case 6: return few_scores<6>(q, K, kv_stride, nb, D, scale, p, next, per_pair);
+    case 5: return few_scores<5>(q, K, kv_stride, nb, D, scale, p, next, per_pair);
+    case 4: return few_scores<4>(q, K, kv_stride, nb, D, scale, p, next, per_pair);
+    case 3: return few_scores<3>(q, K, kv_stride, nb, D, scale, p, next, per_pair);
+    case 2: return few_scores<2>(q, K, kv_stride, nb, D, scale, p, next, per_pair);
+    default: return few_scores<1>(q, K, kv_stride, nb, D, scale, p, next, per_pair);
+  }
 }
 
 template <typename E>
-void few_tile(int qn, bool values, const float* const* q, const E* K, const E* V, size_t kv_stride, int nb, int D,
-              float scale, float* p, BlockPrefetch& next, int per_pair, float* const* out) {
+void few_values_for(int qn, const float* p, const E* V, size_t kv_stride, int nb, int D, float* const* out) {
   switch (qn) {
-    case 8: return few_tile_of<8>(values, q, K, V, kv_stride, nb, D, scale, p, next, per_pair, out);
-    case 7: return few_tile_of<7>(values, q, K, V, kv_stride, nb, D, scale, p, next, per_pair, out);
-    case 6: return few_tile_of<6>(values, q, K, V, kv_stride, nb, D, scale, p, next, per_pair, out);
-    case 5: return few_tile_of<5>(values, q, K, V, kv_stride, nb, D, scale, p, next, per_pair, out);
-    case 4: return few_tile_of<4>(values, q, K, V, kv_stride, nb, D, scale, p, next, per_pair, out);
-    case 3: return few_tile_of<3>(values, q, K, V, kv_stride, nb, D, scale, p, next, per_pair, out);
-    case 2: return few_tile_of<2>(values, q, K, V, kv_stride, nb, D, scale, p, next, per_pair, out);
-    default: return few_tile_of<1>(values, q, K, V, kv_stride, nb, D, scale, p, next, per_pair, out);
+    case 8: return few_values<8>(p, V, kv_stride, nb, D, out);
+    case 7: return few_values<7>(p, V, kv_stride, nb, D, out);
+    case 6: return few_values<6>(p, V, kv_stride, nb, D, out);
+    case 5: return few_values<5>(p, V, kv_stride, nb, D, out);
+    case 4: return few_values<4>(p, V, kv_stride, nb, D, out);
+    case 3: return few_values<3>(p, V, kv_stride, nb, D, out);
+    case 2: return few_values<2>(p, V, kv_stride, nb, D, out);
+    default: return few_values<1>(p, V, kv_stride, nb, D, out);
   }
 }
 
@@ -377,7 +372,9 @@ BlockPrefetch next_block(const E* K, const E* V, size_t kv_stride, int b, int L,
 template <typename E>
 void few_queries_of(const float* const* q, const int* n_keys, int n, const E* K, const E* V, size_t kv_stride, int D,
                     float scale, float* const* out) {
-  alignas(64) float p[kFewQueries * kKeyBlock];  // [query, key in block]: scores, then weights
+  // [query, key in block]: scores, then weights. Zeroed once: a block fills columns [0, nb + 1) and
+  // the softmax reads all 64 (masking those past the block's keys).
+  alignas(64) float p[kFewQueries * kKeyBlock] = {};
   float running_max[kFewQueries], denom[kFewQueries];
   int L = 0;
   for (int i = 0; i < n; ++i) {
@@ -395,13 +392,11 @@ void few_queries_of(const float* const* q, const int* n_keys, int n, const E* K,
     next.into_l1 = false;
     const int pairs = tiles * ((nb + 1) / 2), per_pair = (next.lines + pairs - 1) / pairs;
     for (int i = 0; i < n; i += kFewTile)
-      few_tile(std::min(kFewTile, n - i), false, q + i, Kb, Vb, kv_stride, nb, D, scale, p + i * kKeyBlock, next,
-               per_pair, out + i);
+      few_scores_for(std::min(kFewTile, n - i), q + i, Kb, kv_stride, nb, D, scale, p + i * kKeyBlock, next, per_pair);
     for (int i = 0; i < n; ++i)
       online_softmax(p + i * kKeyBlock, std::clamp(n_keys[i] - b, 0, nb), D, running_max[i], denom[i], out[i]);
     for (int i = 0; i < n; i += kFewTile)
-      few_tile(std::min(kFewTile, n - i), true, q + i, Kb, Vb, kv_stride, nb, D, scale, p + i * kKeyBlock, next,
-               per_pair, out + i);
+      few_values_for(std::min(kFewTile, n - i), p + i * kKeyBlock, Vb, kv_stride, nb, D, out + i);
   }
   for (int i = 0; i < n; ++i) {
     const __m512 inv = _mm512_set1_ps(1.0f / denom[i]);
@@ -412,7 +407,6 @@ void few_queries_of(const float* const* q, const int* n_keys, int n, const E* K,
 template <typename E>
 void attention_queries_of(const float* const* q, const int* n_keys, int n, const E* K, const E* V, size_t kv_stride,
                           int D, float scale, float* const* out) {
-  if (n <= kFewQueries) return few_queries_of(q, n_keys, n, K, V, kv_stride, D, scale, out);
   alignas(64) float kt[kAvx512MaxHeadDim * kKeyBlock];   // [D, 64]: the block's keys, transposed
   alignas(64) float vb[kAvx512MaxHeadDim * kKeyBlock];   // its values, in strips (value_index)
   alignas(64) float p[kMaxBlockQueries * kKeyBlock];     // [query, key in block]: scores, then weights
@@ -429,10 +423,11 @@ void attention_queries_of(const float* const* q, const int* n_keys, int n, const
     transpose_keys(K + size_t(b) * kv_stride, kv_stride, nb, D, kt);
     copy_values(V + size_t(b) * kv_stride, kv_stride, nb, D, vb);
     BlockPrefetch next = next_block(K, V, kv_stride, b, L, D);
-    const int tiles = (n + kTileQueries - 1) / kTileQueries * (1 + (D + kStrip - 1) / kStrip);
-    const int per_tile = (next.lines + tiles - 1) / tiles;
+    // A share of the prefetch before each tile call: score tiles, then value tiles per strip.
+    const int tile_calls = (n + kTileQueries - 1) / kTileQueries * (1 + (D + kStrip - 1) / kStrip);
+    const int per_tile = (next.lines + tile_calls - 1) / tile_calls;
     for (int i = 0; i < n; i += kTileQueries) {
-      next.some(per_tile);
+      next.issue_lines(per_tile);
       scores_for(std::min(kTileQueries, n - i), q + i, kt, D, scale, p + i * kKeyBlock);
     }
     for (int i = 0; i < n; ++i)
@@ -440,7 +435,7 @@ void attention_queries_of(const float* const* q, const int* n_keys, int n, const
     // A 64-dim strip of the values (16 KiB) serves every query before the next strip is read.
     for (int d = 0; d < D; d += kStrip)
       for (int i = 0; i < n; i += kTileQueries) {
-        next.some(per_tile);
+        next.issue_lines(per_tile);
         values_for(std::min(kTileQueries, n - i), p + i * kKeyBlock, vb, nb, d, std::min(kStrip, D - d), out + i);
       }
   }
@@ -450,16 +445,25 @@ void attention_queries_of(const float* const* q, const int* n_keys, int n, const
   }
 }
 
+template <typename E>
+void queries_of(const float* const* q, const int* n_keys, int n, const E* K, const E* V, size_t kv_stride, int D,
+                float scale, float* const* out) {
+  assert(n <= kMaxBlockQueries && D % 16 == 0 && D <= kAvx512MaxHeadDim);
+  // Separate functions: a decode call does not reserve the block layout's 160 KiB of stack.
+  if (n <= kFewQueries) few_queries_of(q, n_keys, n, K, V, kv_stride, D, scale, out);
+  else attention_queries_of(q, n_keys, n, K, V, kv_stride, D, scale, out);
+}
+
 }  // namespace
 
 void attention_queries_avx512(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,
                               float* const* out) {
   if (kv.type == DType::F16)
-    attention_queries_of(q, n_keys, n, static_cast<const uint16_t*>(kv.k), static_cast<const uint16_t*>(kv.v),
-                         kv.stride, D, scale, out);
+    queries_of(q, n_keys, n, static_cast<const uint16_t*>(kv.k), static_cast<const uint16_t*>(kv.v), kv.stride, D,
+               scale, out);
   else
-    attention_queries_of(q, n_keys, n, static_cast<const float*>(kv.k), static_cast<const float*>(kv.v), kv.stride, D,
-                         scale, out);
+    queries_of(q, n_keys, n, static_cast<const float*>(kv.k), static_cast<const float*>(kv.v), kv.stride, D, scale,
+               out);
 }
 
 }  // namespace qnext

@@ -238,45 +238,48 @@ TEST(Attention, CausalGqaMatchesTheDefinition) {
 
 // An f16 cache holds rounded keys and values; attention over it must equal attention over an f32
 // cache holding the same rounded numbers (the widening is exact), in the scalar twin, AVX2 and
-// AVX-512.
+// AVX-512. Each query sees its own number of keys (1 to 200: some see nothing of later blocks);
+// n = 11 takes AVX-512's few-query path, 19, 40 and 128 its laid-out blocks with tiles of 6 and a
+// last tile of 1, 4 and 2 queries.
 TEST(Attention, HalfCacheEqualsFloatCacheOfTheRoundedValues) {
   std::mt19937 rng(16);
-  for (int D : {72, 80, 256}) {
-    const int L = 200, n = 11, stride = 2 * D;  // two heads per position, as the model's cache has
-    const auto qs = random_vec(rng, size_t(n * D), 2.0f), K = random_vec(rng, size_t(L * stride)),
-               V = random_vec(rng, size_t(L * stride));
-    std::vector<uint16_t> K16(K.size()), V16(V.size());
-    std::vector<float> Kr(K.size()), Vr(V.size());
-    for (size_t i = 0; i < K.size(); ++i) {
-      K16[i] = f32_to_f16(K[i]);
-      V16[i] = f32_to_f16(V[i]);
-      Kr[i] = f16_to_f32(K16[i]);
-      Vr[i] = f16_to_f32(V16[i]);
+  for (int D : {72, 80, 256})
+    for (int n : {11, 19, 40, 128}) {
+      const int L = 200, stride = 2 * D;  // two heads per position, as the model's cache has
+      const auto qs = random_vec(rng, size_t(n * D), 2.0f), K = random_vec(rng, size_t(L * stride)),
+                 V = random_vec(rng, size_t(L * stride));
+      std::vector<uint16_t> K16(K.size()), V16(V.size());
+      std::vector<float> Kr(K.size()), Vr(V.size());
+      for (size_t i = 0; i < K.size(); ++i) {
+        K16[i] = f32_to_f16(K[i]);
+        V16[i] = f32_to_f16(V[i]);
+        Kr[i] = f16_to_f32(K16[i]);
+        Vr[i] = f16_to_f32(V16[i]);
+      }
+      std::vector<int> n_keys(n);
+      for (int i = 0; i < n; ++i) n_keys[size_t(i)] = 1 + (i * 41 + 3) % L;
+      n_keys[1] = L;
+      std::vector<const float*> q(n);
+      for (int i = 0; i < n; ++i) q[size_t(i)] = qs.data() + i * D;
+      for (int head = 0; head < 2; ++head) {
+        const KvHead f32{Kr.data() + head * D, Vr.data() + head * D, size_t(stride), DType::F32};
+        const KvHead f16{K16.data() + head * D, V16.data() + head * D, size_t(stride), DType::F16};
+        std::vector<float> want(size_t(n * D)), got(size_t(n * D), -1);
+        std::vector<float*> w(n), g(n);
+        for (int i = 0; i < n; ++i) w[size_t(i)] = want.data() + i * D, g[size_t(i)] = got.data() + i * D;
+        attention_queries_scalar(q.data(), n_keys.data(), n, f32, D, 0.1f, w.data());
+        attention_queries_scalar(q.data(), n_keys.data(), n, f16, D, 0.1f, g.data());
+        EXPECT_LE(testing::max_abs_diff(want, got), 0.0f) << "scalar D=" << D << " n=" << n;
+        if (best_isa() < Isa::Avx2) continue;  // reported below
+        std::fill(got.begin(), got.end(), -1.0f);
+        attention_queries_avx2(q.data(), n_keys.data(), n, f16, D, 0.1f, g.data());
+        EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx2 D=" << D << " n=" << n;
+        if (best_isa() < Isa::Avx512 || D % 16 != 0) continue;
+        std::fill(got.begin(), got.end(), -1.0f);
+        attention_queries_avx512(q.data(), n_keys.data(), n, f16, D, 0.1f, g.data());
+        EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx512 D=" << D << " n=" << n;
+      }
     }
-    std::vector<int> n_keys(n);
-    for (int i = 0; i < n; ++i) n_keys[size_t(i)] = 1 + (i * 41 + 3) % L;
-    n_keys[1] = L;
-    std::vector<const float*> q(n);
-    for (int i = 0; i < n; ++i) q[size_t(i)] = qs.data() + i * D;
-    for (int head = 0; head < 2; ++head) {
-      const KvHead f32{Kr.data() + head * D, Vr.data() + head * D, size_t(stride), DType::F32};
-      const KvHead f16{K16.data() + head * D, V16.data() + head * D, size_t(stride), DType::F16};
-      std::vector<float> want(size_t(n * D)), got(size_t(n * D), -1);
-      std::vector<float*> w(n), g(n);
-      for (int i = 0; i < n; ++i) w[size_t(i)] = want.data() + i * D, g[size_t(i)] = got.data() + i * D;
-      attention_queries_scalar(q.data(), n_keys.data(), n, f32, D, 0.1f, w.data());
-      attention_queries_scalar(q.data(), n_keys.data(), n, f16, D, 0.1f, g.data());
-      EXPECT_LE(testing::max_abs_diff(want, got), 0.0f) << "scalar D=" << D;
-      if (best_isa() < Isa::Avx2) continue;  // reported below
-      std::fill(got.begin(), got.end(), -1.0f);
-      attention_queries_avx2(q.data(), n_keys.data(), n, f16, D, 0.1f, g.data());
-      EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx2 D=" << D;
-      if (best_isa() < Isa::Avx512 || D % 16 != 0) continue;
-      std::fill(got.begin(), got.end(), -1.0f);
-      attention_queries_avx512(q.data(), n_keys.data(), n, f16, D, 0.1f, g.data());
-      EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx512 D=" << D;
-    }
-  }
   if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
     GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
 }
