@@ -65,6 +65,17 @@ void attention_queries_scalar(const float* const* q, const int* n_keys, int n, c
   for (int i = 0; i < n; ++i) attention_head(q[i], kv, n_keys[i], D, scale, out[i]);
 }
 
+int start_queries(const int* n_keys, int n, int D, float* running_max, float* denom, float* const* out) {
+  int L = 0;
+  for (int i = 0; i < n; ++i) {
+    L = std::max(L, n_keys[i]);
+    running_max[i] = -std::numeric_limits<float>::infinity();
+    denom[i] = 0;
+    std::fill_n(out[i], D, 0.0f);
+  }
+  return L;
+}
+
 void attention_queries(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,
                        float* const* out) {
   if (active_isa() >= Isa::Avx512 && D % 16 == 0 && D <= kAvx512MaxHeadDim)

@@ -33,6 +33,10 @@ void attention_queries_scalar(const float* const* q, const int* n_keys, int n, c
                               float* const* out);
 void attention_queries_avx2(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,
                             float* const* out);
+// For the SIMD variants: every query starts having seen no key (running max -inf, denominator 0,
+// output 0); returns the most keys any query sees.
+int start_queries(const int* n_keys, int n, int D, float* running_max, float* denom, float* const* out);
+
 // Needs D % 16 == 0 and D <= kAvx512MaxHeadDim (its per-block scratch lives on the stack).
 constexpr int kAvx512MaxHeadDim = 256;
 void attention_queries_avx512(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,

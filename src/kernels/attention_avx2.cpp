@@ -123,13 +123,7 @@ void attention_queries_of(const float* const* q, const int* n_keys, int n, const
                           int D, float scale, float* const* out) {
   alignas(32) float p[kMaxBlockQueries * kKeyBlock];  // [query, key in block]: scores, then weights
   float running_max[kMaxBlockQueries], denom[kMaxBlockQueries];
-  int L = 0;
-  for (int i = 0; i < n; ++i) {
-    L = std::max(L, n_keys[i]);
-    running_max[i] = -std::numeric_limits<float>::infinity();
-    denom[i] = 0;
-    std::fill_n(out[i], D, 0.0f);
-  }
+  const int L = start_queries(n_keys, n, D, running_max, denom, out);
   for (int b = 0; b < L; b += kKeyBlock) {
     const int nb = std::min(kKeyBlock, L - b);
     const E* Kb = K + size_t(b) * kv_stride;

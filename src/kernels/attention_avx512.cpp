@@ -250,6 +250,14 @@ void online_softmax(float* p, int visible, int D, float& running_max, float& den
   denom += _mm512_reduce_add_ps(sum);
 }
 
+// out_i /= denom_i: the softmax's normalization, once at the end.
+void finish_queries(int n, int D, const float* denom, float* const* out) {
+  for (int i = 0; i < n; ++i) {
+    const __m512 inv = _mm512_set1_ps(1.0f / denom[i]);
+    for (int d = 0; d < D; d += 16) _mm512_storeu_ps(out[i] + d, _mm512_mul_ps(inv, _mm512_loadu_ps(out[i] + d)));
+  }
+}
+
 // ---- Few queries: a decoded token's heads (8), or two tokens' when MTP verifies ----
 // Laying a block out costs about what 8 queries' products cost, so few queries read the cache rows
 // as they are: the scores as tiles of 8 queries x 2 keys, dimension-wise FMAs into 16 accumulators
@@ -376,13 +384,7 @@ void few_queries_of(const float* const* q, const int* n_keys, int n, const E* K,
   // the softmax reads all 64 (masking those past the block's keys).
   alignas(64) float p[kFewQueries * kKeyBlock] = {};
   float running_max[kFewQueries], denom[kFewQueries];
-  int L = 0;
-  for (int i = 0; i < n; ++i) {
-    L = std::max(L, n_keys[i]);
-    running_max[i] = -std::numeric_limits<float>::infinity();
-    denom[i] = 0;
-    std::fill_n(out[i], D, 0.0f);
-  }
+  const int L = start_queries(n_keys, n, D, running_max, denom, out);
   const int tiles = (n + kFewTile - 1) / kFewTile;
   for (int b = 0; b < L; b += kKeyBlock) {
     const int nb = std::min(kKeyBlock, L - b);
@@ -398,10 +400,7 @@ void few_queries_of(const float* const* q, const int* n_keys, int n, const E* K,
     for (int i = 0; i < n; i += kFewTile)
       few_values_for(std::min(kFewTile, n - i), p + i * kKeyBlock, Vb, kv_stride, nb, D, out + i);
   }
-  for (int i = 0; i < n; ++i) {
-    const __m512 inv = _mm512_set1_ps(1.0f / denom[i]);
-    for (int d = 0; d < D; d += 16) _mm512_storeu_ps(out[i] + d, _mm512_mul_ps(inv, _mm512_loadu_ps(out[i] + d)));
-  }
+  finish_queries(n, D, denom, out);
 }
 
 template <typename E>
@@ -411,13 +410,7 @@ void attention_queries_of(const float* const* q, const int* n_keys, int n, const
   alignas(64) float vb[kAvx512MaxHeadDim * kKeyBlock];   // its values, in strips (value_index)
   alignas(64) float p[kMaxBlockQueries * kKeyBlock];     // [query, key in block]: scores, then weights
   float running_max[kMaxBlockQueries], denom[kMaxBlockQueries];
-  int L = 0;
-  for (int i = 0; i < n; ++i) {
-    L = std::max(L, n_keys[i]);
-    running_max[i] = -std::numeric_limits<float>::infinity();
-    denom[i] = 0;
-    std::fill_n(out[i], D, 0.0f);
-  }
+  const int L = start_queries(n_keys, n, D, running_max, denom, out);
   for (int b = 0; b < L; b += kKeyBlock) {
     const int nb = std::min(kKeyBlock, L - b);
     transpose_keys(K + size_t(b) * kv_stride, kv_stride, nb, D, kt);
@@ -439,10 +432,7 @@ void attention_queries_of(const float* const* q, const int* n_keys, int n, const
         values_for(std::min(kTileQueries, n - i), p + i * kKeyBlock, vb, nb, d, std::min(kStrip, D - d), out + i);
       }
   }
-  for (int i = 0; i < n; ++i) {
-    const __m512 inv = _mm512_set1_ps(1.0f / denom[i]);
-    for (int d = 0; d < D; d += 16) _mm512_storeu_ps(out[i] + d, _mm512_mul_ps(inv, _mm512_loadu_ps(out[i] + d)));
-  }
+  finish_queries(n, D, denom, out);
 }
 
 template <typename E>
