@@ -102,6 +102,26 @@ static Status use_memory_budget(Model& model, const std::string& flag) {
   return Ok{};
 }
 
+// Copies the weight files into memory on huge pages (MappedFile::copy_into_memory) or leaves them
+// mapped: see load_model_or_report's mmap. Automatically, a failed copy is a note and the map stays.
+static Status place_weights(const Model& model, const std::string& mmap, const std::string& mem_budget,
+                            bool quantized_at_load, bool shared) {
+  if (mmap == "on") return Ok{};
+  const Weights& w = model.weights();
+  if (mmap == "off") {
+    if (model.expert_source()) return err("--no-mmap: the model is larger than the memory budget (its experts are in a cache)");
+    if (Status st = w.copy_into_memory(); !st) return err("--no-mmap: " + st.error());
+    return Ok{};
+  }
+  // Not with an expert cache or a share (only some weights are used), nor --quantize (the float files
+  // are read once, at load), nor --mem-budget off (map everything).
+  if (model.expert_source() || shared || quantized_at_load || mem_budget == "off") return Ok{};
+  if (w.file_bytes() > default_memory_budget()) return Ok{};
+  if (Status st = w.copy_into_memory(); !st)
+    std::fprintf(stderr, "note: %s\n", st.error().c_str());
+  return Ok{};
+}
+
 // Under mpirun: the first model a process loads is shared by every rank (runtime/expert_parallel.h);
 // a second one (kld's reference) runs on rank 0 alone. Rank 0 goes on with the shared one; the
 // other ranks serve their experts until rank 0 is done, then exit.
@@ -122,7 +142,7 @@ static bool join_expert_parallel(Model& m) {
 
 std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads, const std::string& quantize,
                                             const std::string& kv_type, const std::string& mem_budget,
-                                            bool expert_prefetch) {
+                                            bool expert_prefetch, const std::string& mmap) {
   // More threads than the hardware has only contend (and thousands fail to start): clamped.
   const int hardware = int(std::max(1u, std::thread::hardware_concurrency()));
   if (threads > hardware) std::fprintf(stderr, "note: -t %d is more than the %d hardware threads; using %d\n", threads, hardware, hardware);
@@ -161,6 +181,10 @@ std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads,
     std::fprintf(stderr, "error: %s\n", st.error().c_str());
     return nullptr;
   }
+  if (Status st = place_weights(*m.value(), mmap, mem_budget, !quantize.empty(), share.ranks > 1); !st) {
+    std::fprintf(stderr, "error: %s\n", st.error().c_str());
+    return nullptr;
+  }
   if (expert_prefetch && !m.value()->expert_source())
     std::fprintf(stderr, "note: --expert-prefetch does nothing here: the model fits the memory budget (no expert cache)\n");
   m.value()->set_expert_prefetch(expert_prefetch);
@@ -195,6 +219,12 @@ void ModelFlags::add_to(CLI::App* cmd, const std::string& model_help) {
   cmd->add_flag("--expert-prefetch", expert_prefetch,
                "With an expert cache: after each layer, predict the next layer's experts with its router and "
                "start reading them while its token mixer runs");
+  auto* map_flag = cmd->add_flag("--mmap", mmap,
+                                 "Read the weights through the memory map (page cache) even when they fit in memory");
+  cmd->add_flag("--no-mmap", no_mmap,
+                "Copy the weights into memory on huge pages (default when they fit the memory budget: decoding "
+                "streams them faster than through the page cache's 4 KiB pages)")
+      ->excludes(map_flag);
   cmd->add_option("--kv-type", kv_type,
                   "KV cache element type: f32 (exact, default) or f16 (half the memory of the attention layers' cache)");
 }

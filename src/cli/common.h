@@ -27,20 +27,25 @@ Status check_ids(const std::vector<int32_t>& ids, int vocab);
 // mem_budget: "auto" (what the machine has available, less a margin), GB, or "off"; a model larger
 // than the budget keeps its routed experts in an expert cache (runtime/expert_cache.h).
 // expert_prefetch: with an expert cache, read the next layer's predicted experts ahead.
+// mmap: "auto" copies the files into memory on huge pages (Weights::copy_into_memory) when they fit the
+// memory budget, with no expert cache, no --quantize and no expert parallelism, and maps them otherwise;
+// "on" always maps them (as llama.cpp's --mmap); "off" always copies them (--no-mmap).
 std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads, const std::string& quantize = "",
                                             const std::string& kv_type = "f32", const std::string& mem_budget = "auto",
-                                            bool expert_prefetch = false);
+                                            bool expert_prefetch = false, const std::string& mmap = "auto");
 
 // The options every command that runs a model shares: --model, --threads, --quantize, --kv-type,
 // --mem-budget.
 struct ModelFlags {
   std::string dir, quantize, kv_type = "f32", mem_budget = "auto";
   bool expert_prefetch = false;
+  bool mmap = false, no_mmap = false;  // neither: "auto" (see load_model_or_report)
   int threads = 0;  // 0: all cores
 
   void add_to(CLI::App* cmd, const std::string& model_help = "Model directory");
   std::unique_ptr<Model> load_or_report() const {
-    return load_model_or_report(dir, threads, quantize, kv_type, mem_budget, expert_prefetch);
+    return load_model_or_report(dir, threads, quantize, kv_type, mem_budget, expert_prefetch,
+                                mmap ? "on" : no_mmap ? "off" : "auto");
   }
 };
 

@@ -6,12 +6,34 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdint>
 #include <cerrno>
 #include <cstring>
 
 #include "core/thread_pool.h"
 
 namespace qnext {
+
+namespace {
+
+constexpr size_t kHugePage = size_t(2) << 20;
+
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+// An inaccessible reservation of `bytes` (rounded to pages) at a 2 MiB-aligned address; null on failure.
+void* aligned_reservation(size_t bytes) {
+  const size_t length = round_up(bytes, size_t(sysconf(_SC_PAGESIZE)));
+  void* p = mmap(nullptr, length + kHugePage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  auto* start = static_cast<uint8_t*>(p);
+  auto* aligned = reinterpret_cast<uint8_t*>(round_up(reinterpret_cast<uintptr_t>(start), kHugePage));
+  if (aligned > start) munmap(start, size_t(aligned - start));
+  if (uint8_t* end = start + length + kHugePage; aligned + length < end) munmap(aligned + length, size_t(end - (aligned + length)));
+  return aligned;
+}
+
+}  // namespace
 
 Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, MapOptions options) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -34,7 +56,15 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, Ma
   // With padding: zero pages for the whole span first, then the file over its start, so the bytes
   // after the file's end are the rest of its last page (zeros) and the anonymous pages after it.
   void* base = nullptr;
-  if (options.padding > 0) {
+  if (options.padding == 0 && f->size_ >= kHugePage) {
+    // 2 MiB-aligned, so copy_into_memory() can put huge pages at the same address.
+    base = aligned_reservation(f->mapped_);
+    if (!base) {
+      const int e = errno;
+      ::close(fd);
+      return err(path + ": mmap failed: " + std::strerror(e));
+    }
+  } else if (options.padding > 0) {
     base = mmap(nullptr, f->mapped_, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED) {
       const int e = errno;
@@ -48,6 +78,7 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, Ma
     void* p = mmap(base, f->size_, PROT_READ, flags, fd, 0);
     if (p == MAP_FAILED) {
       const int e = errno;
+      if (base && !f->data_) munmap(base, f->mapped_);
       ::close(fd);
       return err(path + ": mmap failed: " + std::strerror(e));
     }
@@ -55,6 +86,56 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, Ma
   }
   ::close(fd);
   return f;
+}
+
+Status MappedFile::copy_into_memory() const {
+  if (in_memory_ || size_ < kHugePage || reinterpret_cast<uintptr_t>(data_) % kHugePage != 0) return Ok{};
+  const size_t length = round_up(mapped_, size_t(sysconf(_SC_PAGESIZE)));
+  void* staging = aligned_reservation(length);
+  if (!staging) return err(path_ + ": cannot reserve " + std::to_string(length) + " bytes: " + std::strerror(errno));
+  auto* copy = static_cast<uint8_t*>(staging);
+  if (mprotect(copy, length, PROT_READ | PROT_WRITE) != 0) {
+    const int e = errno;
+    munmap(copy, length);
+    return err(path_ + ": cannot make " + std::to_string(length) + " bytes of memory: " + std::strerror(e));
+  }
+  madvise(copy, length, MADV_HUGEPAGE);  // advice: where refused, 4 KiB pages (still read in place)
+  const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  std::string failure;
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) != 0) failure = std::string("cannot open: ") + std::strerror(errno);
+  else if (size_t(st.st_size) != size_) failure = "changed on disk since it was opened";
+  // Each thread reads its own 64 MiB pieces (the page faults of the copy are spread too).
+  constexpr size_t kPiece = size_t(64) << 20;
+  std::atomic<bool> failed{false};
+  std::atomic<int> read_errno{0};
+  if (failure.empty())
+    global_pool().parallel_for((size_ + kPiece - 1) / kPiece, [&](size_t b, size_t e, int) {
+      for (size_t piece = b; piece < e && !failed; ++piece)
+        for (size_t at = piece * kPiece, end = std::min(size_, at + kPiece); at < end;) {
+          const ssize_t got = pread(fd, copy + at, end - at, off_t(at));
+          if (got <= 0) {
+            read_errno = got < 0 ? errno : 0;
+            failed = true;
+            break;
+          }
+          at += size_t(got);
+        }
+    }, 1);
+  if (fd >= 0) ::close(fd);
+  if (failure.empty() && failed)
+    failure = read_errno ? std::string("read failed: ") + std::strerror(read_errno) : "file shorter than when it was opened";
+  if (failure.empty() && mprotect(copy, length, PROT_READ) != 0) failure = std::string("mprotect: ") + std::strerror(errno);
+  // Moves the copy's page tables over the map: the same address now reads the copy.
+  if (failure.empty() &&
+      mremap(copy, length, length, MREMAP_MAYMOVE | MREMAP_FIXED, const_cast<uint8_t*>(data_)) == MAP_FAILED)
+    failure = std::string("mremap: ") + std::strerror(errno);
+  if (!failure.empty()) {
+    munmap(copy, length);
+    return err(path_ + ": cannot copy into memory (" + failure + "); still read through the memory map");
+  }
+  in_memory_ = true;
+  return Ok{};
 }
 
 MappedFile::~MappedFile() {

@@ -259,6 +259,12 @@ std::vector<const MappedFile*> Weights::mapped_files() const {
   return out;
 }
 
+Status Weights::copy_into_memory() const {
+  for (const MappedFile* f : mapped_files())
+    if (Status st = f->copy_into_memory(); !st) return st;
+  return Ok{};
+}
+
 void Weights::prefault_dense() const {
   for_each_matrix([](const Matrix& m) {
     m.for_each_part([](const void* p, size_t bytes) { prefault_pages(static_cast<const uint8_t*>(p), bytes); });

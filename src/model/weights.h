@@ -112,6 +112,9 @@ struct Weights {
   size_t file_count() const;
   void prefault() const;      // see Checkpoint::prefault; under a share, only the matrices it holds
   void prefault_dense() const;  // the same for every matrix but the routed experts
+  // Puts every file on huge pages in memory (MappedFile::copy_into_memory); matrices keep their
+  // addresses. On failure the files not yet copied stay mapped.
+  Status copy_into_memory() const;
 };
 
 }  // namespace qnext

@@ -67,9 +67,17 @@ TEST(CliEngine, GenerateIsGreedyAndMatchesReference) {
   const auto gen = ref.ids("gen_ids");
   const std::string file = testing::temp_path("ids.json");
   std::ofstream(file) << nlohmann::json(prompt).dump();
-  auto r = run(qnext_bin() + " generate --model " + data_dir("tiny-b") + " --ids-file " + file + " -n 12 --print-ids");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find(ids_csv(gen, 12) + "\n"), std::string::npos) << r.output;
+  // The weights copied into memory (the default for a model that fits, and --no-mmap) or read
+  // through the map (--mmap): the same tokens.
+  for (const char* placement : {"", " --mmap", " --no-mmap"}) {
+    auto r = run(qnext_bin() + " generate --model " + data_dir("tiny-b") + " --ids-file " + file + " -n 12 --print-ids" +
+                 placement);
+    ASSERT_EQ(r.exit_code, 0) << placement << ": " << r.output;
+    EXPECT_NE(r.output.find(ids_csv(gen, 12) + "\n"), std::string::npos) << placement << ": " << r.output;
+  }
+  auto r = run(qnext_bin() + " generate --model " + data_dir("tiny-b") + " --ids-file " + file + " -n 1 --mmap --no-mmap");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("--mmap excludes --no-mmap"), std::string::npos) << r.output;
   fs::remove(file);
 }
 
