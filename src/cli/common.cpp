@@ -110,13 +110,17 @@ static Status place_weights(const Model& model, const std::string& mmap, const s
   const Weights& w = model.weights();
   if (mmap == "off") {
     if (model.expert_source()) return err("--no-mmap: the model is larger than the memory budget (its experts are in a cache)");
+    if (shared) return err("--no-mmap: under mpirun each rank uses only its share of the files");
+    if (quantized_at_load) return err("--no-mmap: with --quantize the float files are read once, while loading");
     if (Status st = w.copy_into_memory(); !st) return err("--no-mmap: " + st.error());
     return Ok{};
   }
   // Not with an expert cache or a share (only some weights are used), nor --quantize (the float files
   // are read once, at load), nor --mem-budget off (map everything).
   if (model.expert_source() || shared || quantized_at_load || mem_budget == "off") return Ok{};
-  if (w.file_bytes() > default_memory_budget()) return Ok{};
+  // Anonymous memory cannot be dropped under pressure as the page cache can: a tenth of the budget
+  // stays for what comes later (KV caches, a server's state cache).
+  if (w.file_bytes() > default_memory_budget() / 10 * 9) return Ok{};
   if (Status st = w.copy_into_memory(); !st)
     std::fprintf(stderr, "note: %s\n", st.error().c_str());
   return Ok{};
@@ -181,7 +185,7 @@ std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads,
     std::fprintf(stderr, "error: %s\n", st.error().c_str());
     return nullptr;
   }
-  if (Status st = place_weights(*m.value(), mmap, mem_budget, !quantize.empty(), share.ranks > 1); !st) {
+  if (Status st = place_weights(*m.value(), mmap, mem_budget, recipe.value() != QuantRecipe::None, share.ranks > 1); !st) {
     std::fprintf(stderr, "error: %s\n", st.error().c_str());
     return nullptr;
   }

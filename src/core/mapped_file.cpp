@@ -51,6 +51,8 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, Ma
   std::shared_ptr<MappedFile> f(new MappedFile());
   f->path_ = path;
   f->size_ = size_t(st.st_size);
+  f->device_ = uint64_t(st.st_dev), f->inode_ = uint64_t(st.st_ino);
+  f->mtime_ns_ = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   const size_t page = size_t(sysconf(_SC_PAGESIZE));
   f->mapped_ = options.padding == 0 ? f->size_ : (f->size_ + options.padding + page - 1) / page * page;
   // With padding: zero pages for the whole span first, then the file over its start, so the bytes
@@ -104,7 +106,9 @@ Status MappedFile::copy_into_memory() const {
   std::string failure;
   struct stat st;
   if (fd < 0 || fstat(fd, &st) != 0) failure = std::string("cannot open: ") + std::strerror(errno);
-  else if (size_t(st.st_size) != size_) failure = "changed on disk since it was opened";
+  else if (size_t(st.st_size) != size_ || uint64_t(st.st_dev) != device_ || uint64_t(st.st_ino) != inode_ ||
+           int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec != mtime_ns_)
+    failure = "changed on disk since it was opened";
   // Each thread reads its own 64 MiB pieces (the page faults of the copy are spread too).
   constexpr size_t kPiece = size_t(64) << 20;
   std::atomic<bool> failed{false};

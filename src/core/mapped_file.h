@@ -50,6 +50,10 @@ class MappedFile {
   size_t size_ = 0;    // the file's bytes
   size_t mapped_ = 0;  // bytes mapped from data_, padding included
   mutable bool in_memory_ = false;  // copy_into_memory() replaced the map (same address, same bytes)
+  // The file as opened (device, inode, modification time in ns), so copy_into_memory() can tell a
+  // file replaced on disk (renamed over, even at the same size) from the one mapped.
+  uint64_t device_ = 0, inode_ = 0;
+  int64_t mtime_ns_ = 0;
   std::string path_;
 };
 

@@ -78,6 +78,9 @@ TEST(CliEngine, GenerateIsGreedyAndMatchesReference) {
   auto r = run(qnext_bin() + " generate --model " + data_dir("tiny-b") + " --ids-file " + file + " -n 1 --mmap --no-mmap");
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("--mmap excludes --no-mmap"), std::string::npos) << r.output;
+  r = run(qnext_bin() + " generate --model " + data_dir("tiny-b") + " --ids-file " + file + " -n 1 --quantize q8 --no-mmap");
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("--no-mmap: with --quantize"), std::string::npos) << r.output;
   fs::remove(file);
 }
 

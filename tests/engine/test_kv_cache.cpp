@@ -12,7 +12,7 @@
 namespace qnext {
 namespace {
 
-float element(const KvCache& c, const HugePageVector<uint8_t>& buf, int head, int pos, int d) {
+float element(const KvCache& c, const std::vector<uint8_t>& buf, int head, int pos, int d) {
   const size_t at = c.head_offset(head) + (size_t(pos) * size_t(c.dim) + size_t(d)) * dtype_size(c.type);
   if (c.type == DType::F16) {
     uint16_t h;

@@ -75,5 +75,23 @@ TEST(MappedFile, AFileChangedOnDiskIsNotCopiedAndStaysReadable) {
   std::filesystem::remove(path);
 }
 
+// Renamed over by another file of the same size: the map still reads the old file (its inode), and
+// the copy, which reopens the path, must not take the new one's bytes.
+TEST(MappedFile, AFileReplacedOnDiskIsNotCopied) {
+  const std::string bytes = pattern((size_t(3) << 20) + 7);
+  auto path = write_file("replaced", bytes);
+  auto f = MappedFile::open(path.string());
+  ASSERT_TRUE(f.ok()) << f.error();
+  std::string other = bytes;
+  other[12345] ^= 1;
+  auto next = write_file("replacement", other);
+  std::filesystem::rename(next, path);
+  Status st = f.value()->copy_into_memory();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().find("changed on disk"), std::string::npos) << st.error();
+  EXPECT_EQ(std::string_view(reinterpret_cast<const char*>(f.value()->data()), bytes.size()), bytes);
+  std::filesystem::remove(path);
+}
+
 }  // namespace
 }  // namespace qnext
