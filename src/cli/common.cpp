@@ -68,13 +68,14 @@ Status check_ids(const std::vector<int32_t>& ids, int vocab) {
 // budget that cannot be met is an error; the automatic one falls back to the memory map (and the
 // page cache) with a note.
 // --mem-budget GB|auto|off: the expert cache when the model is larger (runtime/expert_cache.h).
-static Status use_memory_budget(Model& model, const std::string& flag) {
-  if (flag == "off") return Ok{};
+// Returns the budget applied (0: off or unknown).
+static Result<size_t> use_memory_budget(Model& model, const std::string& flag) {
+  if (flag == "off") return size_t(0);
   const bool automatic = flag.empty() || flag == "auto";
   size_t budget = 0;
   if (automatic) {
     budget = default_memory_budget();
-    if (budget == 0) return Ok{};  // unknown: use the memory map
+    if (budget == 0) return size_t(0);  // unknown: use the memory map
   } else {
     char* end = nullptr;
     const double gb = std::strtod(flag.c_str(), &end);
@@ -89,7 +90,7 @@ static Status use_memory_budget(Model& model, const std::string& flag) {
     std::fprintf(stderr, "note: the model (%s) is larger than the memory available (%s) and cannot use the "
                  "expert cache (%s); running memory-mapped, the page cache decides what stays in memory\n",
                  human_bytes(double(need)).c_str(), human_bytes(double(budget)).c_str(), cache.error().c_str());
-    return Ok{};
+    return budget;
   }
   if (const ExpertCache* c = cache.value())
     std::fprintf(stderr,
@@ -99,13 +100,24 @@ static Status use_memory_budget(Model& model, const std::string& flag) {
                  human_bytes(double(c->plan().dense_bytes)).c_str(), c->capacity(), c->plan().expert_count,
                  human_bytes(double(size_t(c->capacity()) * c->plan().slot_bytes)).c_str(),
                  c->direct_reads() ? "past the page cache (O_DIRECT)" : "through the page cache (O_DIRECT refused here)");
-  return Ok{};
+  return budget;
+}
+
+// The kernel gives huge pages where it has free 2 MiB blocks; without them the copy decodes at the
+// map's pace (seen once on a VM whose memory the page cache had fragmented): say so.
+static void note_few_huge_pages(const Weights& w) {
+  const size_t copied = w.file_bytes(), huge = w.huge_page_bytes();
+  if (copied >= (size_t(256) << 20) && huge < copied / 2)
+    std::fprintf(stderr, "note: the weights were copied into memory, but only %s of %s are on huge pages (memory "
+                 "fragmented, or transparent huge pages off); decoding may be slower than it can be\n",
+                 human_bytes(double(huge)).c_str(), human_bytes(double(copied)).c_str());
 }
 
 // Copies the weight files into memory on huge pages (MappedFile::copy_into_memory) or leaves them
 // mapped: see load_model_or_report's mmap. Automatically, a failed copy is a note and the map stays.
-static Status place_weights(const Model& model, const std::string& mmap, const std::string& mem_budget,
-                            bool quantized_at_load, bool shared) {
+// budget: what use_memory_budget applied (0: off or unknown, so no automatic copy).
+static Status place_weights(const Model& model, const std::string& mmap, size_t budget, bool quantized_at_load,
+                            bool shared) {
   if (mmap == "on") return Ok{};
   const Weights& w = model.weights();
   if (mmap == "off") {
@@ -113,16 +125,20 @@ static Status place_weights(const Model& model, const std::string& mmap, const s
     if (shared) return err("--no-mmap: under mpirun each rank uses only its share of the files");
     if (quantized_at_load) return err("--no-mmap: with --quantize the float files are read once, while loading");
     if (Status st = w.copy_into_memory(); !st) return err("--no-mmap: " + st.error());
+    note_few_huge_pages(w);
     return Ok{};
   }
   // Not with an expert cache or a share (only some weights are used), nor --quantize (the float files
   // are read once, at load), nor --mem-budget off (map everything).
-  if (model.expert_source() || shared || quantized_at_load || mem_budget == "off") return Ok{};
+  if (model.expert_source() || shared || quantized_at_load || budget == 0) return Ok{};
   // Anonymous memory cannot be dropped under pressure as the page cache can: a tenth of the budget
   // stays for what comes later (KV caches, a server's state cache).
-  if (w.file_bytes() > default_memory_budget() / 10 * 9) return Ok{};
-  if (Status st = w.copy_into_memory(); !st)
+  if (w.file_bytes() > budget / 10 * 9) return Ok{};
+  if (Status st = w.copy_into_memory(); !st) {
     std::fprintf(stderr, "note: %s\n", st.error().c_str());
+    return Ok{};
+  }
+  note_few_huge_pages(w);
   return Ok{};
 }
 
@@ -181,11 +197,12 @@ std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads,
   // is left for later).
   if (share.ranks > 1 && mem_budget != "auto" && mem_budget != "off")
     std::fprintf(stderr, "note: --mem-budget is not applied under mpirun: each rank holds only its share of the experts\n");
-  if (Status st = share.ranks > 1 ? Status(Ok{}) : use_memory_budget(*m.value(), mem_budget); !st) {
-    std::fprintf(stderr, "error: %s\n", st.error().c_str());
+  auto budget = share.ranks > 1 ? Result<size_t>(size_t(0)) : use_memory_budget(*m.value(), mem_budget);
+  if (!budget) {
+    std::fprintf(stderr, "error: %s\n", budget.error().c_str());
     return nullptr;
   }
-  if (Status st = place_weights(*m.value(), mmap, mem_budget, recipe.value() != QuantRecipe::None, share.ranks > 1); !st) {
+  if (Status st = place_weights(*m.value(), mmap, budget.value(), recipe.value() != QuantRecipe::None, share.ranks > 1); !st) {
     std::fprintf(stderr, "error: %s\n", st.error().c_str());
     return nullptr;
   }

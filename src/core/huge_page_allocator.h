@@ -14,10 +14,13 @@
 
 namespace qnext {
 
+// The size of an x86-64 transparent huge page (also MappedFile::copy_into_memory's alignment).
+inline constexpr size_t kHugePageBytes = size_t(2) << 20;
+
 template <typename T>
 struct HugePageAllocator {
   using value_type = T;
-  static constexpr size_t kHugePage = size_t(2) << 20;
+  static constexpr size_t kHugePage = kHugePageBytes;
   static constexpr size_t kThreshold = size_t(1) << 20;
 
   HugePageAllocator() = default;

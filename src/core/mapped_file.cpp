@@ -9,27 +9,31 @@
 #include <atomic>
 #include <cstdint>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
+#include "core/huge_page_allocator.h"
 #include "core/thread_pool.h"
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25  // Linux 6.1; older kernels refuse it (EINVAL), which is harmless here
+#endif
 
 namespace qnext {
 
 namespace {
-
-constexpr size_t kHugePage = size_t(2) << 20;
 
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
 // An inaccessible reservation of `bytes` (rounded to pages) at a 2 MiB-aligned address; null on failure.
 void* aligned_reservation(size_t bytes) {
   const size_t length = round_up(bytes, size_t(sysconf(_SC_PAGESIZE)));
-  void* p = mmap(nullptr, length + kHugePage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  void* p = mmap(nullptr, length + kHugePageBytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return nullptr;
   auto* start = static_cast<uint8_t*>(p);
-  auto* aligned = reinterpret_cast<uint8_t*>(round_up(reinterpret_cast<uintptr_t>(start), kHugePage));
+  auto* aligned = reinterpret_cast<uint8_t*>(round_up(reinterpret_cast<uintptr_t>(start), kHugePageBytes));
   if (aligned > start) munmap(start, size_t(aligned - start));
-  if (uint8_t* end = start + length + kHugePage; aligned + length < end) munmap(aligned + length, size_t(end - (aligned + length)));
+  if (uint8_t* end = start + length + kHugePageBytes; aligned + length < end) munmap(aligned + length, size_t(end - (aligned + length)));
   return aligned;
 }
 
@@ -58,7 +62,7 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, Ma
   // With padding: zero pages for the whole span first, then the file over its start, so the bytes
   // after the file's end are the rest of its last page (zeros) and the anonymous pages after it.
   void* base = nullptr;
-  if (options.padding == 0 && f->size_ >= kHugePage) {
+  if (options.padding == 0 && f->size_ >= kHugePageBytes) {
     // 2 MiB-aligned, so copy_into_memory() can put huge pages at the same address.
     base = aligned_reservation(f->mapped_);
     if (!base) {
@@ -91,7 +95,7 @@ Result<std::shared_ptr<MappedFile>> MappedFile::open(const std::string& path, Ma
 }
 
 Status MappedFile::copy_into_memory() const {
-  if (in_memory_ || size_ < kHugePage || reinterpret_cast<uintptr_t>(data_) % kHugePage != 0) return Ok{};
+  if (in_memory_ || size_ < kHugePageBytes || reinterpret_cast<uintptr_t>(data_) % kHugePageBytes != 0) return Ok{};
   const size_t length = round_up(mapped_, size_t(sysconf(_SC_PAGESIZE)));
   void* staging = aligned_reservation(length);
   if (!staging) return err(path_ + ": cannot reserve " + std::to_string(length) + " bytes: " + std::strerror(errno));
@@ -129,6 +133,9 @@ Status MappedFile::copy_into_memory() const {
   if (fd >= 0) ::close(fd);
   if (failure.empty() && failed)
     failure = read_errno ? std::string("read failed: ") + std::strerror(read_errno) : "file shorter than when it was opened";
+  // The faults above take a 4 KiB page wherever no free 2 MiB one was at hand (memory fragmented by
+  // the page cache, say); the collapse compacts and replaces them now, synchronously. Advice only.
+  if (failure.empty()) madvise(copy, length, MADV_COLLAPSE);
   if (failure.empty() && mprotect(copy, length, PROT_READ) != 0) failure = std::string("mprotect: ") + std::strerror(errno);
   // Moves the copy's page tables over the map: the same address now reads the copy.
   if (failure.empty() &&
@@ -140,6 +147,28 @@ Status MappedFile::copy_into_memory() const {
   }
   in_memory_ = true;
   return Ok{};
+}
+
+size_t MappedFile::huge_page_bytes() const {
+  if (!in_memory_) return 0;
+  std::FILE* smaps = std::fopen("/proc/self/smaps", "r");
+  if (!smaps) return 0;
+  const auto begin = reinterpret_cast<uintptr_t>(data_);
+  const auto end = begin + round_up(mapped_, size_t(sysconf(_SC_PAGESIZE)));  // the mapping ends on a page
+  size_t total = 0;
+  bool inside = false;
+  char line[512];
+  while (std::fgets(line, sizeof line, smaps)) {
+    unsigned long lo = 0, hi = 0;
+    size_t kb = 0;
+    // A mapping's header is "lo-hi perms ..."; its fields are "Name: value" (no '-' after a hex run).
+    if (std::sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+      inside = lo >= begin && hi <= end;
+    else if (inside && std::sscanf(line, "AnonHugePages: %zu kB", &kb) == 1)
+      total += kb << 10;
+  }
+  std::fclose(smaps);
+  return total;
 }
 
 MappedFile::~MappedFile() {

@@ -39,6 +39,9 @@ class MappedFile {
   // and nothing is lost. Not thread-safe: call before anything reads the file.
   Status copy_into_memory() const;
   bool in_memory() const { return in_memory_; }
+  // Of the copy, the bytes the kernel put on huge pages (AnonHugePages in /proc/self/smaps); 0 when
+  // mapped or unknown.
+  size_t huge_page_bytes() const;
 
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }

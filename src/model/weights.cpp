@@ -265,6 +265,12 @@ Status Weights::copy_into_memory() const {
   return Ok{};
 }
 
+size_t Weights::huge_page_bytes() const {
+  size_t total = 0;
+  for (const MappedFile* f : mapped_files()) total += f->huge_page_bytes();
+  return total;
+}
+
 void Weights::prefault_dense() const {
   for_each_matrix([](const Matrix& m) {
     m.for_each_part([](const void* p, size_t bytes) { prefault_pages(static_cast<const uint8_t*>(p), bytes); });

@@ -115,6 +115,7 @@ struct Weights {
   // Puts every file on huge pages in memory (MappedFile::copy_into_memory); matrices keep their
   // addresses. On failure the files not yet copied stay mapped.
   Status copy_into_memory() const;
+  size_t huge_page_bytes() const;  // of the copies, the bytes on huge pages (MappedFile::huge_page_bytes)
 };
 
 }  // namespace qnext

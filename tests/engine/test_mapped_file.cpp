@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -35,10 +36,16 @@ TEST(MappedFile, CopyIntoMemoryKeepsTheAddressAndTheBytes) {
     const uint8_t* before = f.value()->data();
     EXPECT_EQ(reinterpret_cast<uintptr_t>(before) % (size_t(2) << 20), 0u) << "a large file is mapped 2 MiB-aligned";
     EXPECT_FALSE(f.value()->in_memory());
+    EXPECT_EQ(f.value()->huge_page_bytes(), 0u) << "the map is the page cache's 4 KiB pages";
     Status st = f.value()->copy_into_memory();
     ASSERT_TRUE(st.ok()) << st.error();
     EXPECT_TRUE(f.value()->in_memory()) << size;
     ASSERT_EQ(f.value()->data(), before);
+    // Whole huge pages within the copy (how many the kernel gives is its choice: THP may be off).
+    const size_t huge = f.value()->huge_page_bytes();
+    EXPECT_EQ(huge % (size_t(2) << 20), 0u) << huge;
+    EXPECT_LE(huge, size / (size_t(2) << 20) * (size_t(2) << 20)) << huge;  // a partial one cannot be huge
+    std::printf("%zu bytes: %zu on huge pages\n", size, huge);
     ASSERT_EQ(std::string_view(reinterpret_cast<const char*>(before), size), bytes) << size;
     st = f.value()->copy_into_memory();  // a second call changes nothing
     ASSERT_TRUE(st.ok()) << st.error();
