@@ -111,10 +111,6 @@ bool Checkpoint::has_prefix(const std::string& prefix) const {
   return it != by_name_.end() && it->first.compare(0, prefix.size(), prefix) == 0;
 }
 
-void Checkpoint::prefault() const {
-  for (const auto& [name, t] : by_name_) prefault_pages(t->data, t->nbytes);
-}
-
 size_t Checkpoint::total_bytes() const {
   size_t n = 0;
   for (const auto& [name, t] : by_name_) n += t->nbytes;

@@ -28,9 +28,6 @@ class Checkpoint {
   Result<const TensorView*> get(const std::string& name, const std::vector<int64_t>& shape) const;
   bool has_prefix(const std::string& prefix) const;
   size_t total_bytes() const;
-  // Touches every page of the weights (in parallel), so a benchmark measures steady state
-  // rather than first-touch page faults of the memory map.
-  void prefault() const;
   const std::vector<SafetensorsFile>& files() const { return files_; }
 
  private:

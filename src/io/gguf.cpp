@@ -389,8 +389,4 @@ size_t GgufCheckpoint::total_bytes() const {
   return n;
 }
 
-void GgufCheckpoint::prefault() const {
-  for (const auto& t : tensors_) prefault_pages(t.data, t.nbytes);
-}
-
 }  // namespace qnext

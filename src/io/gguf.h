@@ -83,7 +83,6 @@ class GgufCheckpoint {
   size_t total_bytes() const;
   size_t file_count() const { return files_.size(); }
   const std::vector<std::shared_ptr<MappedFile>>& mapped_files() const { return files_; }
-  void prefault() const;  // as Checkpoint::prefault
 
  private:
   std::string path_;

@@ -110,7 +110,9 @@ struct Weights {
   size_t file_bytes() const;  // bytes of all tensors in the files
   std::vector<const MappedFile*> mapped_files() const;  // the files every Matrix points into
   size_t file_count() const;
-  void prefault() const;      // see Checkpoint::prefault; under a share, only the matrices it holds
+  // Touches every page of the weights (in parallel), so a benchmark measures steady state rather
+  // than first-touch page faults; under a share, only the matrices it holds.
+  void prefault() const;
   void prefault_dense() const;  // the same for every matrix but the routed experts
   // Puts every file on huge pages in memory (MappedFile::copy_into_memory); matrices keep their
   // addresses. On failure the files not yet copied stay mapped.
