@@ -1,5 +1,6 @@
 #include "cli/common.h"
 
+#include <algorithm>
 #include <climits>
 #include <cstdlib>
 #include <cstdio>
@@ -132,8 +133,9 @@ static Status place_weights(const Model& model, const std::string& mmap, size_t 
   // are read once, at load), nor --mem-budget off (map everything).
   if (model.expert_source() || shared || quantized_at_load || budget == 0) return Ok{};
   // Anonymous memory cannot be dropped under pressure as the page cache can: a tenth of the budget
-  // stays for what comes later (KV caches, a server's state cache).
-  if (w.file_bytes() > budget / 10 * 9) return Ok{};
+  // stays for what comes later (KV caches, a server's state cache), and an explicit --mem-budget
+  // above what is free does not make room (the copy would swap or be killed; the map only slows).
+  if (w.file_bytes() > std::min(budget, default_memory_budget()) / 10 * 9) return Ok{};
   if (Status st = w.copy_into_memory(); !st) {
     std::fprintf(stderr, "note: %s\n", st.error().c_str());
     return Ok{};

@@ -9,8 +9,10 @@
 #include <atomic>
 #include <cstdint>
 #include <cerrno>
-#include <cstdio>
+#include <charconv>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "core/huge_page_allocator.h"
 #include "core/thread_pool.h"
@@ -149,25 +151,52 @@ Status MappedFile::copy_into_memory() const {
   return Ok{};
 }
 
-size_t MappedFile::huge_page_bytes() const {
+size_t MappedFile::huge_page_bytes(std::string_view smaps) const {
   if (!in_memory_) return 0;
-  std::FILE* smaps = std::fopen("/proc/self/smaps", "r");
-  if (!smaps) return 0;
   const auto begin = reinterpret_cast<uintptr_t>(data_);
-  const auto end = begin + round_up(mapped_, size_t(sysconf(_SC_PAGESIZE)));  // the mapping ends on a page
+  return anon_huge_page_bytes(smaps, begin, begin + round_up(mapped_, size_t(sysconf(_SC_PAGESIZE))));
+}
+
+std::string read_smaps() {
+  std::ifstream in("/proc/self/smaps");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+namespace {
+
+// A hex number at the start of s, moved past; false if there is none.
+bool take_hex(std::string_view& s, uintptr_t* out) {
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out, 16);
+  if (ec != std::errc() || end == s.data()) return false;
+  s.remove_prefix(size_t(end - s.data()));
+  return true;
+}
+
+}  // namespace
+
+size_t anon_huge_page_bytes(std::string_view smaps, uintptr_t begin, uintptr_t end) {
+  constexpr std::string_view kField = "AnonHugePages:";
   size_t total = 0;
   bool inside = false;
-  char line[512];
-  while (std::fgets(line, sizeof line, smaps)) {
-    unsigned long lo = 0, hi = 0;
-    size_t kb = 0;
-    // A mapping's header is "lo-hi perms ..."; its fields are "Name: value" (no '-' after a hex run).
-    if (std::sscanf(line, "%lx-%lx ", &lo, &hi) == 2)
+  while (!smaps.empty()) {
+    const size_t eol = smaps.find('\n');
+    std::string_view line = smaps.substr(0, eol);
+    smaps.remove_prefix(eol == std::string_view::npos ? smaps.size() : eol + 1);
+    // A mapping's header is "lo-hi perms offset dev inode [path]"; its fields are "Name: value kB".
+    uintptr_t lo = 0, hi = 0;
+    std::string_view rest = line;
+    if (take_hex(rest, &lo) && rest.starts_with('-') && (rest.remove_prefix(1), take_hex(rest, &hi)) &&
+        rest.starts_with(' ')) {
       inside = lo >= begin && hi <= end;
-    else if (inside && std::sscanf(line, "AnonHugePages: %zu kB", &kb) == 1)
-      total += kb << 10;
+    } else if (inside && line.starts_with(kField)) {
+      line.remove_prefix(kField.size());
+      while (line.starts_with(' ')) line.remove_prefix(1);
+      size_t kb = 0;
+      if (std::from_chars(line.data(), line.data() + line.size(), kb).ec == std::errc()) total += kb << 10;
+    }
   }
-  std::fclose(smaps);
   return total;
 }
 

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "core/result.h"
 
@@ -24,7 +25,7 @@ struct MapOptions {
 
 class MappedFile {
  public:
-  // Pages are faulted in on first touch unless options.populate; Checkpoint::prefault touches them
+  // Pages are faulted in on first touch unless options.populate; Weights::prefault touches them
   // all ahead of a benchmark.
   static Result<std::shared_ptr<MappedFile>> open(const std::string& path, MapOptions options = {});
   ~MappedFile();
@@ -39,9 +40,9 @@ class MappedFile {
   // and nothing is lost. Not thread-safe: call before anything reads the file.
   Status copy_into_memory() const;
   bool in_memory() const { return in_memory_; }
-  // Of the copy, the bytes the kernel put on huge pages (AnonHugePages in /proc/self/smaps); 0 when
-  // mapped or unknown.
-  size_t huge_page_bytes() const;
+  // Of the copy, the bytes the kernel put on huge pages, given the text of /proc/self/smaps
+  // (read_smaps()); 0 when mapped.
+  size_t huge_page_bytes(std::string_view smaps) const;
 
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
@@ -59,5 +60,10 @@ class MappedFile {
   int64_t mtime_ns_ = 0;
   std::string path_;
 };
+
+// This process's /proc/self/smaps (empty where unreadable), and of its text the bytes on transparent
+// huge pages (AnonHugePages) of the mappings lying within [begin, end).
+std::string read_smaps();
+size_t anon_huge_page_bytes(std::string_view smaps, uintptr_t begin, uintptr_t end);
 
 }  // namespace qnext

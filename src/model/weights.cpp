@@ -268,7 +268,8 @@ Status Weights::copy_into_memory() const {
 
 size_t Weights::huge_page_bytes() const {
   size_t total = 0;
-  for (const MappedFile* f : mapped_files()) total += f->huge_page_bytes();
+  const std::string smaps = read_smaps();  // once: reading it walks every mapping's page tables
+  for (const MappedFile* f : mapped_files()) total += f->huge_page_bytes(smaps);
   return total;
 }
 

@@ -111,7 +111,8 @@ struct Weights {
   std::vector<const MappedFile*> mapped_files() const;  // the files every Matrix points into
   size_t file_count() const;
   // Touches every page of the weights (in parallel), so a benchmark measures steady state rather
-  // than first-touch page faults; under a share, only the matrices it holds.
+  // than first-touch page faults; under a share, only the matrices it holds. Files copied into
+  // memory are resident already and skipped.
   void prefault() const;
   void prefault_dense() const;  // the same for every matrix but the routed experts
   // Puts every file on huge pages in memory (MappedFile::copy_into_memory); matrices keep their

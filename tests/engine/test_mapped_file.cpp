@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -36,16 +35,14 @@ TEST(MappedFile, CopyIntoMemoryKeepsTheAddressAndTheBytes) {
     const uint8_t* before = f.value()->data();
     EXPECT_EQ(reinterpret_cast<uintptr_t>(before) % (size_t(2) << 20), 0u) << "a large file is mapped 2 MiB-aligned";
     EXPECT_FALSE(f.value()->in_memory());
-    EXPECT_EQ(f.value()->huge_page_bytes(), 0u) << "the map is the page cache's 4 KiB pages";
     Status st = f.value()->copy_into_memory();
     ASSERT_TRUE(st.ok()) << st.error();
     EXPECT_TRUE(f.value()->in_memory()) << size;
     ASSERT_EQ(f.value()->data(), before);
     // Whole huge pages within the copy (how many the kernel gives is its choice: THP may be off).
-    const size_t huge = f.value()->huge_page_bytes();
+    const size_t huge = f.value()->huge_page_bytes(read_smaps());
     EXPECT_EQ(huge % (size_t(2) << 20), 0u) << huge;
     EXPECT_LE(huge, size / (size_t(2) << 20) * (size_t(2) << 20)) << huge;  // a partial one cannot be huge
-    std::printf("%zu bytes: %zu on huge pages\n", size, huge);
     ASSERT_EQ(std::string_view(reinterpret_cast<const char*>(before), size), bytes) << size;
     st = f.value()->copy_into_memory();  // a second call changes nothing
     ASSERT_TRUE(st.ok()) << st.error();
@@ -53,6 +50,32 @@ TEST(MappedFile, CopyIntoMemoryKeepsTheAddressAndTheBytes) {
     f.value().reset();  // unmaps the copy
     std::filesystem::remove(path);
   }
+}
+
+// The smaps reader on a made-up text: only mappings wholly inside the range count; field names that
+// start with hex letters (AnonHugePages, FilePmdMapped) are not headers; a long path is one line.
+TEST(MappedFile, AnonHugePageBytesCountsOnlyMappingsInTheRange) {
+  const std::string long_path(3000, 'a');
+  const std::string smaps =
+      "7f0000000000-7f0000400000 r--p 00000000 00:00 0 \n"
+      "Size:               4096 kB\n"
+      "Anonymous:          4096 kB\n"
+      "AnonHugePages:      4096 kB\n"
+      "FilePmdMapped:         0 kB\n"
+      "7f0000400000-7f0000600000 r--p 00000000 00:00 0 \n"
+      "AnonHugePages:      2048 kB\n"
+      "7f0000600000-7f0000a00000 r--p 00000000 08:01 1234 /" + long_path + "\n"
+      "AnonHugePages:      4096 kB\n"   // straddles the range's end: not counted
+      "7f0001000000-7f0001200000 r--p 00000000 00:00 0\n"
+      "AnonHugePages:      2048 kB\n";  // outside, and no newline at the end
+  const uintptr_t begin = 0x7f0000000000, end = 0x7f0000800000;
+  EXPECT_EQ(anon_huge_page_bytes(smaps, begin, end), size_t(6) << 20);
+  EXPECT_EQ(anon_huge_page_bytes(smaps, 0x7f0001000000, 0x7f0001200000), size_t(2) << 20);
+  EXPECT_EQ(anon_huge_page_bytes(smaps, 0x7f0000400000, 0x7f0000600000), size_t(2) << 20);
+  EXPECT_EQ(anon_huge_page_bytes(smaps, 0x7f0000100000, 0x7f0000400000), 0u);  // a mapping partly in
+  EXPECT_EQ(anon_huge_page_bytes("", begin, end), 0u);
+  // The real file is there to read (Linux).
+  EXPECT_FALSE(read_smaps().empty());
 }
 
 TEST(MappedFile, SmallFilesStayMapped) {
