@@ -93,6 +93,10 @@ void BM_Matvec(benchmark::State& s) { run_matmul(s, DType(s.range(0)), Isa(s.ran
 // can keep up with memory; near it means the arithmetic, not the memory, bounds BM_Matvec.
 void BM_MatvecCached(benchmark::State& s) { run_matmul(s, DType(s.range(0)), Isa(s.range(1)), 1, int(s.range(2)), 1024); }
 void BM_Matmul64(benchmark::State& s) { run_matmul(s, DType(s.range(0)), Isa(s.range(1)), 64, int(s.range(2))); }
+// An expert's share of a 512-token prompt (512 x 10 routed / 512 experts): each weight row is
+// converted or unpacked for only 10 tokens, so the per-weight costs show.
+void BM_Matmul10(benchmark::State& s) { run_matmul(s, DType(s.range(0)), Isa(s.range(1)), 10, int(s.range(2))); }
+void BM_Matmul10Cached(benchmark::State& s) { run_matmul(s, DType(s.range(0)), Isa(s.range(1)), 10, int(s.range(2)), 1024); }
 
 void matmul_args(benchmark::internal::Benchmark* b) {
   for (DType t : {DType::BF16, DType::Q8_0, DType::Q4_0, DType::F8_E4M3, DType::I4})
@@ -143,6 +147,8 @@ BENCHMARK(BM_MatvecBf16Terms)
     ->ArgNames({"bf16dot", "cached", "T", "threads"})
     ->UseRealTime();
 BENCHMARK(BM_Matmul64)->Apply(matmul_args);
+BENCHMARK(BM_Matmul10)->Apply(matmul_args);
+BENCHMARK(BM_Matmul10Cached)->Apply(matmul_args);
 
 void BM_DeltaRule(benchmark::State& state) {
   const int T = int(state.range(0)), Dk = 128, Dv = 128;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/cpu.h"
 #include "kernels/weight_format.h"
 
 namespace qnext {
@@ -16,6 +17,9 @@ bool use_bf16_gemm(Isa isa, DType t, int T, Bf16Terms* terms) {
     // the BF16 slice (Zen 5, 2 threads): prefill 1.25x the float GEMM, but decoding slower than
     // the float row kernels (the one-row tile's two dependency chains); so BF16 stays on float.
     case DType::F8_E4M3:
+      if (!cpu_has_avx512_vbmi()) return false;
+      *terms = Bf16Terms::One;
+      return true;
     case DType::I4:
       *terms = Bf16Terms::One;
       return true;
@@ -28,15 +32,22 @@ void gemm_bf16_rows_scalar(const Matrix& w, const float* x, int T, float* y, int
   constexpr int64_t kChunk = 512;
   float row[kChunk];  // [kChunk]: a piece of weight row r as bf16-rounded floats
   const DequantKernel dequant = weight_format(w.dtype).dequant[int(Isa::Scalar)];
+  const bool scaled_x = fp8_scales_activations(w, T);
   for (int64_t r = r0; r < r1; ++r)
     for (int t = 0; t < T; ++t) {
       const float* xt = x + size_t(t) * size_t(w.cols);
       float acc = 0;
       for (int64_t k0 = 0; k0 < w.cols; k0 += kChunk) {
         const int64_t c = std::min(kChunk, w.cols - k0);
-        dequant(w, r, k0, c, row);
+        if (!scaled_x) dequant(w, r, k0, c, row);
         for (int64_t k = 0; k < c; ++k) {
-          const float wk = bf16_to_f32(f32_to_bf16(row[k])), xk = xt[k0 + k];
+          float wk, xk;
+          if (scaled_x) {  // the code exactly (e4m3 fits bf16), its block's scale on x
+            wk = e4m3_to_f32(w.row_ptr(r)[k0 + k]);
+            xk = xt[k0 + k] * scale_at(w, r / w.group_rows, (k0 + k) / w.group);
+          } else {
+            wk = bf16_to_f32(f32_to_bf16(row[k])), xk = xt[k0 + k];
+          }
           const float hi = bf16_to_f32(f32_to_bf16(xk));
           const float lo = terms == Bf16Terms::HiLo ? bf16_to_f32(f32_to_bf16(xk - hi)) : 0.0f;
           acc += wk * hi + wk * lo;

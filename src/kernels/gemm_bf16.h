@@ -1,8 +1,13 @@
 // Products on bf16 dot products (AVX512-BF16's vdpbf16ps: 32 multiply-adds an instruction, twice
 // the float FMA's) for several tokens: prefill, and the experts' shares of a prompt.
 //
-// The weights become bf16: BF16 weights as stored (exact); FP8 and int4 weights dequantized with
-// their scales, then rounded to bf16 (relative error <= 2^-9). The activations become one bf16
+// The weights become bf16: BF16 weights as stored (exact); int4 weights dequantized with their
+// scales, then rounded to bf16 (relative error <= 2^-9). FP8 weights for up to
+// kFp8ScaledActivationsMaxTokens tokens: the codes alone, exact in bf16 (a table lookup, no float
+// work per weight), and each 128 x 128 block's scale goes onto the activations instead (x * scale,
+// rounded to bf16, once per row block); for more tokens that per-row-block pass over the
+// activations would cost more than scaling the weights, so they are dequantized and rounded as
+// int4's. The activations become one bf16
 // term (x rounded to 2^-9: the fast default of FP8 and int4, bounded by `qnext kld` against exact
 // mode) or two (hi = bf16(x), lo = bf16(x - hi): x to ~2^-16, so BF16 weights would keep the
 // golden tolerances; not dispatched yet, see use_bf16_gemm). Exact mode (QNEXT_ACTIVATIONS=f32)
@@ -20,9 +25,15 @@ enum class Bf16Terms { One, HiLo };
 // which stream the weights once and need no conversion pass).
 constexpr int kBf16MinTokens = 4;
 
+// Up to this many tokens an FP8 product puts the block scales on the activations (above).
+constexpr int kFp8ScaledActivationsMaxTokens = 128;
+inline bool fp8_scales_activations(const Matrix& w, int T) {
+  return w.dtype == DType::F8_E4M3 && T <= kFp8ScaledActivationsMaxTokens;
+}
+
 // Whether a product of T tokens over weights of type t runs on bf16 dot products now (isa AVX-512
 // on a CPU with AVX512-BF16, not exact mode, a format and token count where it is
-// faster), and with how many activation terms.
+// faster), and with how many activation terms. FP8 also needs AVX512-VBMI (its code lookup).
 bool use_bf16_gemm(Isa isa, DType t, int T, Bf16Terms* terms);
 
 // Output rows [r0, r1) of y = x W^T: x [T, cols], y [T, ldy]; the same contract as matmul_rows.

@@ -85,7 +85,11 @@ TEST(GemmBf16, Avx512MatchesScalarTwin) {
   for (Case c : {Case{DType::BF16, 70, 256}, {DType::BF16, 9, 200}, {DType::F8_E4M3, 133, 328}, {DType::F8_E4M3, 8, 2048},
                  {DType::I4, 37, 96}, {DType::I4, 64, 1000}, {DType::I4, 20, 256}})
     for (Bf16Terms terms : {Bf16Terms::One, Bf16Terms::HiLo})
-      for (int T : {1, 3, 4, 6, 17, 70}) {
+      for (int T : {1, 3, 4, 6, 17, 70, 130}) {
+        // FP8 takes vpermt2b (VBMI); 130 tokens: past kFp8ScaledActivationsMaxTokens, its scales
+        // on the weights instead of the activations.
+        if (c.t == DType::F8_E4M3 && !cpu_has_avx512_vbmi()) continue;
+        if (T == 130 && c.t != DType::F8_E4M3) continue;
         Weights w = random_weights(c.t, c.rows, c.cols, rng);
         std::vector<float> x(size_t(T) * size_t(c.cols));
         for (auto& v : x) v = nd(rng);
@@ -113,8 +117,9 @@ TEST(GemmBf16, Avx512MatchesScalarTwin) {
 }
 
 // FP8 panels: subnormal and smallest normal codes only (a wrong subnormal conversion shows), with
-// block scales on both sides of 128 (1e4: scale x 2^120 is past f32; below: the integer conversion times scale x 2^120; from 128
-// up: the F16C one), against the scalar twin.
+// block scales on both sides of 128, against the scalar twin. Up to 128 tokens the codes are looked
+// up and the scales go on the activations; past that (130) the weights are scaled: below 128 the
+// integer conversion times scale x 2^120, from 128 up (1e4: scale x 2^120 is past f32) the F16C one.
 TEST(GemmBf16, Fp8SubnormalCodesAndLargeScalesMatchScalarTwin) {
   if (!cpu_has_avx512_bf16() || best_isa() < Isa::Avx512) GTEST_SKIP() << "this CPU lacks AVX512-BF16: the kernel was not checked";
   std::mt19937 rng(9);
@@ -126,7 +131,9 @@ TEST(GemmBf16, Fp8SubnormalCodesAndLargeScalesMatchScalarTwin) {
   const int64_t groups = w.m.scale_cols();
   for (size_t i = 0; i < w.scales.size(); ++i)
     w.scales[i] = int64_t(i) < groups ? 1e4f + float(i) : 1e-3f * float(1 + i);
-  for (int T : {4, 9}) {
+  if (!cpu_has_avx512_vbmi()) GTEST_SKIP() << "this CPU lacks AVX512-VBMI: FP8 does not take the bf16 kernel";
+  // 4 and 9 tokens: codes looked up, scales on the activations; 130: scales on the weights.
+  for (int T : {4, 9, 130}) {
     std::vector<float> x(size_t(T) * 512);
     for (auto& v : x) v = nd(rng);
     const auto mag = magnitudes(w.m, x, T);
@@ -169,6 +176,7 @@ TEST(GemmBf16, TokenResultsDoNotDependOnTheBatch) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (DType t : {DType::BF16, DType::F8_E4M3})
     for (Bf16Terms terms : {Bf16Terms::One, Bf16Terms::HiLo}) {
+      if (t == DType::F8_E4M3 && !cpu_has_avx512_vbmi()) continue;  // its code lookup is VBMI's
       const int64_t rows = 22, cols = 256;
       Weights w = random_weights(t, rows, cols, rng);
       const int T = 11;
