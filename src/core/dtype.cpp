@@ -5,58 +5,6 @@
 
 namespace qnext {
 
-size_t dtype_size(DType t) {
-  switch (t) {
-    case DType::F32: return 4;
-    case DType::BF16: return 2;
-    case DType::F16: return 2;
-    case DType::I64: return 8;
-    case DType::I32: return 4;
-    case DType::U8: return 1;
-    case DType::F8_E4M3: return 1;
-    default: return 0;  // block formats
-  }
-}
-
-namespace {
-struct BlockShape {
-  int64_t elems;
-  size_t bytes;
-};
-// ggml-common.h's block structs, for the GGUF formats.
-BlockShape block_shape(DType t) {
-  switch (t) {
-    case DType::Q8_0: return {32, 34};
-    case DType::Q4_0: return {32, 18};
-    case DType::I4: return {8, 4};
-    case DType::Q4_1: return {32, 20};
-    case DType::Q5_0: return {32, 22};
-    case DType::Q5_1: return {32, 24};
-    case DType::Q2_K: return {256, 84};
-    case DType::Q3_K: return {256, 110};
-    case DType::Q4_K: return {256, 144};
-    case DType::Q5_K: return {256, 176};
-    case DType::Q6_K: return {256, 210};
-    case DType::IQ4_NL: return {32, 18};
-    case DType::IQ4_XS: return {256, 136};
-    default: return {1, dtype_size(t)};
-  }
-}
-}  // namespace
-
-int64_t block_elems(DType t) { return block_shape(t).elems; }
-size_t block_bytes(DType t) { return block_shape(t).bytes; }
-
-size_t row_bytes(DType t, int64_t cols) {
-  switch (t) {
-    case DType::I4: return size_t((cols + 7) / 8) * 4;  // int32 words of 8 nibbles, the last zero-padded
-    default: {  // whole blocks (cols a multiple of the block for the block formats)
-      const BlockShape b = block_shape(t);
-      return size_t(cols / b.elems) * b.bytes;
-    }
-  }
-}
-
 bool is_quantized(DType t) { return t == DType::Q8_0 || t == DType::Q4_0; }
 bool has_scales(DType t) { return t == DType::F8_E4M3 || t == DType::I4; }
 
