@@ -135,8 +135,8 @@ Status MappedFile::copy_into_memory() const {
         // The faults above take a 4 KiB page wherever no free 2 MiB one was at hand (memory
         // fragmented by the page cache, say, or THP off); the collapse compacts and replaces them,
         // synchronously, each thread its own pieces (one pass over the whole copy after the reads
-        // took 5 s of an 11 s load with THP off). Advice only. The last piece runs to the end of the
-        // rounded length, 2 MiB-aligned like every piece.
+        // took 5 s of an 11 s load with THP off). Advice only. Every piece starts 2 MiB-aligned;
+        // the last runs to the end of the 4 KiB-rounded length, whose partial 2 MiB stays as it is.
         const size_t from = piece * kPiece, to = piece + 1 == pieces ? length : from + kPiece;
         if (!failed) madvise(copy + from, to - from, MADV_COLLAPSE);
       }

@@ -3,11 +3,13 @@
 //
 // The weights become bf16: BF16 weights as stored (exact); int4 weights dequantized with their
 // scales, then rounded to bf16 (relative error <= 2^-9). FP8 weights for up to
-// kFp8ScaledActivationsMaxTokens tokens: the codes alone, exact in bf16 (a table lookup, no float
-// work per weight), and each 128 x 128 block's scale goes onto the activations instead (x * scale,
-// rounded to bf16, once per row block); for more tokens that per-row-block pass over the
-// activations would cost more than scaling the weights, so they are dequantized and rounded as
-// int4's. The activations become one bf16
+// kFp8ScaledActivationsMaxTokens tokens (and no more than a block's rows): the codes alone, exact
+// in bf16 (a table lookup, no float work per weight), and each 128 x 128 block's scale goes onto
+// the activations instead (x * scale, rounded to bf16, once per row block a call covers); for more
+// tokens that pass over the activations would cost more than scaling the weights, so they are
+// dequantized and rounded as int4's. So an FP8 token's result (in this fast default) differs in
+// its roundings between batches of up to 128 tokens and larger ones, as it does below
+// kBf16MinTokens, where the float kernels take over; within either range it does not. The activations become one bf16
 // term (x rounded to 2^-9: the fast default of FP8 and int4, bounded by `qnext kld` against exact
 // mode) or two (hi = bf16(x), lo = bf16(x - hi): x to ~2^-16, so BF16 weights would keep the
 // golden tolerances; not dispatched yet, see use_bf16_gemm). Exact mode (QNEXT_ACTIVATIONS=f32)
@@ -28,7 +30,7 @@ constexpr int kBf16MinTokens = 4;
 // Up to this many tokens an FP8 product puts the block scales on the activations (above).
 constexpr int kFp8ScaledActivationsMaxTokens = 128;
 inline bool fp8_scales_activations(const Matrix& w, int T) {
-  return w.dtype == DType::F8_E4M3 && T <= kFp8ScaledActivationsMaxTokens;
+  return w.dtype == DType::F8_E4M3 && T <= kFp8ScaledActivationsMaxTokens && T <= w.group_rows;
 }
 
 // Whether a product of T tokens over weights of type t runs on bf16 dot products now (isa AVX-512

@@ -134,8 +134,9 @@ inline __m512i e4m3x32_to_bf16(const uint8_t* p, int64_t valid, __m512 scale256)
   return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
 }
 
-// The bf16 bits of each e4m3 magnitude (codes 0-127; all exact in bf16: 3 mantissa bits, 2^-9 to
-// 448), as two 128-byte tables for vpermt2b, and the byte orders that interleave them into words.
+// The bf16 bits of each e4m3 magnitude (codes 0-126 exact in bf16: 3 mantissa bits, 2^-9 to 448;
+// 127, NaN, a bf16 NaN), as two 128-byte tables for vpermt2b, and the byte orders that interleave
+// them into words.
 struct E4m3Lookup {
   __m512i hi0, hi1, lo0, lo1;  // high / low bytes of codes 0-63 and 64-127
   __m512i first, second;       // words 0-31 / 32-63 from the low (index < 64) and high bytes
@@ -159,7 +160,8 @@ E4m3Lookup e4m3_lookup() {
 // both bytes of each value looked up by the code's 7 magnitude bits (vpermt2b ignores bit 7), the
 // sign bit copied into the high byte, the bytes interleaved into words. Six shuffles or logic ops
 // for 64 weights, no float work. Stores only the words below `kp - k` (a 32-multiple).
-inline void e4m3x64_to_bf16(const uint8_t* p, int64_t valid, const E4m3Lookup& t, uint16_t* out, bool two_halves) {
+__attribute__((target("avx512vbmi"))) inline void e4m3x64_to_bf16(const uint8_t* p, int64_t valid, const E4m3Lookup& t,
+                                                                   uint16_t* out, bool two_halves) {
   const __mmask64 m = valid >= 64 ? ~__mmask64(0) : (__mmask64(1) << valid) - 1;
   const __m512i c = _mm512_maskz_loadu_epi8(m, p);
   const __m512i lo = _mm512_permutex2var_epi8(t.lo0, c, t.lo1);
@@ -167,6 +169,18 @@ inline void e4m3x64_to_bf16(const uint8_t* p, int64_t valid, const E4m3Lookup& t
                                                _mm512_set1_epi8(char(0x80)), 0xF8);  // a | (b & c)
   _mm512_storeu_si512(out, _mm512_permutex2var_epi8(lo, t.first, hi));
   if (two_halves) _mm512_storeu_si512(out + 32, _mm512_permutex2var_epi8(lo, t.second, hi));
+}
+
+// FP8 row r's codes as their exact bf16 values [kp], zero padded, no scales. VBMI (vpermt2b) only
+// here: use_bf16_gemm sends FP8 to this kernel only where the CPU has it.
+__attribute__((target("avx512vbmi"))) void fp8_codes_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out,
+                                                                  StreamPrefetch& prefetch) {
+  static const E4m3Lookup lookup = e4m3_lookup();
+  const uint8_t* codes = w.row_ptr(r);
+  for (int64_t k = 0; k < kp; k += 64) {
+    prefetch.advance(codes + k + 64);
+    e4m3x64_to_bf16(codes + k, std::clamp<int64_t>(w.cols - k, 0, 64), lookup, out + k, k + 32 < kp);
+  }
 }
 
 // 16 FP8 codes times their block's scale x 2^120, as f32: the codes as e4m3 * 2^-120
@@ -180,12 +194,7 @@ void weight_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out, f
                         bool fp8_codes) {
   prefetch.advance(w.row_ptr(r));
   if (fp8_codes) {
-    static const E4m3Lookup lookup = e4m3_lookup();
-    const uint8_t* codes = w.row_ptr(r);
-    for (int64_t k = 0; k < kp; k += 64) {
-      prefetch.advance(codes + k + 64);
-      e4m3x64_to_bf16(codes + k, std::clamp<int64_t>(w.cols - k, 0, 64), lookup, out + k, k + 32 < kp);
-    }
+    fp8_codes_row_to_bf16(w, r, kp, out, prefetch);
     return;
   }
   if (w.dtype == DType::F8_E4M3 && w.group % 32 == 0) {
@@ -309,8 +318,8 @@ void gemm_bf16_rows_avx512(const Matrix& w, const float* x, int T, float* y, int
     product(r0, r1, false);
     return;
   }
-  // FP8, few tokens: per block of rows, the activations times that row block's scales, then the
-  // block's rows as bare codes.
+  // FP8, few tokens: per block of rows (of those this call covers), the activations times that
+  // row block's scales, then the block's rows as bare codes.
   thread_local std::vector<float> scaled;  // [cols]
   if (scaled.size() < size_t(w.cols)) scaled.resize(size_t(w.cols));
   for (int64_t a = r0; a < r1;) {

@@ -168,8 +168,39 @@ TEST(GemmBf16, TwoTermsMatchFloatProducts) {
   EXPECT_GT(worst_one, 16.0 / 65536) << "one term rounds x to 2^-9: this test would not see a lost lo term";
 }
 
+// FP8 blocks other than 128 x 128 (64 columns x 16 rows here, scales in bf16): up to 16 tokens (a
+// block's rows) the scales go on the activations, past that on the weights; both against the twin.
+TEST(GemmBf16, Fp8OtherBlockShapesMatchScalarTwin) {
+  if (!cpu_has_avx512_bf16() || best_isa() < Isa::Avx512 || !cpu_has_avx512_vbmi())
+    GTEST_SKIP() << "this CPU lacks AVX512-BF16 or VBMI: FP8 does not take the bf16 kernel";
+  std::mt19937 rng(21);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  Weights w = random_weights(DType::F8_E4M3, 45, 200, rng);
+  w.m.group = 64, w.m.group_rows = 16;
+  std::vector<uint16_t> scales16(size_t(w.m.scale_rows() * w.m.scale_cols()));
+  std::uniform_real_distribution<float> u(1e-3f, 2e-2f);
+  for (auto& v : scales16) v = f32_to_bf16(u(rng));
+  w.m.scales = scales16.data();
+  w.m.scale_dtype = DType::BF16;
+  for (int T : {4, 16, 17})
+    for (Bf16Terms terms : {Bf16Terms::One, Bf16Terms::HiLo}) {
+      std::vector<float> x(size_t(T) * 200);
+      for (auto& v : x) v = nd(rng);
+      const auto mag = magnitudes(w.m, x, T);
+      std::vector<float> want(size_t(T) * 45), got(want.size());
+      gemm_bf16_rows_scalar(w.m, x.data(), T, want.data(), 45, 5, 45, terms);
+      gemm_bf16_rows_avx512(w.m, x.data(), T, got.data(), 45, 5, 45, terms);
+      for (int t = 0; t < T; ++t)
+        for (int64_t r = 5; r < 45; ++r) {
+          const size_t i = size_t(t) * 45 + size_t(r);
+          ASSERT_LE(std::fabs(double(got[i]) - want[i]), 1e-6 * mag[i] + 1e-30) << "T=" << T << " r=" << r;
+        }
+    }
+}
+
 // A token's outputs are bit-identical whether it is computed alone, in a pair or in a batch of 11,
-// and whatever rows the call covers: serving batches sequences without changing their results.
+// and whatever rows the call covers: serving batches sequences without changing their results
+// (FP8 within batches of up to 128 tokens: gemm_bf16.h).
 TEST(GemmBf16, TokenResultsDoNotDependOnTheBatch) {
   if (!cpu_has_avx512_bf16() || best_isa() < Isa::Avx512) GTEST_SKIP() << "this CPU lacks AVX512-BF16: the kernel was not checked";
   std::mt19937 rng(9);
@@ -212,8 +243,9 @@ TEST(GemmBf16, DispatchLeavesExactModeAndScalarAlone) {
   EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::BF16, 64, &terms));  // gemm_bf16.cpp says why
   EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::F8_E4M3, kBf16MinTokens - 1, &terms));
   if (cpu_has_avx512_bf16()) {
-    EXPECT_TRUE(use_bf16_gemm(Isa::Avx512, DType::F8_E4M3, kBf16MinTokens, &terms));
-    EXPECT_EQ(terms, Bf16Terms::One);
+    // FP8's code lookup is VBMI's (vpermt2b): without it, FP8 stays on the float kernels.
+    EXPECT_EQ(use_bf16_gemm(Isa::Avx512, DType::F8_E4M3, kBf16MinTokens, &terms), cpu_has_avx512_vbmi());
+    if (cpu_has_avx512_vbmi()) EXPECT_EQ(terms, Bf16Terms::One);
     EXPECT_TRUE(use_bf16_gemm(Isa::Avx512, DType::I4, 64, &terms));
     EXPECT_EQ(terms, Bf16Terms::One);
   }
