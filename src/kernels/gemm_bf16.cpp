@@ -17,9 +17,8 @@ bool use_bf16_gemm(Isa isa, DType t, int T, Bf16Terms* terms) {
     // the BF16 slice (Zen 5, 2 threads): prefill 1.25x the float GEMM, but decoding slower than
     // the float row kernels (the one-row tile's two dependency chains); so BF16 stays on float.
     case DType::F8_E4M3:
-      if (!cpu_has_avx512_vbmi()) return false;
-      *terms = Bf16Terms::One;
-      return true;
+      if (!cpu_has_avx512_vbmi()) return false;  // its code lookup is vpermt2b
+      [[fallthrough]];
     case DType::I4:
       *terms = Bf16Terms::One;
       return true;
@@ -33,7 +32,8 @@ void gemm_bf16_rows_scalar(const Matrix& w, const float* x, int T, float* y, int
   float row[kChunk];  // [kChunk]: a piece of weight row r as bf16-rounded floats
   const DequantKernel dequant = weight_format(w.dtype).dequant[int(Isa::Scalar)];
   const bool scaled_x = fp8_scales_activations(w, T);
-  for (int64_t r = r0; r < r1; ++r)
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* codes = w.row_ptr(r);  // FP8 only: [cols]
     for (int t = 0; t < T; ++t) {
       const float* xt = x + size_t(t) * size_t(w.cols);
       float acc = 0;
@@ -43,7 +43,7 @@ void gemm_bf16_rows_scalar(const Matrix& w, const float* x, int T, float* y, int
         for (int64_t k = 0; k < c; ++k) {
           float wk, xk;
           if (scaled_x) {  // the code exactly (e4m3 fits bf16), its block's scale on x
-            wk = e4m3_to_f32(w.row_ptr(r)[k0 + k]);
+            wk = e4m3_to_f32(codes[k0 + k]);
             xk = xt[k0 + k] * scale_at(w, r / w.group_rows, (k0 + k) / w.group);
           } else {
             wk = bf16_to_f32(f32_to_bf16(row[k])), xk = xt[k0 + k];
@@ -55,6 +55,7 @@ void gemm_bf16_rows_scalar(const Matrix& w, const float* x, int T, float* y, int
       }
       y[size_t(t) * size_t(ldy) + size_t(r)] = acc;
     }
+  }
 }
 
 }  // namespace qnext

@@ -11,8 +11,10 @@
 // token blocks of 64 keep a block's activations in L2 while the chunk's rows go by. FP8 for few
 // tokens (gemm_bf16.h): codes looked up as exact bf16 (vpermt2b), the block scales on the
 // activations, converted again for each 128-row block. Measured on the FP8 slice (Zen 5, 2 threads,
-// pp512, alternated): +6-8% over scaling each weight; smaller chunks (16-128 KiB) and prefetching
-// the next chunk's codes into L2 during the tiles were slower.
+// pp512, old and new binaries alternated over three rounds): no speed change through the noise (the
+// conversion waits on the codes from memory; its arithmetic was not the cost), one rounding per
+// product instead of two. Smaller chunks (16-128 KiB) and prefetching the next chunk's codes into
+// L2 during the tiles were slower.
 #include <immintrin.h>
 
 #include <algorithm>

@@ -245,7 +245,9 @@ TEST(GemmBf16, DispatchLeavesExactModeAndScalarAlone) {
   if (cpu_has_avx512_bf16()) {
     // FP8's code lookup is VBMI's (vpermt2b): without it, FP8 stays on the float kernels.
     EXPECT_EQ(use_bf16_gemm(Isa::Avx512, DType::F8_E4M3, kBf16MinTokens, &terms), cpu_has_avx512_vbmi());
-    if (cpu_has_avx512_vbmi()) EXPECT_EQ(terms, Bf16Terms::One);
+    if (cpu_has_avx512_vbmi()) {
+      EXPECT_EQ(terms, Bf16Terms::One);
+    }
     EXPECT_TRUE(use_bf16_gemm(Isa::Avx512, DType::I4, 64, &terms));
     EXPECT_EQ(terms, Bf16Terms::One);
   }
