@@ -158,31 +158,32 @@ E4m3Lookup e4m3_lookup() {
   return {load(hi), load(hi + 64), load(lo), load(lo + 64), load(first), load(second)};
 }
 
-// 64 FP8 codes (the first `valid`, the rest zero) as their exact bf16 values [up to 64], no scale:
-// both bytes of each value looked up by the code's 7 magnitude bits (vpermt2b ignores bit 7), the
-// sign bit copied into the high byte, the bytes interleaved into words. Six shuffles or logic ops
-// for 64 weights, no float work. Stores only the words below `kp - k` (a 32-multiple).
+// 64 FP8 codes (the first `valid`, the rest zero; kFull: all 64) as their exact bf16 values [up
+// to 64], no scale: both bytes of each value looked up by the code's 7 magnitude bits (vpermt2b
+// ignores bit 7), the sign bit copied into the high byte, the bytes interleaved into words. Six
+// shuffles or logic ops for 64 weights, no float work. Stores only the words below `kp - k` (a
+// 32-multiple).
+template <bool kFull>
 __attribute__((target("avx512vbmi"))) inline void e4m3x64_to_bf16(const uint8_t* p, int64_t valid, const E4m3Lookup& t,
                                                                    uint16_t* out, bool two_halves) {
-  const __mmask64 m = valid >= 64 ? ~__mmask64(0) : (__mmask64(1) << valid) - 1;
-  const __m512i c = _mm512_maskz_loadu_epi8(m, p);
+  const __m512i c = kFull ? _mm512_loadu_si512(p)
+                          : _mm512_maskz_loadu_epi8(valid >= 64 ? ~__mmask64(0) : (__mmask64(1) << valid) - 1, p);
   const __m512i lo = _mm512_permutex2var_epi8(t.lo0, c, t.lo1);
   const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(t.hi0, c, t.hi1), c,
                                                _mm512_set1_epi8(char(0x80)), 0xF8);  // a | (b & c)
   _mm512_storeu_si512(out, _mm512_permutex2var_epi8(lo, t.first, hi));
-  if (two_halves) _mm512_storeu_si512(out + 32, _mm512_permutex2var_epi8(lo, t.second, hi));
+  if (kFull || two_halves) _mm512_storeu_si512(out + 32, _mm512_permutex2var_epi8(lo, t.second, hi));
 }
 
 // FP8 row r's codes as their exact bf16 values [kp], zero padded, no scales. VBMI (vpermt2b) only
-// here: use_bf16_gemm sends FP8 to this kernel only where the CPU has it.
-__attribute__((target("avx512vbmi"))) void fp8_codes_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out,
-                                                                  StreamPrefetch& prefetch) {
+// here: use_bf16_gemm sends FP8 to this kernel only where the CPU has it. The loop holds only the
+// lookups: whole steps unmasked, the row's prefetches issued by the caller.
+__attribute__((target("avx512vbmi"))) void fp8_codes_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out) {
   static const E4m3Lookup lookup = e4m3_lookup();
   const uint8_t* codes = w.row_ptr(r);
-  for (int64_t k = 0; k < kp; k += 64) {
-    prefetch.advance(codes + k + 64);
-    e4m3x64_to_bf16(codes + k, std::clamp<int64_t>(w.cols - k, 0, 64), lookup, out + k, k + 32 < kp);
-  }
+  const int64_t full = w.cols / 64 * 64;
+  for (int64_t k = 0; k < full; k += 64) e4m3x64_to_bf16<true>(codes + k, 64, lookup, out + k, true);
+  if (full < kp) e4m3x64_to_bf16<false>(codes + full, w.cols - full, lookup, out + full, full + 32 < kp);
 }
 
 // 16 FP8 codes times their block's scale x 2^120, as f32: the codes as e4m3 * 2^-120
@@ -194,9 +195,9 @@ inline __m512 e4m3x16_scaled(const uint8_t* p, __m512 scale120) { return _mm512_
 // fp8_codes: FP8 codes without their scales (these are on the activations).
 void weight_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out, float* row, StreamPrefetch& prefetch,
                         bool fp8_codes) {
-  prefetch.advance(w.row_ptr(r));
+  prefetch.advance(w.row_ptr(r + 1));  // the whole row and kStreamAhead past it: no cursor in the loops
   if (fp8_codes) {
-    fp8_codes_row_to_bf16(w, r, kp, out, prefetch);
+    fp8_codes_row_to_bf16(w, r, kp, out);
     return;
   }
   if (w.dtype == DType::F8_E4M3 && w.group % 32 == 0) {
@@ -208,7 +209,6 @@ void weight_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out, f
       // Whole groups of scales below 2^7 (scale x 2^120 stays finite) take the integer conversion.
       if (k0 + w.group <= w.cols && std::fabs(scale) < 128.0f) {
         const __m512 s120 = _mm512_set1_ps(scale * 0x1p120f);
-        prefetch.advance(codes + k0 + w.group);
         for (int64_t k = k0; k < k0 + w.group; k += 32) {
           const __m512 lo = e4m3x16_scaled(codes + k, s120), hi = e4m3x16_scaled(codes + k + 16, s120);
           _mm512_storeu_si512(out + k, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
@@ -217,7 +217,6 @@ void weight_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out, f
       }
       const __m512 s = _mm512_set1_ps(scale * 256.0f);
       for (int64_t k = k0; k < std::min(kp, k0 + w.group); k += 32) {
-        prefetch.advance(codes + k);
         _mm512_storeu_si512(out + k, e4m3x32_to_bf16(codes + k, std::clamp<int64_t>(w.cols - k, 0, 32), s));
       }
     }
@@ -231,7 +230,6 @@ void weight_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out, f
       const __m512 s = _mm512_set1_ps(groups.scale(g));
       const __m512i zu = _mm512_set1_epi32(groups.zero_u(g));
       for (int64_t k = k0; k < k0 + w.group; k += 32) {
-        prefetch.advance(bytes + k / 2);
         const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes + k / 2)));
         // (u - (z + 8)) * scale in float, as the scalar dequantizer, then rounded to bf16.
         const __m512 even = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(b, nibble), zu)), s);
