@@ -189,7 +189,9 @@ void register_bench(CLI::App& app, int& exit_code) {
     // Without resets the peak from the first probe on includes its buffer: the last clean reading
     // stands (the MTP and batch runs then do not count).
     const size_t rss = peak_resets ? std::max(rss_peak, peak_rss_bytes()) : rss_peak;
-    if (probe.empty() && !cache) probe.push_back(measure_read_bandwidth(o->model.threads) * 1e9);  // after the RSS, as above
+    // The probe is the decode's roofline: a prefill-only run (-n 0) has none to measure against,
+    // and its 1 GiB of page faults and reads would only cost time.
+    if (probe.empty() && !cache && o->gen > 0) probe.push_back(measure_read_bandwidth(o->model.threads) * 1e9);  // after the RSS, as above
     const Stats bw = stats(probe), fr = stats(fraction);
     const Stats hits = stats(hit_rate), disk = stats(disk_bytes), waits = stats(read_share);
     const double disk_rate = cache && o->gen > 0 ? cache->measure_disk_rate(size_t(1) << 30) : 0;
@@ -305,7 +307,7 @@ void register_bench(CLI::App& app, int& exit_code) {
                     "(Belady) %.1f%%\n",
                     cache->trace().size(), 100 * policies["LRU"].get<double>(), 100 * policies["LFU"].get<double>(),
                     100 * policies["optimal"].get<double>());
-      if (!cache) std::printf("roofline: %s of weights per decoded token; read bandwidth probed after each decode %.2f GB/s"
+      if (!cache && o->gen > 0) std::printf("roofline: %s of weights per decoded token; read bandwidth probed after each decode %.2f GB/s"
                   " (%.2f-%.2f) -> at most %.2f tok/s;\n"
                   "          achieved %.2f GB/s; per repeat against its own probe %.1f%% of the limit (%.1f-%.1f%%)\n",
                   human_bytes(bytes_per_token).c_str(), bandwidth / 1e9, bw.min / 1e9, bw.max / 1e9,

@@ -131,6 +131,20 @@ TEST(CliEngine, BenchPrintsJsonWithThroughputAndRoofline) {
   EXPECT_EQ(j.at("kv_type").get<std::string>(), "f16");
 }
 
+// `qnext bench -n 0` measures prefill alone: no bandwidth probe (the decode's roofline), so no
+// roofline line and a zero bandwidth in the JSON.
+TEST(CliEngine, BenchWithoutDecodeSkipsTheProbe) {
+  auto r = run(qnext_bin() + " bench --model " + data_dir("tiny-b") + " -p 16 -n 0 -r 1 -t 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("pp16"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("roofline"), std::string::npos) << r.output;
+  r = run(qnext_bin() + " bench --model " + data_dir("tiny-b") + " -p 16 -n 0 -r 1 -t 1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  EXPECT_GT(j.at("prefill_tok_s").get<double>(), 0);
+  EXPECT_EQ(j.at("measured_bandwidth_gb_s").get<double>(), 0);
+}
+
 // `qnext kld`: zero-ish for an f16 KV cache, clearly above zero for 4-bit weights.
 TEST(CliEngine, KldComparesAgainstTheOriginal) {
   testing::Reference ref("tiny-b");
