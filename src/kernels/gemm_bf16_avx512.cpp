@@ -36,27 +36,22 @@ constexpr size_t kChunkBytes = 256 * 1024;  // bf16 weight rows converted at onc
 
 inline int64_t padded_cols(int64_t cols) { return (cols + 31) / 32 * 32; }
 
-// 32 floats (the first `valid`, the rest zero) -> 32 bf16, round to nearest even.
-inline __m512i to_bf16x32(const float* p, int64_t valid) {
-  const __mmask16 m0 = valid >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << valid) - 1);
-  const __mmask16 m1 = valid >= 32 ? __mmask16(0xFFFF) : valid <= 16 ? __mmask16(0) : __mmask16((1u << (valid - 16)) - 1);
-  const __m512 a = _mm512_maskz_loadu_ps(m0, p), b = _mm512_maskz_loadu_ps(m1, p + 16);
-  return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(b, a));  // low half from a
-}
-
 inline __m512 widen_bf16x16(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
 
-// One float row -> bf16 hi [kp] (and lo [kp] = bf16(x - hi) when lo is set), zero padded.
-void row_to_bf16(const float* x, int64_t n, int64_t kp, uint16_t* hi, uint16_t* lo) {
+// One float row, times mul's [n] where given (FP8's block scales), -> bf16 hi [kp] (and lo [kp]
+// = bf16(x - hi) when lo is set), zero padded, rounded to nearest even.
+void row_to_bf16(const float* x, int64_t n, int64_t kp, uint16_t* hi, uint16_t* lo, const float* mul = nullptr) {
   for (int64_t k = 0; k < kp; k += 32) {
     const int64_t valid = std::clamp<int64_t>(n - k, 0, 32);
-    const __m512i h = to_bf16x32(x + k, valid);
-    _mm512_storeu_si512(hi + k, h);
-    if (!lo) continue;
     const __mmask16 m0 = valid >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << valid) - 1);
     const __mmask16 m1 = valid >= 32 ? __mmask16(0xFFFF) : valid <= 16 ? __mmask16(0) : __mmask16((1u << (valid - 16)) - 1);
-    const __m512 r0 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m0, x + k), widen_bf16x16(_mm512_castsi512_si256(h)));
-    const __m512 r1 = _mm512_sub_ps(_mm512_maskz_loadu_ps(m1, x + k + 16), widen_bf16x16(_mm512_extracti64x4_epi64(h, 1)));
+    __m512 a = _mm512_maskz_loadu_ps(m0, x + k), b = _mm512_maskz_loadu_ps(m1, x + k + 16);
+    if (mul) a = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m0, mul + k)), b = _mm512_mul_ps(b, _mm512_maskz_loadu_ps(m1, mul + k + 16));
+    const __m512i h = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(b, a));  // low half from a
+    _mm512_storeu_si512(hi + k, h);
+    if (!lo) continue;
+    const __m512 r0 = _mm512_sub_ps(a, widen_bf16x16(_mm512_castsi512_si256(h)));
+    const __m512 r1 = _mm512_sub_ps(b, widen_bf16x16(_mm512_extracti64x4_epi64(h, 1)));
     _mm512_storeu_si512(lo + k, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(r1, r0)));
   }
 }
@@ -319,20 +314,18 @@ void gemm_bf16_rows_avx512(const Matrix& w, const float* x, int T, float* y, int
     return;
   }
   // FP8, few tokens: per block of rows (of those this call covers), the activations times that
-  // row block's scales, then the block's rows as bare codes.
-  thread_local std::vector<float> scaled;  // [cols]
-  if (scaled.size() < size_t(w.cols)) scaled.resize(size_t(w.cols));
+  // row block's scales (in the same pass that rounds them to bf16), then the block's rows as bare
+  // codes.
+  thread_local std::vector<float> column_scale;  // [cols]: each column's scale in this row block
+  if (column_scale.size() < size_t(w.cols)) column_scale.resize(size_t(w.cols));
   for (int64_t a = r0; a < r1;) {
     const int64_t srow = a / w.group_rows, b = std::min(r1, (srow + 1) * w.group_rows);
     const ScaleRow scales(w, srow);  // [scale_cols()]
-    for (int t = 0; t < T; ++t) {
-      const float* xt = x + size_t(t) * size_t(w.cols);
-      for (int64_t k0 = 0, g = 0; k0 < w.cols; k0 += w.group, ++g) {
-        const float s = scales[g];
-        for (int64_t k = k0; k < std::min(w.cols, k0 + w.group); ++k) scaled[size_t(k)] = xt[k] * s;
-      }
-      activations_to_bf16(scaled.data(), t);
-    }
+    for (int64_t k0 = 0, g = 0; k0 < w.cols; k0 += w.group, ++g)
+      std::fill(column_scale.begin() + k0, column_scale.begin() + std::min(w.cols, k0 + w.group), scales[g]);
+    for (int t = 0; t < T; ++t)
+      row_to_bf16(x + size_t(t) * size_t(w.cols), w.cols, kp, xh.data() + size_t(t) * size_t(kp),
+                  hilo ? xl.data() + size_t(t) * size_t(kp) : nullptr, column_scale.data());
     product(a, b, true);
     a = b;
   }
