@@ -33,7 +33,9 @@ struct Int4RowFloats {
     const Int4RowGroups groups(w, r);
     const int64_t n = w.scale_cols();
     groups.scales.to_f32(n, scale);
-    for (int64_t g = 0; g < n; ++g) zero[g] = float(groups.zero_u(g));
+    if (!groups.zeros) std::fill_n(zero, n, 8.0f);  // symmetric (the W4A16 release): no nibble per group
+    else
+      for (int64_t g = 0; g < n; ++g) zero[g] = float(groups.zero_u(g));
     for (int64_t g = n; g < n + 4; ++g) scale[g] = zero[g] = 0;
   }
 };
