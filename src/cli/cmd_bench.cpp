@@ -189,9 +189,8 @@ void register_bench(CLI::App& app, int& exit_code) {
     // Without resets the peak from the first probe on includes its buffer: the last clean reading
     // stands (the MTP and batch runs then do not count).
     const size_t rss = peak_resets ? std::max(rss_peak, peak_rss_bytes()) : rss_peak;
-    // The probe is the decode's roofline: a prefill-only run (-n 0) has none to measure against,
-    // and its 1 GiB of page faults and reads would only cost time.
-    if (probe.empty() && !cache && o->gen > 0) probe.push_back(measure_read_bandwidth(o->model.threads) * 1e9);  // after the RSS, as above
+    // Each decode repeat probed the bandwidth after it; a prefill-only run (-n 0) has no roofline
+    // to measure against, so no probe (its 1 GiB of page faults and reads only cost time).
     const Stats bw = stats(probe), fr = stats(fraction);
     const Stats hits = stats(hit_rate), disk = stats(disk_bytes), waits = stats(read_share);
     const double disk_rate = cache && o->gen > 0 ? cache->measure_disk_rate(size_t(1) << 30) : 0;

@@ -153,16 +153,17 @@ E4m3Lookup e4m3_lookup() {
   return {load(hi), load(hi + 64), load(lo), load(lo + 64), load(first), load(second)};
 }
 
-// 64 FP8 codes (the first `valid`, the rest zero; kFull: all 64) as their exact bf16 values [up
-// to 64], no scale: both bytes of each value looked up by the code's 7 magnitude bits (vpermt2b
-// ignores bit 7), the sign bit copied into the high byte, the bytes interleaved into words. Six
-// shuffles or logic ops for 64 weights, no float work. Stores only the words below `kp - k` (a
-// 32-multiple).
+// 64 FP8 codes (the first `valid`, the rest zero; kFull: all 64, and valid and two_halves are
+// not read) as their exact bf16 values [up to 64], no scale: both bytes of each value looked up by
+// the code's 7 magnitude bits (vpermt2b ignores bit 7), the sign bit copied into the high byte,
+// the bytes interleaved into words. Six shuffles or logic ops for 64 weights, no float work.
+// Stores only the words below `kp - k` (a 32-multiple).
 template <bool kFull>
 __attribute__((target("avx512vbmi"))) inline void e4m3x64_to_bf16(const uint8_t* p, int64_t valid, const E4m3Lookup& t,
                                                                    uint16_t* out, bool two_halves) {
-  const __m512i c = kFull ? _mm512_loadu_si512(p)
-                          : _mm512_maskz_loadu_epi8(valid >= 64 ? ~__mmask64(0) : (__mmask64(1) << valid) - 1, p);
+  __m512i c;
+  if constexpr (kFull) c = _mm512_loadu_si512(p);
+  else c = _mm512_maskz_loadu_epi8(valid >= 64 ? ~__mmask64(0) : (__mmask64(1) << valid) - 1, p);
   const __m512i lo = _mm512_permutex2var_epi8(t.lo0, c, t.lo1);
   const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(t.hi0, c, t.hi1), c,
                                                _mm512_set1_epi8(char(0x80)), 0xF8);  // a | (b & c)

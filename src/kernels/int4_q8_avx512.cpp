@@ -32,9 +32,10 @@ inline void run_dot(const uint8_t* bytes, const RunX4* const* xs, int64_t c, __m
   }
 }
 
-// Run c's scales and zero points per lane (lane i: weight 128 c + 8 i). Groups of 128 weights:
-// one per run; of 128k: one per k runs; of 32 / 64: four or two per run, spread over the lanes.
-enum class RunGroups { One, Several, Split };
+// Run c's scales and zero points per lane (lane i: weight 128 c + 8 i). One: a group per run
+// (groups of 128 weights, or of 128k spread to one entry per run by Int4RowFloats::per_run); Split:
+// groups of 32 / 64, four or two per run, spread over the lanes.
+enum class RunGroups { One, Split };
 
 template <RunGroups kGroups>
 inline void run_groups(const Int4RowFloats& f, int64_t c, int64_t group, __m512* scale, __m512* zero) {
@@ -45,9 +46,8 @@ inline void run_groups(const Int4RowFloats& f, int64_t c, int64_t group, __m512*
     *scale = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_loadu_ps(f.scale + g)));
     *zero = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_loadu_ps(f.zero + g)));
   } else {
-    const int64_t g = kGroups == RunGroups::One ? c : c / (group / 128);
-    *scale = _mm512_set1_ps(f.scale[g]);
-    *zero = _mm512_set1_ps(f.zero[g]);
+    *scale = _mm512_set1_ps(f.scale[c]);
+    *zero = _mm512_set1_ps(f.zero[c]);
   }
 }
 
@@ -59,6 +59,7 @@ void row(const Matrix& w, const RunX4* const* xs, int64_t runs, float* y, int64_
   prefetch.advance(bytes + w.cols / 2);
   Int4RowFloats floats;
   floats.fill(w, r);
+  if (w.group > 128) floats.per_run(w.group / 128, runs);
   __m512 even[TT], odd[TT];  // runs 0, 2, 4, ... and 1, 3, 5, ...
   for (int t = 0; t < TT; ++t) even[t] = odd[t] = _mm512_setzero_ps();
   __m512 scale, zero;
@@ -97,8 +98,7 @@ void rows_int4_q8_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, i
   }
   const int64_t runs = w.cols / 128;
   int4_q8_passes(w, xq, T, y, ldy, r0, r1, [&](const RunX4* const* xs, int tt, float* yt, int64_t ra, int64_t rb) {
-    if (w.group == 128) rows<RunGroups::One>(w, xs, tt, runs, yt, ldy, ra, rb);
-    else if (w.group % 128 == 0) rows<RunGroups::Several>(w, xs, tt, runs, yt, ldy, ra, rb);
+    if (w.group % 128 == 0) rows<RunGroups::One>(w, xs, tt, runs, yt, ldy, ra, rb);
     else rows<RunGroups::Split>(w, xs, tt, runs, yt, ldy, ra, rb);
   });
 }

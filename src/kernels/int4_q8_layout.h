@@ -33,10 +33,18 @@ struct Int4RowFloats {
     const Int4RowGroups groups(w, r);
     const int64_t n = w.scale_cols();
     groups.scales.to_f32(n, scale);
-    if (!groups.zeros) std::fill_n(zero, n, 8.0f);  // symmetric (the W4A16 release): no nibble per group
-    else
+    if (!groups.zeros) {
+      std::fill_n(zero, n, 8.0f);  // symmetric (the W4A16 release): no nibble per group
+    } else {
       for (int64_t g = 0; g < n; ++g) zero[g] = float(groups.zero_u(g));
+    }
     for (int64_t g = n; g < n + 4; ++g) scale[g] = zero[g] = 0;
+  }
+  // Groups of k runs (128k weights) as one entry per run [runs], so a kernel indexes by run without
+  // a division; in place, from the back (entry c comes from group c / k <= c).
+  void per_run(int64_t k, int64_t runs) {
+    for (int64_t g = (runs + k - 1) / k - 1; g >= 0; --g)
+      for (int64_t c = std::min(runs, (g + 1) * k) - 1; c >= g * k; --c) scale[c] = scale[g], zero[c] = zero[g];
   }
 };
 

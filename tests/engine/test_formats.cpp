@@ -349,7 +349,8 @@ TEST(Int4, Int8DecodeKernelMatchesScalarTwin) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   struct C { int64_t rows, cols, group; bool asym; };
   for (C c : {C{40, 2048, 128, false}, C{40, 2048, 128, true}, C{24, 512, 32, true}, C{16, 256, 64, false},
-              C{16, 256, 64, true}, C{9, 384, 256, true}, C{8, 1024, 1024, false}}) {
+              C{16, 256, 64, true}, C{9, 384, 256, true}, C{9, 384, 128, false}, C{9, 384, 32, true},
+              C{8, 1024, 1024, false}}) {
     Synthetic s = random_int4(c.rows, c.cols, c.group, c.asym, rng);
     ASSERT_TRUE(int4_int8_fits(s.m));
     const std::string name = "int4 " + std::to_string(c.rows) + "x" + std::to_string(c.cols) + " g" +
