@@ -10,10 +10,10 @@
 // dequantized and rounded as int4's. So an FP8 token's result (in this fast default) differs in
 // its roundings between batches of up to 128 tokens and larger ones, as it does below
 // kBf16MinTokens, where the float kernels take over; within either range it does not.
-// The activations become one bf16 term (x rounded to 2^-9: the fast default of FP8 and int4, bounded by `qnext kld` against exact
-// mode) or two (hi = bf16(x), lo = bf16(x - hi): x to ~2^-16, so BF16 weights would keep the
-// golden tolerances; not dispatched yet, see use_bf16_gemm). Exact mode (QNEXT_ACTIVATIONS=f32)
-// never comes here.
+// The activations become one bf16 term (x rounded to 2^-9: the fast default of FP8 and int4,
+// bounded by `qnext kld` against exact mode) or two (hi = bf16(x), lo = bf16(x - hi): x to
+// ~2^-16, so BF16 weights would keep the golden tolerances; not dispatched yet, see
+// use_bf16_gemm). Exact mode (QNEXT_ACTIVATIONS=f32) never comes here.
 #pragma once
 #include <cstdint>
 

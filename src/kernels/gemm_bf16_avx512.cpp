@@ -46,7 +46,10 @@ void row_to_bf16(const float* x, int64_t n, int64_t kp, uint16_t* hi, uint16_t* 
     const __mmask16 m0 = valid >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << valid) - 1);
     const __mmask16 m1 = valid >= 32 ? __mmask16(0xFFFF) : valid <= 16 ? __mmask16(0) : __mmask16((1u << (valid - 16)) - 1);
     __m512 a = _mm512_maskz_loadu_ps(m0, x + k), b = _mm512_maskz_loadu_ps(m1, x + k + 16);
-    if (mul) a = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m0, mul + k)), b = _mm512_mul_ps(b, _mm512_maskz_loadu_ps(m1, mul + k + 16));
+    if (mul) {
+      a = _mm512_mul_ps(a, _mm512_maskz_loadu_ps(m0, mul + k));
+      b = _mm512_mul_ps(b, _mm512_maskz_loadu_ps(m1, mul + k + 16));
+    }
     const __m512i h = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(b, a));  // low half from a
     _mm512_storeu_si512(hi + k, h);
     if (!lo) continue;

@@ -74,7 +74,8 @@ void row(const Matrix& w, const RunX4* const* xs, int64_t runs, float* y, int64_
     run_groups<kGroups>(floats, c, w.group, &scale, &zero);
     run_dot<TT>(bytes, xs, c, scale, zero, even);
   }
-  for (int t = 0; t < TT; ++t) y[size_t(t) * size_t(ldy) + size_t(r)] = _mm512_reduce_add_ps(_mm512_add_ps(even[t], odd[t]));
+  for (int t = 0; t < TT; ++t)
+    y[size_t(t) * size_t(ldy) + size_t(r)] = _mm512_reduce_add_ps(_mm512_add_ps(even[t], odd[t]));
 }
 
 template <RunGroups kGroups>
