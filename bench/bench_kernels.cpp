@@ -117,6 +117,66 @@ void BM_ReadBandwidth(benchmark::State& state) {
 BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->ArgName("threads")->UseManualTime();
 BENCHMARK(BM_MatvecCached)->Apply(matmul_args);
 
+// One decoded token's routed experts as the model runs them: 10 of the matrix's 85 experts (gate
+// and up [512, 2048], down [2048, 512], each a 1536-row slice of BM_Matvec's matrix) as two
+// matmul_group calls, 20 then 10 products of 256-1152 KiB each. Unlike BM_Matvec's one long
+// stream, each thread's work is many short runs of memory, as in `qnext bench`'s decode.
+// cached: the 10 drawn from the first 2 experts only (3-12 MiB), to see the arithmetic's ceiling
+// on these shapes (short rows: the down projection's 512 weights).
+void BM_MatvecExperts(benchmark::State& state) {
+  const DType t = DType(state.range(0));
+  const Isa isa = Isa(state.range(1));
+  if (isa > best_isa()) return state.SkipWithError("ISA not supported by this CPU");
+  set_active_isa(isa);
+  set_num_threads(int(state.range(2)));
+  const bool cached = state.range(3) != 0;
+  const int64_t rows = 131072, cols = 2048, inter = 512, experts = rows / (3 * inter), picked = 10;
+  static Weights* w[5] = {};
+  const int idx = t == DType::BF16 ? 0 : t == DType::Q8_0 ? 1 : t == DType::Q4_0 ? 2 : t == DType::F8_E4M3 ? 3 : 4;
+  if (!w[idx]) w[idx] = new Weights(t, rows, cols);
+  const Matrix& all = w[idx]->m;
+  auto slice = [&](int64_t r0, int64_t n, int64_t k) {  // rows [r0, r0 + n) as [n * cols / k, k]
+    Matrix m = all;
+    m.data = all.row_ptr(r0);
+    m.rows = n * cols / k;
+    m.cols = k;  // FP8 / int4 keep the matrix's first side scales: all hold the same constant
+    return m;
+  };
+  std::vector<Matrix> gate, up, down;  // [experts]
+  for (int64_t e = 0; e < experts; ++e) {
+    gate.push_back(slice(3 * inter * e, inter, cols));
+    up.push_back(slice(3 * inter * e + inter, inter, cols));
+    down.push_back(slice(3 * inter * e + 2 * inter, inter, inter));
+  }
+  std::vector<float> x(size_t(cols), 0.5f), h(size_t(picked) * 2 * size_t(inter), 0.25f), y(size_t(picked) * size_t(cols));
+  std::vector<Product> first, second;
+  std::mt19937 rng(3);
+  int64_t bytes = 0;
+  for (auto _ : state) {
+    first.clear();
+    second.clear();
+    for (int64_t j = 0; j < picked; ++j) {
+      const size_t e = rng() % size_t(cached ? 2 : experts);
+      first.push_back({&gate[e], x.data(), 1, h.data() + size_t(2 * j) * size_t(inter)});
+      first.push_back({&up[e], x.data(), 1, h.data() + size_t(2 * j + 1) * size_t(inter)});
+      second.push_back({&down[e], h.data() + size_t(2 * j) * size_t(inter), 1, y.data() + size_t(j) * size_t(cols)});
+      bytes += int64_t(gate[e].bytes() + up[e].bytes() + down[e].bytes());
+    }
+    matmul_group(first.data(), first.size());
+    matmul_group(second.data(), second.size());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(bytes);
+}
+BENCHMARK(BM_MatvecExperts)
+    ->ArgsProduct({{int64_t(DType::BF16), int64_t(DType::Q8_0), int64_t(DType::Q4_0), int64_t(DType::F8_E4M3),
+                    int64_t(DType::I4)},
+                   {int64_t(Isa::Avx2), int64_t(Isa::Avx512)},
+                   {1, 2},
+                   {0, 1}})
+    ->ArgNames({"dtype", "isa", "threads", "cached"})
+    ->UseRealTime();
+
 // BF16 weights, 1-2 tokens, on the two-term bf16 kernel (x = hi + lo, vdpbf16ps) against the float
 // row kernel, split over the threads as matmul splits rows. cached: the 4 MiB matrix.
 void BM_MatvecBf16Terms(benchmark::State& state) {

@@ -41,10 +41,11 @@ class HalfRunGroups {
 };
 
 template <int TT>
-void row(const Matrix& w, const RunX4* const* xs, int64_t halves, float* y, int64_t ldy, int64_t r, StreamPrefetch& prefetch) {
-  const uint8_t* bytes = w.row_ptr(r);  // [cols / 2]
+void row(const Matrix& w, const Int4Rows& m, const RunX4* const* xs, int64_t halves, float* y, int64_t ldy, int64_t r,
+         StreamPrefetch& prefetch) {
+  const uint8_t* bytes = m.row(r);  // [cols / 2]
   Int4RowFloats floats;
-  floats.fill(w, r);
+  floats.fill(m, r);
   HalfRunGroups half_run_groups(floats, w.group);
   const __m256i low4 = _mm256_set1_epi8(15);
   const __m256i ones = _mm256_set1_epi16(1);
@@ -80,12 +81,13 @@ void row(const Matrix& w, const RunX4* const* xs, int64_t halves, float* y, int6
 void rows_int4_q8_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   const int64_t runs = w.cols / 128;
   int4_q8_passes(w, xq, T, y, ldy, r0, r1, [&](const RunX4* const* xs, int tt, float* yt, int64_t ra, int64_t rb) {
-    StreamPrefetch prefetch(w.row_ptr(ra), w.row_ptr(w.rows));
+    const Int4Rows m(w);
+    StreamPrefetch prefetch(m.row(ra), m.row(w.rows));
     for (int64_t r = ra; r < rb; ++r) {
       switch (tt) {
-        case 1: row<1>(w, xs, 2 * runs, yt, ldy, r, prefetch); break;
-        case 2: row<2>(w, xs, 2 * runs, yt, ldy, r, prefetch); break;
-        default: row<3>(w, xs, 2 * runs, yt, ldy, r, prefetch); break;
+        case 1: row<1>(w, m, xs, 2 * runs, yt, ldy, r, prefetch); break;
+        case 2: row<2>(w, m, xs, 2 * runs, yt, ldy, r, prefetch); break;
+        default: row<3>(w, m, xs, 2 * runs, yt, ldy, r, prefetch); break;
       }
     }
   });

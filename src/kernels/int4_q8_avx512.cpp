@@ -54,11 +54,12 @@ inline void run_groups(const Int4RowFloats& f, int64_t c, int64_t group, __m512*
 // Row r for TT tokens. Even and odd runs add into two accumulators, so one token is not a single
 // chain of dependent FMAs; the row's prefetches go out at its start (no cursor in the loop).
 template <int TT, RunGroups kGroups>
-void row(const Matrix& w, const RunX4* const* xs, int64_t runs, float* y, int64_t ldy, int64_t r, StreamPrefetch& prefetch) {
-  const uint8_t* bytes = w.row_ptr(r);  // [cols / 2]
+void row(const Matrix& w, const Int4Rows& m, const RunX4* const* xs, int64_t runs, float* y, int64_t ldy, int64_t r,
+         StreamPrefetch& prefetch) {
+  const uint8_t* bytes = m.row(r);  // [cols / 2]
   prefetch.advance(bytes + w.cols / 2);
   Int4RowFloats floats;
-  floats.fill(w, r);
+  floats.fill(m, r);
   if (w.group > 128) floats.per_run(w.group / 128, runs);
   __m512 even[TT], odd[TT];  // runs 0, 2, 4, ... and 1, 3, 5, ...
   for (int t = 0; t < TT; ++t) even[t] = odd[t] = _mm512_setzero_ps();
@@ -80,12 +81,13 @@ void row(const Matrix& w, const RunX4* const* xs, int64_t runs, float* y, int64_
 
 template <RunGroups kGroups>
 void rows(const Matrix& w, const RunX4* const* xs, int tt, int64_t runs, float* y, int64_t ldy, int64_t ra, int64_t rb) {
-  StreamPrefetch prefetch(w.row_ptr(ra), w.row_ptr(w.rows));
+  const Int4Rows m(w);
+  StreamPrefetch prefetch(m.row(ra), m.row(w.rows));
   for (int64_t r = ra; r < rb; ++r) {
     switch (tt) {
-      case 1: row<1, kGroups>(w, xs, runs, y, ldy, r, prefetch); break;
-      case 2: row<2, kGroups>(w, xs, runs, y, ldy, r, prefetch); break;
-      default: row<3, kGroups>(w, xs, runs, y, ldy, r, prefetch); break;
+      case 1: row<1, kGroups>(w, m, xs, runs, y, ldy, r, prefetch); break;
+      case 2: row<2, kGroups>(w, m, xs, runs, y, ldy, r, prefetch); break;
+      default: row<3, kGroups>(w, m, xs, runs, y, ldy, r, prefetch); break;
     }
   }
 }

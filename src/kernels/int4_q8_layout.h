@@ -23,20 +23,51 @@ struct RunX4 {
 };
 constexpr int64_t kMaxRuns4 = kInt4Int8MaxCols / 128;
 
+// What the rows of an int4 matrix share, found once per call: row r's codes, scales and
+// zero-point words sit at fixed strides, so a row finds them without a division or a switch.
+struct Int4Rows {
+  const uint8_t* codes;   // [rows, cols / 2]
+  size_t code_stride;     // bytes
+  const char* scales;     // [rows, groups] of scale_dtype
+  size_t scale_stride;    // bytes
+  DType scale_dtype;
+  const int32_t* zeros;   // [ceil(rows / 8), groups] or null (symmetric)
+  int64_t groups;         // per row
+  explicit Int4Rows(const Matrix& w)
+      : codes(static_cast<const uint8_t*>(w.data)), code_stride(row_bytes(w.dtype, w.cols)),
+        scales(static_cast<const char*>(w.scales)), scale_stride(size_t(w.scale_cols()) * dtype_size(w.scale_dtype)),
+        scale_dtype(w.scale_dtype), zeros(w.zeros), groups(w.scale_cols()) {}
+  const uint8_t* row(int64_t r) const { return codes + size_t(r) * code_stride; }
+};
+
 // Row r's group scales and zero points (z + 8) as floats, read once per row: converting them per
 // run of 128 weights (a bf16 widening, a nibble of a zero-point word) cost as much as the run's
-// dot products. Padded so that a 4-float load at any group stays inside.
+// dot products. A row of 512 weights (an expert's down projection: 4 groups) still spends about
+// as long here as on its products, so the row finds its scales through Int4Rows (no division per
+// row) and converts them in one switch and plain loops (F16 inline, not a call per scale).
+// Padded so that a 4-float load at any group stays inside.
 struct Int4RowFloats {
   float scale[kInt4Int8MaxCols / 32 + 4];
   float zero[kInt4Int8MaxCols / 32 + 4];
-  void fill(const Matrix& w, int64_t r) {
-    const Int4RowGroups groups(w, r);
-    const int64_t n = w.scale_cols();
-    groups.scales.to_f32(n, scale);
-    if (!groups.zeros) {
+  void fill(const Int4Rows& m, int64_t r) {
+    const int64_t n = m.groups;
+    const char* p = m.scales + size_t(r) * m.scale_stride;
+    const uint16_t* half = reinterpret_cast<const uint16_t*>(p);
+    switch (m.scale_dtype) {
+      case DType::BF16:
+        for (int64_t g = 0; g < n; ++g) scale[g] = bf16_to_f32(half[g]);
+        break;
+      case DType::F16:
+        for (int64_t g = 0; g < n; ++g) scale[g] = _cvtsh_ss(half[g]);
+        break;
+      default: std::copy_n(reinterpret_cast<const float*>(p), n, scale);
+    }
+    if (!m.zeros) {
       std::fill_n(zero, n, 8.0f);  // symmetric (the W4A16 release): no nibble per group
     } else {
-      for (int64_t g = 0; g < n; ++g) zero[g] = float(groups.zero_u(g));
+      const int32_t* words = m.zeros + size_t(r / 8) * size_t(n);
+      const int shift = int(4 * (r % 8));
+      for (int64_t g = 0; g < n; ++g) zero[g] = float((uint32_t(words[g]) >> shift) & 15);
     }
     for (int64_t g = n; g < n + 4; ++g) scale[g] = zero[g] = 0;
   }

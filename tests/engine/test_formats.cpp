@@ -110,7 +110,8 @@ Synthetic random_fp8(int64_t rows, int64_t cols, std::mt19937& rng, bool tiny = 
   return s;
 }
 
-Synthetic random_int4(int64_t rows, int64_t cols, int64_t group, bool asymmetric, std::mt19937& rng) {
+Synthetic random_int4(int64_t rows, int64_t cols, int64_t group, bool asymmetric, std::mt19937& rng,
+                      DType scale_dtype = DType::BF16) {
   Synthetic s;
   const int64_t words = (cols + 7) / 8;
   s.codes.resize(size_t(rows * words * 4));
@@ -118,11 +119,18 @@ Synthetic random_int4(int64_t rows, int64_t cols, int64_t group, bool asymmetric
   for (auto& c : s.codes) c = uint8_t(byte(rng));
   s.m = Matrix{DType::I4, s.codes.data(), rows, cols};
   s.m.group = group;
-  s.scales16.resize(size_t(rows * s.m.scale_cols()));
+  const size_t n_scales = size_t(rows * s.m.scale_cols());
   std::uniform_real_distribution<float> u(1e-3f, 2e-2f);
-  for (auto& x : s.scales16) x = f32_to_bf16(u(rng));
-  s.m.scales = s.scales16.data();
-  s.m.scale_dtype = DType::BF16;
+  if (scale_dtype == DType::F32) {
+    s.scales32.resize(n_scales);
+    for (auto& x : s.scales32) x = u(rng);
+    s.m.scales = s.scales32.data();
+  } else {
+    s.scales16.resize(n_scales);
+    for (auto& x : s.scales16) x = scale_dtype == DType::F16 ? f32_to_f16(u(rng)) : f32_to_bf16(u(rng));
+    s.m.scales = s.scales16.data();
+  }
+  s.m.scale_dtype = scale_dtype;
   if (asymmetric) {
     s.zeros.resize(size_t((rows + 7) / 8 * s.m.scale_cols()));
     for (auto& z : s.zeros) z = int32_t(rng());
@@ -347,14 +355,17 @@ TEST(Int4, RowKernelsOverRowRangesAndWideOutputs) {
 TEST(Int4, Int8DecodeKernelMatchesScalarTwin) {
   std::mt19937 rng(23);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  struct C { int64_t rows, cols, group; bool asym; };
+  // Scales in each stored type (the AWQ release's are F16); rows of 3 to 64 groups, so the rows'
+  // scale and zero-point conversions take both their 8-group steps and their tails.
+  struct C { int64_t rows, cols, group; bool asym; DType scales = DType::BF16; };
   for (C c : {C{40, 2048, 128, false}, C{40, 2048, 128, true}, C{24, 512, 32, true}, C{16, 256, 64, false},
               C{16, 256, 64, true}, C{9, 384, 256, true}, C{9, 384, 128, false}, C{9, 384, 32, true},
-              C{8, 1024, 1024, false}}) {
-    Synthetic s = random_int4(c.rows, c.cols, c.group, c.asym, rng);
+              C{8, 1024, 1024, false}, C{20, 2048, 32, true, DType::F16}, C{11, 1408, 128, true, DType::F16},
+              C{11, 1408, 64, false, DType::F32}}) {
+    Synthetic s = random_int4(c.rows, c.cols, c.group, c.asym, rng, c.scales);
     ASSERT_TRUE(int4_int8_fits(s.m));
     const std::string name = "int4 " + std::to_string(c.rows) + "x" + std::to_string(c.cols) + " g" +
-                             std::to_string(c.group) + (c.asym ? " asym" : " sym");
+                             std::to_string(c.group) + (c.asym ? " asym " : " sym ") + std::string(dtype_name(c.scales));
     const int64_t ldy = c.rows + 3, nb = c.cols / 32;
     for (int T : {1, 2, 3, 5}) {
       std::vector<float> x(size_t(T) * size_t(c.cols));
