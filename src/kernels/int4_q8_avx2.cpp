@@ -14,47 +14,40 @@ namespace qnext {
 
 namespace {
 
-// The group scales and zero points per lane (lane i: weight 64 h + 8 i) of half-runs h = 0, 1, ...
-// in turn, from the row's floats, without a division per step: a group of 64k weights spans k
-// half-runs, a half-run spans 2 groups of 32.
-class HalfRunGroups {
- public:
-  HalfRunGroups(const Int4RowFloats& f, int64_t group) : f_(f), steps_per_group_(group % 64 == 0 ? group / 64 : 0) {}
-  void next(__m256* scale, __m256* zero) {
-    if (steps_per_group_ > 0) {
-      if (left_-- > 0) return;
-      left_ = steps_per_group_ - 1;
-      *scale = _mm256_set1_ps(f_.scale[g_]);
-      *zero = _mm256_set1_ps(f_.zero[g_]);
-      ++g_;
-      return;
-    }
-    *scale = _mm256_setr_m128(_mm_set1_ps(f_.scale[g_]), _mm_set1_ps(f_.scale[g_ + 1]));
-    *zero = _mm256_setr_m128(_mm_set1_ps(f_.zero[g_]), _mm_set1_ps(f_.zero[g_ + 1]));
-    g_ += 2;
+// Half-run h's scales and zero points per lane (lane i: weight 64 h + 8 i), chosen at compile
+// time as in the VNNI kernel: Run, a group per run (128 weights, or 128k spread to one entry per
+// run by Int4RowFloats::per_run); Half, a group per half-run (64); Quarter, two (32).
+enum class HalfGroups { Run, Half, Quarter };
+
+template <HalfGroups kGroups>
+inline void half_groups(const Int4RowFloats& f, int64_t h, __m256* scale, __m256* zero) {
+  if constexpr (kGroups == HalfGroups::Quarter) {
+    *scale = _mm256_setr_m128(_mm_set1_ps(f.scale[2 * h]), _mm_set1_ps(f.scale[2 * h + 1]));
+    *zero = _mm256_setr_m128(_mm_set1_ps(f.zero[2 * h]), _mm_set1_ps(f.zero[2 * h + 1]));
+  } else {
+    const int64_t g = kGroups == HalfGroups::Half ? h : h / 2;
+    *scale = _mm256_set1_ps(f.scale[g]);
+    *zero = _mm256_set1_ps(f.zero[g]);
   }
+}
 
- private:
-  const Int4RowFloats& f_;
-  int64_t steps_per_group_;
-  int64_t g_ = 0, left_ = 0;
-};
-
-template <int TT>
-void row(const Matrix& w, const Int4Rows& m, const RunX4* const* xs, int64_t halves, float* y, int64_t ldy, int64_t r,
+// Row r for TT tokens. Even and odd half-runs add into two accumulators (two chains of FMAs, not
+// one); the row's prefetches go out at its start (no cursor in the loop).
+template <int TT, HalfGroups kGroups>
+void row(const Matrix& w, const Int4Rows& m, const RunX4* const* xs, int64_t runs, float* y, int64_t ldy, int64_t r,
          StreamPrefetch& prefetch) {
   const uint8_t* bytes = m.row(r);  // [cols / 2]
+  prefetch.advance(bytes + w.cols / 2);
   Int4RowFloats floats;
   floats.fill(m, r);
-  HalfRunGroups half_run_groups(floats, w.group);
+  if (w.group > 128) floats.per_run(w.group / 128, runs);
   const __m256i low4 = _mm256_set1_epi8(15);
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256 total[TT];
-  for (int t = 0; t < TT; ++t) total[t] = _mm256_setzero_ps();
-  __m256 scale = _mm256_setzero_ps(), zero = _mm256_setzero_ps();
-  for (int64_t h = 0; h < halves; ++h) {
-    prefetch.advance(bytes + 32 * h);
-    half_run_groups.next(&scale, &zero);
+  __m256 total[2][TT];  // [half, token]
+  for (int t = 0; t < TT; ++t) total[0][t] = total[1][t] = _mm256_setzero_ps();
+  for (int64_t h = 0; h < 2 * runs; ++h) {
+    __m256 scale, zero;
+    half_groups<kGroups>(floats, h, &scale, &zero);
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bytes + 32 * h));
     const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
     const int64_t c = h / 2, half = h % 2;
@@ -66,13 +59,27 @@ void row(const Matrix& w, const Int4Rows& m, const RunX4* const* xs, int64_t hal
       const __m256i dot = _mm256_madd_epi16(pairs, ones);
       const __m256 f = _mm256_fmsub_ps(_mm256_cvtepi32_ps(dot), _mm256_loadu_ps(x.dx + 8 * half),
                                        _mm256_mul_ps(zero, _mm256_loadu_ps(x.zc + 8 * half)));
-      total[t] = _mm256_fmadd_ps(scale, f, total[t]);
+      total[half][t] = _mm256_fmadd_ps(scale, f, total[half][t]);
     }
   }
   for (int t = 0; t < TT; ++t) {
-    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(total[t]), _mm256_extractf128_ps(total[t], 1));
+    const __m256 sum = _mm256_add_ps(total[0][t], total[1][t]);
+    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(sum), _mm256_extractf128_ps(sum, 1));
     const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
     y[size_t(t) * size_t(ldy) + size_t(r)] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+  }
+}
+
+template <HalfGroups kGroups>
+void rows(const Matrix& w, const RunX4* const* xs, int tt, int64_t runs, float* y, int64_t ldy, int64_t ra, int64_t rb) {
+  const Int4Rows m(w);
+  StreamPrefetch prefetch(m.row(ra), m.row(w.rows));
+  for (int64_t r = ra; r < rb; ++r) {
+    switch (tt) {
+      case 1: row<1, kGroups>(w, m, xs, runs, y, ldy, r, prefetch); break;
+      case 2: row<2, kGroups>(w, m, xs, runs, y, ldy, r, prefetch); break;
+      default: row<3, kGroups>(w, m, xs, runs, y, ldy, r, prefetch); break;
+    }
   }
 }
 
@@ -81,15 +88,9 @@ void row(const Matrix& w, const Int4Rows& m, const RunX4* const* xs, int64_t hal
 void rows_int4_q8_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   const int64_t runs = w.cols / 128;
   int4_q8_passes(w, xq, T, y, ldy, r0, r1, [&](const RunX4* const* xs, int tt, float* yt, int64_t ra, int64_t rb) {
-    const Int4Rows m(w);
-    StreamPrefetch prefetch(m.row(ra), m.row(w.rows));
-    for (int64_t r = ra; r < rb; ++r) {
-      switch (tt) {
-        case 1: row<1>(w, m, xs, 2 * runs, yt, ldy, r, prefetch); break;
-        case 2: row<2>(w, m, xs, 2 * runs, yt, ldy, r, prefetch); break;
-        default: row<3>(w, m, xs, 2 * runs, yt, ldy, r, prefetch); break;
-      }
-    }
+    if (w.group % 128 == 0) rows<HalfGroups::Run>(w, xs, tt, runs, yt, ldy, ra, rb);
+    else if (w.group == 64) rows<HalfGroups::Half>(w, xs, tt, runs, yt, ldy, ra, rb);
+    else rows<HalfGroups::Quarter>(w, xs, tt, runs, yt, ldy, ra, rb);
   });
 }
 
