@@ -3,6 +3,8 @@
 // read; compare it with the machine's read bandwidth (`qnext bench` measures it).
 #include <benchmark/benchmark.h>
 
+#include <map>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -63,6 +65,15 @@ struct Weights {
   }
 };
 
+// The benchmarks' [rows, 2048] matrix of type t, made on first use and kept for the process (a
+// few sizes: 131072 rows for decoding, 16384 for prefill, 1024 in cache).
+const Weights& shared_weights(DType t, int64_t rows) {
+  static std::map<std::pair<DType, int64_t>, std::unique_ptr<Weights>> made;
+  auto& w = made[{t, rows}];
+  if (!w) w = std::make_unique<Weights>(t, rows, 2048);
+  return *w;
+}
+
 // Decoding (T = 1) streams weights from memory, so its matrix is 4x the 32 MiB L3 of a typical
 // server core complex even at 4 bits; the prefill products reuse each row across T tokens.
 // rows_override: a matrix that stays in the L2/L3 caches, to see the kernel's arithmetic ceiling.
@@ -74,10 +85,7 @@ void run_matmul(benchmark::State& state, DType t, Isa isa, int T, int threads, i
   set_active_isa(isa);
   set_num_threads(threads);
   const int64_t rows = rows_override ? rows_override : T == 1 ? 131072 : 16384, cols = 2048;
-  static Weights* w[5][3] = {};
-  const int idx = t == DType::BF16 ? 0 : t == DType::Q8_0 ? 1 : t == DType::Q4_0 ? 2 : t == DType::F8_E4M3 ? 3 : 4;
-  Weights*& wt = w[idx][rows_override ? 2 : T == 1];
-  if (!wt) wt = new Weights(t, rows, cols);
+  const Weights* wt = &shared_weights(t, rows);
   std::vector<float> x(size_t(T) * size_t(cols), 0.5f), y(size_t(T) * size_t(rows));
   for (auto _ : state) {
     matmul(wt->m, x.data(), T, y.data());
@@ -117,10 +125,11 @@ void BM_ReadBandwidth(benchmark::State& state) {
 BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->ArgName("threads")->UseManualTime();
 BENCHMARK(BM_MatvecCached)->Apply(matmul_args);
 
-// One decoded token's routed experts as the model runs them: 10 of the matrix's 85 experts (gate
-// and up [512, 2048], down [2048, 512], each a 1536-row slice of BM_Matvec's matrix) as two
-// matmul_group calls, 20 then 10 products of 256-1152 KiB each. Unlike BM_Matvec's one long
-// stream, each thread's work is many short runs of memory, as in `qnext bench`'s decode.
+// One decoded token's routed experts as the model runs them: 10 distinct experts of the matrix's
+// 85 (gate and up [512, 2048], down [2048, 512], each a 1536-row slice of BM_Matvec's matrix), as
+// two matmul_group calls of 20 then 10 products (0.5-2 MiB each). Unlike BM_Matvec's one long
+// stream, each thread's work is many short runs of memory, as in `qnext bench`'s decode. Each
+// iteration takes the next 10 experts in turn, so none was read in the iteration before.
 // cached: the 10 drawn from the first 2 experts only (3-12 MiB), to see the arithmetic's ceiling
 // on these shapes (short rows: the down projection's 512 weights).
 void BM_MatvecExperts(benchmark::State& state) {
@@ -131,10 +140,7 @@ void BM_MatvecExperts(benchmark::State& state) {
   set_num_threads(int(state.range(2)));
   const bool cached = state.range(3) != 0;
   const int64_t rows = 131072, cols = 2048, inter = 512, experts = rows / (3 * inter), picked = 10;
-  static Weights* w[5] = {};
-  const int idx = t == DType::BF16 ? 0 : t == DType::Q8_0 ? 1 : t == DType::Q4_0 ? 2 : t == DType::F8_E4M3 ? 3 : 4;
-  if (!w[idx]) w[idx] = new Weights(t, rows, cols);
-  const Matrix& all = w[idx]->m;
+  const Matrix& all = shared_weights(t, rows).m;
   auto slice = [&](int64_t r0, int64_t n, int64_t k) {  // rows [r0, r0 + n) as [n * cols / k, k]
     Matrix m = all;
     m.data = all.row_ptr(r0);
@@ -150,13 +156,12 @@ void BM_MatvecExperts(benchmark::State& state) {
   }
   std::vector<float> x(size_t(cols), 0.5f), h(size_t(picked) * 2 * size_t(inter), 0.25f), y(size_t(picked) * size_t(cols));
   std::vector<Product> first, second;
-  std::mt19937 rng(3);
-  int64_t bytes = 0;
+  int64_t bytes = 0, next = 0;
   for (auto _ : state) {
     first.clear();
     second.clear();
     for (int64_t j = 0; j < picked; ++j) {
-      const size_t e = rng() % size_t(cached ? 2 : experts);
+      const size_t e = size_t(next++ % (cached ? 2 : experts));
       first.push_back({&gate[e], x.data(), 1, h.data() + size_t(2 * j) * size_t(inter)});
       first.push_back({&up[e], x.data(), 1, h.data() + size_t(2 * j + 1) * size_t(inter)});
       second.push_back({&down[e], h.data() + size_t(2 * j) * size_t(inter), 1, y.data() + size_t(j) * size_t(cols)});
@@ -189,9 +194,7 @@ void BM_MatvecBf16Terms(benchmark::State& state) {
   set_active_isa(Isa::Avx512);
   set_num_threads(threads);
   const int64_t rows = cached ? 1024 : 131072, cols = 2048;
-  static Weights* w[2] = {};
-  Weights*& wt = w[cached];
-  if (!wt) wt = new Weights(DType::BF16, rows, cols);
+  const Weights* wt = &shared_weights(DType::BF16, rows);
   std::vector<float> x(size_t(T) * size_t(cols), 0.5f), y(size_t(T) * size_t(rows));
   for (auto _ : state) {
     global_pool().parallel_for(size_t(rows), [&](size_t b, size_t e, int) {

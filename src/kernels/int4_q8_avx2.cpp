@@ -8,7 +8,6 @@
 #include <algorithm>
 
 #include "kernels/int4_q8_layout.h"
-#include "kernels/stream_prefetch.h"
 
 namespace qnext {
 
@@ -72,15 +71,9 @@ void row(const Matrix& w, const Int4Rows& m, const RunX4* const* xs, int64_t run
 
 template <HalfGroups kGroups>
 void rows(const Matrix& w, const RunX4* const* xs, int tt, int64_t runs, float* y, int64_t ldy, int64_t ra, int64_t rb) {
-  const Int4Rows m(w);
-  StreamPrefetch prefetch(m.row(ra), m.row(w.rows));
-  for (int64_t r = ra; r < rb; ++r) {
-    switch (tt) {
-      case 1: row<1, kGroups>(w, m, xs, runs, y, ldy, r, prefetch); break;
-      case 2: row<2, kGroups>(w, m, xs, runs, y, ldy, r, prefetch); break;
-      default: row<3, kGroups>(w, m, xs, runs, y, ldy, r, prefetch); break;
-    }
-  }
+  int4_rows_in_turn(w, tt, ra, rb, [&](auto TT, const Int4Rows& m, int64_t r, StreamPrefetch& prefetch) {
+    row<decltype(TT)::value, kGroups>(w, m, xs, runs, y, ldy, r, prefetch);
+  });
 }
 
 }  // namespace

@@ -1,13 +1,17 @@
 // The activations of the int8 int4 kernels (int4_q8_avx2.cpp, int4_q8_avx512.cpp), laid out once
 // per call in the order of the weights' nibbles. A run of 128 weights is 16 int32 words = 64
 // bytes: the low nibble of each byte is an even weight of its word, the high nibble the odd one.
-// AVX2 instructions only, so both kernels' files include it.
+// Also what both kernels share on the weights' side: a row's codes, scales and zero points
+// (Int4Rows, Int4RowFloats) and the walk over rows. AVX2 instructions only, so both kernels' files
+// include it.
 #pragma once
 #include <immintrin.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "kernels/int4.h"
+#include "kernels/stream_prefetch.h"
 
 namespace qnext {
 // Internal linkage: each kernel file compiles these with its own ISA flags, and one shared
@@ -24,7 +28,8 @@ struct RunX4 {
 constexpr int64_t kMaxRuns4 = kInt4Int8MaxCols / 128;
 
 // What the rows of an int4 matrix share, found once per call: row r's codes, scales and
-// zero-point words sit at fixed strides, so a row finds them without a division or a switch.
+// zero-point words sit at fixed strides, so a row finds them without a division (scale_cols) or a
+// lookup of element sizes.
 struct Int4Rows {
   const uint8_t* codes;   // [rows, cols / 2]
   size_t code_stride;     // bytes
@@ -42,9 +47,9 @@ struct Int4Rows {
 
 // Row r's group scales and zero points (z + 8) as floats, read once per row: converting them per
 // run of 128 weights (a bf16 widening, a nibble of a zero-point word) cost as much as the run's
-// dot products. A row of 512 weights (an expert's down projection: 4 groups) still spends about
-// as long here as on its products, so the row finds its scales through Int4Rows (no division per
-// row) and converts them in one switch and plain loops (F16 inline, not a call per scale).
+// dot products. A row of 512 weights (an expert's down projection: 4 groups) spent about as long
+// here as on its products, so the row finds its scales through Int4Rows (no division per row) and
+// converts them after one switch on their type, in plain loops (F16 inline, not a call per scale).
 // Padded so that a 4-float load at any group stays inside.
 struct Int4RowFloats {
   float scale[kInt4Int8MaxCols / 32 + 4];
@@ -101,6 +106,21 @@ inline void lay_out_runs4(const BlockQ8x* xq, int64_t runs, RunX4* out) {
         o.dx[4 * b + i] = blk.d;
         o.zc[4 * b + i] = blk.d * float(sums[i] - 1024);
       }
+    }
+  }
+}
+
+// Rows [ra, rb) one after another for tt (1-3) tokens, as both kernels walk them:
+// row(std::integral_constant<int, TT>, m, r, prefetch) computes row r.
+template <class Row>
+inline void int4_rows_in_turn(const Matrix& w, int tt, int64_t ra, int64_t rb, Row row) {
+  const Int4Rows m(w);
+  StreamPrefetch prefetch(m.row(ra), m.row(w.rows));
+  for (int64_t r = ra; r < rb; ++r) {
+    switch (tt) {
+      case 1: row(std::integral_constant<int, 1>{}, m, r, prefetch); break;
+      case 2: row(std::integral_constant<int, 2>{}, m, r, prefetch); break;
+      default: row(std::integral_constant<int, 3>{}, m, r, prefetch); break;
     }
   }
 }

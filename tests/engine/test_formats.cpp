@@ -355,8 +355,8 @@ TEST(Int4, RowKernelsOverRowRangesAndWideOutputs) {
 TEST(Int4, Int8DecodeKernelMatchesScalarTwin) {
   std::mt19937 rng(23);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  // Scales in each stored type (the AWQ release's are F16); rows of 3 to 64 groups, so the rows'
-  // scale and zero-point conversions take both their 8-group steps and their tails.
+  // Scales in each stored type (the AWQ release's are F16, converted inline by the kernels' row
+  // setup), with and without zero points, rows of 1 to 64 groups.
   struct C { int64_t rows, cols, group; bool asym; DType scales = DType::BF16; };
   for (C c : {C{40, 2048, 128, false}, C{40, 2048, 128, true}, C{24, 512, 32, true}, C{16, 256, 64, false},
               C{16, 256, 64, true}, C{9, 384, 256, true}, C{9, 384, 128, false}, C{9, 384, 32, true},
