@@ -308,10 +308,10 @@ void register_bench(CLI::App& app, int& exit_code) {
                     100 * policies["optimal"].get<double>());
       if (!cache && o->gen > 0)
         std::printf("roofline: %s of weights per decoded token; read bandwidth probed after each decode %.2f GB/s"
-                  " (%.2f-%.2f) -> at most %.2f tok/s;\n"
-                  "          achieved %.2f GB/s; per repeat against its own probe %.1f%% of the limit (%.1f-%.1f%%)\n",
-                  human_bytes(bytes_per_token).c_str(), bandwidth / 1e9, bw.min / 1e9, bw.max / 1e9,
-                  bandwidth / bytes_per_token, achieved / 1e9, 100 * fr.median, 100 * fr.min, 100 * fr.max);
+                    " (%.2f-%.2f) -> at most %.2f tok/s;\n"
+                    "          achieved %.2f GB/s; per repeat against its own probe %.1f%% of the limit (%.1f-%.1f%%)\n",
+                    human_bytes(bytes_per_token).c_str(), bandwidth / 1e9, bw.min / 1e9, bw.max / 1e9,
+                    bandwidth / bytes_per_token, achieved / 1e9, 100 * fr.median, 100 * fr.min, 100 * fr.max);
       if (!parallel.is_null()) {
         std::string resident;
         for (size_t r = 0; r < parallel["rank_resident_bytes"].size(); ++r)
