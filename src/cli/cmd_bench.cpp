@@ -111,8 +111,12 @@ void register_bench(CLI::App& app, int& exit_code) {
     std::vector<float> logits;
     ForwardOptions opt;
     opt.max_tokens_per_call = o->ubatch;
+    // Each test's KV caches are sized up front for all it will hold, as the server reserves a
+    // request's prompt and max_tokens (and llama-bench its context): a cache that grew inside a
+    // timed decode would charge that one copy to the 64 tokens around it.
     auto fresh_state = [&]() {
       auto st = std::make_unique<SequenceState>(model->new_state());
+      st->reserve(o->depth + std::max(o->prompt, o->gen));
       if (o->depth > 0) model->forward(*st, random_ids(o->depth), opt, nullptr, &logits);
       return st;
     };
@@ -153,6 +157,7 @@ void register_bench(CLI::App& app, int& exit_code) {
         auto st = fresh_state();
         if (o->depth > 0) {
           SequenceState empty = model->new_state();
+          empty.reserve(o->gen);
           tg0.push_back(decode_rate(empty));
         }
         const ExpertSourceStats s0 = cache ? cache->stats() : ExpertSourceStats{};

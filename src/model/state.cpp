@@ -9,7 +9,7 @@ void KvCache::ensure_capacity(int positions) {
   const int grown = std::max(positions, 2 * capacity);
   const size_t head_bytes = size_t(len) * size_t(dim) * dtype_size(type);  // what each head holds now
   for (auto* buf : {&k, &v}) {
-    std::vector<uint8_t> next(size_t(heads) * size_t(grown) * size_t(dim) * dtype_size(type));
+    Bytes next(size_t(heads) * size_t(grown) * size_t(dim) * dtype_size(type));
     for (int h = 0; h < heads; ++h)
       std::copy_n(buf->data() + head_offset(h), head_bytes,
                   next.data() + size_t(h) * size_t(grown) * size_t(dim) * dtype_size(type));

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/huge_page_allocator.h"
 #include "model/config.h"
 
 namespace qnext {
@@ -19,8 +20,9 @@ struct KvCache {
   int heads = 0, dim = 0;  // key/value heads, head_dim
   int capacity = 0;        // positions allocated
   int len = 0;             // positions stored
-  std::vector<uint8_t> k;  // [heads, capacity, dim] elements of `type`
-  std::vector<uint8_t> v;  // [heads, capacity, dim]
+  using Bytes = std::vector<uint8_t, HugeInteriorAllocator<uint8_t>>;
+  Bytes k;  // [heads, capacity, dim] elements of `type`
+  Bytes v;  // [heads, capacity, dim]
 
   void ensure_capacity(int positions);  // grows geometrically, keeps contents
   // Writes position pos's keys and values (each [heads, dim]), rounding to f16 for an F16 cache.

@@ -12,7 +12,7 @@
 namespace qnext {
 namespace {
 
-float element(const KvCache& c, const std::vector<uint8_t>& buf, int head, int pos, int d) {
+float element(const KvCache& c, const KvCache::Bytes& buf, int head, int pos, int d) {
   const size_t at = c.head_offset(head) + (size_t(pos) * size_t(c.dim) + size_t(d)) * dtype_size(c.type);
   if (c.type == DType::F16) {
     uint16_t h;
@@ -25,7 +25,8 @@ float element(const KvCache& c, const std::vector<uint8_t>& buf, int head, int p
 }
 
 // Positions stored one or a few at a time, through several geometric growths (each re-lays the
-// heads out at the new capacity), read back exactly: as stored for F32, as rounded for F16.
+// heads out at the new capacity), read back exactly: as stored for F32, as rounded for F16. The last
+// growth passes the size from which a buffer's interior is advised onto huge pages.
 TEST(KvCache, GrowthKeepsEveryHeadsPositions) {
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> u(-3, 3);
@@ -36,7 +37,7 @@ TEST(KvCache, GrowthKeepsEveryHeadsPositions) {
     c.dim = 10;
     std::vector<float> keys, values;  // [pos, heads, dim] everything stored
     int pos = 0;
-    for (int step : {1, 1, 3, 1, 7, 20, 2, 40}) {
+    for (int step : {1, 1, 3, 1, 7, 20, 2, 40, 80000}) {
       c.ensure_capacity(pos + step);
       for (int t = 0; t < step; ++t, ++pos) {
         std::vector<float> k(30), v(30);
@@ -49,6 +50,7 @@ TEST(KvCache, GrowthKeepsEveryHeadsPositions) {
       c.len = pos;
     }
     EXPECT_GE(c.capacity, pos);
+    EXPECT_GE(c.k.size(), HugeInteriorAllocator<uint8_t>::kThreshold);  // the advised path was taken
     for (int p = 0; p < pos; ++p)
       for (int h = 0; h < 3; ++h)
         for (int d = 0; d < 10; ++d) {
