@@ -115,11 +115,12 @@ void copy_values(const E* V, size_t kv_stride, int nb, int D, float* vb) {
       _mm512_store_ps(vb + value_index(j, d), load16(V + size_t(j) * kv_stride + size_t(d)));
 }
 
-// Asks for the next block's key and value rows while this block computes (the rows of a long
-// context come from L3 or DRAM), a few lines before each tile: a block's 2048 lines (f32, D 256)
+// Asks for a later block's key and value rows while this block computes (the next block's; the
+// one after it in the few-queries path), as the rows of a long context come from L3 or DRAM, a few
+// lines before each tile: a block's 2048 lines (f32, D 256)
 // asked at once would stall on the core's outstanding-miss slots.
 struct BlockPrefetch {
-  const char* k = nullptr;  // the next block's first key row
+  const char* k = nullptr;  // that block's first key row
   const char* v = nullptr;  // and value row
   size_t stride_bytes = 0;
   int lines_per_row = 0, lines = 0;  // lines: of keys (and as many of values); 0: nothing to ask for
@@ -311,7 +312,7 @@ void few_score_tile(const float* const* q, const E* k0, const E* k1, int D, floa
   }
 }
 
-// One tile's scores over a block (with a share of the next block's prefetch before each key
+// One tile's scores over a block (with a share of a later block's prefetch before each key
 // pair), and its weighted values.
 template <int QN, typename E>
 void few_scores(const float* const* q, const E* K, size_t kv_stride, int nb, int D, float scale, float* p,

@@ -25,9 +25,10 @@ bool int4_int8_fits(const Matrix& w) {
 // even and odd runs in two sums, so only the order of the additions differs).
 void rows_int4_q8_scalar(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / 32;
+  const Int4Rows m(w);
   for (int64_t r = r0; r < r1; ++r) {
-    const uint32_t* words = reinterpret_cast<const uint32_t*>(w.row_ptr(r));  // [cols / 8]
-    const Int4RowGroups groups(w, r);
+    const uint32_t* words = reinterpret_cast<const uint32_t*>(m.row(r));  // [cols / 8]
+    const Int4RowGroups groups(m, r);
     for (int t = 0; t < T; ++t) {
       const BlockQ8x* xb = xq + size_t(t) * size_t(nb);
       float lanes[16] = {};

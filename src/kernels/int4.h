@@ -16,15 +16,35 @@ inline int int4_zero_u(const Matrix& w, int64_t r, int64_t g) {
   return int((word >> (4 * (r % 8))) & 15);
 }
 
-// Row r's group scales and zero points for the row kernels: scale_at and int4_zero_u divide by
-// scale_cols() on every call, a cost next to a group of 32 weights; this divides once per row.
-struct Int4RowGroups {
-  ScaleRow scales;       // row r's [scale_cols()] scales
-  const int32_t* zeros;  // row r's [scale_cols()] zero-point words, or null (symmetric)
-  int shift;
+// What the rows of an int4 matrix share, found once per call: row r's codes, scales and
+// zero-point words sit at fixed strides, so a row finds them without a division (scale_cols) or a
+// lookup of element sizes.
+struct Int4Rows {
+  const uint8_t* codes;   // [rows, cols / 2]
+  size_t code_stride;     // bytes
+  const char* scales;     // [rows, groups] of scale_dtype
+  size_t scale_stride;    // bytes
+  DType scale_dtype;
+  const int32_t* zeros;   // [ceil(rows / 8), groups] or null (symmetric)
+  int64_t groups;         // per row
+  explicit Int4Rows(const Matrix& w)
+      : codes(static_cast<const uint8_t*>(w.data)), code_stride(row_bytes(w.dtype, w.cols)),
+        scales(static_cast<const char*>(w.scales)), scale_stride(size_t(w.scale_cols()) * dtype_size(w.scale_dtype)),
+        scale_dtype(w.scale_dtype), zeros(w.zeros), groups(w.scale_cols()) {}
+  const uint8_t* row(int64_t r) const { return codes + size_t(r) * code_stride; }
+};
 
-  Int4RowGroups(const Matrix& w, int64_t r)
-      : scales(w, r), zeros(w.zeros ? w.zeros + size_t((r / 8) * w.scale_cols()) : nullptr), shift(int(4 * (r % 8))) {}
+// Row r's group scales and zero points for the row kernels (scale_at and int4_zero_u divide by
+// scale_cols() on every call, a cost next to a group of 32 weights): found through the call's
+// Int4Rows, with no division per row.
+struct Int4RowGroups {
+  ScaleRow scales;       // row r's [groups] scales
+  const int32_t* zeros;  // row r's [groups] zero-point words, or null (symmetric)
+  int shift;             // row r's nibble within them
+
+  Int4RowGroups(const Int4Rows& m, int64_t r)
+      : scales(m.scales + size_t(r) * m.scale_stride, m.scale_dtype),
+        zeros(m.zeros ? m.zeros + size_t(r / 8) * size_t(m.groups) : nullptr), shift(int(4 * (r % 8))) {}
   float scale(int64_t g) const { return scales[g]; }
   int zero_u(int64_t g) const { return zeros ? int((uint32_t(zeros[g]) >> shift) & 15) : 8; }
 };

@@ -19,11 +19,12 @@ namespace {
 // multiple of 16) take masked loads; weights before a group's first whole word (a group size not
 // a multiple of 8) go one at a time.
 template <int TT>
-void row_tile(const Matrix& w, const float* x, float* y, int64_t ldy, int64_t r, int t0, StreamPrefetch& prefetch) {
+void row_tile(const Matrix& w, const Int4Rows& m, const float* x, float* y, int64_t ldy, int64_t r, int t0,
+              StreamPrefetch& prefetch) {
   constexpr int NA = TT <= 2 ? 4 : 2;
-  const uint32_t* words = reinterpret_cast<const uint32_t*>(w.row_ptr(r));  // [ceil(cols / 8)]
+  const uint32_t* words = reinterpret_cast<const uint32_t*>(m.row(r));  // [ceil(cols / 8)]
   const int64_t n = w.cols, G = w.group;
-  const Int4RowGroups groups(w, r);
+  const Int4RowGroups groups(m, r);
   const __m512i spread = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
   const __m512i shifts = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
   const __m512i low4 = _mm512_set1_epi32(15), two23 = _mm512_set1_epi32(0x4B000000);
@@ -84,15 +85,16 @@ void row_tile(const Matrix& w, const float* x, float* y, int64_t ldy, int64_t r,
 }  // namespace
 
 void rows_int4_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  const Int4Rows m(w);
   for (int t0 = 0; t0 < T; t0 += 4) {
-    StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
+    StreamPrefetch prefetch(m.row(r0), m.row(w.rows));
     const int tt = std::min(4, T - t0);
     for (int64_t r = r0; r < r1; ++r) {
       switch (tt) {
-        case 1: row_tile<1>(w, x, y, ldy, r, t0, prefetch); break;
-        case 2: row_tile<2>(w, x, y, ldy, r, t0, prefetch); break;
-        case 3: row_tile<3>(w, x, y, ldy, r, t0, prefetch); break;
-        default: row_tile<4>(w, x, y, ldy, r, t0, prefetch); break;
+        case 1: row_tile<1>(w, m, x, y, ldy, r, t0, prefetch); break;
+        case 2: row_tile<2>(w, m, x, y, ldy, r, t0, prefetch); break;
+        case 3: row_tile<3>(w, m, x, y, ldy, r, t0, prefetch); break;
+        default: row_tile<4>(w, m, x, y, ldy, r, t0, prefetch); break;
       }
     }
   }

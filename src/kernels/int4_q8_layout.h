@@ -1,8 +1,8 @@
 // The activations of the int8 int4 kernels (int4_q8_avx2.cpp, int4_q8_avx512.cpp), laid out once
 // per call in the order of the weights' nibbles. A run of 128 weights is 16 int32 words = 64
 // bytes: the low nibble of each byte is an even weight of its word, the high nibble the odd one.
-// Also what both kernels share on the weights' side: a row's codes, scales and zero points
-// (Int4Rows, Int4RowFloats) and the walk over rows. AVX2 instructions only, so both kernels' files
+// Also what both kernels share on the weights' side: a row's scales and zero points as floats
+// (Int4RowFloats, from int4.h's Int4Rows) and the walk over rows. AVX2 instructions only, so both kernels' files
 // include it.
 #pragma once
 #include <immintrin.h>
@@ -27,24 +27,6 @@ struct RunX4 {
 };
 constexpr int64_t kMaxRuns4 = kInt4Int8MaxCols / 128;
 
-// What the rows of an int4 matrix share, found once per call: row r's codes, scales and
-// zero-point words sit at fixed strides, so a row finds them without a division (scale_cols) or a
-// lookup of element sizes.
-struct Int4Rows {
-  const uint8_t* codes;   // [rows, cols / 2]
-  size_t code_stride;     // bytes
-  const char* scales;     // [rows, groups] of scale_dtype
-  size_t scale_stride;    // bytes
-  DType scale_dtype;
-  const int32_t* zeros;   // [ceil(rows / 8), groups] or null (symmetric)
-  int64_t groups;         // per row
-  explicit Int4Rows(const Matrix& w)
-      : codes(static_cast<const uint8_t*>(w.data)), code_stride(row_bytes(w.dtype, w.cols)),
-        scales(static_cast<const char*>(w.scales)), scale_stride(size_t(w.scale_cols()) * dtype_size(w.scale_dtype)),
-        scale_dtype(w.scale_dtype), zeros(w.zeros), groups(w.scale_cols()) {}
-  const uint8_t* row(int64_t r) const { return codes + size_t(r) * code_stride; }
-};
-
 // Row r's group scales and zero points (z + 8) as floats, read once per row: converting them per
 // run of 128 weights (a bf16 widening, a nibble of a zero-point word) cost as much as the run's
 // dot products. A row of 512 weights (an expert's down projection: 4 groups) spent about as long
@@ -56,6 +38,7 @@ struct Int4RowFloats {
   float zero[kInt4Int8MaxCols / 32 + 4];
   void fill(const Int4Rows& m, int64_t r) {
     const int64_t n = m.groups;
+    const Int4RowGroups row(m, r);
     const char* p = m.scales + size_t(r) * m.scale_stride;
     const uint16_t* half = reinterpret_cast<const uint16_t*>(p);
     switch (m.scale_dtype) {
@@ -67,12 +50,10 @@ struct Int4RowFloats {
         break;
       default: std::copy_n(reinterpret_cast<const float*>(p), n, scale);
     }
-    if (!m.zeros) {
+    if (!row.zeros) {
       std::fill_n(zero, n, 8.0f);  // symmetric (the W4A16 release): no nibble per group
     } else {
-      const int32_t* words = m.zeros + size_t(r / 8) * size_t(n);
-      const int shift = int(4 * (r % 8));
-      for (int64_t g = 0; g < n; ++g) zero[g] = float((uint32_t(words[g]) >> shift) & 15);
+      for (int64_t g = 0; g < n; ++g) zero[g] = float(row.zero_u(g));
     }
     for (int64_t g = n; g < n + 4; ++g) scale[g] = zero[g] = 0;
   }
