@@ -111,12 +111,13 @@ void register_bench(CLI::App& app, int& exit_code) {
     std::vector<float> logits;
     ForwardOptions opt;
     opt.max_tokens_per_call = o->ubatch;
-    // Each test's KV caches are sized up front for all it will hold, as the server reserves a
-    // request's prompt and max_tokens (and llama-bench its context): a cache that grew inside a
-    // timed decode would charge that one copy to the 64 tokens around it.
-    auto fresh_state = [&]() {
+    // The prefill and decode tests' KV caches are sized up front for the depth and the test's
+    // tokens, as the server reserves a request's prompt and first tokens (and llama-bench its
+    // context): a cache that grew inside a timed decode would charge that one copy to the 64
+    // tokens around it.
+    auto fresh_state = [&](int tokens) {
       auto st = std::make_unique<SequenceState>(model->new_state());
-      st->reserve(o->depth + std::max(o->prompt, o->gen));
+      st->reserve(o->depth + tokens, false);
       if (o->depth > 0) model->forward(*st, random_ids(o->depth), opt, nullptr, &logits);
       return st;
     };
@@ -147,17 +148,17 @@ void register_bench(CLI::App& app, int& exit_code) {
     bool peak_resets = true;   // false once clear_refs was refused: later peaks include a probe
     for (int r = 0; r < o->repeats; ++r) {
       if (o->prompt > 0) {
-        auto st = fresh_state();
+        auto st = fresh_state(o->prompt);
         const auto ids = random_ids(o->prompt);
         const auto t0 = std::chrono::steady_clock::now();
         model->forward(*st, ids, opt, nullptr, &logits);
         pp.push_back(o->prompt / seconds_since(t0));
       }
       if (o->gen > 0) {
-        auto st = fresh_state();
+        auto st = fresh_state(o->gen);
         if (o->depth > 0) {
           SequenceState empty = model->new_state();
-          empty.reserve(o->gen);
+          empty.reserve(o->gen, false);
           tg0.push_back(decode_rate(empty));
         }
         const ExpertSourceStats s0 = cache ? cache->stats() : ExpertSourceStats{};

@@ -56,7 +56,7 @@ using HugePageVector = std::vector<T, HugePageAllocator<T>>;
 // For buffers that grow and are copied, where HugePageAllocator's rounding up to whole huge pages
 // would be memory nobody asked for (KV caches, their snapshots in the state cache): an ordinary
 // allocation whose 2 MiB-aligned interior is advised onto transparent huge pages. Growing a 16K-
-// position f16 cache (a fresh 64 MB, then a copy) took ~200 ms in 4 KiB page faults, ~10 ms so.
+// position f16 cache (a fresh 64 MB, then a copy) took ~230 ms in 4 KiB page faults, ~20 ms so.
 template <typename T>
 struct HugeInteriorAllocator {
   using value_type = T;

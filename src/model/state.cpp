@@ -158,10 +158,10 @@ void SequenceState::rewind_mtp(int slots) {
   mtp_kv.len = std::min(mtp_kv.len, mtp_pos);
 }
 
-void SequenceState::reserve(int positions) {
+void SequenceState::reserve(int positions, bool mtp) {
   for (auto& c : kv)
     if (c.heads > 0) c.ensure_capacity(positions);
-  if (mtp_kv.heads > 0) mtp_kv.ensure_capacity(positions);
+  if (mtp && mtp_kv.heads > 0) mtp_kv.ensure_capacity(positions);
 }
 
 size_t SequenceState::bytes() const {

@@ -76,8 +76,9 @@ struct SequenceState {
   // Drops the MTP head's slots from `slots` on.
   void rewind_mtp(int slots);
   // Allocates the KV caches for `positions` tokens up front, so decoding up to there never
-  // allocates (a server reserves a request's prompt plus max_tokens).
-  void reserve(int positions);
+  // allocates (a server reserves a request's prompt plus max_tokens); the MTP head's too only
+  // where it will speculate (else that cache stays empty, as unused).
+  void reserve(int positions, bool mtp);
   size_t bytes() const;  // memory held now
 
  private:

@@ -203,7 +203,7 @@ void Engine::admit() {
       ++stats_.cache_misses;
     }
     // KV room for the prompt and the first tokens up front; beyond that it grows as needed.
-    s->state.reserve(s->prompt_len() + std::min(s->req.max_tokens, 4096));
+    s->state.reserve(s->prompt_len() + std::min(s->req.max_tokens, 4096), s->spec != nullptr);
     stats_.prompt_tokens += uint64_t(s->prompt_len());
     running_.push_back(std::move(s));
     stats_.running = int(running_.size());

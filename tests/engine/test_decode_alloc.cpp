@@ -85,7 +85,7 @@ void expect_decode_allocates_nothing(const std::string& model_dir, QuantRecipe r
     set_active_isa(isa);
     SequenceState state = model.new_state();
     constexpr int kSteps = 24;
-    state.reserve(64);
+    state.reserve(64, false);
     std::vector<int32_t> prompt = {1, 5, 9, 14, 3, 7, 11, 2};
     std::vector<float> logits;
     model.forward(state, prompt, ForwardOptions{}, nullptr, &logits);
