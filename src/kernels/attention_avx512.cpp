@@ -117,8 +117,8 @@ void copy_values(const E* V, size_t kv_stride, int nb, int D, float* vb) {
 
 // Asks for a later block's key and value rows while this block computes (the next block's; the
 // one after it in the few-queries path), as the rows of a long context come from L3 or DRAM, a few
-// lines before each tile: a block's 2048 lines (f32, D 256)
-// asked at once would stall on the core's outstanding-miss slots.
+// lines before each tile: a block's 2048 lines (f32, D 256) asked at once would stall on the
+// core's outstanding-miss slots.
 struct BlockPrefetch {
   const char* k = nullptr;  // that block's first key row
   const char* v = nullptr;  // and value row

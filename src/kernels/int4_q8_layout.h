@@ -2,8 +2,8 @@
 // per call in the order of the weights' nibbles. A run of 128 weights is 16 int32 words = 64
 // bytes: the low nibble of each byte is an even weight of its word, the high nibble the odd one.
 // Also what both kernels share on the weights' side: a row's scales and zero points as floats
-// (Int4RowFloats, from int4.h's Int4Rows) and the walk over rows. AVX2 instructions only, so both kernels' files
-// include it.
+// (Int4RowFloats, from int4.h's Int4Rows) and the walk over rows. AVX2 instructions only, so both
+// kernels' files include it.
 #pragma once
 #include <immintrin.h>
 
