@@ -18,6 +18,9 @@ namespace qnext {
 // The size of an x86-64 transparent huge page (also MappedFile::copy_into_memory's alignment).
 inline constexpr size_t kHugePageBytes = size_t(2) << 20;
 
+// n rounded up to a multiple of `to`.
+inline constexpr size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
 template <typename T>
 struct HugePageAllocator {
   using value_type = T;
@@ -32,7 +35,7 @@ struct HugePageAllocator {
     if (n > std::numeric_limits<size_t>::max() / sizeof(T) - kHugePage) throw std::bad_array_new_length();
     const size_t bytes = n * sizeof(T);
     if (bytes < kThreshold) return std::allocator<T>{}.allocate(n);
-    const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+    const size_t rounded = round_up(bytes, kHugePage);
     void* p = std::aligned_alloc(kHugePage, rounded);
     if (!p) throw std::bad_alloc();
     ::madvise(p, rounded, MADV_HUGEPAGE);  // advice only: where refused, 4 KiB pages as before
@@ -70,7 +73,7 @@ struct HugeInteriorAllocator {
     T* p = std::allocator<T>{}.allocate(n);
     if (const size_t bytes = n * sizeof(T); bytes >= kThreshold) {
       const uintptr_t begin = reinterpret_cast<uintptr_t>(p), end = begin + bytes;
-      const uintptr_t first = (begin + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+      const uintptr_t first = round_up(begin, kHugePageBytes);
       const uintptr_t last = end / kHugePageBytes * kHugePageBytes;
       if (first < last) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);  // advice only
     }

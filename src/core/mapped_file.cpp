@@ -25,8 +25,6 @@ namespace qnext {
 
 namespace {
 
-size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
-
 // An inaccessible reservation of `bytes` (rounded to pages) at a 2 MiB-aligned address; null on failure.
 void* aligned_reservation(size_t bytes) {
   const size_t length = round_up(bytes, size_t(sysconf(_SC_PAGESIZE)));

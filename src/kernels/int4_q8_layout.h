@@ -39,7 +39,7 @@ struct Int4RowFloats {
   void fill(const Int4Rows& m, int64_t r) {
     const int64_t n = m.groups;
     const Int4RowGroups row(m, r);
-    const char* p = m.scales + size_t(r) * m.scale_stride;
+    const char* p = row.scales.first();
     const uint16_t* half = reinterpret_cast<const uint16_t*>(p);
     switch (m.scale_dtype) {
       case DType::BF16:

@@ -61,6 +61,7 @@ class ScaleRow {
       : ScaleRow(static_cast<const char*>(w.scales) + size_t(srow * w.scale_cols()) * dtype_size(w.scale_dtype),
                  w.scale_dtype) {}
   ScaleRow(const char* first, DType dtype) : p_(first), dtype_(dtype) {}  // the row's first scale
+  const char* first() const { return p_; }
   float operator[](int64_t g) const {
     switch (dtype_) {
       case DType::BF16: return bf16_to_f32(reinterpret_cast<const uint16_t*>(p_)[g]);
