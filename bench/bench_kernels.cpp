@@ -235,11 +235,11 @@ BENCHMARK(BM_DeltaRule)->ArgsProduct({{1, 64, 512}, {0, 1}})->ArgNames({"T", "ch
 // tokens (queries 64, 128) over L cached positions, D 256, laid out as the model lays them: one
 // head's cache rows contiguous (head-major cache), the queries in a [tokens, 16 heads, 2 D] buffer
 // (each query beside its gate) and the outputs in [tokens, 16 heads, D], this group the first 8
-// heads. half: the f16 cache. kernel: 1 the AVX2 kernel, 2 the AVX-512 one. Bytes/s counts the
-// keys and values read; GFLOP/s the products' arithmetic (2 * 2 * n * L * D).
+// heads. cache: 0 f32, 1 f16, 2 q8_0. kernel: 1 the AVX2 kernel, 2 the AVX-512 one. Bytes/s counts
+// the keys and values read; GFLOP/s the products' arithmetic (2 * 2 * n * L * D).
 void BM_AttentionQueries(benchmark::State& state) {
   const int L = int(state.range(0)), n = int(state.range(1)), D = 256, stride = D, heads = 16, group = 8;
-  const bool half = state.range(2) != 0;
+  const DType cache = state.range(2) == 2 ? DType::Q8_0 : state.range(2) == 1 ? DType::F16 : DType::F32;
   const Isa kernel = Isa(state.range(3));
   if (best_isa() < kernel) return state.SkipWithError("this CPU lacks the kernel's ISA");
   const auto run = kernel == Isa::Avx512 ? attention_queries_avx512 : attention_queries_avx2;
@@ -252,10 +252,19 @@ void BM_AttentionQueries(benchmark::State& state) {
   for (float& x : qs) x = normal(rng);
   for (float& x : K) x = normal(rng);
   for (float& x : V) x = normal(rng);
-  std::vector<uint16_t> K16(K.size()), V16(V.size());
-  for (size_t i = 0; i < K.size(); ++i) K16[i] = f32_to_f16(K[i]), V16[i] = f32_to_f16(V[i]);
-  const KvHead kv = half ? KvHead{K16.data(), V16.data(), size_t(stride), DType::F16}
-                         : KvHead{K.data(), V.data(), size_t(stride), DType::F32};
+  std::vector<uint16_t> K16, V16;
+  std::vector<BlockQ8_0> Kq, Vq;
+  KvHead kv{K.data(), V.data(), size_t(stride), DType::F32};
+  if (cache == DType::F16) {
+    K16.resize(K.size()), V16.resize(V.size());
+    for (size_t i = 0; i < K.size(); ++i) K16[i] = f32_to_f16(K[i]), V16[i] = f32_to_f16(V[i]);
+    kv = KvHead{K16.data(), V16.data(), size_t(stride), DType::F16};
+  } else if (cache == DType::Q8_0) {
+    Kq.resize(K.size() / kQuantBlock), Vq.resize(V.size() / kQuantBlock);
+    quantize_row_q8_0(K.data(), int64_t(K.size()), Kq.data());
+    quantize_row_q8_0(V.data(), int64_t(V.size()), Vq.data());
+    kv = KvHead{Kq.data(), Vq.data(), size_t(stride), DType::Q8_0};
+  }
   std::vector<const float*> q;
   std::vector<float*> out;
   std::vector<int> n_keys;
@@ -269,15 +278,15 @@ void BM_AttentionQueries(benchmark::State& state) {
     run(q.data(), n_keys.data(), n, kv, D, 0.0625f, out.data());
     benchmark::DoNotOptimize(outs.data());
   }
-  state.SetBytesProcessed(int64_t(state.iterations()) * L * D * 2 * int64_t(half ? 2 : 4));
+  state.SetBytesProcessed(int64_t(state.iterations()) * L * 2 * int64_t(row_bytes(cache, D)));
   state.counters["GFLOP/s"] = benchmark::Counter(4.0 * n * L * D * double(state.iterations()) * 1e-9,
                                                  benchmark::Counter::kIsRate);
 }
 // L 65536: the cache from DRAM, as when decoding at depth (one decoded token's 8 queries only).
 BENCHMARK(BM_AttentionQueries)
-    ->ArgsProduct({{512, 8192}, {8, 64, 128}, {0, 1}, {1, 2}})
-    ->ArgsProduct({{65536}, {8}, {0, 1}, {1, 2}})
-    ->ArgNames({"L", "queries", "half", "kernel"});
+    ->ArgsProduct({{512, 8192}, {8, 64, 128}, {0, 1, 2}, {1, 2}})
+    ->ArgsProduct({{65536}, {8}, {0, 1, 2}, {1, 2}})
+    ->ArgNames({"L", "queries", "cache", "kernel"});
 
 }  // namespace
 }  // namespace qnext

@@ -90,10 +90,11 @@ void register_info(CLI::App& app, int& exit_code) {
       }
     }
     std::printf("state:            %s fixed per sequence (DeltaNet) + %s per token of context (KV, f32%s; %s with "
-                "--kv-type f16)\n",
+                "--kv-type f16, %s with q8_0)\n",
                 human_bytes(double(fixed_state_bytes(c))).c_str(),
                 human_bytes(double(kv_bytes_per_token(c, model->has_mtp()))).c_str(), model->has_mtp() ? ", incl. MTP" : "",
-                human_bytes(double(kv_bytes_per_token(c, model->has_mtp(), DType::F16))).c_str());
+                human_bytes(double(kv_bytes_per_token(c, model->has_mtp(), DType::F16))).c_str(),
+                human_bytes(double(kv_bytes_per_token(c, model->has_mtp(), DType::Q8_0))).c_str());
   });
 }
 

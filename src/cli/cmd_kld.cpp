@@ -21,7 +21,7 @@ void register_kld(CLI::App& app, int& exit_code) {
   auto* q = cmd->add_option("--quantized", o->quantized, "Quantized model directory");
   auto* ql = cmd->add_option("--quantize", o->quantize, "Or: quantize --model at load time (q8, q4, q4-mixed)");
   q->excludes(ql);
-  cmd->add_option("--kv-type", o->kv_type, "KV cache type of the compared run: f32 (default) or f16");
+  cmd->add_option("--kv-type", o->kv_type, "KV cache type of the compared run: f32 (default), f16 or q8_0");
   auto* f = cmd->add_option("--ids-file", o->ids_file, "JSON list of prompt token ids");
   auto* i = cmd->add_option("--ids", o->ids, "Comma-separated prompt token ids");
   f->excludes(i);
@@ -36,7 +36,7 @@ void register_kld(CLI::App& app, int& exit_code) {
   cmd->callback([o, &exit_code] {
     exit_code = 1;
     if (o->quantized.empty() && o->quantize.empty() && o->kv_type == "f32" && !o->exact) {
-      std::fprintf(stderr, "error: give --quantized DIR, --quantize TYPE, --kv-type f16 or --exact\n");
+      std::fprintf(stderr, "error: give --quantized DIR, --quantize TYPE, --kv-type f16|q8_0 or --exact\n");
       return;
     }
     auto ids = !o->ids_file.empty() ? read_ids_file(o->ids_file) : parse_ids(o->ids);

@@ -176,7 +176,7 @@ std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads,
   }
   DType kv = DType::F32;
   if (!parse_kv_type(kv_type, &kv)) {
-    std::fprintf(stderr, "error: --kv-type: '%s' is not f32 or f16\n", kv_type.c_str());
+    std::fprintf(stderr, "error: --kv-type: '%s' is not f32, f16 or q8_0\n", kv_type.c_str());
     return nullptr;
   }
   // Under mpirun, the first model loads only this rank's share (see join_expert_parallel).
@@ -191,6 +191,11 @@ std::unique_ptr<Model> load_model_or_report(const std::string& dir, int threads,
   }
   if (!m) {
     std::fprintf(stderr, "error: %s\n", m.error().c_str());
+    return nullptr;
+  }
+  if (!kv_type_fits(kv, m.value()->config().head_dim)) {
+    std::fprintf(stderr, "error: --kv-type %s: the model's head_dim %d is not a multiple of 32 (q8_0 blocks)\n",
+                 kv_type.c_str(), m.value()->config().head_dim);
     return nullptr;
   }
   m.value()->set_kv_type(kv);
@@ -249,7 +254,8 @@ void ModelFlags::add_to(CLI::App* cmd, const std::string& model_help) {
                 "streams them faster than through the page cache's 4 KiB pages)")
       ->excludes(map_flag);
   cmd->add_option("--kv-type", kv_type,
-                  "KV cache element type: f32 (exact, default) or f16 (half the memory of the attention layers' cache)");
+                  "KV cache element type: f32 (exact, default), f16 (half the memory of the attention layers' cache) "
+                  "or q8_0 (int8 blocks of 32 with an f16 scale, as llama.cpp's: 0.53x f16's memory)");
 }
 
 void MtpFlags::add_to(CLI::App* cmd) {

@@ -6,15 +6,21 @@
 #include <limits>
 
 #include "core/cpu.h"
+#include "kernels/quant.h"
 
 namespace qnext {
 namespace {
 
-inline float to_float(float x) { return x; }
-inline float to_float(uint16_t h) { return f16_to_f32(h); }
+// Element d of a cache row: F32, F16, or a Q8_0 row's blocks (d * q, exact in float).
+inline float element(const float* row, int d) { return row[d]; }
+inline float element(const uint16_t* row, int d) { return f16_to_f32(row[d]); }
+inline float element(const BlockQ8_0* row, int d) {
+  const BlockQ8_0& b = row[d / kQuantBlock];
+  return f16_to_f32(b.d) * float(b.q[d % kQuantBlock]);
+}
 
 // One query, blocks of 64 keys with an online softmax (the running maximum and denominator are
-// rescaled when a block raises the maximum).
+// rescaled when a block raises the maximum). stride: rows apart, in E (a Q8_0 row: D / 32 blocks).
 template <typename E>
 void attention_head_of(const float* q, const E* K, const E* V, size_t stride, int L, int D, float scale,
                        float* out) {
@@ -28,7 +34,7 @@ void attention_head_of(const float* q, const E* K, const E* V, size_t stride, in
     for (int j = 0; j < n; ++j) {
       const E* k = K + size_t(b + j) * stride;
       float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // eight partial sums, as the SIMD kernels keep
-      for (int d = 0; d < D; ++d) part[d % 8] += q[d] * to_float(k[d]);
+      for (int d = 0; d < D; ++d) part[d % 8] += q[d] * element(k, d);
       p[j] = (((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]))) * scale;
       block_max = std::max(block_max, p[j]);
     }
@@ -42,7 +48,7 @@ void attention_head_of(const float* q, const E* K, const E* V, size_t stride, in
       p[j] = std::exp(p[j] - running_max);
       denom += p[j];
       const E* v = V + size_t(b + j) * stride;
-      for (int d = 0; d < D; ++d) out[d] += p[j] * to_float(v[d]);
+      for (int d = 0; d < D; ++d) out[d] += p[j] * element(v, d);
     }
   }
   for (int d = 0; d < D; ++d) out[d] /= denom;
@@ -51,12 +57,17 @@ void attention_head_of(const float* q, const E* K, const E* V, size_t stride, in
 }  // namespace
 
 void attention_head(const float* q, const KvHead& kv, int L, int D, float scale, float* out) {
-  if (kv.type == DType::F16)
-    attention_head_of(q, static_cast<const uint16_t*>(kv.k), static_cast<const uint16_t*>(kv.v), kv.stride, L, D,
-                      scale, out);
-  else
-    attention_head_of(q, static_cast<const float*>(kv.k), static_cast<const float*>(kv.v), kv.stride, L, D, scale,
-                      out);
+  switch (kv.type) {
+    case DType::F16:
+      return attention_head_of(q, static_cast<const uint16_t*>(kv.k), static_cast<const uint16_t*>(kv.v), kv.stride, L,
+                               D, scale, out);
+    case DType::Q8_0:
+      return attention_head_of(q, static_cast<const BlockQ8_0*>(kv.k), static_cast<const BlockQ8_0*>(kv.v),
+                               kv.stride / kQuantBlock, L, D, scale, out);
+    default:
+      return attention_head_of(q, static_cast<const float*>(kv.k), static_cast<const float*>(kv.v), kv.stride, L, D,
+                               scale, out);
+  }
 }
 
 // The scalar twin: each query on its own.

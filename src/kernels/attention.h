@@ -8,7 +8,9 @@
 namespace qnext {
 
 // One key/value head of a cache: position p's key at k + p * stride elements, its value at
-// v + p * stride. Elements are F32, or F16 (IEEE half: the `--kv-type f16` cache, half the bytes).
+// v + p * stride. Elements are F32, F16 (IEEE half: the `--kv-type f16` cache, half the bytes), or
+// Q8_0 (`--kv-type q8_0`, as llama.cpp's: blocks of 32 elements, an f16 scale and 32 int8, 34 bytes;
+// stride, D and the heads' offsets multiples of 32 elements).
 struct KvHead {
   const void* k = nullptr;
   const void* v = nullptr;

@@ -1,15 +1,17 @@
 // AVX2 + FMA variant of attention_queries (scalar twin in attention.cpp): blocks of 64 keys; the
 // scores as 4-query x 2-key tiles of dot products, an online softmax per query, then the
 // probabilities times the value rows as 4-query x 16-dim tiles. Needs D % 8 == 0 (the dispatcher
-// checks). The cache's elements are float or f16 (widened 8 at a time as they load).
+// checks). The cache's elements are float, f16 or q8_0 (widened 8 at a time as they load).
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "kernels/attention.h"
+#include "kernels/quant.h"
 #include "kernels/simd_avx2.h"
 
 namespace qnext {
@@ -17,23 +19,59 @@ namespace {
 
 constexpr int kKeyBlock = 64;
 
-inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
-inline __m256 load8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+// Elements [d, d + 8) of a cache row as floats (d a multiple of 8): F32, F16, or Q8_0 blocks (d * q,
+// exact in float).
+inline __m256 load8(const float* row, int d) { return _mm256_loadu_ps(row + d); }
+inline __m256 load8(const uint16_t* row, int d) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + d)));
+}
+inline __m256 load8(const BlockQ8_0* row, int d) {
+  const BlockQ8_0& b = row[unsigned(d) / kQuantBlock];
+  const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.q + unsigned(d) % kQuantBlock));
+  return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), _mm256_set1_ps(_cvtsh_ss(b.d)));
+}
+// Elements [d, d + 16) of a cache row (d a multiple of 16 for Q8_0: half a block, its scale
+// converted once for both).
+template <typename E>
+inline void load8x2(const E* row, int d, __m256& lo, __m256& hi) {
+  lo = load8(row, d), hi = load8(row, d + 8);
+}
+inline void load8x2(const BlockQ8_0* row, int d, __m256& lo, __m256& hi) {
+  const BlockQ8_0& b = row[unsigned(d) / kQuantBlock];
+  const __m256 scale = _mm256_set1_ps(_cvtsh_ss(b.d));
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.q + unsigned(d) % kQuantBlock));
+  lo = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), scale);
+  hi = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(q, q))), scale);
+}
+// Bytes of a cache row of D elements.
+template <typename E>
+int row_size(int D) {
+  if constexpr (std::is_same_v<E, BlockQ8_0>) return D / kQuantBlock * int(sizeof(BlockQ8_0));
+  else return D * int(sizeof(E));
+}
 
 // p[i][j], p[i][j + 1] = scale * q_i . k0, scale * q_i . k1 for QN queries.
 template <int QN, typename E>
 inline void score_tile(const float* const* q, const E* k0, const E* k1, int D, float scale, float* p, int j) {
   __m256 acc[QN][2];
   for (int i = 0; i < QN; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
-  for (int d = 0; d < D; d += 8) {
-    const __m256 a = load8(k0 + d), b = load8(k1 + d);
+  const auto step = [&](int d, __m256 a, __m256 b) {
     for (int i = 0; i < QN; ++i) {
       __m256 qv = _mm256_loadu_ps(q[i] + d);
       keep_in_register(qv);  // used by both keys: one load, not two
       acc[i][0] = _mm256_fmadd_ps(qv, a, acc[i][0]);
       acc[i][1] = _mm256_fmadd_ps(qv, b, acc[i][1]);
     }
+  };
+  int d = 0;
+  for (; d + 16 <= D; d += 16) {  // half a Q8_0 block at a time (its scale once per key)
+    __m256 a0, a1, b0, b1;
+    load8x2(k0, d, a0, a1);
+    load8x2(k1, d, b0, b1);
+    step(d, a0, b0);
+    step(d + 8, a1, b1);
   }
+  if (d < D) step(d, load8(k0, d), load8(k1, d));  // F32 / F16 rows of D % 16 == 8
   for (int i = 0; i < QN; ++i) {
     p[i * kKeyBlock + j] = scale * hsum_avx2(acc[i][0]);
     p[i * kKeyBlock + j + 1] = scale * hsum_avx2(acc[i][1]);
@@ -48,7 +86,10 @@ inline void value_tile(const float* p, const E* V, size_t kv_stride, int nb, int
     for (int v = 0; v < DV; ++v) acc[i][v] = _mm256_loadu_ps(out[i] + d0 + 8 * v);
   for (int j = 0; j < nb; ++j) {
     __m256 vv[DV];
-    for (int v = 0; v < DV; ++v) vv[v] = load8(V + size_t(j) * kv_stride + size_t(d0 + 8 * v));
+    static_assert(DV == 1 || DV == 2);
+    const E* row = V + size_t(j) * kv_stride;
+    if constexpr (DV == 2) load8x2(row, d0, vv[0], vv[1]);
+    else vv[0] = load8(row, d0);
     for (int i = 0; i < QN; ++i) {
       const __m256 pb = _mm256_broadcast_ss(p + i * kKeyBlock + j);
       for (int v = 0; v < DV; ++v) acc[i][v] = _mm256_fmadd_ps(pb, vv[v], acc[i][v]);
@@ -60,8 +101,8 @@ inline void value_tile(const float* p, const E* V, size_t kv_stride, int nb, int
 
 template <typename E>
 inline void prefetch_row(const E* row, int D) {
-  constexpr int kPerLine = 64 / int(sizeof(E));
-  for (int d = 0; d < D; d += kPerLine) _mm_prefetch(reinterpret_cast<const char*>(row + d), _MM_HINT_T0);
+  const char* bytes = reinterpret_cast<const char*>(row);
+  for (int at = 0; at < row_size<E>(D); at += 64) _mm_prefetch(bytes + at, _MM_HINT_T0);
 }
 
 template <int QN, typename E>
@@ -173,12 +214,17 @@ void attention_queries_of(const float* const* q, const int* n_keys, int n, const
 
 void attention_queries_avx2(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,
                             float* const* out) {
-  if (kv.type == DType::F16)
-    attention_queries_of(q, n_keys, n, static_cast<const uint16_t*>(kv.k), static_cast<const uint16_t*>(kv.v),
-                         kv.stride, D, scale, out);
-  else
-    attention_queries_of(q, n_keys, n, static_cast<const float*>(kv.k), static_cast<const float*>(kv.v), kv.stride, D,
-                         scale, out);
+  switch (kv.type) {
+    case DType::F16:
+      return attention_queries_of(q, n_keys, n, static_cast<const uint16_t*>(kv.k), static_cast<const uint16_t*>(kv.v),
+                                  kv.stride, D, scale, out);
+    case DType::Q8_0:
+      return attention_queries_of(q, n_keys, n, static_cast<const BlockQ8_0*>(kv.k), static_cast<const BlockQ8_0*>(kv.v),
+                                  kv.stride / kQuantBlock, D, scale, out);
+    default:
+      return attention_queries_of(q, n_keys, n, static_cast<const float*>(kv.k), static_cast<const float*>(kv.v),
+                                  kv.stride, D, scale, out);
+  }
 }
 
 }  // namespace qnext

@@ -3,7 +3,7 @@
 // - Many (a prefill block: 16 tokens x a key/value head's 8 query heads): each block of 64 keys is
 //   first laid out for broadcast products, once for all the call's queries: the keys transposed to
 //   [D, 64] (a dimension's 64 keys in four vectors), the values copied into 64-dimension strips (an
-//   f16 cache widened once). Both products are then tiles of 6 queries x 64 lanes, 24 accumulators
+//   f16 or q8_0 cache widened once). Both products are then tiles of 6 queries x 64 lanes, 24 accumulators
 //   fed by 4 vector loads and 6 broadcasts a step, with no horizontal sums: the scores as
 //   q[i][d] * keys[d][0..63], the output as p[i][j] * values[j][d0..d0+63].
 // - Few (a decoded token's 8 heads, up to 16): the layout would cost as much as the products, so
@@ -16,8 +16,10 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "kernels/attention.h"
+#include "kernels/quant.h"
 
 namespace qnext {
 namespace {
@@ -33,9 +35,35 @@ inline size_t value_index(int j, int d) { return size_t(d / kStrip) * kStrip * k
 // Pins v in a register, so GCC does not fold its load into each of the 6 FMAs that use it.
 inline void keep_in_register(__m512& v) { asm("" : "+v"(v)); }
 
-inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
-inline __m512 load16(const uint16_t* p) {
-  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+// Elements [d, d + 16) of a cache row as floats (d a multiple of 16): F32, F16, or Q8_0 blocks
+// (d * q: one scale for the 16, exact in float).
+inline __m512 load16(const float* row, int d) { return _mm512_loadu_ps(row + d); }
+inline __m512 load16(const uint16_t* row, int d) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + d)));
+}
+inline __m512 load16(const BlockQ8_0* row, int d) {
+  const BlockQ8_0& b = row[unsigned(d) / kQuantBlock];
+  const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.q + unsigned(d) % kQuantBlock));
+  return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)), _mm512_set1_ps(_cvtsh_ss(b.d)));
+}
+// Elements [d, d + 32) of a cache row (d a multiple of 16; of 32 for Q8_0, a block: its scale
+// converted once for the two halves).
+template <typename E>
+inline void load32(const E* row, int d, __m512& lo, __m512& hi) {
+  lo = load16(row, d), hi = load16(row, d + 16);
+}
+inline void load32(const BlockQ8_0* row, int d, __m512& lo, __m512& hi) {
+  const BlockQ8_0& b = row[unsigned(d) / kQuantBlock];
+  const __m512 scale = _mm512_set1_ps(_cvtsh_ss(b.d));
+  const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q));
+  lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q))), scale);
+  hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1))), scale);
+}
+// Bytes of a cache row of D elements.
+template <typename E>
+size_t row_size(int D) {
+  if constexpr (std::is_same_v<E, BlockQ8_0>) return size_t(D / kQuantBlock) * sizeof(BlockQ8_0);
+  else return size_t(D) * sizeof(E);
 }
 
 // e^x for 16 floats, the same reduction and polynomial as exp_avx2 (simd_avx2.h): e^x = 2^n e^r
@@ -102,7 +130,7 @@ void transpose_keys(const E* K, size_t kv_stride, int nb, int D, float* kt) {
     for (int d0 = 0; d0 < D; d0 += 16) {
       __m512 r[16];
       for (int j = 0; j < 16; ++j)
-        r[j] = j0 + j < nb ? load16(K + size_t(j0 + j) * kv_stride + size_t(d0)) : _mm512_setzero_ps();
+        r[j] = j0 + j < nb ? load16(K + size_t(j0 + j) * kv_stride, d0) : _mm512_setzero_ps();
       transpose16(r);
       for (int d = 0; d < 16; ++d) _mm512_store_ps(kt + size_t(d0 + d) * kKeyBlock + j0, r[d]);
     }
@@ -112,7 +140,7 @@ template <typename E>
 void copy_values(const E* V, size_t kv_stride, int nb, int D, float* vb) {
   for (int j = 0; j < nb; ++j)
     for (int d = 0; d < D; d += 16)
-      _mm512_store_ps(vb + value_index(j, d), load16(V + size_t(j) * kv_stride + size_t(d)));
+      _mm512_store_ps(vb + value_index(j, d), load16(V + size_t(j) * kv_stride, d));
 }
 
 // Asks for a later block's key and value rows while this block computes (the next block's; the
@@ -168,20 +196,23 @@ void score_tile(const float* const* q, const float* kt, int D, float scale, floa
     for (int c = 0; c < 4; ++c) _mm512_store_ps(p + i * kKeyBlock + 16 * c, _mm512_mul_ps(s, acc[i][c]));
 }
 
-// out_i[d0, d0 + 16 * DV) += sum_{j < nj} p[i][j] row_j[0, 16 * DV) for QN queries, where row j
-// (the dimensions from d0 on of key j's value) is at rows + j * row_stride: the copied block's strips
-// (row_stride 64) or the cache's own rows.
+// out_i[d0, d0 + 16 * DV) += sum_{j < nj} p[i][j] row_j[col0, col0 + 16 * DV) for QN queries, where
+// row j is at rows + j * row_stride: the copied block's strips (row_stride 64, col0 0: the strip
+// holding d0) or the cache's own rows (col0 = d0).
 template <int QN, int DV, typename E>
-void value_tile(const float* p, const E* rows, size_t row_stride, int nj, int d0, float* const* out) {
+void value_tile(const float* p, const E* rows, size_t row_stride, int col0, int nj, int d0, float* const* out) {
   __m512 acc[QN][DV];
   for (int i = 0; i < QN; ++i)
     for (int v = 0; v < DV; ++v) acc[i][v] = _mm512_loadu_ps(out[i] + d0 + 16 * v);
   for (int j = 0; j < nj; ++j) {
     __m512 vv[DV];
-    for (int v = 0; v < DV; ++v) {
-      vv[v] = load16(rows + size_t(j) * row_stride + size_t(16 * v));
-      keep_in_register(vv[v]);
+    const E* row = rows + size_t(j) * row_stride;
+    if constexpr (DV % 2 == 0) {
+      for (int v = 0; v < DV; v += 2) load32(row, col0 + 16 * v, vv[v], vv[v + 1]);
+    } else {
+      for (int v = 0; v < DV; ++v) vv[v] = load16(row, col0 + 16 * v);
     }
+    for (int v = 0; v < DV; ++v) keep_in_register(vv[v]);
     for (int i = 0; i < QN; ++i) {
       const __m512 pb = _mm512_set1_ps(p[i * kKeyBlock + j]);
       for (int v = 0; v < DV; ++v) acc[i][v] = _mm512_fmadd_ps(pb, vv[v], acc[i][v]);
@@ -194,8 +225,8 @@ void value_tile(const float* p, const E* rows, size_t row_stride, int nj, int d0
 // The strip [d0, d0 + width) of QN queries' outputs, width 64 or a multiple of 16 below it.
 template <int QN>
 void values_of(const float* p, const float* vb, int nb, int d0, int width, float* const* out) {
-  if (width == 64) return value_tile<QN, 4>(p, vb + value_index(0, d0), kStrip, nb, d0, out);
-  for (int d = d0; d < d0 + width; d += 16) value_tile<QN, 1>(p, vb + value_index(0, d), kStrip, nb, d, out);
+  if (width == 64) return value_tile<QN, 4>(p, vb + value_index(0, d0), kStrip, 0, nb, d0, out);
+  for (int d = d0; d < d0 + width; d += 16) value_tile<QN, 1>(p, vb + value_index(0, d), kStrip, 0, nb, d, out);
 }
 
 void scores_for(int qn, const float* const* q, const float* kt, int D, float scale, float* p) {
@@ -291,8 +322,7 @@ void few_score_tile(const float* const* q, const E* k0, const E* k1, int D, floa
   __m512 acc[2][kFewTile];  // [key][query]: output lane 8 * key + query
   for (int k = 0; k < 2; ++k)
     for (int i = 0; i < kFewTile; ++i) acc[k][i] = _mm512_setzero_ps();
-  for (int d = 0; d < D; d += 16) {
-    __m512 a = load16(k0 + d), b = load16(k1 + d);
+  const auto step = [&](int d, __m512 a, __m512 b) {
     keep_in_register(a);
     keep_in_register(b);
     for (int i = 0; i < QN; ++i) {
@@ -301,7 +331,16 @@ void few_score_tile(const float* const* q, const E* k0, const E* k1, int D, floa
       acc[0][i] = _mm512_fmadd_ps(qv, a, acc[0][i]);
       acc[1][i] = _mm512_fmadd_ps(qv, b, acc[1][i]);
     }
+  };
+  int d = 0;
+  for (; d + 32 <= D; d += 32) {  // a Q8_0 block at a time (its scale once per key)
+    __m512 a0, a1, b0, b1;
+    load32(k0, d, a0, a1);
+    load32(k1, d, b0, b1);
+    step(d, a0, b0);
+    step(d + 16, a1, b1);
   }
+  if (d < D) step(d, load16(k0, d), load16(k1, d));  // F32 / F16 rows of D % 32 == 16
   __m512 v[16];
   for (int m = 0; m < 16; ++m) v[m] = acc[kSumOrder[m] / kFewTile][kSumOrder[m] % kFewTile];
   alignas(64) float s[16];
@@ -330,8 +369,12 @@ void few_values(const float* p, const E* V, size_t kv_stride, int nb, int D, flo
     const int nj = std::min(kFewKeys, nb - j);
     const E* Vj = V + size_t(j) * kv_stride;
     int d = 0;
-    for (; d + 48 <= D; d += 48) value_tile<QN, 3>(p + j, Vj + d, kv_stride, nj, d, out);
-    for (; d < D; d += 16) value_tile<QN, 1>(p + j, Vj + d, kv_stride, nj, d, out);
+    if constexpr (std::is_same_v<E, BlockQ8_0>) {  // whole blocks: each scale converted once per tile row
+      for (; d < D; d += 32) value_tile<QN, 2>(p + j, Vj, kv_stride, d, nj, d, out);
+    } else {
+      for (; d + 48 <= D; d += 48) value_tile<QN, 3>(p + j, Vj, kv_stride, d, nj, d, out);
+      for (; d < D; d += 16) value_tile<QN, 1>(p + j, Vj, kv_stride, d, nj, d, out);
+    }
   }
 }
 
@@ -372,7 +415,7 @@ BlockPrefetch next_block(const E* K, const E* V, size_t kv_stride, int b, int L,
     next.k = reinterpret_cast<const char*>(K + size_t(b + kKeyBlock) * kv_stride);
     next.v = reinterpret_cast<const char*>(V + size_t(b + kKeyBlock) * kv_stride);
     next.stride_bytes = kv_stride * sizeof(E);
-    next.lines_per_row = int(D * sizeof(E) + 63) / 64;
+    next.lines_per_row = int(row_size<E>(D) + 63) / 64;
     next.lines = next_nb * next.lines_per_row;
   }
   return next;
@@ -451,12 +494,17 @@ void queries_of(const float* const* q, const int* n_keys, int n, const E* K, con
 
 void attention_queries_avx512(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,
                               float* const* out) {
-  if (kv.type == DType::F16)
-    queries_of(q, n_keys, n, static_cast<const uint16_t*>(kv.k), static_cast<const uint16_t*>(kv.v), kv.stride, D,
-               scale, out);
-  else
-    queries_of(q, n_keys, n, static_cast<const float*>(kv.k), static_cast<const float*>(kv.v), kv.stride, D, scale,
-               out);
+  switch (kv.type) {
+    case DType::F16:
+      return queries_of(q, n_keys, n, static_cast<const uint16_t*>(kv.k), static_cast<const uint16_t*>(kv.v), kv.stride,
+                        D, scale, out);
+    case DType::Q8_0:
+      return queries_of(q, n_keys, n, static_cast<const BlockQ8_0*>(kv.k), static_cast<const BlockQ8_0*>(kv.v),
+                        kv.stride / kQuantBlock, D, scale, out);
+    default:
+      return queries_of(q, n_keys, n, static_cast<const float*>(kv.k), static_cast<const float*>(kv.v), kv.stride, D,
+                        scale, out);
+  }
 }
 
 }  // namespace qnext

@@ -2,17 +2,18 @@
 
 #include <algorithm>
 
+#include "kernels/quant.h"
+
 namespace qnext {
 
 void KvCache::ensure_capacity(int positions) {
   if (positions <= capacity) return;
   const int grown = std::max(positions, 2 * capacity);
-  const size_t head_bytes = size_t(len) * size_t(dim) * dtype_size(type);  // what each head holds now
+  const size_t head_bytes = size_t(len) * position_bytes();  // what each head holds now
   for (auto* buf : {&k, &v}) {
-    Bytes next(size_t(heads) * size_t(grown) * size_t(dim) * dtype_size(type));
+    Bytes next(size_t(heads) * size_t(grown) * position_bytes());
     for (int h = 0; h < heads; ++h)
-      std::copy_n(buf->data() + head_offset(h), head_bytes,
-                  next.data() + size_t(h) * size_t(grown) * size_t(dim) * dtype_size(type));
+      std::copy_n(buf->data() + head_offset(h), head_bytes, next.data() + size_t(h) * size_t(grown) * position_bytes());
     buf->swap(next);
   }
   capacity = grown;
@@ -22,8 +23,11 @@ void KvCache::store(int pos, const float* keys, const float* values) {
   for (int h = 0; h < heads; ++h) {
     const float* kh = keys + size_t(h) * size_t(dim);
     const float* vh = values + size_t(h) * size_t(dim);
-    const size_t at = head_offset(h) + size_t(pos) * size_t(dim) * dtype_size(type);
-    if (type == DType::F16) {
+    const size_t at = head_offset(h) + size_t(pos) * position_bytes();
+    if (type == DType::Q8_0) {
+      quantize_row_q8_0(kh, dim, reinterpret_cast<BlockQ8_0*>(k.data() + at));
+      quantize_row_q8_0(vh, dim, reinterpret_cast<BlockQ8_0*>(v.data() + at));
+    } else if (type == DType::F16) {
       auto* kd = reinterpret_cast<uint16_t*>(k.data() + at);
       auto* vd = reinterpret_cast<uint16_t*>(v.data() + at);
       for (int i = 0; i < dim; ++i) {
@@ -40,9 +44,12 @@ void KvCache::store(int pos, const float* keys, const float* values) {
 bool parse_kv_type(std::string_view name, DType* out) {
   if (name == "f32") *out = DType::F32;
   else if (name == "f16") *out = DType::F16;
+  else if (name == "q8_0" || name == "q8") *out = DType::Q8_0;
   else return false;
   return true;
 }
+
+bool kv_type_fits(DType t, int head_dim) { return t != DType::Q8_0 || head_dim % kQuantBlock == 0; }
 
 SequenceState::SequenceState(const Config& c, DType kv_type) : gdn(size_t(c.num_layers)), kv(size_t(c.num_layers)) {
   KvCache empty_cache;
@@ -74,7 +81,7 @@ void SequenceState::reset() {
 
 // Copies the first `len` positions of every head of src into dst (capacity at least len).
 static void copy_positions(const KvCache& src, KvCache& dst, int len) {
-  const size_t row = size_t(src.dim) * dtype_size(src.type);  // bytes of one position of one head
+  const size_t row = src.position_bytes();
   for (int h = 0; h < src.heads; ++h) {
     std::copy_n(src.k.data() + src.head_offset(h), size_t(len) * row, dst.k.data() + dst.head_offset(h));
     std::copy_n(src.v.data() + src.head_offset(h), size_t(len) * row, dst.v.data() + dst.head_offset(h));
@@ -186,7 +193,7 @@ size_t kv_bytes_per_token(const Config& c, bool with_mtp, DType kv_type) {
   size_t layers = with_mtp ? 1 : 0;
   for (auto t : c.layer_types)
     if (t == LayerType::FullAttention) ++layers;
-  return layers * 2 * size_t(c.num_kv_heads) * size_t(c.head_dim) * dtype_size(kv_type);
+  return layers * 2 * size_t(c.num_kv_heads) * row_bytes(kv_type, c.head_dim);
 }
 
 }  // namespace qnext

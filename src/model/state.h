@@ -12,7 +12,9 @@
 
 namespace qnext {
 
-// Keys and values of every position so far, as F32 (exact) or F16 (half the memory; `--kv-type f16`).
+// Keys and values of every position so far, as F32 (exact), F16 (half the memory; `--kv-type f16`)
+// or Q8_0 (blocks of 32: an f16 scale and 32 int8, 0.53x f16's bytes; `--kv-type q8_0`, as
+// llama.cpp's `-ctk q8_0 -ctv q8_0`; dim a multiple of 32).
 // Head-major, so one head's positions are contiguous: attention streams them in one run, which
 // the hardware prefetcher follows (rows of interleaved heads would be 2 KiB strides).
 struct KvCache {
@@ -25,14 +27,18 @@ struct KvCache {
   Bytes v;  // [heads, capacity, dim]
 
   void ensure_capacity(int positions);  // grows geometrically, keeps contents
-  // Writes position pos's keys and values (each [heads, dim]), rounding to f16 for an F16 cache.
+  // Writes position pos's keys and values (each [heads, dim]), rounding to f16 for an F16 cache,
+  // quantizing each 32 to int8 with an f16 scale (as Q8_0 weights are) for a Q8_0 one.
   void store(int pos, const float* keys, const float* values);
-  size_t head_offset(int h) const { return size_t(h) * size_t(capacity) * size_t(dim) * dtype_size(type); }  // bytes
+  size_t position_bytes() const { return row_bytes(type, dim); }  // one head's key (or value) at one position
+  size_t head_offset(int h) const { return size_t(h) * size_t(capacity) * position_bytes(); }  // bytes
   size_t bytes() const { return k.size() + v.size(); }
 };
 
-// The element types a KV cache may hold: "f32" or "f16".
+// The element types a KV cache may hold: "f32", "f16" or "q8_0" (also "q8").
 bool parse_kv_type(std::string_view name, DType* out);
+// Whether a model whose heads have head_dim elements can keep its cache as t (Q8_0: whole blocks of 32).
+bool kv_type_fits(DType t, int head_dim);
 
 struct DeltaNetState {
   std::vector<float> conv;       // [K-1, C] the last K-1 conv inputs, oldest first

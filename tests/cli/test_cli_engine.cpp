@@ -158,17 +158,21 @@ TEST(CliEngine, KldComparesAgainstTheOriginal) {
   EXPECT_EQ(half.at("positions").get<int>(), 100);
   EXPECT_LT(half.at("mean_kld").get<double>(), 1e-6);
   EXPECT_GE(half.at("top1_agreement").get<double>(), 0.99);
+  const auto q8 = kld("--kv-type q8_0");  // ~2.4e-6 (test_kv_cache has the bounds' reasons)
+  EXPECT_GT(q8.at("mean_kld").get<double>(), half.at("mean_kld").get<double>());
+  EXPECT_LT(q8.at("mean_kld").get<double>(), 1e-4);
+  EXPECT_GE(q8.at("top1_agreement").get<double>(), 0.99);
   const auto q4 = kld("--quantize q4");
   EXPECT_GT(q4.at("mean_kld").get<double>(), 0.1);  // tiny-b at 4 bits: ~1 (see test_quant)
   EXPECT_LT(q4.at("top1_agreement").get<double>(), 0.9);
 
   auto r = run(qnext_bin() + " kld --model " + data_dir("tiny-b") + " --ids 1,2");
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.output.find("give --quantized DIR, --quantize TYPE, --kv-type f16 or --exact"), std::string::npos)
+  EXPECT_NE(r.output.find("give --quantized DIR, --quantize TYPE, --kv-type f16|q8_0 or --exact"), std::string::npos)
       << r.output;
-  r = run(qnext_bin() + " bench --model " + data_dir("tiny-b") + " --kv-type q8 -p 4 -n 2");
+  r = run(qnext_bin() + " bench --model " + data_dir("tiny-b") + " --kv-type q4 -p 4 -n 2");
   EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.output.find("--kv-type: 'q8' is not f32 or f16"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--kv-type: 'q4' is not f32, f16 or q8_0"), std::string::npos) << r.output;
 }
 
 // `qnext kld --exact`: the default products against exact mode (float activations) on one model:

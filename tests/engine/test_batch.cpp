@@ -97,24 +97,29 @@ TEST(BatchForward, OneSequenceIsBitExact) {
   EXPECT_EQ(la, lb);
 }
 
-// A snapshot restored into another state continues exactly as the original.
+// A snapshot restored into another state continues exactly as the original, for each KV cache type
+// (the q8_0 cache's positions are blocks, not elements).
 TEST(SequenceSnapshot, RestoreContinuesBitExact) {
   Model& m = model();
-  std::mt19937 rng(5);
-  auto prefix = random_ids(rng, 90, m.config().vocab_size);
-  auto rest = random_ids(rng, 20, m.config().vocab_size);
-  SequenceState a = m.new_state();
-  m.forward(a, prefix, ForwardOptions{}, nullptr, nullptr);
-  const SequenceState snap = a.snapshot();
-  EXPECT_LT(snap.bytes(), a.bytes() + 1);
-  SequenceState b = m.new_state();
-  m.forward(b, rest, ForwardOptions{}, nullptr, nullptr);  // dirty it first: restore must overwrite
-  b.restore(snap);
-  EXPECT_EQ(b.pos, 90);
-  std::vector<float> la, lb;
-  m.forward(a, rest, ForwardOptions{}, nullptr, &la);
-  m.forward(b, rest, ForwardOptions{}, nullptr, &lb);
-  EXPECT_EQ(la, lb);
+  for (DType kv : {DType::F32, DType::F16, DType::Q8_0}) {
+    m.set_kv_type(kv);
+    std::mt19937 rng(5);
+    auto prefix = random_ids(rng, 90, m.config().vocab_size);
+    auto rest = random_ids(rng, 20, m.config().vocab_size);
+    SequenceState a = m.new_state();
+    m.forward(a, prefix, ForwardOptions{}, nullptr, nullptr);
+    const SequenceState snap = a.snapshot();
+    EXPECT_LT(snap.bytes(), a.bytes() + 1);
+    SequenceState b = m.new_state();
+    m.forward(b, rest, ForwardOptions{}, nullptr, nullptr);  // dirty it first: restore must overwrite
+    b.restore(snap);
+    EXPECT_EQ(b.pos, 90);
+    std::vector<float> la, lb;
+    m.forward(a, rest, ForwardOptions{}, nullptr, &la);
+    m.forward(b, rest, ForwardOptions{}, nullptr, &lb);
+    EXPECT_EQ(la, lb) << dtype_name(kv);
+  }
+  m.set_kv_type(DType::F32);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "kernels/matmul.h"
 #include "kernels/moe.h"
 #include "kernels/norm.h"
+#include "kernels/quant.h"
 
 namespace qnext {
 namespace {
@@ -277,6 +278,53 @@ TEST(Attention, HalfCacheEqualsFloatCacheOfTheRoundedValues) {
         if (best_isa() < Isa::Avx512 || D % 16 != 0) continue;
         std::fill(got.begin(), got.end(), -1.0f);
         attention_queries_avx512(q.data(), n_keys.data(), n, f16, D, 0.1f, g.data());
+        EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx512 D=" << D << " n=" << n;
+      }
+    }
+  if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
+    GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
+}
+
+// A q8_0 cache holds int8 blocks with f16 scales; attention over it must equal attention over an
+// f32 cache holding the dequantized numbers (d * q, exact in float), in the scalar twin, AVX2 and
+// AVX-512: 1 and 8 queries take AVX-512's few-query path (a decoded token), 19 and 128 its laid-out
+// blocks. D 96 crosses the value tiles' 48-dimension steps at a block's middle.
+TEST(Attention, Q8CacheEqualsFloatCacheOfTheDequantizedValues) {
+  std::mt19937 rng(17);
+  for (int D : {96, 256})
+    for (int n : {1, 8, 19, 128}) {
+      const int L = 200, stride = 2 * D;  // two heads per position, as the model's cache has
+      const auto qs = random_vec(rng, size_t(n * D), 2.0f), K = random_vec(rng, size_t(L * stride)),
+                 V = random_vec(rng, size_t(L * stride));
+      std::vector<BlockQ8_0> Kq(K.size() / kQuantBlock), Vq(V.size() / kQuantBlock);
+      std::vector<float> Kr(K.size()), Vr(V.size());
+      quantize_row_q8_0(K.data(), int64_t(K.size()), Kq.data());
+      quantize_row_q8_0(V.data(), int64_t(V.size()), Vq.data());
+      dequantize_row(DType::Q8_0, Kq.data(), int64_t(K.size()), Kr.data());
+      dequantize_row(DType::Q8_0, Vq.data(), int64_t(V.size()), Vr.data());
+      ASSERT_GT(testing::max_abs_diff(K, Kr), 0.0f);  // the cache does round
+      std::vector<int> n_keys(n);
+      for (int i = 0; i < n; ++i) n_keys[size_t(i)] = n == 1 ? L : 1 + (i * 41 + 3) % L;
+      n_keys[0] = L;
+      std::vector<const float*> q(n);
+      for (int i = 0; i < n; ++i) q[size_t(i)] = qs.data() + i * D;
+      for (int head = 0; head < 2; ++head) {
+        const KvHead f32{Kr.data() + head * D, Vr.data() + head * D, size_t(stride), DType::F32};
+        const KvHead q8{Kq.data() + head * D / kQuantBlock, Vq.data() + head * D / kQuantBlock, size_t(stride),
+                        DType::Q8_0};
+        std::vector<float> want(size_t(n * D)), got(size_t(n * D), -1);
+        std::vector<float*> w(n), g(n);
+        for (int i = 0; i < n; ++i) w[size_t(i)] = want.data() + i * D, g[size_t(i)] = got.data() + i * D;
+        attention_queries_scalar(q.data(), n_keys.data(), n, f32, D, 0.1f, w.data());
+        attention_queries_scalar(q.data(), n_keys.data(), n, q8, D, 0.1f, g.data());
+        EXPECT_LE(testing::max_abs_diff(want, got), 0.0f) << "scalar D=" << D << " n=" << n;
+        if (best_isa() < Isa::Avx2) continue;  // reported below
+        std::fill(got.begin(), got.end(), -1.0f);
+        attention_queries_avx2(q.data(), n_keys.data(), n, q8, D, 0.1f, g.data());
+        EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx2 D=" << D << " n=" << n;
+        if (best_isa() < Isa::Avx512) continue;
+        std::fill(got.begin(), got.end(), -1.0f);
+        attention_queries_avx512(q.data(), n_keys.data(), n, q8, D, 0.1f, g.data());
         EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx512 D=" << D << " n=" << n;
       }
     }

@@ -1,5 +1,6 @@
 // The KV cache: its head-major layout survives growth, an f16 cache stores what f32_to_f16 rounds
-// to, and a model run on an f16 cache stays within a KL bound of the exact f32 one.
+// to and a q8_0 one what quantize_row_q8_0 makes, and a model run on either stays within a KL bound
+// of the exact f32 one.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -7,40 +8,49 @@
 
 #include "common/golden.h"
 #include "core/cpu.h"
+#include "kernels/quant.h"
 #include "model/qwen3_next.h"
 
 namespace qnext {
 namespace {
 
-float element(const KvCache& c, const KvCache::Bytes& buf, int head, int pos, int d) {
-  const size_t at = c.head_offset(head) + (size_t(pos) * size_t(c.dim) + size_t(d)) * dtype_size(c.type);
-  if (c.type == DType::F16) {
-    uint16_t h;
-    std::memcpy(&h, buf.data() + at, 2);
-    return f16_to_f32(h);
+// One head's dim values at one position, as floats.
+std::vector<float> stored_row(const KvCache& c, const KvCache::Bytes& buf, int head, int pos) {
+  const uint8_t* at = buf.data() + c.head_offset(head) + size_t(pos) * c.position_bytes();
+  std::vector<float> row(size_t(c.dim));
+  if (c.type == DType::Q8_0) {
+    dequantize_row(DType::Q8_0, at, c.dim, row.data());
+  } else if (c.type == DType::F16) {
+    for (int d = 0; d < c.dim; ++d) {
+      uint16_t h;
+      std::memcpy(&h, at + 2 * d, 2);
+      row[size_t(d)] = f16_to_f32(h);
+    }
+  } else {
+    std::memcpy(row.data(), at, 4 * size_t(c.dim));
   }
-  float f;
-  std::memcpy(&f, buf.data() + at, 4);
-  return f;
+  return row;
 }
 
 // Positions stored one or a few at a time, through several geometric growths (each re-lays the
-// heads out at the new capacity), read back exactly: as stored for F32, as rounded for F16. The last
-// growth passes the size from which a buffer's interior is advised onto huge pages.
+// heads out at the new capacity), read back exactly: as stored for F32, as rounded for F16, as
+// quantized for Q8_0 (each head's 32 values a block). The last growth passes the size from which a
+// buffer's interior is advised onto huge pages.
 TEST(KvCache, GrowthKeepsEveryHeadsPositions) {
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> u(-3, 3);
-  for (DType type : {DType::F32, DType::F16}) {
+  for (DType type : {DType::F32, DType::F16, DType::Q8_0}) {
     KvCache c;
     c.type = type;
     c.heads = 3;
-    c.dim = 10;
+    c.dim = type == DType::Q8_0 ? 32 : 10;
+    const int dim = c.dim, row = 3 * dim;
     std::vector<float> keys, values;  // [pos, heads, dim] everything stored
     int pos = 0;
     for (int step : {1, 1, 3, 1, 7, 20, 2, 40, 80000}) {
       c.ensure_capacity(pos + step);
       for (int t = 0; t < step; ++t, ++pos) {
-        std::vector<float> k(30), v(30);
+        std::vector<float> k(static_cast<size_t>(row)), v(static_cast<size_t>(row));
         for (auto& x : k) x = u(rng);
         for (auto& x : v) x = u(rng);
         c.store(pos, k.data(), v.data());
@@ -51,16 +61,25 @@ TEST(KvCache, GrowthKeepsEveryHeadsPositions) {
     }
     EXPECT_GE(c.capacity, pos);
     EXPECT_GE(c.k.size(), HugeInteriorAllocator<uint8_t>::kThreshold);  // the advised path was taken
+    // What the cache should hold for one head's dim values: rounded to f16, or quantized as a Q8_0 row.
+    const auto stored_as = [&](const float* x) {
+      std::vector<float> out(x, x + dim);
+      if (type == DType::F16)
+        for (auto& e : out) e = f16_to_f32(f32_to_f16(e));
+      if (type == DType::Q8_0) {
+        std::vector<BlockQ8_0> q(size_t(dim) / kQuantBlock);
+        quantize_row_q8_0(x, dim, q.data());
+        dequantize_row(DType::Q8_0, q.data(), dim, out.data());
+      }
+      return out;
+    };
     for (int p = 0; p < pos; ++p)
-      for (int h = 0; h < 3; ++h)
-        for (int d = 0; d < 10; ++d) {
-          const float k = keys[size_t(p * 30 + h * 10 + d)], v = values[size_t(p * 30 + h * 10 + d)];
-          const float want_k = type == DType::F16 ? f16_to_f32(f32_to_f16(k)) : k;
-          const float want_v = type == DType::F16 ? f16_to_f32(f32_to_f16(v)) : v;
-          ASSERT_EQ(element(c, c.k, h, p, d), want_k) << dtype_name(type) << " pos " << p << " head " << h;
-          ASSERT_EQ(element(c, c.v, h, p, d), want_v) << dtype_name(type) << " pos " << p << " head " << h;
-        }
-    EXPECT_EQ(c.bytes(), 2 * size_t(c.capacity) * 30 * dtype_size(type));
+      for (int h = 0; h < 3; ++h) {
+        const size_t at = size_t(p * row + h * dim);
+        ASSERT_EQ(stored_row(c, c.k, h, p), stored_as(&keys[at])) << dtype_name(type) << " pos " << p << " head " << h;
+        ASSERT_EQ(stored_row(c, c.v, h, p), stored_as(&values[at])) << dtype_name(type) << " pos " << p << " head " << h;
+      }
+    EXPECT_EQ(c.bytes(), 2 * size_t(c.capacity) * 3 * row_bytes(type, dim));
   }
 }
 
@@ -107,7 +126,14 @@ std::vector<float> prefill_then_decode(Model& m, const std::vector<int32_t>& pro
 // here (prompt + 24 decoded tokens): mean KL tiny-b 3e-9, tiny-real-vocab 8.6e-8 (max |logit
 // change| 0.04 on its sharp random logits), on AVX2 and scalar alike. 1e-6 leaves a 10x margin,
 // while a wrong cache (a head or position off, a bad conversion) gives KL of order 0.1-1.
-TEST(KvCache, HalfCacheStaysWithinKlBoundOfFloat) {
+// q8_0 moves each number by up to half a step of its block (the block's largest / 254), some 50x
+// f16's error on these values, so KL ~1000x: measured mean 2.0e-6 (tiny-b) and 4.8e-4 (tiny-real-
+// vocab, max 0.034, top-1 100%) on AVX-512 and scalar. 5e-3: a 10x margin, 20x below a wrong cache.
+TEST(KvCache, HalfAndQ8CachesStayWithinKlBoundsOfFloat) {
+  struct Case {
+    DType type;
+    double max_mean_kl;
+  };
   for (const char* name : {"tiny-b", "tiny-real-vocab"}) {
     testing::Reference ref(name);
     auto prompt = ref.ids("prompt_ids");
@@ -117,19 +143,22 @@ TEST(KvCache, HalfCacheStaysWithinKlBoundOfFloat) {
     const int V = m.config().vocab_size;
     std::vector<int32_t> next;
     for (int i = 0; i < 24; ++i) next.push_back(int32_t((i * 97 + 11) % V));
+    m.set_kv_type(DType::F32);
     const auto exact = prefill_then_decode(m, prompt, next);
-    m.set_kv_type(DType::F16);
-    const auto& types = m.config().layer_types;
-    const auto attn = std::find(types.begin(), types.end(), LayerType::FullAttention) - types.begin();
-    EXPECT_EQ(m.new_state().kv[size_t(attn)].type, DType::F16);
-    const auto half = prefill_then_decode(m, prompt, next);
-    ASSERT_EQ(exact.size(), half.size());
-    const Kl kl = kl_divergence(exact, half, V);
-    std::printf("  %-16s f16 KV: mean KLD %.3g  max KLD %.3g  top-1 %.1f%%  max |dlogit| %.3g\n", name, kl.mean, kl.max,
-                100 * kl.top1, testing::max_abs_diff(exact, half));
-    EXPECT_LE(kl.mean, 1e-6) << name;
-    EXPECT_GE(kl.top1, 0.99) << name;
-    EXPECT_GT(testing::max_abs_diff(exact, half), 0.0f) << name << ": the f16 cache was not used";
+    for (const Case c : {Case{DType::F16, 1e-6}, Case{DType::Q8_0, 5e-3}}) {
+      m.set_kv_type(c.type);
+      const auto& types = m.config().layer_types;
+      const auto attn = std::find(types.begin(), types.end(), LayerType::FullAttention) - types.begin();
+      EXPECT_EQ(m.new_state().kv[size_t(attn)].type, c.type);
+      const auto rounded = prefill_then_decode(m, prompt, next);
+      ASSERT_EQ(exact.size(), rounded.size());
+      const Kl kl = kl_divergence(exact, rounded, V);
+      std::printf("  %-16s %s KV: mean KLD %.3g  max KLD %.3g  top-1 %.1f%%  max |dlogit| %.3g\n", name,
+                  dtype_name(c.type).data(), kl.mean, kl.max, 100 * kl.top1, testing::max_abs_diff(exact, rounded));
+      EXPECT_LE(kl.mean, c.max_mean_kl) << name << " " << dtype_name(c.type);
+      EXPECT_GE(kl.top1, 0.99) << name << " " << dtype_name(c.type);
+      EXPECT_GT(testing::max_abs_diff(exact, rounded), 0.0f) << name << ": the " << dtype_name(c.type) << " cache was not used";
+    }
   }
 }
 
