@@ -6,18 +6,10 @@
 #include <limits>
 
 #include "core/cpu.h"
-#include "kernels/quant.h"
+#include "kernels/kv_rows.h"
 
 namespace qnext {
 namespace {
-
-// Element d of a cache row: F32, F16, or a Q8_0 row's blocks (d * q, exact in float).
-inline float element(const float* row, int d) { return row[d]; }
-inline float element(const uint16_t* row, int d) { return f16_to_f32(row[d]); }
-inline float element(const BlockQ8_0* row, int d) {
-  const BlockQ8_0& b = row[d / kQuantBlock];
-  return f16_to_f32(b.d) * float(b.q[d % kQuantBlock]);
-}
 
 // One query, blocks of 64 keys with an online softmax (the running maximum and denominator are
 // rescaled when a block raises the maximum). stride: rows apart, in E (a Q8_0 row: D / 32 blocks).
@@ -34,7 +26,7 @@ void attention_head_of(const float* q, const E* K, const E* V, size_t stride, in
     for (int j = 0; j < n; ++j) {
       const E* k = K + size_t(b + j) * stride;
       float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};  // eight partial sums, as the SIMD kernels keep
-      for (int d = 0; d < D; ++d) part[d % 8] += q[d] * element(k, d);
+      for (int d = 0; d < D; ++d) part[d % 8] += q[d] * kv_element(k, d);
       p[j] = (((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]))) * scale;
       block_max = std::max(block_max, p[j]);
     }
@@ -48,7 +40,7 @@ void attention_head_of(const float* q, const E* K, const E* V, size_t stride, in
       p[j] = std::exp(p[j] - running_max);
       denom += p[j];
       const E* v = V + size_t(b + j) * stride;
-      for (int d = 0; d < D; ++d) out[d] += p[j] * element(v, d);
+      for (int d = 0; d < D; ++d) out[d] += p[j] * kv_element(v, d);
     }
   }
   for (int d = 0; d < D; ++d) out[d] /= denom;

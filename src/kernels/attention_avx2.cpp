@@ -8,10 +8,9 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <type_traits>
 
 #include "kernels/attention.h"
-#include "kernels/quant.h"
+#include "kernels/kv_rows.h"
 #include "kernels/simd_avx2.h"
 
 namespace qnext {
@@ -42,12 +41,6 @@ inline void load8x2(const BlockQ8_0* row, int d, __m256& lo, __m256& hi) {
   const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.q + unsigned(d) % kQuantBlock));
   lo = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), scale);
   hi = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_unpackhi_epi64(q, q))), scale);
-}
-// Bytes of a cache row of D elements.
-template <typename E>
-int row_size(int D) {
-  if constexpr (std::is_same_v<E, BlockQ8_0>) return D / kQuantBlock * int(sizeof(BlockQ8_0));
-  else return D * int(sizeof(E));
 }
 
 // p[i][j], p[i][j + 1] = scale * q_i . k0, scale * q_i . k1 for QN queries.
@@ -102,7 +95,7 @@ inline void value_tile(const float* p, const E* V, size_t kv_stride, int nb, int
 template <typename E>
 inline void prefetch_row(const E* row, int D) {
   const char* bytes = reinterpret_cast<const char*>(row);
-  for (int at = 0; at < row_size<E>(D); at += 64) _mm_prefetch(bytes + at, _MM_HINT_T0);
+  for (size_t at = 0; at < kv_row_bytes<E>(D); at += 64) _mm_prefetch(bytes + at, _MM_HINT_T0);
 }
 
 template <int QN, typename E>

@@ -19,7 +19,7 @@
 #include <type_traits>
 
 #include "kernels/attention.h"
-#include "kernels/quant.h"
+#include "kernels/kv_rows.h"
 
 namespace qnext {
 namespace {
@@ -58,12 +58,6 @@ inline void load32(const BlockQ8_0* row, int d, __m512& lo, __m512& hi) {
   const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q));
   lo = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q))), scale);
   hi = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1))), scale);
-}
-// Bytes of a cache row of D elements.
-template <typename E>
-size_t row_size(int D) {
-  if constexpr (std::is_same_v<E, BlockQ8_0>) return size_t(D / kQuantBlock) * sizeof(BlockQ8_0);
-  else return size_t(D) * sizeof(E);
 }
 
 // e^x for 16 floats, the same reduction and polynomial as exp_avx2 (simd_avx2.h): e^x = 2^n e^r
@@ -415,7 +409,7 @@ BlockPrefetch next_block(const E* K, const E* V, size_t kv_stride, int b, int L,
     next.k = reinterpret_cast<const char*>(K + size_t(b + kKeyBlock) * kv_stride);
     next.v = reinterpret_cast<const char*>(V + size_t(b + kKeyBlock) * kv_stride);
     next.stride_bytes = kv_stride * sizeof(E);
-    next.lines_per_row = int(row_size<E>(D) + 63) / 64;
+    next.lines_per_row = int(kv_row_bytes<E>(D) + 63) / 64;
     next.lines = next_nb * next.lines_per_row;
   }
   return next;
