@@ -94,7 +94,9 @@ void register_info(CLI::App& app, int& exit_code) {
                 human_bytes(double(fixed_state_bytes(c))).c_str(),
                 human_bytes(double(kv_bytes_per_token(c, model->has_mtp()))).c_str(), model->has_mtp() ? ", incl. MTP" : "",
                 human_bytes(double(kv_bytes_per_token(c, model->has_mtp(), DType::F16))).c_str(),
-                human_bytes(double(kv_bytes_per_token(c, model->has_mtp(), DType::Q8_0))).c_str());
+                kv_type_fits(DType::Q8_0, c.head_dim)
+                    ? human_bytes(double(kv_bytes_per_token(c, model->has_mtp(), DType::Q8_0))).c_str()
+                    : "n/a (head_dim not a multiple of 32)");
   });
 }
 

@@ -16,7 +16,7 @@ void register_kld(CLI::App& app, int& exit_code) {
     bool json = false, exact = false, decode = false;
   };
   auto o = std::make_shared<Opts>();
-  auto* cmd = app.add_subcommand("kld", "KL divergence and top-1 agreement of a quantized model (or an f16 KV cache) against the original");
+  auto* cmd = app.add_subcommand("kld", "KL divergence and top-1 agreement of a quantized model (or an f16 or q8_0 KV cache) against the original");
   cmd->add_option("--model,-m", o->model, "Full-precision model directory (or the model whose fast products --exact checks)")->required();
   auto* q = cmd->add_option("--quantized", o->quantized, "Quantized model directory");
   auto* ql = cmd->add_option("--quantize", o->quantize, "Or: quantize --model at load time (q8, q4, q4-mixed)");

@@ -22,7 +22,7 @@ Result<std::vector<int32_t>> read_ids_file(const std::string& path);
 Status check_ids(const std::vector<int32_t>& ids, int vocab);
 
 // Sets the thread count (0 = all cores) and loads the model; prints the error and returns null on failure.
-// quantize: "" or q8 / q4 / q4-mixed, applied while loading; kv_type: "f32" or "f16", the KV cache's
+// quantize: "" or q8 / q4 / q4-mixed, applied while loading; kv_type: "f32", "f16" or "q8_0", the KV cache's
 // element type in the states the model makes.
 // mem_budget: "auto" (what the machine has available, less a margin), GB, or "off"; a model larger
 // than the budget keeps its routed experts in an expert cache (runtime/expert_cache.h).

@@ -1,6 +1,7 @@
 #include "kernels/attention.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -54,6 +55,7 @@ void attention_head(const float* q, const KvHead& kv, int L, int D, float scale,
       return attention_head_of(q, static_cast<const uint16_t*>(kv.k), static_cast<const uint16_t*>(kv.v), kv.stride, L,
                                D, scale, out);
     case DType::Q8_0:
+      assert(D % kQuantBlock == 0 && kv.stride % kQuantBlock == 0);
       return attention_head_of(q, static_cast<const BlockQ8_0*>(kv.k), static_cast<const BlockQ8_0*>(kv.v),
                                kv.stride / kQuantBlock, L, D, scale, out);
     default:

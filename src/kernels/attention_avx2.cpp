@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -212,6 +213,7 @@ void attention_queries_avx2(const float* const* q, const int* n_keys, int n, con
       return attention_queries_of(q, n_keys, n, static_cast<const uint16_t*>(kv.k), static_cast<const uint16_t*>(kv.v),
                                   kv.stride, D, scale, out);
     case DType::Q8_0:
+      assert(D % kQuantBlock == 0 && kv.stride % kQuantBlock == 0);
       return attention_queries_of(q, n_keys, n, static_cast<const BlockQ8_0*>(kv.k), static_cast<const BlockQ8_0*>(kv.v),
                                   kv.stride / kQuantBlock, D, scale, out);
     default:

@@ -287,8 +287,9 @@ void finish_queries(int n, int D, const float* denom, float* const* out) {
 // ---- Few queries: a decoded token's heads (8), or two tokens' when MTP verifies ----
 // Laying a block out costs about what 8 queries' products cost, so few queries read the cache rows
 // as they are: the scores as tiles of 8 queries x 2 keys, dimension-wise FMAs into 16 accumulators
-// that fold into one vector of 16 scores; the values as 8-query x 48-dim broadcast tiles over 16
-// keys at a time (few rows, so the power-of-two row spacing does not thrash the L1's sets).
+// that fold into one vector of 16 scores; the values as 8-query x 48-dim broadcast tiles (32-dim for
+// q8_0: a block each) over 16 keys at a time (few rows, so the power-of-two row spacing does not
+// thrash the L1's sets).
 constexpr int kFewQueries = 16;  // at most this many take the few-queries path
 constexpr int kFewTile = 8;      // queries per tile
 constexpr int kFewKeys = 16;     // keys per value tile
@@ -493,6 +494,7 @@ void attention_queries_avx512(const float* const* q, const int* n_keys, int n, c
       return queries_of(q, n_keys, n, static_cast<const uint16_t*>(kv.k), static_cast<const uint16_t*>(kv.v), kv.stride,
                         D, scale, out);
     case DType::Q8_0:
+      assert(D % kQuantBlock == 0 && kv.stride % kQuantBlock == 0);
       return queries_of(q, n_keys, n, static_cast<const BlockQ8_0*>(kv.k), static_cast<const BlockQ8_0*>(kv.v),
                         kv.stride / kQuantBlock, D, scale, out);
     default:

@@ -1,6 +1,7 @@
 #include "model/state.h"
 
 #include <algorithm>
+#include <cassert>
 
 #include "kernels/quant.h"
 
@@ -8,6 +9,7 @@ namespace qnext {
 
 void KvCache::ensure_capacity(int positions) {
   if (positions <= capacity) return;
+  assert(kv_type_fits(type, dim));  // the loaders refuse --kv-type q8_0 for other head dims
   const int grown = std::max(positions, 2 * capacity);
   const size_t head_bytes = size_t(len) * position_bytes();  // what each head holds now
   for (auto* buf : {&k, &v}) {

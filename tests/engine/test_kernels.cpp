@@ -287,8 +287,9 @@ TEST(Attention, HalfCacheEqualsFloatCacheOfTheRoundedValues) {
 
 // A q8_0 cache holds int8 blocks with f16 scales; attention over it must equal attention over an
 // f32 cache holding the dequantized numbers (d * q, exact in float), in the scalar twin, AVX2 and
-// AVX-512: 1 and 8 queries take AVX-512's few-query path (a decoded token), 19 and 128 its laid-out
-// blocks. D 96 crosses the value tiles' 48-dimension steps at a block's middle.
+// AVX-512, and each SIMD kernel gives the same bits over both (a block widens to the same floats, in
+// the same order of sums): 1 and 8 queries take AVX-512's few-query path (a decoded token), 19 and
+// 128 its laid-out blocks; D 96: three blocks, an odd number.
 TEST(Attention, Q8CacheEqualsFloatCacheOfTheDequantizedValues) {
   std::mt19937 rng(17);
   for (int D : {96, 256})
@@ -319,13 +320,20 @@ TEST(Attention, Q8CacheEqualsFloatCacheOfTheDequantizedValues) {
         attention_queries_scalar(q.data(), n_keys.data(), n, q8, D, 0.1f, g.data());
         EXPECT_LE(testing::max_abs_diff(want, got), 0.0f) << "scalar D=" << D << " n=" << n;
         if (best_isa() < Isa::Avx2) continue;  // reported below
+        std::vector<float> same(size_t(n * D));  // the SIMD kernel over the f32 cache
+        std::vector<float*> s(n);
+        for (int i = 0; i < n; ++i) s[size_t(i)] = same.data() + i * D;
         std::fill(got.begin(), got.end(), -1.0f);
         attention_queries_avx2(q.data(), n_keys.data(), n, q8, D, 0.1f, g.data());
+        attention_queries_avx2(q.data(), n_keys.data(), n, f32, D, 0.1f, s.data());
         EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx2 D=" << D << " n=" << n;
+        EXPECT_EQ(got, same) << "avx2 D=" << D << " n=" << n;
         if (best_isa() < Isa::Avx512) continue;
         std::fill(got.begin(), got.end(), -1.0f);
         attention_queries_avx512(q.data(), n_keys.data(), n, q8, D, 0.1f, g.data());
+        attention_queries_avx512(q.data(), n_keys.data(), n, f32, D, 0.1f, s.data());
         EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx512 D=" << D << " n=" << n;
+        EXPECT_EQ(got, same) << "avx512 D=" << D << " n=" << n;
       }
     }
   if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())

@@ -43,7 +43,7 @@ TEST(KvCache, GrowthKeepsEveryHeadsPositions) {
     KvCache c;
     c.type = type;
     c.heads = 3;
-    c.dim = type == DType::Q8_0 ? 32 : 10;
+    c.dim = type == DType::Q8_0 ? 64 : 10;  // q8_0: two blocks a row
     const int dim = c.dim, row = 3 * dim;
     std::vector<float> keys, values;  // [pos, heads, dim] everything stored
     int pos = 0;
@@ -79,8 +79,28 @@ TEST(KvCache, GrowthKeepsEveryHeadsPositions) {
         ASSERT_EQ(stored_row(c, c.k, h, p), stored_as(&keys[at])) << dtype_name(type) << " pos " << p << " head " << h;
         ASSERT_EQ(stored_row(c, c.v, h, p), stored_as(&values[at])) << dtype_name(type) << " pos " << p << " head " << h;
       }
-    EXPECT_EQ(c.bytes(), 2 * size_t(c.capacity) * 3 * row_bytes(type, dim));
+    // Bytes of one head's keys at one position: 10 floats, 10 halves, 2 blocks of 34.
+    const size_t position_bytes = type == DType::F32 ? 40 : type == DType::F16 ? 20 : 68;
+    EXPECT_EQ(c.position_bytes(), position_bytes) << dtype_name(type);
+    EXPECT_EQ(c.bytes(), 2 * size_t(c.capacity) * 3 * position_bytes) << dtype_name(type);
   }
+}
+
+// "q8" is llama.cpp users' shorthand too; q8_0 needs whole blocks of 32 per head.
+TEST(KvCache, TypeNamesAndQ8HeadDims) {
+  DType t = DType::F32;
+  EXPECT_TRUE(parse_kv_type("q8_0", &t));
+  EXPECT_EQ(t, DType::Q8_0);
+  t = DType::F32;
+  EXPECT_TRUE(parse_kv_type("q8", &t));
+  EXPECT_EQ(t, DType::Q8_0);
+  EXPECT_TRUE(parse_kv_type("f16", &t));
+  EXPECT_EQ(t, DType::F16);
+  EXPECT_FALSE(parse_kv_type("q4_0", &t));
+  EXPECT_TRUE(kv_type_fits(DType::Q8_0, 256));
+  EXPECT_TRUE(kv_type_fits(DType::Q8_0, 64));
+  EXPECT_FALSE(kv_type_fits(DType::Q8_0, 72));
+  EXPECT_TRUE(kv_type_fits(DType::F16, 72));
 }
 
 struct Kl {
