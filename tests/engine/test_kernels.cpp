@@ -3,7 +3,9 @@
 // blocked attention against a plain softmax, and the router's top-k.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
+#include <string>
 
 #include "common/golden.h"
 #include "core/cpu.h"
@@ -237,105 +239,84 @@ TEST(Attention, CausalGqaMatchesTheDefinition) {
     GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
 }
 
-// An f16 cache holds rounded keys and values; attention over it must equal attention over an f32
-// cache holding the same rounded numbers (the widening is exact), in the scalar twin, AVX2 and
-// AVX-512. Each query sees its own number of keys (1 to 200: some see nothing of later blocks);
+using AttentionKernel = void (*)(const float* const* q, const int* n_keys, int n, const KvHead& kv, int D, float scale,
+                                 float* const* out);
+
+// The outputs [n, D] of n queries (qs: [n, D]) over one head of a cache.
+std::vector<float> attend(AttentionKernel kernel, const std::vector<float>& qs, const std::vector<int>& n_keys,
+                          const KvHead& kv, int D) {
+  const int n = int(n_keys.size());
+  std::vector<float> out(size_t(n * D), -1.0f);
+  std::vector<const float*> q(n);
+  std::vector<float*> o(n);
+  for (int i = 0; i < n; ++i) q[size_t(i)] = qs.data() + i * D, o[size_t(i)] = out.data() + i * D;
+  kernel(q.data(), n_keys.data(), n, kv, D, 0.1f, o.data());
+  return out;
+}
+
+// A cache of type t (F16, or Q8_0: int8 blocks with f16 scales) holds rounded keys and values;
+// attention over it must equal attention over an f32 cache holding the numbers it stores (widening
+// is exact) in the scalar twin. Each SIMD kernel is within 2e-6 of that, and gives the same bits over
+// both caches (the same floats, in the same order of sums). Each query sees its own number of keys
+// (1 to 200: some see nothing of later blocks). Two heads per position, as the model's cache has.
+void check_rounded_cache(DType t, int D, int n, std::mt19937& rng) {
+  const int L = 200, stride = 2 * D;
+  const auto qs = random_vec(rng, size_t(n * D), 2.0f), K = random_vec(rng, size_t(L * stride)),
+             V = random_vec(rng, size_t(L * stride));
+  std::vector<uint8_t> Kc(row_bytes(t, K.size())), Vc(row_bytes(t, V.size()));  // the cache as stored
+  std::vector<float> Kr(K.size()), Vr(V.size());                                // and as widened
+  if (t == DType::Q8_0) {
+    quantize_row_q8_0(K.data(), int64_t(K.size()), reinterpret_cast<BlockQ8_0*>(Kc.data()));
+    quantize_row_q8_0(V.data(), int64_t(V.size()), reinterpret_cast<BlockQ8_0*>(Vc.data()));
+    dequantize_row(DType::Q8_0, Kc.data(), int64_t(K.size()), Kr.data());
+    dequantize_row(DType::Q8_0, Vc.data(), int64_t(V.size()), Vr.data());
+  } else {
+    for (size_t i = 0; i < K.size(); ++i) {
+      const uint16_t k = f32_to_f16(K[i]), v = f32_to_f16(V[i]);
+      std::memcpy(Kc.data() + 2 * i, &k, 2);
+      std::memcpy(Vc.data() + 2 * i, &v, 2);
+      Kr[i] = f16_to_f32(k), Vr[i] = f16_to_f32(v);
+    }
+  }
+  ASSERT_GT(testing::max_abs_diff(K, Kr), 0.0f) << dtype_name(t) << ": the cache does round";
+  std::vector<int> n_keys(n);
+  for (int i = 0; i < n; ++i) n_keys[size_t(i)] = 1 + (i * 41 + 3) % L;
+  n_keys[size_t(std::min(1, n - 1))] = L;
+  const std::string label = std::string(dtype_name(t)) + " D=" + std::to_string(D) + " n=" + std::to_string(n);
+  for (int head = 0; head < 2; ++head) {
+    const size_t at = row_bytes(t, head * D);  // the head's first element, in bytes
+    const KvHead f32{Kr.data() + head * D, Vr.data() + head * D, size_t(stride), DType::F32};
+    const KvHead rounded{Kc.data() + at, Vc.data() + at, size_t(stride), t};
+    const auto want = attend(attention_queries_scalar, qs, n_keys, f32, D);
+    EXPECT_LE(testing::max_abs_diff(want, attend(attention_queries_scalar, qs, n_keys, rounded, D)), 0.0f)
+        << "scalar " << label;
+    if (best_isa() < Isa::Avx2) continue;  // the tests report it
+    const auto avx2 = attend(attention_queries_avx2, qs, n_keys, rounded, D);
+    EXPECT_LE(testing::max_abs_diff(want, avx2), 2e-6f) << "avx2 " << label;
+    EXPECT_EQ(avx2, attend(attention_queries_avx2, qs, n_keys, f32, D)) << "avx2 " << label;
+    if (best_isa() < Isa::Avx512 || D % 16 != 0) continue;
+    const auto avx512 = attend(attention_queries_avx512, qs, n_keys, rounded, D);
+    EXPECT_LE(testing::max_abs_diff(want, avx512), 2e-6f) << "avx512 " << label;
+    EXPECT_EQ(avx512, attend(attention_queries_avx512, qs, n_keys, f32, D)) << "avx512 " << label;
+  }
+}
+
 // n = 11 takes AVX-512's few-query path, 19, 40 and 128 its laid-out blocks with tiles of 6 and a
 // last tile of 1, 4 and 2 queries.
 TEST(Attention, HalfCacheEqualsFloatCacheOfTheRoundedValues) {
   std::mt19937 rng(16);
   for (int D : {72, 80, 256})
-    for (int n : {11, 19, 40, 128}) {
-      const int L = 200, stride = 2 * D;  // two heads per position, as the model's cache has
-      const auto qs = random_vec(rng, size_t(n * D), 2.0f), K = random_vec(rng, size_t(L * stride)),
-                 V = random_vec(rng, size_t(L * stride));
-      std::vector<uint16_t> K16(K.size()), V16(V.size());
-      std::vector<float> Kr(K.size()), Vr(V.size());
-      for (size_t i = 0; i < K.size(); ++i) {
-        K16[i] = f32_to_f16(K[i]);
-        V16[i] = f32_to_f16(V[i]);
-        Kr[i] = f16_to_f32(K16[i]);
-        Vr[i] = f16_to_f32(V16[i]);
-      }
-      std::vector<int> n_keys(n);
-      for (int i = 0; i < n; ++i) n_keys[size_t(i)] = 1 + (i * 41 + 3) % L;
-      n_keys[1] = L;
-      std::vector<const float*> q(n);
-      for (int i = 0; i < n; ++i) q[size_t(i)] = qs.data() + i * D;
-      for (int head = 0; head < 2; ++head) {
-        const KvHead f32{Kr.data() + head * D, Vr.data() + head * D, size_t(stride), DType::F32};
-        const KvHead f16{K16.data() + head * D, V16.data() + head * D, size_t(stride), DType::F16};
-        std::vector<float> want(size_t(n * D)), got(size_t(n * D), -1);
-        std::vector<float*> w(n), g(n);
-        for (int i = 0; i < n; ++i) w[size_t(i)] = want.data() + i * D, g[size_t(i)] = got.data() + i * D;
-        attention_queries_scalar(q.data(), n_keys.data(), n, f32, D, 0.1f, w.data());
-        attention_queries_scalar(q.data(), n_keys.data(), n, f16, D, 0.1f, g.data());
-        EXPECT_LE(testing::max_abs_diff(want, got), 0.0f) << "scalar D=" << D << " n=" << n;
-        if (best_isa() < Isa::Avx2) continue;  // reported below
-        std::fill(got.begin(), got.end(), -1.0f);
-        attention_queries_avx2(q.data(), n_keys.data(), n, f16, D, 0.1f, g.data());
-        EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx2 D=" << D << " n=" << n;
-        if (best_isa() < Isa::Avx512 || D % 16 != 0) continue;
-        std::fill(got.begin(), got.end(), -1.0f);
-        attention_queries_avx512(q.data(), n_keys.data(), n, f16, D, 0.1f, g.data());
-        EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx512 D=" << D << " n=" << n;
-      }
-    }
+    for (int n : {11, 19, 40, 128}) check_rounded_cache(DType::F16, D, n, rng);
   if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
     GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
 }
 
-// A q8_0 cache holds int8 blocks with f16 scales; attention over it must equal attention over an
-// f32 cache holding the dequantized numbers (d * q, exact in float), in the scalar twin, AVX2 and
-// AVX-512, and each SIMD kernel gives the same bits over both (a block widens to the same floats, in
-// the same order of sums): 1 and 8 queries take AVX-512's few-query path (a decoded token), 19 and
-// 128 its laid-out blocks; D 96: three blocks, an odd number.
+// 1 and 8 queries take AVX-512's few-query path (a decoded token), 19 and 128 its laid-out blocks;
+// D 96: three blocks, an odd number.
 TEST(Attention, Q8CacheEqualsFloatCacheOfTheDequantizedValues) {
   std::mt19937 rng(17);
   for (int D : {96, 256})
-    for (int n : {1, 8, 19, 128}) {
-      const int L = 200, stride = 2 * D;  // two heads per position, as the model's cache has
-      const auto qs = random_vec(rng, size_t(n * D), 2.0f), K = random_vec(rng, size_t(L * stride)),
-                 V = random_vec(rng, size_t(L * stride));
-      std::vector<BlockQ8_0> Kq(K.size() / kQuantBlock), Vq(V.size() / kQuantBlock);
-      std::vector<float> Kr(K.size()), Vr(V.size());
-      quantize_row_q8_0(K.data(), int64_t(K.size()), Kq.data());
-      quantize_row_q8_0(V.data(), int64_t(V.size()), Vq.data());
-      dequantize_row(DType::Q8_0, Kq.data(), int64_t(K.size()), Kr.data());
-      dequantize_row(DType::Q8_0, Vq.data(), int64_t(V.size()), Vr.data());
-      ASSERT_GT(testing::max_abs_diff(K, Kr), 0.0f);  // the cache does round
-      std::vector<int> n_keys(n);
-      for (int i = 0; i < n; ++i) n_keys[size_t(i)] = n == 1 ? L : 1 + (i * 41 + 3) % L;
-      n_keys[0] = L;
-      std::vector<const float*> q(n);
-      for (int i = 0; i < n; ++i) q[size_t(i)] = qs.data() + i * D;
-      for (int head = 0; head < 2; ++head) {
-        const KvHead f32{Kr.data() + head * D, Vr.data() + head * D, size_t(stride), DType::F32};
-        const KvHead q8{Kq.data() + head * D / kQuantBlock, Vq.data() + head * D / kQuantBlock, size_t(stride),
-                        DType::Q8_0};
-        std::vector<float> want(size_t(n * D)), got(size_t(n * D), -1);
-        std::vector<float*> w(n), g(n);
-        for (int i = 0; i < n; ++i) w[size_t(i)] = want.data() + i * D, g[size_t(i)] = got.data() + i * D;
-        attention_queries_scalar(q.data(), n_keys.data(), n, f32, D, 0.1f, w.data());
-        attention_queries_scalar(q.data(), n_keys.data(), n, q8, D, 0.1f, g.data());
-        EXPECT_LE(testing::max_abs_diff(want, got), 0.0f) << "scalar D=" << D << " n=" << n;
-        if (best_isa() < Isa::Avx2) continue;  // reported below
-        std::vector<float> same(size_t(n * D));  // the SIMD kernel over the f32 cache
-        std::vector<float*> s(n);
-        for (int i = 0; i < n; ++i) s[size_t(i)] = same.data() + i * D;
-        std::fill(got.begin(), got.end(), -1.0f);
-        attention_queries_avx2(q.data(), n_keys.data(), n, q8, D, 0.1f, g.data());
-        attention_queries_avx2(q.data(), n_keys.data(), n, f32, D, 0.1f, s.data());
-        EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx2 D=" << D << " n=" << n;
-        EXPECT_EQ(got, same) << "avx2 D=" << D << " n=" << n;
-        if (best_isa() < Isa::Avx512) continue;
-        std::fill(got.begin(), got.end(), -1.0f);
-        attention_queries_avx512(q.data(), n_keys.data(), n, q8, D, 0.1f, g.data());
-        attention_queries_avx512(q.data(), n_keys.data(), n, f32, D, 0.1f, s.data());
-        EXPECT_LE(testing::max_abs_diff(want, got), 2e-6f) << "avx512 D=" << D << " n=" << n;
-        EXPECT_EQ(got, same) << "avx512 D=" << D << " n=" << n;
-      }
-    }
+    for (int n : {1, 8, 19, 128}) check_rounded_cache(DType::Q8_0, D, n, rng);
   if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
     GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
 }
