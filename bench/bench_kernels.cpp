@@ -182,32 +182,41 @@ BENCHMARK(BM_MatvecExperts)
     ->ArgNames({"dtype", "isa", "threads", "cached"})
     ->UseRealTime();
 
-// BF16 weights, 1-2 tokens, on the two-term bf16 kernel (x = hi + lo, vdpbf16ps) against the float
-// row kernel, split over the threads as matmul splits rows. cached: the 4 MiB matrix.
-void BM_MatvecBf16Terms(benchmark::State& state) {
+// BF16 weights on the bf16 kernel (vdpbf16ps) against the float kernels matmul would otherwise
+// run (the row kernel below kGemmMinTokens tokens, the float GEMM from there), split over the
+// threads as matmul splits rows. kernel: 0 float, 1 two activation terms (x = hi + lo), 2 one
+// (x rounded to bf16). T 1-2: decoding (the 512 MiB matrix, or the 4 MiB one with cached:1);
+// 10 and 64: an expert's share of a prompt and a dense projection's (the 64 MiB matrix).
+void BM_Bf16Terms(benchmark::State& state) {
   if (best_isa() < Isa::Avx512 || !cpu_has_avx512_bf16()) {
     state.SkipWithError("needs AVX512-BF16");
     return;
   }
-  const bool dot = state.range(0) != 0, cached = state.range(1) != 0;
+  const int kernel = int(state.range(0));
+  const bool cached = state.range(1) != 0;
   const int T = int(state.range(2)), threads = int(state.range(3));
   set_active_isa(Isa::Avx512);
   set_num_threads(threads);
-  const int64_t rows = cached ? 1024 : 131072, cols = 2048;
+  const int64_t rows = cached ? 1024 : T <= 2 ? 131072 : 16384, cols = 2048;
   const Weights* wt = &shared_weights(DType::BF16, rows);
   std::vector<float> x(size_t(T) * size_t(cols), 0.5f), y(size_t(T) * size_t(rows));
   for (auto _ : state) {
     global_pool().parallel_for(size_t(rows), [&](size_t b, size_t e, int) {
-      if (dot) gemm_bf16_rows_avx512(wt->m, x.data(), T, y.data(), rows, int64_t(b), int64_t(e), Bf16Terms::HiLo);
-      else matmul_rows_avx512(wt->m, x.data(), T, y.data(), rows, int64_t(b), int64_t(e));
+      const int64_t r0 = int64_t(b), r1 = int64_t(e);
+      if (kernel == 1) gemm_bf16_rows_avx512(wt->m, x.data(), T, y.data(), rows, r0, r1, Bf16Terms::HiLo);
+      else if (kernel == 2) gemm_bf16_rows_avx512(wt->m, x.data(), T, y.data(), rows, r0, r1, Bf16Terms::One);
+      else if (T >= kGemmMinTokens) gemm_rows_avx2(wt->m, x.data(), T, y.data(), rows, r0, r1);
+      else matmul_rows_avx512(wt->m, x.data(), T, y.data(), rows, r0, r1);
     }, 16);
     benchmark::DoNotOptimize(y.data());
   }
   state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(wt->m.bytes()));
+  state.counters["flops"] =
+      benchmark::Counter(2.0 * double(rows) * double(cols) * T * double(state.iterations()), benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_MatvecBf16Terms)
-    ->ArgsProduct({{0, 1}, {0, 1}, {1, 2}, {1, 2}})
-    ->ArgNames({"bf16dot", "cached", "T", "threads"})
+BENCHMARK(BM_Bf16Terms)
+    ->ArgsProduct({{0, 1, 2}, {0, 1}, {1, 2, 10, 16, 24, 64}, {1, 2}})
+    ->ArgNames({"kernel", "cached", "T", "threads"})
     ->UseRealTime();
 BENCHMARK(BM_Matmul64)->Apply(matmul_args);
 BENCHMARK(BM_Matmul10)->Apply(matmul_args);

@@ -66,23 +66,32 @@ Isa active_isa() { return isa_slot(); }
 
 void set_active_isa(Isa isa) { isa_slot() = isa > best_isa() ? best_isa() : isa; }
 
-static bool initial_exact() {
-  const char* env = std::getenv("QNEXT_ACTIVATIONS");
-  if (!env) return false;
-  const std::string s = env;
-  if (s == "f32") return true;
-  if (s != "int8" && !s.empty())
-    std::fprintf(stderr, "qnext: ignoring QNEXT_ACTIVATIONS=%s (expected f32 or int8)\n", env);
-  return false;
+// QNEXT_ACTIVATIONS: f32 (exact), int8 or unset (the default), bf16; read once.
+static const std::string& initial_activations() {
+  static const std::string mode = [] {
+    const char* env = std::getenv("QNEXT_ACTIVATIONS");
+    const std::string s = env ? env : "";
+    if (s != "f32" && s != "int8" && s != "bf16" && !s.empty())
+      std::fprintf(stderr, "qnext: ignoring QNEXT_ACTIVATIONS=%s (expected f32, int8 or bf16)\n", env);
+    return s;
+  }();
+  return mode;
 }
 
 static bool& exact_slot() {
-  static bool exact = initial_exact();
+  static bool exact = initial_activations() == "f32";
   return exact;
+}
+
+static bool& bf16_slot() {
+  static bool bf16 = initial_activations() == "bf16";
+  return bf16;
 }
 
 bool exact_activations() { return exact_slot(); }
 void set_exact_activations(bool exact) { exact_slot() = exact; }
+bool bf16_activations() { return bf16_slot(); }
+void set_bf16_activations(bool bf16) { bf16_slot() = bf16; }
 
 std::string_view isa_name(Isa isa) {
   switch (isa) {

@@ -18,7 +18,12 @@ bool cpu_has_avx512_vnni();
 // llama.cpp's blocks) run with float activations, on every ISA (no int8 activation quantization).
 // The default (QNEXT_ACTIVATIONS=int8 or unset) lets Q8_0 / Q4_0 and Q4_K / Q5_K / Q6_K quantize the
 // activations to int8, and I4 when decoding (kernels/weight_format.h: int8_product).
+// QNEXT_ACTIVATIONS=bf16 is the default plus BF16 weights' GEMMs (kGemmMinTokens tokens and up) on
+// activations rounded to bf16, as llama.cpp runs them (kernels/gemm_bf16.h): faster prefill on
+// AVX512-BF16 CPUs, at an accuracy `QNEXT_ACTIVATIONS=bf16 qnext kld --exact` measures.
 bool exact_activations();
 void set_exact_activations(bool exact);  // for tests  // int8 dot products (vpdpbusd); the VNNI kernels need it beside Isa::Avx512
+bool bf16_activations();
+void set_bf16_activations(bool bf16);  // for tests
 
 }  // namespace qnext

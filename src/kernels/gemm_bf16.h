@@ -1,7 +1,9 @@
 // Products on bf16 dot products (AVX512-BF16's vdpbf16ps: 32 multiply-adds an instruction, twice
 // the float FMA's) for several tokens: prefill, and the experts' shares of a prompt.
 //
-// The weights become bf16: BF16 weights as stored (exact); int4 weights dequantized with their
+// The weights become bf16: BF16 weights as stored (exact; with QNEXT_ACTIVATIONS=bf16, from
+// kGemmMinTokens tokens, where the float GEMM would run: prefill's dense projections, the busier
+// experts); int4 weights dequantized with their
 // scales, then rounded to bf16 (relative error <= 2^-9). FP8 weights for up to
 // kFp8ScaledActivationsMaxTokens tokens (and no more than a block's rows): the codes alone, exact
 // in bf16 (a table lookup, no float work per weight), and each 128 x 128 block's scale goes onto
@@ -10,10 +12,10 @@
 // dequantized and rounded as int4's. So an FP8 token's result (in this fast default) differs in
 // its roundings between batches of up to 128 tokens and larger ones, as it does below
 // kBf16MinTokens, where the float kernels take over; within either range it does not.
-// The activations become one bf16 term (x rounded to 2^-9: the fast default of FP8 and int4,
-// bounded by `qnext kld` against exact mode) or two (hi = bf16(x), lo = bf16(x - hi): x to
-// ~2^-16, so BF16 weights would keep the golden tolerances; not dispatched yet, see
-// use_bf16_gemm). Exact mode (QNEXT_ACTIVATIONS=f32) never comes here.
+// The activations become one bf16 term (x rounded to 2^-9: the fast default of FP8 and int4, and
+// BF16's with QNEXT_ACTIVATIONS=bf16, as llama.cpp; bounded by `qnext kld` against exact mode) or
+// two (hi = bf16(x), lo = bf16(x - hi): x to ~2^-16, within the golden tolerances; not dispatched:
+// use_bf16_gemm says why). Exact mode (QNEXT_ACTIVATIONS=f32) never comes here.
 #pragma once
 #include <cstdint>
 

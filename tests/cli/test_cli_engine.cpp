@@ -176,16 +176,25 @@ TEST(CliEngine, KldComparesAgainstTheOriginal) {
 }
 
 // `qnext kld --exact`: the default products against exact mode (float activations) on one model:
-// nothing changes for float weights; the int8-activation K-quant and Q8_0 paths differ a little.
+// nothing changes for float weights; the int8-activation K-quant and Q8_0 paths differ a little;
+// so do BF16's prefill GEMMs with QNEXT_ACTIVATIONS=bf16 (activations rounded to bf16).
 TEST(CliEngine, KldExactBoundsTheFastProducts) {
   testing::Reference ref("tiny-b");
   const std::string ids = ids_csv(ref.ids("prompt_ids"), 64);
-  auto kld = [&](const std::string& model) {
-    auto r = run(qnext_bin() + " kld -t 2 --exact --model " + data_dir(model) + " --ids " + ids + " --json");
+  auto kld = [&](const std::string& model, const std::string& env = "") {
+    auto r = run(env + qnext_bin() + " kld -t 2 --exact --model " + data_dir(model) + " --ids " + ids + " --json");
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return nlohmann::json::parse(r.output.substr(r.output.find('{')));
   };
   EXPECT_EQ(kld("tiny-b").at("mean_kld").get<double>(), 0.0);  // BF16: no int8 path
+  const auto bf16 = kld("tiny-b", "QNEXT_ACTIVATIONS=bf16 ");
+  if (active_isa() == Isa::Avx512 && cpu_has_avx512_bf16()) {
+    EXPECT_GT(bf16.at("mean_kld").get<double>(), 0.0);
+  } else {
+    EXPECT_EQ(bf16.at("mean_kld").get<double>(), 0.0);  // no vdpbf16ps: float products
+  }
+  EXPECT_LT(bf16.at("mean_kld").get<double>(), 5e-3);  // ~5.7e-4 on Zen 5
+  EXPECT_GE(bf16.at("top1_agreement").get<double>(), 0.95);
   const auto k = kld("gguf/tiny-k-q4_k_m");  // Q4_K / Q6_K with int8 activations
   // The 64-token prompt gives tiny-k's experts many tokens each: on VNNI they take the int8 GEMM;
   // without it prefill dequantizes the weights and multiplies in float (as exact mode does).

@@ -1,5 +1,5 @@
-// Exact mode (QNEXT_ACTIVATIONS=f32, core/cpu.h) set for a scope and restored to what it was, also
-// when an ASSERT leaves the test early.
+// Exact mode (QNEXT_ACTIVATIONS=f32, core/cpu.h) or BF16's one-term GEMMs (QNEXT_ACTIVATIONS=bf16)
+// set for a scope and restored to what they were, also when an ASSERT leaves the test early.
 #pragma once
 #include "core/cpu.h"
 
@@ -11,6 +11,17 @@ class ScopedExactActivations {
   ~ScopedExactActivations() { set_exact_activations(saved_); }
   ScopedExactActivations(const ScopedExactActivations&) = delete;
   ScopedExactActivations& operator=(const ScopedExactActivations&) = delete;
+
+ private:
+  bool saved_;
+};
+
+class ScopedBf16Activations {
+ public:
+  explicit ScopedBf16Activations(bool bf16) : saved_(bf16_activations()) { set_bf16_activations(bf16); }
+  ~ScopedBf16Activations() { set_bf16_activations(saved_); }
+  ScopedBf16Activations(const ScopedBf16Activations&) = delete;
+  ScopedBf16Activations& operator=(const ScopedBf16Activations&) = delete;
 
  private:
   bool saved_;

@@ -1,7 +1,7 @@
 // The bf16 dot-product kernel (kernels/gemm_bf16.h): its AVX-512 form against the scalar twin for
 // BF16, FP8 and int4 weights, one and two activation terms, partial tiles and padded columns; the
 // two-term form against float products (what keeps BF16 within the golden tolerances); and the
-// dispatch (exact mode and the scalar ISA never come here).
+// dispatch (exact mode and the scalar ISA never come here; BF16 only with QNEXT_ACTIVATIONS=bf16).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -241,8 +241,21 @@ TEST(GemmBf16, DispatchLeavesExactModeAndScalarAlone) {
   EXPECT_FALSE(use_bf16_gemm(Isa::Scalar, DType::F8_E4M3, 64, &terms));
   EXPECT_FALSE(use_bf16_gemm(Isa::Avx2, DType::BF16, 64, &terms));
   EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::F32, 64, &terms));
-  EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::BF16, 64, &terms));  // gemm_bf16.cpp says why
   EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::F8_E4M3, kBf16MinTokens - 1, &terms));
+  // BF16 by default on float (gemm_bf16.cpp says why); with QNEXT_ACTIVATIONS=bf16 on one term,
+  // where the float GEMM would run (fewer tokens: the float row kernels).
+  EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::BF16, 64, &terms));
+  {
+    const testing::ScopedBf16Activations bf16(true);
+    EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::BF16, kGemmMinTokens - 1, &terms));
+    EXPECT_FALSE(use_bf16_gemm(Isa::Avx2, DType::BF16, 64, &terms));
+    EXPECT_EQ(use_bf16_gemm(Isa::Avx512, DType::BF16, kGemmMinTokens, &terms), cpu_has_avx512_bf16());
+    if (cpu_has_avx512_bf16()) {
+      EXPECT_EQ(terms, Bf16Terms::One);
+    }
+    const testing::ScopedExactActivations exact(true);  // exact mode wins
+    EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::BF16, 64, &terms));
+  }
   if (cpu_has_avx512_bf16()) {
     // FP8's code lookup is VBMI's (vpermt2b): without it, FP8 stays on the float kernels.
     EXPECT_EQ(use_bf16_gemm(Isa::Avx512, DType::F8_E4M3, kBf16MinTokens, &terms), cpu_has_avx512_vbmi());
