@@ -182,11 +182,12 @@ BENCHMARK(BM_MatvecExperts)
     ->ArgNames({"dtype", "isa", "threads", "cached"})
     ->UseRealTime();
 
-// BF16 weights on the bf16 kernel (vdpbf16ps) against the float kernels matmul would otherwise
-// run (the row kernel below kGemmMinTokens tokens, the float GEMM from there), split over the
-// threads as matmul splits rows. kernel: 0 float, 1 two activation terms (x = hi + lo), 2 one
-// (x rounded to bf16). T 1-2: decoding (the 512 MiB matrix, or the 4 MiB one with cached:1);
-// 10 and 64: an expert's share of a prompt and a dense projection's (the 64 MiB matrix).
+// BF16 weights on the float kernels and the bf16 kernel (vdpbf16ps), split over the threads as
+// matmul splits rows. kernel: 0 the float row kernel (what BF16 runs on AVX-512 at any token
+// count), 1 the packed float GEMM (what other float weights run from kGemmMinTokens tokens), 2 two
+// activation terms (x = hi + lo), 3 one (x rounded to bf16: QNEXT_ACTIVATIONS=bf16). T 1-2:
+// decoding (the 512 MiB matrix, or the 4 MiB one with cached:1); 10 and up: an expert's share of
+// a prompt, up to a dense projection's (the 64 MiB matrix).
 void BM_Bf16Terms(benchmark::State& state) {
   if (best_isa() < Isa::Avx512 || !cpu_has_avx512_bf16()) {
     state.SkipWithError("needs AVX512-BF16");
@@ -203,10 +204,12 @@ void BM_Bf16Terms(benchmark::State& state) {
   for (auto _ : state) {
     global_pool().parallel_for(size_t(rows), [&](size_t b, size_t e, int) {
       const int64_t r0 = int64_t(b), r1 = int64_t(e);
-      if (kernel == 1) gemm_bf16_rows_avx512(wt->m, x.data(), T, y.data(), rows, r0, r1, Bf16Terms::HiLo);
-      else if (kernel == 2) gemm_bf16_rows_avx512(wt->m, x.data(), T, y.data(), rows, r0, r1, Bf16Terms::One);
-      else if (T >= kGemmMinTokens) gemm_rows_avx2(wt->m, x.data(), T, y.data(), rows, r0, r1);
-      else matmul_rows_avx512(wt->m, x.data(), T, y.data(), rows, r0, r1);
+      switch (kernel) {
+        case 0: matmul_rows_avx512(wt->m, x.data(), T, y.data(), rows, r0, r1); break;
+        case 1: gemm_rows_avx2(wt->m, x.data(), T, y.data(), rows, r0, r1); break;
+        case 2: gemm_bf16_rows_avx512(wt->m, x.data(), T, y.data(), rows, r0, r1, Bf16Terms::HiLo); break;
+        default: gemm_bf16_rows_avx512(wt->m, x.data(), T, y.data(), rows, r0, r1, Bf16Terms::One); break;
+      }
     }, 16);
     benchmark::DoNotOptimize(y.data());
   }
@@ -215,7 +218,7 @@ void BM_Bf16Terms(benchmark::State& state) {
       benchmark::Counter(2.0 * double(rows) * double(cols) * T * double(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Bf16Terms)
-    ->ArgsProduct({{0, 1, 2}, {0, 1}, {1, 2, 10, 16, 24, 64}, {1, 2}})
+    ->ArgsProduct({{0, 1, 2, 3}, {0, 1}, {1, 2, 10, 16, 64, 512}, {1, 2}})
     ->ArgNames({"kernel", "cached", "T", "threads"})
     ->UseRealTime();
 BENCHMARK(BM_Matmul64)->Apply(matmul_args);
