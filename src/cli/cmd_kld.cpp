@@ -1,5 +1,5 @@
 // `qnext kld`: how far a quantized model's next-token distributions are from the original's, or
-// (--exact) how far the fast int8-activation products are from exact mode's.
+// (--exact) how far the fast products (int8 or bf16 activations) are from exact mode's.
 #include <cmath>
 #include <cstdio>
 
@@ -28,7 +28,8 @@ void register_kld(CLI::App& app, int& exit_code) {
   cmd->add_option("--threads,-t", o->threads, "Threads (default: all cores)");
   cmd->add_flag("--exact", o->exact,
                 "Run the original in exact mode (float activations, QNEXT_ACTIVATIONS=f32); alone, compares --model's "
-                "default products (int8 activations over Q8_0, Q4_0, K-quants) with its exact ones");
+                "default products (int8 activations over Q8_0, Q4_0, K-quants; bf16 ones over FP8 and int4, and over BF16 "
+                "with QNEXT_ACTIVATIONS=bf16) with its exact ones");
   cmd->add_flag("--decode", o->decode,
                 "Feed the ids one token at a time, as decoding does (every product takes its one-token path), "
                 "instead of as one prompt");

@@ -13,16 +13,17 @@ void set_active_isa(Isa isa);  // clamped to best_isa(); for tests and QNEXT_ISA
 std::string_view isa_name(Isa isa);
 bool cpu_has_avx512_bf16();
 bool cpu_has_avx512_vbmi();  // byte permutes (vpermt2b): the Q4_0 decode stream kernel
-bool cpu_has_avx512_vnni();
+bool cpu_has_avx512_vnni();  // int8 dot products (vpdpbusd); the VNNI kernels need it beside Isa::Avx512
 // Exact mode: QNEXT_ACTIVATIONS=f32 makes every product over stored blocks (Q8_0, Q4_0, F8_E4M3, I4,
 // llama.cpp's blocks) run with float activations, on every ISA (no int8 activation quantization).
 // The default (QNEXT_ACTIVATIONS=int8 or unset) lets Q8_0 / Q4_0 and Q4_K / Q5_K / Q6_K quantize the
 // activations to int8, and I4 when decoding (kernels/weight_format.h: int8_product).
-// QNEXT_ACTIVATIONS=bf16 is the default plus BF16 weights' GEMMs (kGemmMinTokens tokens and up) on
-// activations rounded to bf16, as llama.cpp runs them (kernels/gemm_bf16.h): faster prefill on
-// AVX512-BF16 CPUs, at an accuracy `QNEXT_ACTIVATIONS=bf16 qnext kld --exact` measures.
+// QNEXT_ACTIVATIONS=bf16 is the default plus, on AVX-512 with AVX512-BF16, BF16 weights' products
+// of kGemmMinTokens tokens and more on activations rounded to bf16, as llama.cpp runs them
+// (kernels/gemm_bf16.h): faster prefill, at an accuracy `QNEXT_ACTIVATIONS=bf16 qnext kld --exact`
+// measures. Exact mode wins over it.
 bool exact_activations();
-void set_exact_activations(bool exact);  // for tests  // int8 dot products (vpdpbusd); the VNNI kernels need it beside Isa::Avx512
+void set_exact_activations(bool exact);  // for tests and qnext kld
 bool bf16_activations();
 void set_bf16_activations(bool bf16);  // for tests
 

@@ -1,9 +1,8 @@
 // Products on bf16 dot products (AVX512-BF16's vdpbf16ps: 32 multiply-adds an instruction, twice
 // the float FMA's) for several tokens: prefill, and the experts' shares of a prompt.
 //
-// The weights become bf16: BF16 weights as stored (exact; with QNEXT_ACTIVATIONS=bf16, from
-// kGemmMinTokens tokens, where the float GEMM would run: prefill's dense projections, the busier
-// experts); int4 weights dequantized with their
+// The weights become bf16: BF16 weights as stored (exact; only with QNEXT_ACTIVATIONS=bf16, from
+// kGemmMinTokens tokens: prefill's dense projections, the busier experts); int4 weights dequantized with their
 // scales, then rounded to bf16 (relative error <= 2^-9). FP8 weights for up to
 // kFp8ScaledActivationsMaxTokens tokens (and no more than a block's rows): the codes alone, exact
 // in bf16 (a table lookup, no float work per weight), and each 128 x 128 block's scale goes onto

@@ -83,7 +83,9 @@ void matmul_group(const Product* products, size_t n);
 void matrix_row_to_f32(const Matrix& w, int64_t row, float* out);
 
 // Many tokens (prefill) on AVX2 or better: a packed GEMM for any weight dtype, quantized included
-// (gemm_avx2.cpp; same contract as matmul_rows). Fewer tokens go through the matrix-vector tiles.
+// (gemm_avx2.cpp; same contract as matmul_rows), except where matmul.cpp finds a faster kernel
+// (BF16 on AVX-512: its row kernel; the int8 and bf16 kernels). Fewer tokens go through the
+// matrix-vector tiles.
 constexpr int kGemmMinTokens = 12;  // measured: below this the int8 decode tiles win (q8, 512 x 2048)
 void gemm_rows_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 

@@ -181,7 +181,7 @@ TEST(CliEngine, KldComparesAgainstTheOriginal) {
 TEST(CliEngine, KldExactBoundsTheFastProducts) {
   testing::Reference ref("tiny-b");
   const std::string ids = ids_csv(ref.ids("prompt_ids"), 64);
-  auto kld = [&](const std::string& model, const std::string& env = "") {
+  auto kld = [&](const std::string& model, const std::string& env = "QNEXT_ACTIVATIONS=int8 ") {
     auto r = run(env + qnext_bin() + " kld -t 2 --exact --model " + data_dir(model) + " --ids " + ids + " --json");
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return nlohmann::json::parse(r.output.substr(r.output.find('{')));

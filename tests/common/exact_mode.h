@@ -1,30 +1,23 @@
-// Exact mode (QNEXT_ACTIVATIONS=f32, core/cpu.h) or BF16's one-term GEMMs (QNEXT_ACTIVATIONS=bf16)
+// Exact mode (QNEXT_ACTIVATIONS=f32, core/cpu.h) or BF16's one-term products (QNEXT_ACTIVATIONS=bf16)
 // set for a scope and restored to what they were, also when an ASSERT leaves the test early.
 #pragma once
 #include "core/cpu.h"
 
 namespace qnext::testing {
 
-class ScopedExactActivations {
+template <bool (*Get)(), void (*Set)(bool)>
+class ScopedActivationSwitch {
  public:
-  explicit ScopedExactActivations(bool exact) : saved_(exact_activations()) { set_exact_activations(exact); }
-  ~ScopedExactActivations() { set_exact_activations(saved_); }
-  ScopedExactActivations(const ScopedExactActivations&) = delete;
-  ScopedExactActivations& operator=(const ScopedExactActivations&) = delete;
+  explicit ScopedActivationSwitch(bool on) : saved_(Get()) { Set(on); }
+  ~ScopedActivationSwitch() { Set(saved_); }
+  ScopedActivationSwitch(const ScopedActivationSwitch&) = delete;
+  ScopedActivationSwitch& operator=(const ScopedActivationSwitch&) = delete;
 
  private:
   bool saved_;
 };
 
-class ScopedBf16Activations {
- public:
-  explicit ScopedBf16Activations(bool bf16) : saved_(bf16_activations()) { set_bf16_activations(bf16); }
-  ~ScopedBf16Activations() { set_bf16_activations(saved_); }
-  ScopedBf16Activations(const ScopedBf16Activations&) = delete;
-  ScopedBf16Activations& operator=(const ScopedBf16Activations&) = delete;
-
- private:
-  bool saved_;
-};
+using ScopedExactActivations = ScopedActivationSwitch<exact_activations, set_exact_activations>;
+using ScopedBf16Activations = ScopedActivationSwitch<bf16_activations, set_bf16_activations>;
 
 }  // namespace qnext::testing

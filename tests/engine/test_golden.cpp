@@ -206,8 +206,9 @@ TEST(Prefill, SlicedLongPromptEqualsOneCall) {
   opt.residuals = &residuals;  // asking for residuals keeps one call
   model.forward(whole, ids, opt, &hidden_whole, &logits_whole);
   ASSERT_EQ(logits_sliced.size(), size_t(700) * model.config().vocab_size);
-  // Not bit-identical: slicing changes how many tokens each expert gets, and with that whether its
-  // products run as the packed GEMM or the matrix-vector tiles (different summation orders). So
+  // Not bit-identical: slicing changes how many tokens each expert gets, and with that which
+  // kernel runs its products (the packed GEMM, the matrix-vector tiles or one-token streaming:
+  // different summation orders). So
   // the bound is float rounding (logits ~5, hidden ~1), far inside the reference tolerance (2e-3).
   EXPECT_LE(max_abs_diff(logits_sliced, logits_whole), 5e-5f);
   EXPECT_LE(max_abs_diff(hidden_sliced, hidden_whole), 5e-6f);

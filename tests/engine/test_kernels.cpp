@@ -7,6 +7,7 @@
 #include <random>
 #include <string>
 
+#include "common/exact_mode.h"
 #include "common/golden.h"
 #include "core/cpu.h"
 #include "kernels/argmax.h"
@@ -55,7 +56,7 @@ TEST(Matmul, SimdMatchesScalarTwin) {
   const int64_t shapes[][2] = {{1, 1}, {3, 7}, {4, 8}, {5, 17}, {13, 64}, {37, 300}, {64, 129}, {130, 2048}};
   for (DType t : {DType::BF16, DType::F16, DType::F32})
     for (const auto& s : shapes)
-      for (int T : {1, 2, 3, 4, 5, 8, 12, 16, 17, 25, 31, 40}) {  // 12 and up: the packed GEMM
+      for (int T : {1, 2, 3, 4, 5, 8, 12, 16, 17, 25, 31, 40}) {  // 12 and up: the packed GEMM (not BF16 on AVX-512)
         auto w = make_weights(rng, t, s[0], s[1]);
         const auto x = random_vec(rng, size_t(T * s[1]));
         std::vector<float> want(size_t(T * s[0]), -1), got(size_t(T * s[0]), -1);
@@ -69,6 +70,34 @@ TEST(Matmul, SimdMatchesScalarTwin) {
       }
   if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
     GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
+}
+
+// Which float kernel runs many tokens: BF16 on AVX-512 its row kernel at every token count
+// (faster there than the packed GEMM: matmul.cpp), F32 on AVX-512 and BF16 on AVX2 the packed
+// GEMM from kGemmMinTokens; bit for bit the kernel named. The two kernels sum in different orders,
+// so their bits differ here and the test sees which one ran.
+TEST(Matmul, ManyTokensTakeTheFasterFloatKernel) {
+  if (best_isa() < Isa::Avx2) GTEST_SKIP() << "this CPU has no AVX2";
+  const testing::ScopedBf16Activations float_bf16(false);  // BF16 on float, whatever the environment says
+  std::mt19937 rng(21);
+  for (int T : {kGemmMinTokens, 40, 64}) {
+    const int64_t rows = 37, cols = 300;
+    const auto x = random_vec(rng, size_t(T * cols));
+    std::vector<float> got(size_t(T * rows)), rows_kernel(got.size()), gemm(got.size());
+    for (DType t : {DType::BF16, DType::F32}) {
+      auto w = make_weights(rng, t, rows, cols);
+      gemm_rows_avx2(w.m, x.data(), T, gemm.data(), rows, 0, rows);
+      matmul_rows(Isa::Avx2, w.m, x.data(), T, got.data(), rows, 0, rows);
+      EXPECT_EQ(got, gemm) << "AVX2 " << dtype_name(t) << " T " << T;
+      if (best_isa() < Isa::Avx512) continue;
+      matmul_rows_avx512(w.m, x.data(), T, rows_kernel.data(), rows, 0, rows);
+      ASSERT_NE(rows_kernel, gemm) << "the kernels agree bit for bit: this test cannot tell them apart";
+      matmul_rows(Isa::Avx512, w.m, x.data(), T, got.data(), rows, 0, rows);
+      EXPECT_EQ(got, t == DType::BF16 ? rows_kernel : gemm) << "AVX-512 " << dtype_name(t) << " T " << T;
+    }
+  }
+  if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
+    GTEST_SKIP() << "this CPU lacks " << lacking << ": the AVX-512 dispatch was not checked";
 }
 
 TEST(Matmul, RowRangeWritesOnlyItsColumns) {

@@ -238,12 +238,13 @@ TEST(GemmBf16, DispatchLeavesExactModeAndScalarAlone) {
     EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::BF16, 64, &terms));
   }
   const testing::ScopedExactActivations fast(false);
+  const testing::ScopedBf16Activations float_bf16(false);  // whatever QNEXT_ACTIVATIONS says
   EXPECT_FALSE(use_bf16_gemm(Isa::Scalar, DType::F8_E4M3, 64, &terms));
   EXPECT_FALSE(use_bf16_gemm(Isa::Avx2, DType::BF16, 64, &terms));
   EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::F32, 64, &terms));
   EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::F8_E4M3, kBf16MinTokens - 1, &terms));
-  // BF16 by default on float (gemm_bf16.cpp says why); with QNEXT_ACTIVATIONS=bf16 on one term,
-  // where the float GEMM would run (fewer tokens: the float row kernels).
+  // BF16 by default on float (gemm_bf16.cpp says why); with QNEXT_ACTIVATIONS=bf16 on one term
+  // from kGemmMinTokens tokens (fewer: the float row kernel, as fast there).
   EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::BF16, 64, &terms));
   {
     const testing::ScopedBf16Activations bf16(true);
