@@ -13,10 +13,11 @@ bool use_bf16_gemm(Isa isa, DType t, int T, Bf16Terms* terms) {
   switch (t) {
     // BF16 only with QNEXT_ACTIVATIONS=bf16 (x rounded to bf16, as llama.cpp), from
     // kGemmMinTokens tokens (fewer: the float row kernel, as fast there: BM_Bf16Terms at 10
-    // tokens, 107-112 against 102-104 GFLOP/s). Not two terms by default: their x to ~2^-16 keeps the golden tolerances, but
-    // a prompt fed whole and in slices then gave the test models' logits 1.6e-4 to 4.3e-4 apart
-    // (the tests allow 5e-5; the float paths stay inside), and a seeded sample changed when its
-    // request was batched; and decoding on them is slower than on the float rows.
+    // tokens, 107-112 against 102-104 GFLOP/s). Not two terms by default: their x to ~2^-16
+    // keeps the golden tolerances, but a prompt fed whole and in slices then gave the test
+    // models' logits 1.6e-4 to 4.3e-4 apart (the tests allow 5e-5; the float paths stay inside),
+    // and a seeded sample changed when its request was batched; and decoding on them is slower
+    // than on the float rows.
     case DType::BF16:
       if (!bf16_activations() || T < kGemmMinTokens) return false;
       *terms = Bf16Terms::One;
