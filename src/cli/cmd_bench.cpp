@@ -241,6 +241,7 @@ void register_bench(CLI::App& app, int& exit_code) {
     if (o->json) {
       nlohmann::json j = {{"model", o->model.dir},
                           {"isa", std::string(isa_name(active_isa()))},
+                          {"activations", std::string(activations_name())},
                           {"kv_type", o->model.kv_type},
                           {"threads", o->model.threads},
                           {"depth", o->depth},
@@ -288,8 +289,9 @@ void register_bench(CLI::App& app, int& exit_code) {
       if (!parallel.is_null()) j["expert_parallel"] = parallel;
       std::printf("%s\n", j.dump(2).c_str());
     } else {
-      std::printf("model %s | isa %s | threads %d | depth %d | kv %s | load %.2f s | page-in %.2f s\n",
-                  o->model.dir.c_str(), std::string(isa_name(active_isa())).c_str(), o->model.threads, o->depth,
+      std::printf("model %s | isa %s | activations %s | threads %d | depth %d | kv %s | load %.2f s | page-in %.2f s\n",
+                  o->model.dir.c_str(), std::string(isa_name(active_isa())).c_str(),
+                  std::string(activations_name()).c_str(), o->model.threads, o->depth,
                   o->model.kv_type.c_str(), load_s, prefault_s);
       std::printf("%-10s %12s %12s %12s\n", "test", "median t/s", "min", "max");
       if (o->prompt > 0) std::printf("pp%-8d %12.2f %12.2f %12.2f\n", o->prompt, p.median, p.min, p.max);

@@ -73,6 +73,9 @@ static const std::string& initial_activations() {
     const std::string s = env ? env : "";
     if (s != "f32" && s != "int8" && s != "bf16" && !s.empty())
       std::fprintf(stderr, "qnext: ignoring QNEXT_ACTIVATIONS=%s (expected f32, int8 or bf16)\n", env);
+    if (s == "bf16" && (!cpu_has_avx512_bf16() || active_isa() != Isa::Avx512))
+      std::fprintf(stderr, "qnext: QNEXT_ACTIVATIONS=bf16 has no effect here: it needs AVX-512 with AVX512-BF16 (%s)\n",
+                   cpu_has_avx512_bf16() ? "QNEXT_ISA chose a narrower ISA" : "this CPU lacks AVX512-BF16");
     return s;
   }();
   return mode;
@@ -92,6 +95,12 @@ bool exact_activations() { return exact_slot(); }
 void set_exact_activations(bool exact) { exact_slot() = exact; }
 bool bf16_activations() { return bf16_slot(); }
 void set_bf16_activations(bool bf16) { bf16_slot() = bf16; }
+
+std::string_view activations_name() {
+  if (exact_activations()) return "f32";
+  if (bf16_activations() && active_isa() == Isa::Avx512 && cpu_has_avx512_bf16()) return "bf16";
+  return "int8";
+}
 
 std::string_view isa_name(Isa isa) {
   switch (isa) {

@@ -26,5 +26,8 @@ bool exact_activations();
 void set_exact_activations(bool exact);  // for tests and qnext kld
 bool bf16_activations();
 void set_bf16_activations(bool bf16);  // for tests
+// What the settings above make of the products, for reports: "f32" (exact), "bf16" (where the CPU
+// and the active ISA can run it, else "int8"), or "int8" (the default).
+std::string_view activations_name();
 
 }  // namespace qnext

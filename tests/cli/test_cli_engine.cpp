@@ -138,11 +138,13 @@ TEST(CliEngine, BenchWithoutDecodeSkipsTheProbe) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("pp16"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("roofline"), std::string::npos) << r.output;
-  r = run(qnext_bin() + " bench --model " + data_dir("tiny-b") + " -p 16 -n 0 -r 1 -t 1 --json");
+  // The activation mode is reported beside the ISA (here exact mode, whatever the environment had).
+  r = run("QNEXT_ACTIVATIONS=f32 " + qnext_bin() + " bench --model " + data_dir("tiny-b") + " -p 16 -n 0 -r 1 -t 1 --json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
   EXPECT_GT(j.at("prefill_tok_s").get<double>(), 0);
   EXPECT_EQ(j.at("measured_bandwidth_gb_s").get<double>(), 0);
+  EXPECT_EQ(j.at("activations").get<std::string>(), "f32");
 }
 
 // `qnext kld`: zero-ish for an f16 KV cache, clearly above zero for 4-bit weights.

@@ -246,8 +246,11 @@ TEST(GemmBf16, DispatchLeavesExactModeAndScalarAlone) {
   // BF16 by default on float (gemm_bf16.cpp says why); with QNEXT_ACTIVATIONS=bf16 on one term
   // from kGemmMinTokens tokens (fewer: the float row kernel, as fast there).
   EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::BF16, 64, &terms));
+  EXPECT_EQ(activations_name(), "int8");
   {
     const testing::ScopedBf16Activations bf16(true);
+    // What qnext bench reports: bf16 only where the active ISA and the CPU run it.
+    EXPECT_EQ(activations_name(), active_isa() == Isa::Avx512 && cpu_has_avx512_bf16() ? "bf16" : "int8");
     EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::BF16, kGemmMinTokens - 1, &terms));
     EXPECT_FALSE(use_bf16_gemm(Isa::Avx2, DType::BF16, 64, &terms));
     EXPECT_EQ(use_bf16_gemm(Isa::Avx512, DType::BF16, kGemmMinTokens, &terms), cpu_has_avx512_bf16());
@@ -256,6 +259,7 @@ TEST(GemmBf16, DispatchLeavesExactModeAndScalarAlone) {
     }
     const testing::ScopedExactActivations exact(true);  // exact mode wins
     EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::BF16, 64, &terms));
+    EXPECT_EQ(activations_name(), "f32");
   }
   if (cpu_has_avx512_bf16()) {
     // FP8's code lookup is VBMI's (vpermt2b): without it, FP8 stays on the float kernels.
