@@ -16,11 +16,9 @@ namespace qnext {
 
 namespace {
 
-// One run of 128 weights (64 bytes) against TT tokens' runs c: the lanes' sums into acc[t]. The
-// zero points come off once per row (row(), below), so a run costs a conversion, a multiply by
-// the activations' scales and a multiply-add by the weights'.
+// One run of 128 weights (64 bytes) against TT tokens' runs c: the lanes' sums into acc[t].
 template <int TT>
-inline void run_dot(const uint8_t* bytes, const RunX4* const* xs, int64_t c, __m512 scale, __m512* acc) {
+inline void run_dot(const uint8_t* bytes, const RunX4* const* xs, int64_t c, __m512 scale, __m512 zero, __m512* acc) {
   const __m512i low4 = _mm512_set1_epi8(15);
   const __m512i v = _mm512_loadu_si512(bytes + 64 * c);
   const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
@@ -28,79 +26,62 @@ inline void run_dot(const uint8_t* bytes, const RunX4* const* xs, int64_t c, __m
     const RunX4& x = xs[t][c];
     __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(x.even));
     dot = _mm512_dpbusd_epi32(dot, hi, _mm512_loadu_si512(x.odd));
-    acc[t] = _mm512_fmadd_ps(scale, _mm512_mul_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(x.dx)), acc[t]);
+    const __m512 f = _mm512_fmsub_ps(_mm512_cvtepi32_ps(dot), _mm512_loadu_ps(x.dx), _mm512_mul_ps(zero, _mm512_loadu_ps(x.zc)));
+    acc[t] = _mm512_fmadd_ps(scale, f, acc[t]);
   }
 }
 
-// Run c's scales per lane (lane i: weight 128 c + 8 i). One: a group per run (groups of 128
-// weights, or of 128k spread to one entry per run by Int4RowFloats::per_run); Split: groups of
-// 32 / 64, four or two per run, spread over the lanes.
+// Run c's scales and zero points per lane (lane i: weight 128 c + 8 i). One: a group per run
+// (groups of 128 weights, or of 128k spread to one entry per run by Int4RowFloats::per_run); Split:
+// groups of 32 / 64, four or two per run, spread over the lanes.
 enum class RunGroups { One, Split };
 
 template <RunGroups kGroups>
-inline __m512 run_scales(const Int4RowFloats& f, int64_t c, int64_t group) {
+inline void run_groups(const Int4RowFloats& f, int64_t c, int64_t group, __m512* scale, __m512* zero) {
   if constexpr (kGroups == RunGroups::Split) {
     const __m512i lane_group = group == 32 ? _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3)
                                            : _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    return _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_loadu_ps(f.scale + c * (128 / group))));
+    const int64_t g = c * (128 / group);
+    *scale = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_loadu_ps(f.scale + g)));
+    *zero = _mm512_permutexvar_ps(lane_group, _mm512_castps128_ps512(_mm_loadu_ps(f.zero + g)));
   } else {
-    return _mm512_set1_ps(f.scale[c]);
+    *scale = _mm512_set1_ps(f.scale[c]);
+    *zero = _mm512_set1_ps(f.zero[c]);
   }
-}
-
-// One token's share of the zero points per entry of Int4RowFloats (a group of 32 or 64, or a run
-// of 128 where groups span whole runs): the sum of dx * sum(q) over the entry's words. Weight
-// u - z times activations dx q sums to dx (u . q) - z dx sum(q), so a row's zero-point term is
-// sum over entries of scale * z * share: one pass over the row's entries, not a multiply per run.
-inline void zero_shares(const RunX4* x, int64_t runs, int lanes_per_entry, float* share) {
-  int64_t e = 0;
-  for (int64_t c = 0; c < runs; ++c)
-    for (int i = 0; i < 16; i += lanes_per_entry, ++e) {
-      float s = 0;
-      for (int j = 0; j < lanes_per_entry; ++j) s += x[c].zc[i + j];
-      share[e] = s;
-    }
 }
 
 // Row r for TT tokens. Even and odd runs add into two accumulators, so one token is not a single
 // chain of dependent FMAs; the row's prefetches go out at its start (no cursor in the loop).
 template <int TT, RunGroups kGroups>
-void row(const Matrix& w, const Int4Rows& m, const RunX4* const* xs, const float* const* shares, int64_t runs,
-         int64_t entries, float* y, int64_t ldy, int64_t r, StreamPrefetch& prefetch) {
+void row(const Matrix& w, const Int4Rows& m, const RunX4* const* xs, int64_t runs, float* y, int64_t ldy, int64_t r,
+         StreamPrefetch& prefetch) {
   const uint8_t* bytes = m.row(r);  // [cols / 2]
   prefetch.advance(bytes + w.cols / 2);
   Int4RowFloats floats;
   floats.fill(m, r);
   if (w.group > 128) floats.per_run(w.group / 128, runs);
-  __m512 even[TT], odd[TT], zero_term[TT];  // runs 0, 2, 4, ... and 1, 3, 5, ...; scale * z * share
-  for (int t = 0; t < TT; ++t) even[t] = odd[t] = zero_term[t] = _mm512_setzero_ps();
+  __m512 even[TT], odd[TT];  // runs 0, 2, 4, ... and 1, 3, 5, ...
+  for (int t = 0; t < TT; ++t) even[t] = odd[t] = _mm512_setzero_ps();
+  __m512 scale, zero;
   int64_t c = 0;
   for (; c + 1 < runs; c += 2) {
-    run_dot<TT>(bytes, xs, c, run_scales<kGroups>(floats, c, w.group), even);
-    run_dot<TT>(bytes, xs, c + 1, run_scales<kGroups>(floats, c + 1, w.group), odd);
+    run_groups<kGroups>(floats, c, w.group, &scale, &zero);
+    run_dot<TT>(bytes, xs, c, scale, zero, even);
+    run_groups<kGroups>(floats, c + 1, w.group, &scale, &zero);
+    run_dot<TT>(bytes, xs, c + 1, scale, zero, odd);
   }
-  if (c < runs) run_dot<TT>(bytes, xs, c, run_scales<kGroups>(floats, c, w.group), even);
-  for (int64_t e = 0; e < entries; e += 16) {
-    const __mmask16 in = entries - e >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (entries - e)) - 1);
-    const __m512 sz = _mm512_mul_ps(_mm512_maskz_loadu_ps(in, floats.scale + e), _mm512_maskz_loadu_ps(in, floats.zero + e));
-    for (int t = 0; t < TT; ++t) zero_term[t] = _mm512_fmadd_ps(sz, _mm512_maskz_loadu_ps(in, shares[t] + e), zero_term[t]);
+  if (c < runs) {
+    run_groups<kGroups>(floats, c, w.group, &scale, &zero);
+    run_dot<TT>(bytes, xs, c, scale, zero, even);
   }
   for (int t = 0; t < TT; ++t)
-    y[size_t(t) * size_t(ldy) + size_t(r)] = _mm512_reduce_add_ps(_mm512_sub_ps(_mm512_add_ps(even[t], odd[t]), zero_term[t]));
+    y[size_t(t) * size_t(ldy) + size_t(r)] = _mm512_reduce_add_ps(_mm512_add_ps(even[t], odd[t]));
 }
 
 template <RunGroups kGroups>
 void rows(const Matrix& w, const RunX4* const* xs, int tt, int64_t runs, float* y, int64_t ldy, int64_t ra, int64_t rb) {
-  const int lanes_per_entry = int(std::min<int64_t>(w.group, 128) / 8);
-  const int64_t entries = runs * (16 / lanes_per_entry);
-  float share_rows[3][kInt4Int8MaxCols / 32];  // [tt, entries]
-  const float* shares[3];
-  for (int t = 0; t < tt; ++t) {
-    zero_shares(xs[t], runs, lanes_per_entry, share_rows[t]);
-    shares[t] = share_rows[t];
-  }
   int4_rows_in_turn(w, tt, ra, rb, [&](auto TT, const Int4Rows& m, int64_t r, StreamPrefetch& prefetch) {
-    row<decltype(TT)::value, kGroups>(w, m, xs, shares, runs, entries, y, ldy, r, prefetch);
+    row<decltype(TT)::value, kGroups>(w, m, xs, runs, y, ldy, r, prefetch);
   });
 }
 
