@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "core/cpu.h"
 #include "runtime/expert_parallel.h"
 
 // Under mpirun, ranks > 0 follow only the commands that run a model (they compute a share of its
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
     qnext::parallel_finalize(0);
     return 0;
   }
+  (void)qnext::exact_activations();  // QNEXT_ACTIVATIONS is read now, so its notes come at start-up
   const int code = run(argc, argv);
   qnext::parallel_finalize(code);
   return code;

@@ -57,8 +57,14 @@ static Isa initial_isa() {
   return isa;
 }
 
+// What QNEXT_ISA and the CPU chose, before any set_active_isa (tests and bench_kernels switch).
+static Isa environment_isa() {
+  static const Isa isa = initial_isa();
+  return isa;
+}
+
 static Isa& isa_slot() {
-  static Isa isa = initial_isa();
+  static Isa isa = environment_isa();
   return isa;
 }
 
@@ -73,7 +79,7 @@ static const std::string& initial_activations() {
     const std::string s = env ? env : "";
     if (s != "f32" && s != "int8" && s != "bf16" && !s.empty())
       std::fprintf(stderr, "qnext: ignoring QNEXT_ACTIVATIONS=%s (expected f32, int8 or bf16)\n", env);
-    if (s == "bf16" && (!cpu_has_avx512_bf16() || active_isa() != Isa::Avx512))
+    if (s == "bf16" && (!cpu_has_avx512_bf16() || environment_isa() != Isa::Avx512))
       std::fprintf(stderr, "qnext: QNEXT_ACTIVATIONS=bf16 has no effect here: it needs AVX-512 with AVX512-BF16 (%s)\n",
                    cpu_has_avx512_bf16() ? "QNEXT_ISA chose a narrower ISA" : "this CPU lacks AVX512-BF16");
     return s;

@@ -380,9 +380,10 @@ inline void q4_tile(const Matrix& w, const PairX* const* xs, float* y, int64_t l
     for (int j = 0; j < TT; ++j) y[size_t(t + j) * size_t(ldy) + size_t(r + i)] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
-// One token: R rows side by side (they sit one after another in memory, so this is still one
-// stream; see stream_prefetch.h), 4 blocks per register. One byte permute (VBMI) gathers the
-// nibble bytes of 4 blocks from a 128-byte window of the row: low nibbles are k 0-15 and high
+// One token: R rows side by side (two streams one row apart, under one prefetch cursor; from
+// memory as fast as one row at a time, see stream_prefetch.h), 4 blocks per register. One byte
+// permute (VBMI) gathers the nibble bytes of 4 blocks from two registers of the row (bytes 0-127
+// of a run for blocks 0-3, 64-143 for blocks 4-7): low nibbles are k 0-15 and high
 // nibbles k 16-31 of each block, so the activations are laid out the same way (RunX) and int32
 // lanes 4j..4j+3 hold block j's dot. The nibble offset (q - 8) comes off in float, once per
 // block: dw * (-8 dx sum x), from 8 precomputed terms per run of 8 blocks. The loads, not the
@@ -410,7 +411,7 @@ __attribute__((target("avx512vbmi"))) inline void q4_stream_rows(const uint8_t* 
     for (int i = 0; i < R; ++i) {
       const uint8_t* run = rows[i] + g * int64_t(sizeof(BlockQ4_0));  // 8 blocks, 144 bytes
       const __m512i a = _mm512_loadu_si512(run), b = _mm512_loadu_si512(run + 64);
-      const __m512i c = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(run + 128)));
+      const __m512i c = _mm512_zextsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(run + 128)));
       const __m256 dw8 = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(a, scale_words, b)));
       offsets[i] = _mm256_fmadd_ps(dw8, x_offset, offsets[i]);
       const __m512 scale8 = _mm512_castps256_ps512(_mm256_mul_ps(dw8, x_d));
@@ -432,8 +433,8 @@ __attribute__((target("avx512vbmi"))) inline void q4_stream_rows(const uint8_t* 
 
 __attribute__((target("avx512vbmi"))) void q4_stream(const Matrix& w, const RunX* x, float* y, int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kQuantBlock;
-  // A run of 8 blocks is 144 bytes. Blocks 0-3 sit in bytes 0-71 (window at 0), blocks 4-7 in
-  // bytes 72-143 (window at 64); block j's nibbles are 16 bytes from 2 + 18 j in its window.
+  // A run of 8 blocks is 144 bytes. Blocks 0-3 sit in bytes 0-71 (window at 0: block j's nibbles
+  // are 16 bytes from 2 + 18 j), blocks 4-7 in bytes 72-143 (window at 64: from 10 + 18 j).
   alignas(64) uint8_t first[64], second[64];
   for (int j = 0; j < 4; ++j)
     for (int m = 0; m < 16; ++m) {

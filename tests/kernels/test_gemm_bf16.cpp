@@ -249,8 +249,9 @@ TEST(GemmBf16, DispatchLeavesExactModeAndScalarAlone) {
   EXPECT_EQ(activations_name(), "int8");
   {
     const testing::ScopedBf16Activations bf16(true);
-    // What qnext bench reports: bf16 only where the active ISA and the CPU run it.
-    EXPECT_EQ(activations_name(), active_isa() == Isa::Avx512 && cpu_has_avx512_bf16() ? "bf16" : "int8");
+    // What qnext bench reports: bf16 exactly where the dispatch takes the bf16 kernel.
+    Bf16Terms active_terms;
+    EXPECT_EQ(activations_name() == "bf16", use_bf16_gemm(active_isa(), DType::BF16, kGemmMinTokens, &active_terms));
     EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::BF16, kGemmMinTokens - 1, &terms));
     EXPECT_FALSE(use_bf16_gemm(Isa::Avx2, DType::BF16, 64, &terms));
     EXPECT_EQ(use_bf16_gemm(Isa::Avx512, DType::BF16, kGemmMinTokens, &terms), cpu_has_avx512_bf16());
