@@ -29,10 +29,29 @@ using testing::run;
 
 constexpr float kLogitTol = 2e-3f;  // the golden tolerance of logits (tests/engine/test_golden.cpp)
 
+// This test process's own Open MPI session directory (its TMPDIR), removed when it ends. The
+// default, /tmp/ompi.HOST.UID, is shared by every mpirun of the user: one job removing it as it ends
+// while another creates it fails the second ("mkdir ... File exists"), and ctest runs these tests
+// side by side.
+const std::string& session_dir() {
+  struct Dir {
+    std::string path;
+    Dir() : path((fs::temp_directory_path() / ("qnext-ompi-" + std::to_string(getpid()))).string()) {
+      fs::create_directories(path);
+    }
+    ~Dir() {
+      std::error_code ec;
+      fs::remove_all(path, ec);
+    }
+  };
+  static const Dir dir;
+  return dir.path;
+}
+
 // mpirun held to this machine's loopback; shared memory without the single-copy mechanism (it
 // needs ptrace rights that containers often refuse, and then warns on every run).
 std::string mpirun_base() {
-  return std::string(QNEXT_MPIRUN) +
+  return "TMPDIR=" + session_dir() + " " + std::string(QNEXT_MPIRUN) +
          " --allow-run-as-root --oversubscribe --mca btl self,vader,tcp --mca btl_tcp_if_include lo"
          " --mca oob_tcp_if_include lo --mca btl_vader_single_copy_mechanism none";
 }
