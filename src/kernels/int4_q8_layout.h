@@ -24,6 +24,7 @@ struct RunX4 {
   int8_t odd[64];   // bytes 4i..4i+3: q[8i+1], q[8i+3], q[8i+5], q[8i+7]
   float dx[16];     // the block's scale
   float zc[16];     // dx * the word's sum of q: the zero point comes off as zero_u * zc
+  int32_t nsum[16]; // minus the word's sum of q: the AVX-512 kernel starts lane i at zero_u * nsum
 };
 constexpr int64_t kMaxRuns4 = kInt4Int8MaxCols / 128;
 
@@ -86,6 +87,7 @@ inline void lay_out_runs4(const BlockQ8x* xq, int64_t runs, RunX4* out) {
       for (int i = 0; i < 4; ++i) {
         o.dx[4 * b + i] = blk.d;
         o.zc[4 * b + i] = blk.d * float(sums[i] - 1024);
+        o.nsum[4 * b + i] = int32_t(1024 - sums[i]);
       }
     }
   }
@@ -107,7 +109,7 @@ inline void int4_rows_in_turn(const Matrix& w, int tt, int64_t ra, int64_t rb, R
 }
 
 // Output rows [r0, r1) for T tokens in passes of up to 3: each pass lays out its tokens'
-// activations (on the stack, 48 KiB at most), then calls rows(xs, tt, y of the pass's first token,
+// activations (on the stack, 60 KiB at most), then calls rows(xs, tt, y of the pass's first token,
 // r0, r1) with xs[0..tt) its tokens' runs.
 template <class Rows>
 inline void int4_q8_passes(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1,
