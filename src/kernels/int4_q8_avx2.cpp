@@ -69,8 +69,67 @@ void row(const Matrix& w, const Int4Rows& m, const RunX4* const* xs, int64_t run
   }
 }
 
+// One token (decoding), as the VNNI kernel does it: R rows side by side (4; 1 for the last) share
+// each half-run's activation loads, the zero point starts each lane's integer sum (zero_u * -sum
+// q), and the rows' sums are reduced together. One accumulator per row: the R rows are R chains.
+template <int R, HalfGroups kGroups, bool kSymmetric>
+void rows_one_token(const Matrix& w, const Int4Rows& m, const RunX4* x, int64_t runs, float* y, int64_t r,
+                    StreamPrefetch& prefetch) {
+  const uint8_t* bytes[R];  // [cols / 2] each
+  Int4RowFloats floats[R];
+  for (int i = 0; i < R; ++i) {
+    bytes[i] = m.row(r + i);
+    floats[i].fill(m, r + i);
+    if (w.group > 128) floats[i].per_run(w.group / 128, runs);
+  }
+  prefetch.advance(m.row(r + R));
+  const __m256i low4 = _mm256_set1_epi8(15);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t h = 0; h < 2 * runs; ++h) {
+    const RunX4& xc = x[h / 2];
+    const int64_t half = h % 2;
+    const __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xc.even + 32 * half));
+    const __m256i o = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xc.odd + 32 * half));
+    const __m256i nsum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xc.nsum + 8 * half));
+    const __m256 dx = _mm256_loadu_ps(xc.dx + 8 * half);
+    const __m256i start8 = _mm256_slli_epi32(nsum, 3);  // symmetric: every zero point is 8
+    for (int i = 0; i < R; ++i) {
+      __m256 scale, zero;
+      half_groups<kGroups>(floats[i], h, &scale, &zero);
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bytes[i] + 32 * h));
+      const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+      const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(lo, e), _mm256_maddubs_epi16(hi, o));
+      __m256i start = start8;
+      if constexpr (!kSymmetric) start = _mm256_mullo_epi32(_mm256_cvttps_epi32(zero), nsum);
+      const __m256i dot = _mm256_add_epi32(_mm256_madd_epi16(pairs, ones), start);
+      acc[i] = _mm256_fmadd_ps(scale, _mm256_mul_ps(_mm256_cvtepi32_ps(dot), dx), acc[i]);
+    }
+  }
+  for (int i = 0; i < R; ++i) {
+    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    y[r + i] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+  }
+}
+
+template <HalfGroups kGroups, bool kSymmetric>
+void rows_one_token(const Matrix& w, const RunX4* x, int64_t runs, float* y, int64_t ra, int64_t rb) {
+  const Int4Rows m(w);
+  StreamPrefetch prefetch(m.row(ra), m.row(w.rows));
+  int64_t r = ra;
+  for (; r + 4 <= rb; r += 4) rows_one_token<4, kGroups, kSymmetric>(w, m, x, runs, y, r, prefetch);
+  for (; r < rb; ++r) rows_one_token<1, kGroups, kSymmetric>(w, m, x, runs, y, r, prefetch);
+}
+
 template <HalfGroups kGroups>
 void rows(const Matrix& w, const RunX4* const* xs, int tt, int64_t runs, float* y, int64_t ldy, int64_t ra, int64_t rb) {
+  if (tt == 1) {
+    if (w.zeros) rows_one_token<kGroups, false>(w, xs[0], runs, y, ra, rb);
+    else rows_one_token<kGroups, true>(w, xs[0], runs, y, ra, rb);
+    return;
+  }
   int4_rows_in_turn(w, tt, ra, rb, [&](auto TT, const Int4Rows& m, int64_t r, StreamPrefetch& prefetch) {
     row<decltype(TT)::value, kGroups>(w, m, xs, runs, y, ldy, r, prefetch);
   });
