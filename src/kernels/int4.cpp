@@ -21,8 +21,9 @@ bool int4_int8_fits(const Matrix& w) {
   return w.cols % 128 == 0 && w.cols <= kInt4Int8MaxCols && G > 0 && (G % 128 == 0 || G == 32 || G == 64);
 }
 
-// The scalar twin of the VNNI kernel: the same lanes, in plain loops (the kernel adds each lane's
-// even and odd runs in two sums, so only the order of the additions differs).
+// The scalar twin of the VNNI and AVX2 kernels: the same lanes, in plain loops. The kernels add
+// each lane's even and odd runs in two sums, and for one token take the zero point off in integers
+// (exact) rather than in floats, so the order and rounding of the additions differ.
 void rows_int4_q8_scalar(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / 32;
   const Int4Rows m(w);

@@ -70,8 +70,9 @@ void row(const Matrix& w, const Int4Rows& m, const RunX4* const* xs, int64_t run
 }
 
 // One token (decoding), as the VNNI kernel does it: R rows side by side (4; 1 for the last) share
-// each half-run's activation loads, the zero point starts each lane's integer sum (zero_u * -sum
-// q), and the rows' sums are reduced together. One accumulator per row: the R rows are R chains.
+// each half-run's activation loads, and the zero point starts each lane's integer sum (zero_u *
+// -sum q). Each row's scales are still converted in Int4RowFloats' loops and its sum reduced on its
+// own. One accumulator per row: the R rows are R chains.
 template <int R, HalfGroups kGroups, bool kSymmetric>
 void rows_one_token(const Matrix& w, const Int4Rows& m, const RunX4* x, int64_t runs, float* y, int64_t r,
                     StreamPrefetch& prefetch) {

@@ -56,8 +56,8 @@ inline void run_groups(const Int4RowFloats& f, int64_t c, int64_t group, __m512*
   }
 }
 
-// Row r for TT tokens. Even and odd runs add into two accumulators, so one token is not a single
-// chain of dependent FMAs; the row's prefetches go out at its start (no cursor in the loop).
+// Row r for TT (2-3) tokens. Even and odd runs add into two accumulators (two chains of dependent
+// FMAs per token); the row's prefetches go out at its start (no cursor in the loop).
 template <int TT, RunGroups kGroups>
 void row(const Matrix& w, const Int4Rows& m, const RunX4* const* xs, int64_t runs, float* y, int64_t ldy, int64_t r,
          StreamPrefetch& prefetch) {
@@ -88,7 +88,8 @@ void row(const Matrix& w, const Int4Rows& m, const RunX4* const* xs, int64_t run
 // One token (decoding): R rows side by side (8; 4 and 1 for the last) share each run's activation
 // loads, the zero point enters each lane's integer sum as its start (zero_u * -sum q), and the R
 // rows' sums are reduced together. Per row and run of 128 weights this leaves one load, two masks,
-// two vpdpbusd, a conversion, a multiply and an FMA. The row-at-a-time kernel above (2-3 tokens)
+// two vpdpbusd, a conversion, a multiply and an FMA (asymmetric weights, AWQ's: also the zero
+// point's broadcast and a vpmulld). The row-at-a-time kernel above (2-3 tokens)
 // also loads the activations per row, converts scales in scalar loops and reduces each row alone:
 // for one token that took about half its time on rows of 512 weights (an expert's down projection).
 // Measured on Zen 5 (BM_MatvecCached, one core): 1 row 34-36 us, 2 rows 30, 4 rows 25-27, 8 rows

@@ -24,7 +24,7 @@ struct RunX4 {
   int8_t odd[64];   // bytes 4i..4i+3: q[8i+1], q[8i+3], q[8i+5], q[8i+7]
   float dx[16];     // the block's scale
   float zc[16];     // dx * the word's sum of q: the zero point comes off as zero_u * zc
-  int32_t nsum[16]; // minus the word's sum of q: the AVX-512 kernel starts lane i at zero_u * nsum
+  int32_t nsum[16]; // minus the word's sum of q: the one-token kernels start lane i at zero_u * nsum
 };
 constexpr int64_t kMaxRuns4 = kInt4Int8MaxCols / 128;
 
@@ -93,7 +93,7 @@ inline void lay_out_runs4(const BlockQ8x* xq, int64_t runs, RunX4* out) {
   }
 }
 
-// Rows [ra, rb) one after another for tt (1-3) tokens, as both kernels walk them:
+// Rows [ra, rb) one after another for tt (2-3; one token has rows_one_token) tokens, as both kernels walk them:
 // row(std::integral_constant<int, TT>, m, r, prefetch) computes row r.
 template <class Row>
 inline void int4_rows_in_turn(const Matrix& w, int tt, int64_t ra, int64_t rb, Row row) {
@@ -109,7 +109,7 @@ inline void int4_rows_in_turn(const Matrix& w, int tt, int64_t ra, int64_t rb, R
 }
 
 // Output rows [r0, r1) for T tokens in passes of up to 3: each pass lays out its tokens'
-// activations (on the stack, 60 KiB at most), then calls rows(xs, tt, y of the pass's first token,
+// activations (on the stack, 60 KiB; the one-token kernels add their rows' scales, 8-17 KiB), then calls rows(xs, tt, y of the pass's first token,
 // r0, r1) with xs[0..tt) its tokens' runs.
 template <class Rows>
 inline void int4_q8_passes(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1,

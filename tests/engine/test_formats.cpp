@@ -356,12 +356,14 @@ TEST(Int4, Int8DecodeKernelMatchesScalarTwin) {
   std::mt19937 rng(23);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   // Scales in each stored type (the AWQ release's are F16, converted inline by the kernels' row
-  // setup), with and without zero points, rows of 1 to 64 groups.
+  // setup), with and without zero points, rows of 1 to 256 groups (8192 weights, the widest the
+  // kernels take); 13 rows make one-token blocks of 8, 4 and 1.
   struct C { int64_t rows, cols, group; bool asym; DType scales = DType::BF16; };
   for (C c : {C{40, 2048, 128, false}, C{40, 2048, 128, true}, C{24, 512, 32, true}, C{16, 256, 64, false},
               C{16, 256, 64, true}, C{9, 384, 256, true}, C{9, 384, 128, false}, C{9, 384, 32, true},
               C{8, 1024, 1024, false}, C{20, 2048, 32, true, DType::F16}, C{11, 1408, 128, true, DType::F16},
-              C{11, 1408, 64, false, DType::F32}}) {
+              C{11, 1408, 64, false, DType::F32}, C{9, 384, 32, false}, C{5, 8192, 32, true},
+              C{13, 1024, 128, false, DType::F16}, C{10, 640, 64, true, DType::F32}}) {
     Synthetic s = random_int4(c.rows, c.cols, c.group, c.asym, rng, c.scales);
     ASSERT_TRUE(int4_int8_fits(s.m));
     const std::string name = "int4 " + std::to_string(c.rows) + "x" + std::to_string(c.cols) + " g" +

@@ -16,16 +16,14 @@ const skip = MPIRUN ? false : 'built without MPI (QNEXT_MPIRUN unset): install o
 // Each job gets its own session directory (TMPDIR): Open MPI's default, /tmp/ompi.HOST.UID, is
 // shared by every mpirun of the user, and one job removing it as it ends while another creates it
 // fails the second ("mkdir ... File exists"), as CI once saw with ctest running MPI tests side by side.
-const mpirun = (np) => ['env', `TMPDIR=${sessionDir(np)}`, MPIRUN, '--allow-run-as-root', '--oversubscribe', '--mca', 'btl', 'self,vader,tcp',
+const mpirun = (np) => ['env', `TMPDIR=${sessionDir()}`, MPIRUN, '--allow-run-as-root', '--oversubscribe', '--mca', 'btl', 'self,vader,tcp',
                         '--mca', 'btl_tcp_if_include', 'lo', '--mca', 'oob_tcp_if_include', 'lo',
                         '--mca', 'btl_vader_single_copy_mechanism', 'none', '-np', String(np)];
 
 let tmpDir, modelDir, one, two, three;
 
-function sessionDir(np) {
-  const dir = path.join(tmpDir, `ompi-np${np}`);
-  fs.mkdirSync(dir, { recursive: true });
-  return dir;
+function sessionDir() {
+  return fs.mkdtempSync(path.join(tmpDir, 'ompi-'));
 }
 
 before(async () => {
