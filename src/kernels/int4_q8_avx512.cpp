@@ -89,9 +89,9 @@ void row(const Matrix& w, const Int4Rows& m, const RunX4* const* xs, int64_t run
 // loads, the zero point enters each lane's integer sum as its start (zero_u * -sum q), and the R
 // rows' sums are reduced together. Per row and run of 128 weights this leaves one load, two masks,
 // two vpdpbusd, a conversion, a multiply and an FMA (asymmetric weights, AWQ's: also the zero
-// point's broadcast and a vpmulld). The row-at-a-time kernel above (2-3 tokens)
-// also loads the activations per row, converts scales in scalar loops and reduces each row alone:
-// for one token that took about half its time on rows of 512 weights (an expert's down projection).
+// point's broadcast and a vpmulld). The row-at-a-time kernel above (2-3 tokens) also loads the
+// activations per row, converts scales in scalar loops and reduces each row alone: for one token
+// that took about half its time on rows of 512 weights (an expert's down projection).
 // Measured on Zen 5 (BM_MatvecCached, one core): 1 row 34-36 us, 2 rows 30, 4 rows 25-27, 8 rows
 // 23-25; 8 rows also streamed from memory fastest (2 threads, ~10-25% over 1 row; 4 rows level).
 

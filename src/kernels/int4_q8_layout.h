@@ -93,8 +93,8 @@ inline void lay_out_runs4(const BlockQ8x* xq, int64_t runs, RunX4* out) {
   }
 }
 
-// Rows [ra, rb) one after another for tt (2-3; one token has rows_one_token) tokens, as both kernels walk them:
-// row(std::integral_constant<int, TT>, m, r, prefetch) computes row r.
+// Rows [ra, rb) one after another for tt (2-3) tokens, as both kernels walk them (one token has
+// their rows_one_token): row(std::integral_constant<int, TT>, m, r, prefetch) computes row r.
 template <class Row>
 inline void int4_rows_in_turn(const Matrix& w, int tt, int64_t ra, int64_t rb, Row row) {
   const Int4Rows m(w);
@@ -109,8 +109,8 @@ inline void int4_rows_in_turn(const Matrix& w, int tt, int64_t ra, int64_t rb, R
 }
 
 // Output rows [r0, r1) for T tokens in passes of up to 3: each pass lays out its tokens'
-// activations (on the stack, 60 KiB; the one-token kernels add their rows' scales, 8-17 KiB), then calls rows(xs, tt, y of the pass's first token,
-// r0, r1) with xs[0..tt) its tokens' runs.
+// activations (on the stack, 60 KiB; the one-token kernels add their rows' scales, 8-17 KiB),
+// then calls rows(xs, tt, y of the pass's first token, r0, r1) with xs[0..tt) its tokens' runs.
 template <class Rows>
 inline void int4_q8_passes(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1,
                            Rows rows) {
