@@ -36,9 +36,7 @@ constexpr float kLogitTol = 2e-3f;  // the golden tolerance of logits (tests/eng
 const std::string& session_dir() {
   struct Dir {
     std::string path;
-    Dir() : path((fs::temp_directory_path() / ("qnext-ompi-" + std::to_string(getpid()))).string()) {
-      fs::create_directories(path);
-    }
+    Dir() : path(testing::temp_path("ompi")) { fs::create_directories(path); }
     ~Dir() {
       std::error_code ec;
       fs::remove_all(path, ec);
