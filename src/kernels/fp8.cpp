@@ -1,5 +1,12 @@
 #include "kernels/fp8.h"
 
+#include <algorithm>
+#include <array>
+#include <vector>
+
+#include "core/cpu.h"
+#include "kernels/quant.h"
+
 namespace qnext {
 
 // The scalar twin: w = e4m3(code) * scale, one weight at a time.
@@ -11,6 +18,69 @@ void dequant_fp8_scalar(const Matrix& w, int64_t r, int64_t k0, int64_t n, float
 
 void rows_fp8_scalar(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   rows_f32_dequant_scalar(dequant_fp8_scalar, w, x, T, y, ldy, r0, r1);
+}
+
+int8_t fp8_code_to_int8(uint8_t code, int shift) {
+  const int e = (code >> 3) & 15, mantissa = code & 7;
+  const int significand = e > 0 ? 8 + mantissa : mantissa;
+  const int up = std::max(e, 1) - 1 - shift + 3;  // <= 3 for every code of the segment
+  int q = up >= 0 ? significand << std::min(up, 3) : (significand + (1 << (-up - 1))) >> -up;
+  q = std::min(q, 127);  // only codes above the segment's largest (never looked up) reach past 120
+  return int8_t(code & 0x80 ? -q : q);
+}
+
+namespace {
+using Int8Tables = std::array<std::array<int8_t, 128>, 15>;  // [S][code & 0x7f]
+Int8Tables make_int8_tables() {
+  Int8Tables t{};
+  for (int s = 0; s < 15; ++s)
+    for (int c = 0; c < 128; ++c) t[size_t(s)][size_t(c)] = fp8_code_to_int8(uint8_t(c), s);
+  return t;
+}
+}  // namespace
+
+const int8_t* fp8_int8_tables() {
+  alignas(64) static const Int8Tables tables = make_int8_tables();
+  return tables[0].data();
+}
+
+bool fp8_int8_fits(Isa isa, const Matrix& w, int T) {
+  return T >= kVnniGemmMinTokens && isa == Isa::Avx512 && vnni_kernels(isa) && cpu_has_avx512_vbmi() &&
+         w.cols % kQuantBlock == 0 && w.group % kQuantBlock == 0;
+}
+
+void fp8_row_to_int8_scalar(const Matrix& w, int64_t r, int8_t* q, float* d) {
+  const uint8_t* row = w.row_ptr(r);
+  const ScaleRow scales(w, r / w.group_rows);  // [scale_cols()]
+  for (int64_t k = 0; k < w.cols;) {
+    const int64_t g = k / w.group, end = std::min({w.cols, (g + 1) * w.group, k + 128});
+    uint8_t largest = 0;
+    for (int64_t i = k; i < end; ++i) largest = std::max<uint8_t>(largest, row[i] & 0x7f);
+    const int shift = fp8_segment_shift(largest);
+    for (int64_t i = k; i < end; ++i) q[i] = fp8_code_to_int8(row[i], shift);
+    for (int64_t b = k / kQuantBlock; b < end / kQuantBlock; ++b) d[b] = fp8_int8_block_scale(scales[g], shift);
+    k = end;
+  }
+}
+
+void rows_fp8_int8_scalar(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  const int64_t nb = w.cols / kQuantBlock;
+  thread_local std::vector<int8_t> q;  // [cols]
+  thread_local std::vector<float> d;   // [nb]
+  q.resize(size_t(w.cols)), d.resize(size_t(nb));
+  for (int64_t r = r0; r < r1; ++r) {
+    fp8_row_to_int8_scalar(w, r, q.data(), d.data());
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8x* xb = xq + size_t(t) * size_t(nb);
+      float acc = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t dot = 0;
+        for (int i = 0; i < kQuantBlock; ++i) dot += int32_t(q[size_t(b * kQuantBlock + i)]) * xb[b].q[i];
+        acc += d[size_t(b)] * xb[b].d * float(dot);
+      }
+      y[size_t(t) * size_t(ldy) + size_t(r)] = acc;
+    }
+  }
 }
 
 }  // namespace qnext

@@ -6,7 +6,8 @@
 // The activations of 16 tokens are packed once per call into a slab whose 64-byte rows each hold
 // 4 consecutive k of all 16 tokens, as unsigned bytes (q + 128). vpdpbusd multiplies such a row
 // by 4 signed weight bytes broadcast straight from the weight row, so Q8_0 weights are read in
-// place, in file order, with no transposition (Q4_0 rows are unpacked to bytes first). Per block
+// place, in file order, with no transposition (Q4_0 rows are unpacked to bytes first, FP8 rows
+// converted to int8 blocks: fp8.h). Per block
 // of 32 k, 8 vpdpbusd per weight row give the 16 tokens' integer dots, which then take off the
 // offset (128 * sum of the block's weights), turn to float and scale by dw * dx: the same
 // integers and the same per-block sum order as the scalar twin.
@@ -29,6 +30,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/fp8.h"
 #include "kernels/quant.h"
 #include "kernels/stream_prefetch.h"
 
@@ -103,7 +105,7 @@ void pack_paired_slab(const BlockQ8x* xq, int T, int64_t nb, uint8_t* slab) {
 }
 
 // One weight row as the kernel reads it: signed bytes with `stride` bytes between blocks
-// (Q8_0 in place: 34, its f16 scale 2 bytes before each block's bytes; unpacked Q4_0: 32), and
+// (Q8_0 in place: 34, its f16 scale 2 bytes before each block's bytes; unpacked Q4_0 or FP8: 32), and
 // when prepared, a float scale and the offset term per block.
 struct RowView {
   const int8_t* q;
@@ -115,7 +117,7 @@ struct RowView {
 enum class Mode {
   Prepared,    // d and corr arrays (several slabs: the preparation pays off)
   InPlaceQ8,   // one slab, Q8_0 as stored: f16 scales from the blocks, sums from the spare lane
-  UnpackedQ4,  // one slab, Q4_0 unpacked to bytes with float scales, sums from the spare lane
+  Unpacked,    // one slab, Q4_0 / FP8 unpacked to bytes with float scales, sums from the spare lane
 };
 
 // The sum of a block's 32 signed bytes.
@@ -126,7 +128,7 @@ inline int32_t block_sum(__m256i q) {
 }
 
 // Prepares rows [r, r + n) of w for `mode`: views for all; Prepared: scales and offsets;
-// Q4_0: unpacked bytes (and, but for the sum lane, offsets).
+// Q4_0, FP8: unpacked bytes (and, but for the sum lane, offsets).
 void prepare_rows(const Matrix& w, Mode mode, int64_t r, int64_t n, int8_t* unpacked, float* d, int32_t* corr,
                   RowView* views) {
   const int64_t nb = w.cols / kQuantBlock;
@@ -145,6 +147,14 @@ void prepare_rows(const Matrix& w, Mode mode, int64_t r, int64_t n, int8_t* unpa
         ci[b] = -128 * block_sum(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks[b].q)));
       }
       views[i] = {reinterpret_cast<const int8_t*>(blocks[0].q), di, ci};
+    } else if (w.dtype == DType::F8_E4M3) {
+      for (int64_t k = 0; k < w.cols; k += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + k), _MM_HINT_T0);
+      int8_t* qi = unpacked + size_t(i * w.cols);
+      fp8_row_to_int8_avx512(w, r + i, qi, di);
+      if (mode == Mode::Prepared)
+        for (int64_t b = 0; b < nb; ++b)
+          ci[b] = -128 * block_sum(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qi + 32 * b)));
+      views[i] = {qi, di, mode == Mode::Prepared ? ci : nullptr};
     } else {
       const auto* blocks = reinterpret_cast<const BlockQ4_0*>(row);
       int8_t* qi = unpacked + size_t(i * w.cols);
@@ -242,8 +252,8 @@ void chunk_times_slab(DType type, Mode mode, const RowView* rows, int64_t n, int
   constexpr int kQ8 = int(sizeof(BlockQ8_0));
   switch (mode) {
     case Mode::InPlaceQ8: chunk_times_slab<kQ8, Mode::InPlaceQ8, kPaired>(rows, n, nb, row_bytes, slab, out); return;
-    case Mode::UnpackedQ4:
-      chunk_times_slab<kQuantBlock, Mode::UnpackedQ4, kPaired>(rows, n, nb, row_bytes, slab, out);
+    case Mode::Unpacked:
+      chunk_times_slab<kQuantBlock, Mode::Unpacked, kPaired>(rows, n, nb, row_bytes, slab, out);
       return;
     case Mode::Prepared:
       if (type == DType::Q8_0) chunk_times_slab<kQ8, Mode::Prepared, kPaired>(rows, n, nb, row_bytes, slab, out);
@@ -259,7 +269,7 @@ void gemm_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, in
   const bool paired = T <= kPairedTokens;
   const int n_slabs = paired ? 1 : (T + kLanes - 1) / kLanes;
   thread_local std::vector<uint8_t> slabs;   // [n_slabs, nb, 576], or paired [nb, 320]
-  thread_local std::vector<int8_t> unpacked;  // [chunk_rows, cols] (Q4_0 only)
+  thread_local std::vector<int8_t> unpacked;  // [chunk_rows, cols] (Q4_0, FP8)
   thread_local std::vector<float> d;          // [chunk_rows, nb]
   thread_local std::vector<int32_t> corr;     // [chunk_rows, nb]
   thread_local std::vector<RowView> views;    // [chunk_rows]
@@ -268,13 +278,13 @@ void gemm_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, in
   if (slabs.size() < slab_bytes) slabs.resize(slab_bytes);
   // A paired slab brings its own offsets, like a sum lane: rows need no preparation either way.
   const bool sum_lane = paired || T < kLanes;
-  const Mode mode = !sum_lane ? Mode::Prepared : w.dtype == DType::Q8_0 ? Mode::InPlaceQ8 : Mode::UnpackedQ4;
+  const Mode mode = !sum_lane ? Mode::Prepared : w.dtype == DType::Q8_0 ? Mode::InPlaceQ8 : Mode::Unpacked;
   if (paired) pack_paired_slab(xq, T, nb, slabs.data());
   else pack_slabs(xq, T, nb, sum_lane, slabs.data());
 
   const int64_t chunk_rows = std::max<int64_t>(kMR, int64_t(kChunkBytes / size_t(w.cols)) / kMR * kMR);
   const size_t cr = size_t(chunk_rows);
-  if (w.dtype == DType::Q4_0 && unpacked.size() < cr * size_t(w.cols)) unpacked.resize(cr * size_t(w.cols));
+  if (w.dtype != DType::Q8_0 && unpacked.size() < cr * size_t(w.cols)) unpacked.resize(cr * size_t(w.cols));
   if (d.size() < cr * size_t(nb)) d.resize(cr * size_t(nb)), corr.resize(cr * size_t(nb));
   if (views.size() < cr) views.resize(cr), out.resize(cr * kLanes);
 

@@ -39,6 +39,9 @@ void rows_q_f32_scalar(const Matrix& w, const float* x, int T, float* y, int64_t
 
 namespace {
 
+// I4's int8 kernels: decoding (up to kGroupMaxTokens tokens) on a SIMD ISA, the matrices they fit.
+bool int4_int8_when(Isa isa, const Matrix& w, int T) { return T <= kGroupMaxTokens && isa != Isa::Scalar && int4_int8_fits(w); }
+
 void dequant_float(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out) {
   const uint8_t* p = w.row_ptr(r);
   switch (w.dtype) {  // one loop per type, so each vectorizes
@@ -84,12 +87,14 @@ constexpr WeightFormat kFormats[] = {
     {DType::U8, false, {}, {}, {}, nullptr},
     kQuant(DType::Q8_0),
     kQuant(DType::Q4_0),
+    // int8 only for 4+ tokens on AVX-512 VNNI + VBMI (fp8_int8_fits): no AVX2 slot.
     {DType::F8_E4M3, false, {dequant_fp8_scalar, dequant_fp8_avx2, dequant_fp8_avx2},
-     {rows_fp8_scalar, rows_fp8_avx2, rows_fp8_avx512}, {}, nullptr},
-    // int8 only to decode on AVX2 / AVX-512 (int8_product).
+     {rows_fp8_scalar, rows_fp8_avx2, rows_fp8_avx512}, {rows_fp8_int8_scalar, nullptr, gemm_q_rows_avx512},
+     fp8_int8_fits},
+    // int8 only to decode on AVX2 / AVX-512.
     {DType::I4, false, {dequant_int4_scalar, dequant_int4_avx2, dequant_int4_avx2},
      {rows_int4_scalar, rows_int4_avx2, rows_int4_avx512},
-     {rows_int4_q8_scalar, rows_int4_q8_avx2, rows_int4_q8_avx512}, int4_int8_fits},
+     {rows_int4_q8_scalar, rows_int4_q8_avx2, rows_int4_q8_avx512}, int4_int8_when},
     // llama.cpp's GGUF block formats (kernels/ggml_blocks.h); the K-quants also int8 activations.
     QNEXT_GGML_FORMAT(Q4_1, q4_1),
     QNEXT_GGML_FORMAT(Q5_0, q5_0),
@@ -119,8 +124,8 @@ bool int8_activations(DType t) { return weight_format(t).int8_activations && !ex
 
 bool int8_product(Isa isa, const Matrix& w, int T) {
   if (int8_activations(w.dtype)) return true;
-  const auto fits = weight_format(w.dtype).int8_decode_fits;
-  return fits && T <= kGroupMaxTokens && isa != Isa::Scalar && !exact_activations() && fits(w);
+  const auto fits = weight_format(w.dtype).int8_fits;
+  return fits && !exact_activations() && fits(isa, w, T);
 }
 
 }  // namespace qnext

@@ -14,8 +14,9 @@
 // of Q8_0 / Q4_0 and Q4_K / Q5_K / Q6_K (kernels/ggml_blocks_q8.h), whose fast default quantizes
 // the activations to int8 (rows_int8, through matmul_q_rows). I4's fast default takes int8
 // activations only to decode (up to kGroupMaxTokens tokens) on AVX2 / AVX-512, and only for the
-// matrices its kernels fit (int8_decode_fits); prefill keeps its bf16 GEMM (gemm_bf16.h) or
-// float GEMM.
+// matrices its kernels fit; prefill keeps its bf16 GEMM (gemm_bf16.h) or float GEMM. FP8's takes
+// them for 4+ tokens on AVX-512 VNNI + VBMI (Q8_0's GEMM over int8 copies of its rows, fp8.h);
+// decoding keeps its float rows (int8_fits says which).
 #pragma once
 #include <cstdint>
 
@@ -41,8 +42,10 @@ struct WeightFormat {
   // [Isa]: int8-activation products, every slot set where int8_activations (the AVX-512 slot picks
   // the VNNI kernels, their GEMM for many tokens included, where the CPU has VNNI).
   Int8RowsKernel rows_int8[3];
-  // Set for a format whose int8 kernels serve decoding only (I4): the matrices they take.
-  bool (*int8_decode_fits)(const Matrix& w);
+  // Set for a format whose int8 kernels serve only some products: whether a product of T tokens
+  // over w on `isa` takes them (I4: decoding on AVX2 / AVX-512; F8_E4M3: 4+ tokens on the VNNI
+  // GEMM). Asked outside exact mode only.
+  bool (*int8_fits)(Isa isa, const Matrix& w, int T);
 };
 const WeightFormat& weight_format(DType t);
 
@@ -50,7 +53,7 @@ const WeightFormat& weight_format(DType t);
 // outside exact mode).
 bool int8_activations(DType t);
 // Whether a product of T tokens over w on `isa` takes int8 activations (matmul_q_rows): the above,
-// or I4 decoding on a SIMD ISA.
+// or a format's int8_fits (I4 decoding on a SIMD ISA, FP8 prefill on AVX-512 VNNI).
 bool int8_product(Isa isa, const Matrix& w, int T);
 
 // One row of a matrix's side scales (F8_E4M3, I4): found once, so a row kernel reading a scale per
