@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <vector>
 
 #include "core/cpu.h"
 #include "kernels/quant.h"
@@ -64,23 +63,7 @@ void fp8_row_to_int8_scalar(const Matrix& w, int64_t r, int8_t* q, float* d) {
 }
 
 void rows_fp8_int8_scalar(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  const int64_t nb = w.cols / kQuantBlock;
-  thread_local std::vector<int8_t> q;  // [cols]
-  thread_local std::vector<float> d;   // [nb]
-  q.resize(size_t(w.cols)), d.resize(size_t(nb));
-  for (int64_t r = r0; r < r1; ++r) {
-    fp8_row_to_int8_scalar(w, r, q.data(), d.data());
-    for (int t = 0; t < T; ++t) {
-      const BlockQ8x* xb = xq + size_t(t) * size_t(nb);
-      float acc = 0;
-      for (int64_t b = 0; b < nb; ++b) {
-        int32_t dot = 0;
-        for (int i = 0; i < kQuantBlock; ++i) dot += int32_t(q[size_t(b * kQuantBlock + i)]) * xb[b].q[i];
-        acc += d[size_t(b)] * xb[b].d * float(dot);
-      }
-      y[size_t(t) * size_t(ldy) + size_t(r)] = acc;
-    }
-  }
+  matmul_converted_rows_scalar(fp8_row_to_int8_scalar, w, xq, T, y, ldy, r0, r1);
 }
 
 }  // namespace qnext

@@ -21,10 +21,29 @@ bool int4_int8_fits(const Matrix& w) {
   return w.cols % 128 == 0 && w.cols <= kInt4Int8MaxCols && G > 0 && (G % 128 == 0 || G == 32 || G == 64);
 }
 
+bool int4_int8_when(Isa isa, const Matrix& w, int T) {
+  if (T >= kVnniGemmMinTokens)
+    return isa == Isa::Avx512 && vnni_kernels(isa) && w.cols % kQuantBlock == 0 && w.group % kQuantBlock == 0;
+  return T <= kGroupMaxTokens && isa != Isa::Scalar && int4_int8_fits(w);
+}
+
+void int4_row_to_int8_scalar(const Matrix& w, int64_t r, int8_t* q, float* d) {
+  const uint32_t* words = reinterpret_cast<const uint32_t*>(w.row_ptr(r));
+  const Int4Rows m(w);
+  const Int4RowGroups groups(m, r);
+  for (int64_t k = 0; k < w.cols; ++k)
+    q[k] = int8_t(int((words[k / 8] >> (4 * (k % 8))) & 15) - groups.zero_u(k / w.group));
+  for (int64_t b = 0; b < w.cols / kQuantBlock; ++b) d[b] = groups.scale(b * kQuantBlock / w.group);
+}
+
 // The scalar twin of the VNNI and AVX2 kernels: the same lanes, in plain loops. The kernels add
 // each lane's even and odd runs in two sums, and for one token take the zero point off in integers
 // (exact) rather than in floats, so the order and rounding of the additions differ.
 void rows_int4_q8_scalar(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  if (T >= kVnniGemmMinTokens) {
+    matmul_converted_rows_scalar(int4_row_to_int8_scalar, w, xq, T, y, ldy, r0, r1);
+    return;
+  }
   const int64_t nb = w.cols / 32;
   const Int4Rows m(w);
   for (int64_t r = r0; r < r1; ++r) {

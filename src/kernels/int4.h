@@ -58,8 +58,18 @@ struct Int4RowGroups {
 // Takes rows of a whole number of runs, up to kInt4Int8MaxCols, groups of 32, 64 or 128k.
 constexpr int64_t kInt4Int8MaxCols = 8192;
 bool int4_int8_fits(const Matrix& w);
-// The scalar twin (any w int4_int8_fits takes) and the SIMD kernels (the AVX-512 one needs VNNI,
-// else runs the AVX2 one); xq: [T, cols / 32].
+// Prefill (kVnniGemmMinTokens tokens and more) in the fast default on AVX-512 VNNI: Q8_0's int8 GEMM
+// over the rows unpacked to int8 blocks of 32, q = u - (z + 8) (exact, -15..15), d = the group's
+// scale; the activations int8 as for decoding. Rows and groups of whole blocks of 32.
+// Whether a product of T tokens over w on `isa` takes int8 activations (weight_format.h's
+// int8_fits): decoding where int4_int8_fits, prefill as just said.
+bool int4_int8_when(Isa isa, const Matrix& w, int T);
+// Row r: q[cols], d[cols / 32]. The scalar twin, and the AVX-512 kernel (AVX-512 BW).
+void int4_row_to_int8_scalar(const Matrix& w, int64_t r, int8_t* q, float* d);
+void int4_row_to_int8_avx512(const Matrix& w, int64_t r, int8_t* q, float* d);
+// The scalar twin (any w int4_int8_fits takes; from kVnniGemmMinTokens tokens, the GEMM's twin
+// matmul_converted_rows_scalar) and the SIMD kernels (the AVX-512 one needs VNNI, else runs the
+// AVX2 one; from kVnniGemmMinTokens tokens the VNNI GEMM); xq: [T, cols / 32].
 void rows_int4_q8_scalar(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 void rows_int4_q8_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 void rows_int4_q8_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);

@@ -240,6 +240,10 @@ void rows_int4_q8_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, i
     rows_int4_q8_avx2(w, xq, T, y, ldy, r0, r1);
     return;
   }
+  if (T >= kVnniGemmMinTokens) {  // prefill: the rows unpacked to int8 blocks, Q8_0's GEMM
+    gemm_q_rows_avx512(w, xq, T, y, ldy, r0, r1);
+    return;
+  }
   const int64_t runs = w.cols / 128;
   int4_q8_passes(w, xq, T, y, ldy, r0, r1, [&](const RunX4* const* xs, int tt, float* yt, int64_t ra, int64_t rb) {
     if (w.group % 128 == 0) rows<RunGroups::One>(w, xs, tt, runs, yt, ldy, ra, rb);

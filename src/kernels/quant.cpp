@@ -152,6 +152,27 @@ void pack_runs(const BlockQ8x* xq, int64_t nb, RunX* out) {
 
 bool vnni_kernels(Isa isa) { return isa == Isa::Avx512 && cpu_has_avx512_vnni(); }
 
+void matmul_converted_rows_scalar(RowToInt8 convert, const Matrix& w, const BlockQ8x* xq, int T, float* y,
+                                  int64_t ldy, int64_t r0, int64_t r1) {
+  const int64_t nb = w.cols / kQuantBlock;
+  thread_local std::vector<int8_t> q;  // [cols]
+  thread_local std::vector<float> d;   // [nb]
+  q.resize(size_t(w.cols)), d.resize(size_t(nb));
+  for (int64_t r = r0; r < r1; ++r) {
+    convert(w, r, q.data(), d.data());
+    for (int t = 0; t < T; ++t) {
+      const BlockQ8x* xb = xq + size_t(t) * size_t(nb);
+      float acc = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t dot = 0;
+        for (int i = 0; i < kQuantBlock; ++i) dot += int32_t(q[size_t(b * kQuantBlock + i)]) * xb[b].q[i];
+        acc += d[size_t(b)] * xb[b].d * float(dot);
+      }
+      y[size_t(t) * size_t(ldy) + size_t(r)] = acc;
+    }
+  }
+}
+
 void matmul_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   if (!cpu_has_avx512_vnni()) matmul_q_rows_avx2(w, xq, T, y, ldy, r0, r1);
   else if (T >= kVnniGemmMinTokens) gemm_q_rows_avx512(w, xq, T, y, ldy, r0, r1);

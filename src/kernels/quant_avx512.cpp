@@ -6,8 +6,8 @@
 // The activations of 16 tokens are packed once per call into a slab whose 64-byte rows each hold
 // 4 consecutive k of all 16 tokens, as unsigned bytes (q + 128). vpdpbusd multiplies such a row
 // by 4 signed weight bytes broadcast straight from the weight row, so Q8_0 weights are read in
-// place, in file order, with no transposition (Q4_0 rows are unpacked to bytes first, FP8 rows
-// converted to int8 blocks: fp8.h). Per block
+// place, in file order, with no transposition (Q4_0 rows are unpacked to bytes first, FP8 and
+// int4 rows converted to int8 blocks by their format's to_int8: weight_format.h). Per block
 // of 32 k, 8 vpdpbusd per weight row give the 16 tokens' integer dots, which then take off the
 // offset (128 * sum of the block's weights), turn to float and scale by dw * dx: the same
 // integers and the same per-block sum order as the scalar twin.
@@ -30,7 +30,6 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/fp8.h"
 #include "kernels/quant.h"
 #include "kernels/stream_prefetch.h"
 
@@ -105,7 +104,7 @@ void pack_paired_slab(const BlockQ8x* xq, int T, int64_t nb, uint8_t* slab) {
 }
 
 // One weight row as the kernel reads it: signed bytes with `stride` bytes between blocks
-// (Q8_0 in place: 34, its f16 scale 2 bytes before each block's bytes; unpacked Q4_0 or FP8: 32), and
+// (Q8_0 in place: 34, its f16 scale 2 bytes before each block's bytes; unpacked Q4_0, FP8, int4: 32), and
 // when prepared, a float scale and the offset term per block.
 struct RowView {
   const int8_t* q;
@@ -117,7 +116,7 @@ struct RowView {
 enum class Mode {
   Prepared,    // d and corr arrays (several slabs: the preparation pays off)
   InPlaceQ8,   // one slab, Q8_0 as stored: f16 scales from the blocks, sums from the spare lane
-  Unpacked,    // one slab, Q4_0 / FP8 unpacked to bytes with float scales, sums from the spare lane
+  Unpacked,    // one slab, Q4_0 / FP8 / int4 unpacked to bytes with float scales, sums from the spare lane
 };
 
 // The sum of a block's 32 signed bytes.
@@ -128,10 +127,12 @@ inline int32_t block_sum(__m256i q) {
 }
 
 // Prepares rows [r, r + n) of w for `mode`: views for all; Prepared: scales and offsets;
-// Q4_0, FP8: unpacked bytes (and, but for the sum lane, offsets).
+// Q4_0, FP8, int4: unpacked bytes (and, but for the sum lane, offsets).
 void prepare_rows(const Matrix& w, Mode mode, int64_t r, int64_t n, int8_t* unpacked, float* d, int32_t* corr,
                   RowView* views) {
   const int64_t nb = w.cols / kQuantBlock;
+  const RowToInt8 to_int8 = weight_format(w.dtype).to_int8[int(Isa::Avx512)];  // FP8, int4
+  const size_t code_bytes = row_bytes(w.dtype, w.cols);
   for (int64_t i = 0; i < n; ++i) {
     const uint8_t* row = w.row_ptr(r + i);
     const uint8_t* ahead = w.row_ptr(std::min(w.rows - 1, r + i + kQuantPrefetchRows));
@@ -147,10 +148,10 @@ void prepare_rows(const Matrix& w, Mode mode, int64_t r, int64_t n, int8_t* unpa
         ci[b] = -128 * block_sum(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks[b].q)));
       }
       views[i] = {reinterpret_cast<const int8_t*>(blocks[0].q), di, ci};
-    } else if (w.dtype == DType::F8_E4M3) {
-      for (int64_t k = 0; k < w.cols; k += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + k), _MM_HINT_T0);
+    } else if (to_int8) {
+      for (size_t k = 0; k < code_bytes; k += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + k), _MM_HINT_T0);
       int8_t* qi = unpacked + size_t(i * w.cols);
-      fp8_row_to_int8_avx512(w, r + i, qi, di);
+      to_int8(w, r + i, qi, di);
       if (mode == Mode::Prepared)
         for (int64_t b = 0; b < nb; ++b)
           ci[b] = -128 * block_sum(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qi + 32 * b)));
@@ -269,7 +270,7 @@ void gemm_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, in
   const bool paired = T <= kPairedTokens;
   const int n_slabs = paired ? 1 : (T + kLanes - 1) / kLanes;
   thread_local std::vector<uint8_t> slabs;   // [n_slabs, nb, 576], or paired [nb, 320]
-  thread_local std::vector<int8_t> unpacked;  // [chunk_rows, cols] (Q4_0, FP8)
+  thread_local std::vector<int8_t> unpacked;  // [chunk_rows, cols] (Q4_0, FP8, int4)
   thread_local std::vector<float> d;          // [chunk_rows, nb]
   thread_local std::vector<int32_t> corr;     // [chunk_rows, nb]
   thread_local std::vector<RowView> views;    // [chunk_rows]

@@ -39,9 +39,6 @@ void rows_q_f32_scalar(const Matrix& w, const float* x, int T, float* y, int64_t
 
 namespace {
 
-// I4's int8 kernels: decoding (up to kGroupMaxTokens tokens) on a SIMD ISA, the matrices they fit.
-bool int4_int8_when(Isa isa, const Matrix& w, int T) { return T <= kGroupMaxTokens && isa != Isa::Scalar && int4_int8_fits(w); }
-
 void dequant_float(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out) {
   const uint8_t* p = w.row_ptr(r);
   switch (w.dtype) {  // one loop per type, so each vectorizes
@@ -60,21 +57,21 @@ void dequant_float(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out
 }
 
 constexpr WeightFormat kFloat(DType t) {
-  return {t, false, {dequant_float, dequant_float, dequant_float}, {matmul_rows_scalar, matmul_rows_avx2, matmul_rows_avx512}, {}, nullptr};
+  return {t, false, {dequant_float, dequant_float, dequant_float}, {matmul_rows_scalar, matmul_rows_avx2, matmul_rows_avx512}, {}, nullptr, {}};
 }
 constexpr WeightFormat kQuant(DType t) {
   return {t, true, {dequant_q_scalar, dequant_q_avx2, dequant_q_avx2}, {rows_q_f32_scalar, rows_q_f32_avx2, rows_q_f32_avx2},
-          {matmul_q_rows_scalar, matmul_q_rows_avx2, matmul_q_rows_avx512}, nullptr};
+          {matmul_q_rows_scalar, matmul_q_rows_avx2, matmul_q_rows_avx512}, nullptr, {}};
 }
 
 // A GGUF block format with ggml_blocks.h's kernels for `name`; _INT8 adds ggml_blocks_q8.h's.
 #define QNEXT_GGML_FORMAT(type, name)                                                             \
   {DType::type, false, {dequant_##name##_scalar, dequant_##name##_avx2, dequant_##name##_avx2},    \
-   {rows_##name##_scalar, rows_##name##_avx2, rows_##name##_avx512}, {}, nullptr}
+   {rows_##name##_scalar, rows_##name##_avx2, rows_##name##_avx512}, {}, nullptr, {}}
 #define QNEXT_GGML_FORMAT_INT8(type, name)                                                        \
   {DType::type, true, {dequant_##name##_scalar, dequant_##name##_avx2, dequant_##name##_avx2},     \
    {rows_##name##_scalar, rows_##name##_avx2, rows_##name##_avx512},                               \
-   {rows_int8_##name##_scalar, rows_int8_##name##_avx2, rows_int8_##name##_avx512}, nullptr}
+   {rows_int8_##name##_scalar, rows_int8_##name##_avx2, rows_int8_##name##_avx512}, nullptr, {}}
 
 // Indexed by DType. The AVX-512 entries of the stored-block formats run the AVX2 kernels, but for
 // the row products of FP8 and the GGUF block formats.
@@ -82,19 +79,20 @@ constexpr WeightFormat kFormats[] = {
     kFloat(DType::F32),
     kFloat(DType::BF16),
     kFloat(DType::F16),
-    {DType::I64, false, {}, {}, {}, nullptr},
-    {DType::I32, false, {}, {}, {}, nullptr},
-    {DType::U8, false, {}, {}, {}, nullptr},
+    {DType::I64, false, {}, {}, {}, nullptr, {}},
+    {DType::I32, false, {}, {}, {}, nullptr, {}},
+    {DType::U8, false, {}, {}, {}, nullptr, {}},
     kQuant(DType::Q8_0),
     kQuant(DType::Q4_0),
     // int8 only for 4+ tokens on AVX-512 VNNI + VBMI (fp8_int8_fits): no AVX2 slot.
     {DType::F8_E4M3, false, {dequant_fp8_scalar, dequant_fp8_avx2, dequant_fp8_avx2},
      {rows_fp8_scalar, rows_fp8_avx2, rows_fp8_avx512}, {rows_fp8_int8_scalar, nullptr, gemm_q_rows_avx512},
-     fp8_int8_fits},
-    // int8 only to decode on AVX2 / AVX-512.
+     fp8_int8_fits, {fp8_row_to_int8_scalar, nullptr, fp8_row_to_int8_avx512}},
+    // int8 to decode on AVX2 / AVX-512, and for 4+ tokens on AVX-512 VNNI (int4_int8_when).
     {DType::I4, false, {dequant_int4_scalar, dequant_int4_avx2, dequant_int4_avx2},
      {rows_int4_scalar, rows_int4_avx2, rows_int4_avx512},
-     {rows_int4_q8_scalar, rows_int4_q8_avx2, rows_int4_q8_avx512}, int4_int8_when},
+     {rows_int4_q8_scalar, rows_int4_q8_avx2, rows_int4_q8_avx512}, int4_int8_when,
+     {int4_row_to_int8_scalar, nullptr, int4_row_to_int8_avx512}},
     // llama.cpp's GGUF block formats (kernels/ggml_blocks.h); the K-quants also int8 activations.
     QNEXT_GGML_FORMAT(Q4_1, q4_1),
     QNEXT_GGML_FORMAT(Q5_0, q5_0),

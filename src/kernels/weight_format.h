@@ -13,10 +13,11 @@
 // formats and the float types, and in exact mode (QNEXT_ACTIVATIONS=f32, core/cpu.h) also the path
 // of Q8_0 / Q4_0 and Q4_K / Q5_K / Q6_K (kernels/ggml_blocks_q8.h), whose fast default quantizes
 // the activations to int8 (rows_int8, through matmul_q_rows). I4's fast default takes int8
-// activations only to decode (up to kGroupMaxTokens tokens) on AVX2 / AVX-512, and only for the
-// matrices its kernels fit; prefill keeps its bf16 GEMM (gemm_bf16.h) or float GEMM. FP8's takes
-// them for 4+ tokens on AVX-512 VNNI + VBMI (Q8_0's GEMM over int8 copies of its rows, fp8.h);
-// decoding keeps its float rows (int8_fits says which).
+// activations to decode (up to kGroupMaxTokens tokens) on AVX2 / AVX-512 for the matrices its
+// kernels fit, and for 4+ tokens on AVX-512 VNNI (Q8_0's GEMM over its rows unpacked to int8
+// blocks: to_int8); FP8's for 4+ tokens on AVX-512 VNNI + VBMI (the same GEMM, fp8.h), decoding
+// on its float rows. int8_fits says which products; elsewhere FP8 and I4 prefill take the bf16
+// GEMM (gemm_bf16.h) or the float GEMM.
 #pragma once
 #include <cstdint>
 
@@ -32,6 +33,9 @@ using RowsKernel = void (*)(const Matrix& w, const float* x, int T, float* y, in
 using DequantKernel = void (*)(const Matrix& w, int64_t r, int64_t k0, int64_t n, float* out);
 // Output rows [r0, r1) of y = x W^T with x quantized: xq [T, cols / 32] (matmul_q_rows).
 using Int8RowsKernel = void (*)(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+// Row r as int8 blocks of 32 with a float scale each: q[cols], d[cols / 32] (cols a multiple of
+// 32), so that q * d is the weight (int4), or near it (FP8: fp8.h says how near).
+using RowToInt8 = void (*)(const Matrix& w, int64_t r, int8_t* q, float* d);
 constexpr int64_t kDequantAlign = 32;
 
 struct WeightFormat {
@@ -46,6 +50,9 @@ struct WeightFormat {
   // over w on `isa` takes them (I4: decoding on AVX2 / AVX-512; F8_E4M3: 4+ tokens on the VNNI
   // GEMM). Asked outside exact mode only.
   bool (*int8_fits)(Isa isa, const Matrix& w, int T);
+  // [Isa]: rows as int8 blocks for Q8_0's VNNI GEMM (gemm_q_rows_avx512), which then multiplies
+  // them as Q4_0's unpacked rows (FP8, I4: the scalar twin and the AVX-512 kernel; null elsewhere).
+  RowToInt8 to_int8[3];
 };
 const WeightFormat& weight_format(DType t);
 
