@@ -22,9 +22,10 @@ void rows_fp8_scalar(const Matrix& w, const float* x, int T, float* y, int64_t l
 int8_t fp8_code_to_int8(uint8_t code, int shift) {
   const int e = (code >> 3) & 15, mantissa = code & 7;
   const int significand = e > 0 ? 8 + mantissa : mantissa;
-  const int up = std::max(e, 1) - 1 - shift + 3;  // <= 3 for every code of the segment
-  int q = up >= 0 ? significand << std::min(up, 3) : (significand + (1 << (-up - 1))) >> -up;
-  q = std::min(q, 127);  // only codes above the segment's largest (never looked up) reach past 120
+  // up <= 3 for every code of the segment; codes above its largest (never looked up) are capped
+  // there too, so no integer passes 15 * 8 = 120.
+  const int up = std::max(e, 1) - 1 - shift + 3;
+  const int q = up >= 0 ? significand << std::min(up, 3) : (significand + (1 << (-up - 1))) >> -up;
   return int8_t(code & 0x80 ? -q : q);
 }
 
@@ -45,7 +46,7 @@ const int8_t* fp8_int8_tables() {
 
 bool fp8_int8_fits(Isa isa, const Matrix& w, int T) {
   return T >= kVnniGemmMinTokens && isa == Isa::Avx512 && vnni_kernels(isa) && cpu_has_avx512_vbmi() &&
-         w.cols % kQuantBlock == 0 && w.group % kQuantBlock == 0;
+         w.group > 0 && w.cols % kQuantBlock == 0 && w.group % kQuantBlock == 0;
 }
 
 void fp8_row_to_int8_scalar(const Matrix& w, int64_t r, int8_t* q, float* d) {

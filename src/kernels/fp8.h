@@ -35,7 +35,8 @@ inline float fp8_int8_block_scale(float scale, int shift) {  // scale * 2^(S - 1
 // T >= kVnniGemmMinTokens, AVX-512 with VNNI and VBMI, rows and blocks in whole 32s.
 bool fp8_int8_fits(Isa isa, const Matrix& w, int T);
 // Row r: q[cols] int8, d[cols / 32]. The scalar twin, and the AVX-512 VBMI kernel (vpermt2b
-// through fp8_int8_table; only where the CPU has VBMI).
+// through fp8_int8_tables; only where the CPU has VBMI). NaN codes (0x7f, 0xff; none in real
+// checkpoints) read as +-480 * scale here, where the float kernels give NaN.
 void fp8_row_to_int8_scalar(const Matrix& w, int64_t r, int8_t* q, float* d);
 void fp8_row_to_int8_avx512(const Matrix& w, int64_t r, int8_t* q, float* d);
 // The scalar twin of the int8 product (rows_int8): each row converted, then integer block dots.

@@ -2,9 +2,10 @@
 // fp8.cpp, the rule in fp8.h). Per segment of up to 128 codes: the largest magnitude by byte maxima
 // (the codes' low 7 bits order as their magnitudes), its table of 128 integers in two registers, then
 // one vpermt2b per 64 codes (it reads only the index's low 7 bits, so the sign bit needs no mask)
-// and a masked negate where the sign bit is set. About 30 instructions per 128 weights, the same
-// as unpacking Q4_0; the GEMM then runs at Q8_0's pace. Built with the AVX-512 flags; the function
-// adds VBMI and runs only where the CPU has it (fp8_int8_fits).
+// and a masked negate where the sign bit is set: about 45 instructions per 128 weights one segment
+// at a time, ~27 four at a time (their maxima reduced together); the GEMM then multiplies the
+// rows as Q4_0's unpacked ones. Built with the AVX-512 flags; the functions add VBMI and run only
+// where the CPU has it (fp8_int8_fits).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -29,8 +30,6 @@ inline int largest_byte(__m512i a, __m512i b) {
   m = _mm_max_epu8(m, _mm_srli_si128(m, 1));
   return _mm_cvtsi128_si32(m) & 0xff;
 }
-
-}  // namespace
 
 // Codes [k, k + 128) under their segment's table, masked to the segment's m0 / m1 bytes.
 __attribute__((target("avx512vbmi"))) inline int convert_segment(const uint8_t* codes, __mmask64 m0, __mmask64 m1,
@@ -93,6 +92,8 @@ __attribute__((target("avx512vbmi"))) inline void convert_four_segments(const ui
     _mm512_storeu_si512(q + 128 * s + 64, q1);
   }
 }
+
+}  // namespace
 
 // Walks the row four segments at a time where it can, the rest group by group (no division per
 // segment: as the loop's carried value, one had kept the segments from overlapping).

@@ -3,9 +3,10 @@
 //
 // The weights become bf16: BF16 weights as stored (exact; only with QNEXT_ACTIVATIONS=bf16, from
 // kGemmMinTokens tokens: prefill's dense projections, the busier experts); int4 weights
-// dequantized with their scales, then rounded to bf16 (relative error <= 2^-9); both only where
-// Q8_0's int8 GEMM (fp8.h, int4.h) does not take them first: rows or groups not in whole blocks of
-// 32, or a CPU without AVX-512 VNNI (none known with AVX512-BF16). FP8 weights for up to
+// dequantized with their scales, then rounded to bf16 (relative error <= 2^-9). int4 and FP8 come
+// here only where Q8_0's int8 GEMM (int4.h, fp8.h) does not take them first: rows or groups not in
+// whole blocks of 32, or a CPU without AVX-512 VNNI (none known with AVX512-BF16), and for FP8 also
+// one without VBMI (Cooper Lake). FP8 weights for up to
 // kFp8ScaledActivationsMaxTokens tokens (and no more than a block's rows): the codes alone, exact
 // in bf16 (a table lookup, no float work per weight), and each 128 x 128 block's scale goes onto
 // the activations instead (x * scale, rounded to bf16, once per row block a call covers); for more

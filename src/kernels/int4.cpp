@@ -23,7 +23,8 @@ bool int4_int8_fits(const Matrix& w) {
 
 bool int4_int8_when(Isa isa, const Matrix& w, int T) {
   if (T >= kVnniGemmMinTokens)
-    return isa == Isa::Avx512 && vnni_kernels(isa) && w.cols % kQuantBlock == 0 && w.group % kQuantBlock == 0;
+    return isa == Isa::Avx512 && vnni_kernels(isa) && w.group > 0 && w.cols % kQuantBlock == 0 &&
+           w.group % kQuantBlock == 0;
   return T <= kGroupMaxTokens && isa != Isa::Scalar && int4_int8_fits(w);
 }
 
@@ -38,7 +39,9 @@ void int4_row_to_int8_scalar(const Matrix& w, int64_t r, int8_t* q, float* d) {
 
 // The scalar twin of the VNNI and AVX2 kernels: the same lanes, in plain loops. The kernels add
 // each lane's even and odd runs in two sums, and for one token take the zero point off in integers
-// (exact) rather than in floats, so the order and rounding of the additions differ.
+// (exact) rather than in floats, so the order and rounding of the additions differ. From
+// kVnniGemmMinTokens tokens it is the VNNI GEMM's twin (the same sums per block of 32, ordered
+// otherwise than the AVX2 kernel's lanes, which it matches within float rounding).
 void rows_int4_q8_scalar(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   if (T >= kVnniGemmMinTokens) {
     matmul_converted_rows_scalar(int4_row_to_int8_scalar, w, xq, T, y, ldy, r0, r1);

@@ -64,7 +64,7 @@ bool int4_int8_fits(const Matrix& w);
 // Whether a product of T tokens over w on `isa` takes int8 activations (weight_format.h's
 // int8_fits): decoding where int4_int8_fits, prefill as just said.
 bool int4_int8_when(Isa isa, const Matrix& w, int T);
-// Row r: q[cols], d[cols / 32]. The scalar twin, and the AVX-512 kernel (AVX-512 BW).
+// Row r: q[cols], d[cols / 32]. The scalar twin, and the AVX-512 kernel (AVX-512 BW and VL).
 void int4_row_to_int8_scalar(const Matrix& w, int64_t r, int8_t* q, float* d);
 void int4_row_to_int8_avx512(const Matrix& w, int64_t r, int8_t* q, float* d);
 // The scalar twin (any w int4_int8_fits takes; from kVnniGemmMinTokens tokens, the GEMM's twin

@@ -28,30 +28,43 @@ struct Fp8Weights {
   Matrix m;
 };
 
-// Codes drawn at random (no NaN); with `narrow`, a segment's codes span few binades (the shape of
-// real weights under amax scales), else all 255 codes (many fall more than 3 binades below the
-// largest and are rounded).
-Fp8Weights random_fp8(int64_t rows, int64_t cols, int64_t group, bool narrow, std::mt19937& rng,
+// How the codes are drawn (never NaN).
+enum class Codes {
+  Gaussian,  // e4m3 of N(0, 100): a segment's codes span few binades (real weights under amax scales)
+  Any,       // all 254 codes: many more than 3 binades below their segment's largest, rounded
+  // Gaussian, each segment of 128 of a row times its own 2^-k, k in 0..20: every S from 14 down to
+  // 0 (all-subnormal segments), and segments of zeros and signed zeros only (0x00, 0x80)
+  Scaled,
+};
+
+Fp8Weights random_fp8(int64_t rows, int64_t cols, int64_t group, Codes codes, std::mt19937& rng,
                       DType scale_dtype = DType::F32) {
   Fp8Weights w;
   w.codes.resize(size_t(rows * cols));
   std::normal_distribution<float> nd(0.0f, 100.0f);
-  for (auto& c : w.codes) {
-    if (narrow) {
-      c = f32_to_e4m3(nd(rng));
-    } else {
-      do c = uint8_t(rng());
-      while ((c & 0x7f) == 0x7f);
+  std::uniform_int_distribution<int> binades(0, 20);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t k0 = 0; k0 < cols; k0 += 128) {
+      const float factor = codes == Codes::Scaled ? std::ldexp(1.0f, -binades(rng)) : 1.0f;
+      for (int64_t k = k0; k < std::min(cols, k0 + 128); ++k) {
+        uint8_t& c = w.codes[size_t(r * cols + k)];
+        if (codes == Codes::Any) {
+          do c = uint8_t(rng());
+          while ((c & 0x7f) == 0x7f);
+        } else {
+          c = f32_to_e4m3(nd(rng) * factor);
+        }
+      }
     }
-  }
   w.m = Matrix{DType::F8_E4M3, w.codes.data(), rows, cols};
   w.m.group = group, w.m.group_rows = 128;
   w.scales.resize(size_t(w.m.scale_rows() * w.m.scale_cols()));
   std::uniform_real_distribution<float> u(1e-4f, 3e-3f);
   for (auto& s : w.scales) s = u(rng);
-  if (scale_dtype == DType::BF16) {  // the scales' bf16 values, stored in place of the floats
+  if (scale_dtype != DType::F32) {  // the scales' bf16 / f16 values, stored in place of the floats
     auto* h = reinterpret_cast<uint16_t*>(w.scales.data());
-    for (size_t i = 0; i < w.scales.size(); ++i) h[i] = f32_to_bf16(w.scales[i]);
+    for (size_t i = 0; i < w.scales.size(); ++i)
+      h[i] = scale_dtype == DType::BF16 ? f32_to_bf16(w.scales[i]) : f32_to_f16(w.scales[i]);
   }
   w.m.scales = w.scales.data();
   w.m.scale_dtype = scale_dtype;
@@ -93,29 +106,43 @@ Int4Weights random_int4(int64_t rows, int64_t cols, int64_t group, bool asymmetr
 bool has_kernel() { return vnni_kernels(Isa::Avx512) && cpu_has_avx512_vbmi(); }
 
 // The twin's int8 blocks give each weight within half a step (d / 2) of e4m3 * scale, exactly for
-// codes within 3 binades of their segment's largest, and no integer beyond 120.
+// codes within 3 binades of their segment's largest (e4m3 = I * 2^(max(e, 1) - 10): exact when
+// max(e, 1) >= max(e_largest, 1) - 3), and no integer beyond 120; over segments of every S.
 TEST(Fp8Int8, ScalarRuleMatchesTheDefinition) {
   std::mt19937 rng(3);
-  for (bool narrow : {true, false}) {
-    const Fp8Weights w = random_fp8(130, 416, 128, narrow, rng);  // segments of 128, 128, 128, 32
+  for (Codes codes : {Codes::Gaussian, Codes::Any, Codes::Scaled}) {
+    const Fp8Weights w = random_fp8(130, 416, 128, codes, rng);  // segments of 128, 128, 128, 32
     std::vector<int8_t> q(416);
     std::vector<float> d(416 / 32);
     size_t exact = 0, rounded = 0;
+    bool seen_shift[15] = {};
     for (int64_t r = 0; r < w.m.rows; ++r) {
       fp8_row_to_int8_scalar(w.m, r, q.data(), d.data());
-      for (int64_t k = 0; k < w.m.cols; ++k) {
-        const uint8_t code = w.codes[size_t(r * w.m.cols + k)];
-        const double want = double(e4m3_to_f32(code)) * w.scales[size_t((r / 128) * w.m.scale_cols() + k / 128)];
-        const double got = double(q[size_t(k)]) * d[size_t(k / 32)];
-        ASSERT_LE(std::abs(q[size_t(k)]), 120);
-        ASSERT_LE(std::fabs(got - want), 0.5 * d[size_t(k / 32)] * (1 + 1e-6)) << "row " << r << " col " << k;
-        if (got == want) ++exact;
-        else ++rounded;
+      for (int64_t k0 = 0; k0 < w.m.cols; k0 += 128) {
+        const int64_t end = std::min<int64_t>(w.m.cols, k0 + 128);
+        int binade_largest = 1;  // max(e, 1) over the segment
+        for (int64_t k = k0; k < end; ++k) binade_largest = std::max(binade_largest, (w.codes[size_t(r * w.m.cols + k)] >> 3) & 15);
+        seen_shift[binade_largest - 1] = true;
+        for (int64_t k = k0; k < end; ++k) {
+          const uint8_t code = w.codes[size_t(r * w.m.cols + k)];
+          const double want = double(e4m3_to_f32(code)) * w.scales[size_t((r / 128) * w.m.scale_cols() + k / 128)];
+          const double got = double(q[size_t(k)]) * d[size_t(k / 32)];
+          ASSERT_LE(std::abs(q[size_t(k)]), 120);
+          ASSERT_LE(std::fabs(got - want), 0.5 * d[size_t(k / 32)] * (1 + 1e-6)) << "row " << r << " col " << k;
+          if (std::max((code >> 3) & 15, 1) >= binade_largest - 3) {
+            ASSERT_EQ(got, want) << "row " << r << " col " << k << " code " << int(code);
+          }
+          if (got == want) ++exact;
+          else ++rounded;
+        }
       }
     }
     EXPECT_GT(exact, 0u);
-    if (!narrow) {
+    if (codes != Codes::Gaussian) {
       EXPECT_GT(rounded, 0u);  // the rounding path ran
+    }
+    if (codes == Codes::Scaled) {
+      for (int shift = 0; shift < 15; ++shift) EXPECT_TRUE(seen_shift[shift]) << "no segment of S " << shift;
     }
   }
 }
@@ -129,11 +156,12 @@ TEST(Fp8Int8, Avx512ConversionEqualsScalarTwin) {
   };
   // Segments cut by the row's end (32, 64, 96 left), by groups of 64 and 96; rows of whole runs
   // of four segments (2048) and runs with segments after them (640, 1184: the four-segment path
-  // for F32 scales in groups of 128), and BF16 scales (segment by segment).
+  // for F32 scales in groups of 128), and BF16 / F16 scales (segment by segment).
   for (const Case c : {Case{3, 32, 128}, {5, 96, 128}, {7, 160, 128}, {9, 224, 128}, {4, 2048, 128}, {6, 320, 64},
-                       {6, 288, 96}, {5, 640, 128}, {3, 1184, 128}, {5, 1184, 128, DType::BF16}}) {
-    for (bool narrow : {true, false}) {
-      const Fp8Weights w = random_fp8(c.rows, c.cols, c.group, narrow, rng, c.scale_dtype);
+                       {6, 288, 96}, {5, 640, 128}, {3, 1184, 128}, {5, 1184, 128, DType::BF16},
+                       {4, 640, 128, DType::F16}, {40, 2048, 128}}) {
+    for (Codes codes : {Codes::Gaussian, Codes::Any, Codes::Scaled}) {
+      const Fp8Weights w = random_fp8(c.rows, c.cols, c.group, codes, rng, c.scale_dtype);
       std::vector<int8_t> qa(size_t(c.cols)), qb(size_t(c.cols));
       std::vector<float> da(size_t(c.cols / 32)), db(size_t(c.cols / 32));
       for (int64_t r = 0; r < c.rows; ++r) {
@@ -158,7 +186,8 @@ TEST(Int4Int8, ConversionIsExactAndAvx512EqualsScalarTwin) {
   };
   const bool avx512 = vnni_kernels(Isa::Avx512);
   for (const Case c : {Case{9, 256, 32, true, DType::F16}, {9, 512, 64, false, DType::BF16}, {17, 384, 96, true, DType::F32},
-                       {8, 1024, 128, false, DType::BF16}, {11, 352, 128, true, DType::BF16}, {5, 640, 640, false, DType::F32}}) {
+                       {8, 1024, 128, false, DType::BF16}, {11, 352, 128, true, DType::BF16}, {5, 640, 640, false, DType::F32},
+                       {6, 352, 352, true, DType::F16}}) {
     const Int4Weights w = random_int4(c.rows, c.cols, c.group, c.asymmetric, c.scale_dtype, rng);
     std::vector<int8_t> qa(size_t(c.cols)), qb(size_t(c.cols));
     std::vector<float> da(size_t(c.cols / 32)), db(size_t(c.cols / 32)), deq(size_t(c.cols));
@@ -204,7 +233,7 @@ TEST(Fp8Int8, GemmMatchesScalarTwin) {
   if (!has_kernel()) GTEST_SKIP() << "this CPU lacks AVX-512 VNNI or VBMI: the GEMM was not checked";
   std::mt19937 rng(7);
   for (const int64_t cols : {int64_t(416), int64_t(2048)}) {
-    const Fp8Weights w = random_fp8(300, cols, 128, true, rng);
+    const Fp8Weights w = random_fp8(300, cols, 128, Codes::Scaled, rng);
     expect_gemm_matches_twin(w.m, rng, "fp8 " + std::to_string(cols) + " cols");
   }
 }
@@ -261,8 +290,10 @@ void expect_dispatch(const Matrix& w, RowsKernel float_twin, const std::vector<i
 TEST(Fp8Int8, DispatchTakesTheGemmForPrefillOnly) {
   if (!has_kernel() || best_isa() < Isa::Avx512) GTEST_SKIP() << "this CPU lacks AVX-512 VNNI or VBMI: not dispatched";
   std::mt19937 rng(9);
-  const Fp8Weights w = random_fp8(256, 512, 128, true, rng);
+  const Fp8Weights w = random_fp8(256, 512, 128, Codes::Gaussian, rng);
   expect_dispatch(w.m, rows_fp8_scalar, {2, 6, 20}, rng, "fp8");
+  // Nothing but AVX-512 with VNNI and VBMI takes it (FP8 has no AVX2 int8 slot).
+  for (Isa isa : {Isa::Scalar, Isa::Avx2}) EXPECT_FALSE(int8_product(isa, w.m, 20)) << isa_name(isa);
 }
 
 TEST(Int4Int8, DispatchTakesTheGemmForPrefill) {
