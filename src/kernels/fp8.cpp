@@ -45,7 +45,7 @@ const int8_t* fp8_int8_tables() {
 }
 
 bool fp8_int8_fits(Isa isa, const Matrix& w, int T) {
-  return T >= kVnniGemmMinTokens && isa == Isa::Avx512 && vnni_kernels(isa) && cpu_has_avx512_vbmi() &&
+  return T >= kVnniGemmMinTokens && vnni_kernels(isa) && cpu_has_avx512_vbmi() &&
          w.group > 0 && w.cols % kQuantBlock == 0 && w.group % kQuantBlock == 0;
 }
 

@@ -31,19 +31,26 @@ inline int largest_byte(__m512i a, __m512i b) {
   return _mm_cvtsi128_si32(m) & 0xff;
 }
 
-// Codes [k, k + 128) under their segment's table, masked to the segment's m0 / m1 bytes.
-__attribute__((target("avx512vbmi"))) inline int convert_segment(const uint8_t* codes, __mmask64 m0, __mmask64 m1,
-                                                                  const int8_t* tables, int8_t* q) {
-  const __m512i magnitude = _mm512_set1_epi8(0x7f), zero = _mm512_setzero_si512();
-  const __m512i c0 = _mm512_maskz_loadu_epi8(m0, codes), c1 = _mm512_maskz_loadu_epi8(m1, codes + 64);
-  const int shift = fp8_segment_shift(largest_byte(_mm512_and_si512(c0, magnitude), _mm512_and_si512(c1, magnitude)));
-  const int8_t* table = tables + 128 * shift;  // [128]
+// A segment's 128 codes (c0, c1) as integers under its table (128 entries), stored to q's m0 / m1
+// bytes.
+__attribute__((target("avx512vbmi"))) inline void lookup_segment(__m512i c0, __m512i c1, const int8_t* table,
+                                                                 __mmask64 m0, __mmask64 m1, int8_t* q) {
+  const __m512i zero = _mm512_setzero_si512();
   const __m512i t0 = _mm512_load_si512(table), t1 = _mm512_load_si512(table + 64);
   __m512i q0 = _mm512_permutex2var_epi8(t0, c0, t1), q1 = _mm512_permutex2var_epi8(t0, c1, t1);
   q0 = _mm512_mask_sub_epi8(q0, _mm512_movepi8_mask(c0), zero, q0);
   q1 = _mm512_mask_sub_epi8(q1, _mm512_movepi8_mask(c1), zero, q1);
   _mm512_mask_storeu_epi8(q, m0, q0);
   _mm512_mask_storeu_epi8(q + 64, m1, q1);
+}
+
+// Codes [k, k + 128) under their segment's table, masked to the segment's m0 / m1 bytes.
+__attribute__((target("avx512vbmi"))) inline int convert_segment(const uint8_t* codes, __mmask64 m0, __mmask64 m1,
+                                                                  const int8_t* tables, int8_t* q) {
+  const __m512i magnitude = _mm512_set1_epi8(0x7f);
+  const __m512i c0 = _mm512_maskz_loadu_epi8(m0, codes), c1 = _mm512_maskz_loadu_epi8(m1, codes + 64);
+  const int shift = fp8_segment_shift(largest_byte(_mm512_and_si512(c0, magnitude), _mm512_and_si512(c1, magnitude)));
+  lookup_segment(c0, c1, tables + 128 * shift, m0, m1, q);
   return shift;
 }
 
@@ -53,7 +60,7 @@ __attribute__((target("avx512vbmi"))) inline int convert_segment(const uint8_t* 
 // 128 weights, against ~45 one segment at a time.
 __attribute__((target("avx512vbmi"))) inline void convert_four_segments(const uint8_t* codes, const float* scales,
                                                                         const int8_t* tables, int8_t* q, float* d) {
-  const __m512i magnitude = _mm512_set1_epi8(0x7f), zero = _mm512_setzero_si512(), one = _mm512_set1_epi32(1);
+  const __m512i magnitude = _mm512_set1_epi8(0x7f), one = _mm512_set1_epi32(1);
   __m512i c[8];  // [segment * 2 + half]: 64 codes each
   __m512i m[4];  // [segment]: byte maxima of its two halves
   for (int i = 0; i < 8; ++i) c[i] = _mm512_loadu_si512(codes + 64 * i);
@@ -81,16 +88,8 @@ __attribute__((target("avx512vbmi"))) inline void convert_four_segments(const ui
   _mm512_storeu_ps(d, _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(d4)));
   alignas(16) int32_t shift[4];
   _mm_store_si128(reinterpret_cast<__m128i*>(shift), shifts);
-  for (int s = 0; s < 4; ++s) {
-    const int8_t* table = tables + 128 * shift[s];  // [128]
-    const __m512i t0 = _mm512_load_si512(table), t1 = _mm512_load_si512(table + 64);
-    const __m512i c0 = c[2 * s], c1 = c[2 * s + 1];
-    __m512i q0 = _mm512_permutex2var_epi8(t0, c0, t1), q1 = _mm512_permutex2var_epi8(t0, c1, t1);
-    q0 = _mm512_mask_sub_epi8(q0, _mm512_movepi8_mask(c0), zero, q0);
-    q1 = _mm512_mask_sub_epi8(q1, _mm512_movepi8_mask(c1), zero, q1);
-    _mm512_storeu_si512(q + 128 * s, q0);
-    _mm512_storeu_si512(q + 128 * s + 64, q1);
-  }
+  const __mmask64 all = ~__mmask64(0);
+  for (int s = 0; s < 4; ++s) lookup_segment(c[2 * s], c[2 * s + 1], tables + 128 * shift[s], all, all, q + 128 * s);
 }
 
 }  // namespace

@@ -23,8 +23,7 @@ bool int4_int8_fits(const Matrix& w) {
 
 bool int4_int8_when(Isa isa, const Matrix& w, int T) {
   if (T >= kVnniGemmMinTokens)
-    return isa == Isa::Avx512 && vnni_kernels(isa) && w.group > 0 && w.cols % kQuantBlock == 0 &&
-           w.group % kQuantBlock == 0;
+    return vnni_kernels(isa) && w.group > 0 && w.cols % kQuantBlock == 0 && w.group % kQuantBlock == 0;
   return T <= kGroupMaxTokens && isa != Isa::Scalar && int4_int8_fits(w);
 }
 
