@@ -100,58 +100,95 @@ void run_stream(const Matrix& w, const BlockQ8x* x, float* y, int64_t r0, int64_
   }
 }
 
-// The 8 f16 scales of a run of Q4_0 blocks (18 bytes apart), packed into 8 words. Put together
-// in general registers: a vpgatherdd does it in one instruction, but on Zen 3 the loop then
-// waits on the gather (it ran 20% slower than this).
+// The 8 f16 scales of a run of Q4_0 blocks (18 bytes apart), packed into 8 words in the order
+// of the block sums' lanes: blocks 0, 2, 4, 6, 1, 3, 5, 7. Put together in general registers: a
+// vpgatherdd does it in one instruction, but on Zen 3 the loop then waits on the gather (it ran 20%
+// slower than this).
 inline __m128i run_scales(const uint8_t* run) {
   auto d = [&](int k) {
     uint16_t v;
     std::memcpy(&v, run + 18 * k, 2);
     return uint64_t(v);
   };
-  const uint64_t low = d(0) | d(1) << 16 | d(2) << 32 | d(3) << 48;
-  const uint64_t high = d(4) | d(5) << 16 | d(6) << 32 | d(7) << 48;
-  return _mm_set_epi64x(int64_t(high), int64_t(low));
+  const uint64_t even = d(0) | d(2) << 16 | d(4) << 32 | d(6) << 48;
+  const uint64_t odd = d(1) | d(3) << 16 | d(5) << 32 | d(7) << 48;
+  return _mm_set_epi64x(int64_t(odd), int64_t(even));
 }
 
-// One token over Q4_0 rows of a multiple of 8 blocks: two blocks per register. Their 16 nibble
-// bytes sit side by side in one load, so the low nibbles are k 0-15 and the high nibbles k 16-31
-// of both, matched by the RunX layout of the activations. The 8 scales of a run are read once,
-// the nibble offset (q - 8) comes off in float once per block, and each pair of blocks costs
-// about 13 instructions where one block cost about 15 (Q4::dot); on Zen 3 the blockwise loop
-// could not keep up with the memory.
-void q4_run_stream(const Matrix& w, const RunX* x, float* y, int64_t r0, int64_t r1) {
-  const int64_t nb = w.cols / kQuantBlock;
-  const __m256i nibble = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
-  __m256i pair_lanes[4];  // lanes 0-3 take block 2p's scale, lanes 4-7 block 2p + 1's
-  for (int p = 0; p < 4; ++p) pair_lanes[p] = _mm256_setr_epi32(2 * p, 2 * p, 2 * p, 2 * p, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1);
-  StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* row = w.row_ptr(r);
-    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    __m256 offsets = _mm256_setzero_ps();
-    for (int64_t g = 0; g < nb; g += 8) {
-      const RunX& xr = x[g / 8];
-      const uint8_t* run = row + g * int64_t(sizeof(BlockQ4_0));
-      prefetch.advance(run + 8 * sizeof(BlockQ4_0));
-      const __m256 dw8 = _mm256_cvtph_ps(run_scales(run));
-      offsets = _mm256_fmadd_ps(dw8, _mm256_loadu_ps(xr.offset), offsets);
-      const __m256 scale8 = _mm256_mul_ps(dw8, _mm256_loadu_ps(xr.d));
-      for (int p = 0; p < 4; ++p) {
-        const uint8_t* a = run + 36 * p + 2;  // block 2p's nibbles; block 2p + 1's start 18 bytes on
-        const __m256i q = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(a + 18), reinterpret_cast<const __m128i*>(a));
-        const __m256i lo = _mm256_and_si256(q, nibble);
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), nibble);
-        // |dot16| <= 2 * (2 * 15 * 127) fits int16.
-        const __m256i dot16 = _mm256_add_epi16(
-            _mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr.lo + 32 * p))),
-            _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr.hi + 32 * p))));
-        const __m256 dot = _mm256_cvtepi32_ps(_mm256_madd_epi16(dot16, ones));
-        acc[p & 1] = _mm256_fmadd_ps(dot, _mm256_permutevar8x32_ps(scale8, pair_lanes[p]), acc[p & 1]);
+// Lane sums of two pair dots: a's and b's lanes 0 + 2 and 1 + 3 of each 128-bit half, interleaved
+// (a, b, a, b). Applied to pairs 0 and 1, to pairs 2 and 3, then (as 64-bit lanes) to those two
+// results, it leaves each block's whole dot in one lane: blocks 0, 2, 4, 6, 1, 3, 5, 7, so a run
+// takes one conversion and one multiply-add instead of one per pair.
+inline __m256i add_halves32(__m256i a, __m256i b) {
+  return _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+}
+inline __m256i add_halves64(__m256i a, __m256i b) {
+  return _mm256_add_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b));
+}
+
+// One pair of blocks' dot against a run's activations: 16 nibble bytes of block 2p at a, of block
+// 2p + 1 at a + 18; the low nibbles are k 0-15 and the high nibbles k 16-31 of both, matched by the
+// RunX layout. |dot16| <= 2 * (2 * 15 * 127) fits int16.
+inline __m256i pair_dot(const uint8_t* a, __m256i xlo, __m256i xhi) {
+  const __m256i nibble = _mm256_set1_epi8(15);
+  const __m256i q = _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(a + 18), reinterpret_cast<const __m128i*>(a));
+  const __m256i lo = _mm256_and_si256(q, nibble);
+  const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), nibble);
+  const __m256i dot16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xlo), _mm256_maddubs_epi16(hi, xhi));
+  return _mm256_madd_epi16(dot16, _mm256_set1_epi16(1));
+}
+
+// One token over Q4_0 rows of a multiple of 8 blocks, R rows side by side sharing the
+// activations' loads. Each run of 8 blocks: four pair dots, their block sums in one register, one
+// multiply-add by the 8 blocks' scales dw dx, and one by dw and the activations' offsets
+// (-8 dx sum(q), the nibbles' bias). On Zen 3 the pairwise loop (a conversion, a permute and a
+// multiply-add per pair of blocks) could not keep up with the memory.
+template <int R>
+inline void q4_run_rows(const uint8_t* const* rows, int64_t nb, const RunX* x, StreamPrefetch& prefetch, float* y) {
+  const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  __m256 acc[R];
+  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < nb; g += 8) {
+    const RunX& xr = x[g / 8];
+    const int64_t at = g * int64_t(sizeof(BlockQ4_0));
+    prefetch.advance(rows[R - 1] + at + 8 * sizeof(BlockQ4_0));
+    __m256i sums[R] = {};  // [row] the run's block sums
+    for (int half = 0; half < 2; ++half) {  // pairs 0, 1 then 2, 3
+      __m256i d[R][2];
+      for (int h = 0; h < 2; ++h) {
+        const int p = 2 * half + h;
+        const __m256i xlo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr.lo + 32 * p));
+        const __m256i xhi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr.hi + 32 * p));
+        for (int i = 0; i < R; ++i) d[i][h] = pair_dot(rows[i] + at + 36 * p + 2, xlo, xhi);
+      }
+      for (int i = 0; i < R; ++i) {
+        const __m256i t = add_halves32(d[i][0], d[i][1]);
+        sums[i] = half == 0 ? t : add_halves64(sums[i], t);
       }
     }
-    // Each block's 4 lanes summed its dot; its offset term is counted once.
-    y[r] = hsum_avx2(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), offsets));
+    const __m256 dx = _mm256_permutevar8x32_ps(_mm256_loadu_ps(xr.d), order);
+    const __m256 offset = _mm256_permutevar8x32_ps(_mm256_loadu_ps(xr.offset), order);
+    for (int i = 0; i < R; ++i) {
+      const __m256 dw = _mm256_cvtph_ps(run_scales(rows[i] + at));
+      acc[i] = _mm256_fmadd_ps(dw, offset, acc[i]);
+      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[i]), _mm256_mul_ps(dw, dx), acc[i]);
+    }
+  }
+  for (int i = 0; i < R; ++i) y[i] = hsum_avx2(acc[i]);
+}
+
+// One token over Q4_0 rows of a multiple of 8 blocks: two rows at a time.
+void q4_run_stream(const Matrix& w, const RunX* x, float* y, int64_t r0, int64_t r1) {
+  const int64_t nb = w.cols / kQuantBlock;
+  StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
+  int64_t r = r0;
+  for (; r + 2 <= r1; r += 2) {
+    const uint8_t* rows[2] = {w.row_ptr(r), w.row_ptr(r + 1)};
+    q4_run_rows<2>(rows, nb, x, prefetch, y + r);
+  }
+  if (r < r1) {
+    const uint8_t* rows[1] = {w.row_ptr(r)};
+    q4_run_rows<1>(rows, nb, x, prefetch, y + r);
   }
 }
 

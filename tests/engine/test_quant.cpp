@@ -121,6 +121,60 @@ TEST(Quant, SimdMatchesScalarTwin) {
     GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
 }
 
+// The bound on float rounding between two sums of the same exact block dots of row r against one
+// token's activations xs [nb] (see VnniRowKernelsMatchScalarTwin below): 2 (nb + 8) 2^-24 S.
+double rounding_bound(const Matrix& m, const BlockQ8x* xs, int64_t r) {
+  const int64_t nb = m.cols / 32;
+  double s = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    const BlockQ8x& xb = xs[b];
+    const uint8_t* blk = m.row_ptr(r) + b * int64_t(row_bytes(m.dtype, 32));
+    uint16_t h;
+    std::memcpy(&h, blk, 2);
+    double ux = 0;
+    for (int k = 0; k < 32; ++k) {
+      const int u = m.dtype == DType::Q8_0 ? int(int8_t(blk[2 + k])) + 128
+                                          : k < 16 ? blk[2 + k] & 15 : blk[2 + k - 16] >> 4;
+      ux += u * std::abs(int(xb.q[k]));
+    }
+    ux += (m.dtype == DType::Q8_0 ? 128.0 : 8.0) * std::abs(xb.sum);
+    s += std::fabs(double(f16_to_f32(h)) * xb.d) * ux;
+  }
+  return 2.0 * double(nb + 8) * std::ldexp(s, -24);
+}
+
+// The AVX2 one-token kernels against the scalar twin on sub-ranges of rows: Q4_0 rows of whole
+// runs of 8 blocks go two at a time (an odd range leaves one), up to the activations' kMaxRuns
+// (16384 weights); longer rows and Q8_0 go block by block. Rows outside the range stay untouched.
+TEST(Quant, Avx2OneTokenRowsMatchScalarTwin) {
+  if (best_isa() < Isa::Avx2) GTEST_SKIP() << "this CPU lacks AVX2";
+  std::mt19937 rng(22);
+  struct Case {
+    int64_t rows, cols, r0, r1, ldy;
+  };
+  const Case cases[] = {{1, 256, 0, 1, 1},   {6, 512, 1, 6, 7},     {9, 2048, 2, 9, 9},
+                        {8, 2048, 3, 4, 8},  {5, 16384, 0, 5, 5},   {3, 16640, 1, 3, 4}};
+  for (DType t : {DType::Q8_0, DType::Q4_0})
+    for (const Case& c : cases) {
+      const auto w = random_vec(rng, size_t(c.rows * c.cols)), x = random_vec(rng, size_t(c.cols), 3.0f);
+      const auto q = quantize_all(t, w, c.rows, c.cols);
+      const Matrix m{t, q.data(), c.rows, c.cols};
+      std::vector<BlockQ8x> xq(size_t(c.cols / 32));
+      quantize_activations(x.data(), c.cols, xq.data());
+      std::vector<float> want(size_t(c.ldy), -7.0f), got(size_t(c.ldy), -7.0f);
+      matmul_q_rows_scalar(m, xq.data(), 1, want.data(), c.ldy, c.r0, c.r1);
+      matmul_q_rows_avx2(m, xq.data(), 1, got.data(), c.ldy, c.r0, c.r1);
+      for (int64_t r = 0; r < c.ldy; ++r) {
+        if (r < c.r0 || r >= c.r1) {
+          EXPECT_EQ(got[size_t(r)], -7.0f) << dtype_name(t) << " cols " << c.cols << " row " << r;
+          continue;
+        }
+        EXPECT_LE(std::fabs(double(got[size_t(r)]) - want[size_t(r)]), rounding_bound(m, xq.data(), r))
+            << dtype_name(t) << " cols " << c.cols << " row " << r;
+      }
+    }
+}
+
 // The VNNI row kernels for a few tokens (quant_rows_avx512.cpp) against the scalar twin, called
 // directly for T = 1..5 (passes of up to 3 tokens), sub-ranges of rows, ldy > rows, and rows longer
 // than the on-stack activations (16640 weights). Both sides form each block's integer dot exactly
@@ -159,22 +213,7 @@ TEST(Quant, VnniRowKernelsMatchScalarTwin) {
               EXPECT_EQ(got[i], -7.0f) << dtype_name(t) << " T " << T << " row " << r;
               continue;
             }
-            double s = 0;
-            for (int64_t b = 0; b < nb; ++b) {
-              const BlockQ8x& xb = xq[size_t(j * nb + b)];
-              const uint8_t* blk = m.row_ptr(r) + b * int64_t(row_bytes(t, 32));
-              uint16_t h;
-              std::memcpy(&h, blk, 2);
-              double ux = 0;
-              for (int k = 0; k < 32; ++k) {
-                const int u = t == DType::Q8_0 ? int(int8_t(blk[2 + k])) + 128
-                                               : k < 16 ? blk[2 + k] & 15 : blk[2 + k - 16] >> 4;
-                ux += u * std::abs(int(xb.q[k]));
-              }
-              ux += (t == DType::Q8_0 ? 128.0 : 8.0) * std::abs(xb.sum);
-              s += std::fabs(double(f16_to_f32(h)) * xb.d) * ux;
-            }
-            EXPECT_LE(std::fabs(double(got[i]) - want[i]), 2.0 * double(nb + 8) * std::ldexp(s, -24))
+            EXPECT_LE(std::fabs(double(got[i]) - want[i]), rounding_bound(m, xq.data() + j * nb, r))
                 << dtype_name(t) << " cols " << c.cols << " T " << T << " token " << j << " row " << r;
           }
       }
