@@ -122,7 +122,9 @@ TEST(Quant, SimdMatchesScalarTwin) {
 }
 
 // The bound on float rounding between two sums of the same exact block dots of row r against one
-// token's activations xs [nb] (see VnniRowKernelsMatchScalarTwin below): 2 (nb + 8) 2^-24 S.
+// token's activations xs [nb] (see VnniRowKernelsMatchScalarTwin below): 2 (nb + 8) 2^-24 S. It
+// also bounds the sign trick's terms (AVX2's Q8_0): dw dx sum w x, whose integer is sum u x minus
+// the offset term, so at most S's block term in magnitude.
 double rounding_bound(const Matrix& m, const BlockQ8x* xs, int64_t r) {
   const int64_t nb = m.cols / 32;
   double s = 0;
@@ -153,7 +155,8 @@ TEST(Quant, Avx2OneTokenRowsMatchScalarTwin) {
     int64_t rows, cols, r0, r1, ldy;
   };
   const Case cases[] = {{1, 256, 0, 1, 1},   {6, 512, 1, 6, 7},     {9, 2048, 2, 9, 9},
-                        {8, 2048, 3, 4, 8},  {5, 16384, 0, 5, 5},   {3, 16640, 1, 3, 4}};
+                        {8, 2048, 3, 4, 8},  {8, 2048, 2, 6, 8},   {5, 16384, 0, 5, 5},
+                        {3, 16640, 1, 3, 4}};
   for (DType t : {DType::Q8_0, DType::Q4_0})
     for (const Case& c : cases) {
       const auto w = random_vec(rng, size_t(c.rows * c.cols)), x = random_vec(rng, size_t(c.cols), 3.0f);
