@@ -228,6 +228,12 @@ BENCHMARK(BM_Matmul10Cached)->Apply(matmul_args);
 void BM_DeltaRule(benchmark::State& state) {
   const int T = int(state.range(0)), Dk = 128, Dv = 128;
   const bool chunked = state.range(1);
+  const Isa isa = Isa(state.range(2));
+  if (isa > best_isa()) {
+    state.SkipWithError("ISA not supported by this CPU");
+    return;
+  }
+  set_active_isa(isa);
   std::mt19937 rng(2);
   std::uniform_real_distribution<float> u(-0.1f, 0.1f);
   std::vector<float> q(size_t(T) * Dk), k(size_t(T) * Dk), v(size_t(T) * Dv), g(static_cast<size_t>(T), -0.1f),
@@ -241,7 +247,7 @@ void BM_DeltaRule(benchmark::State& state) {
   }
   state.SetItemsProcessed(int64_t(state.iterations()) * T);  // tokens per head
 }
-BENCHMARK(BM_DeltaRule)->ArgsProduct({{1, 64, 512}, {0, 1}})->ArgNames({"T", "chunked"});
+BENCHMARK(BM_DeltaRule)->ArgsProduct({{1, 64, 512}, {0, 1}, {0, 1, 2}})->ArgNames({"T", "chunked", "isa"});
 
 // A GQA group's 8 query heads for one decoded token (queries 8) or a prefill block of 8 or 16
 // tokens (queries 64, 128) over L cached positions, D 256, laid out as the model lays them: one

@@ -175,6 +175,51 @@ TEST(DeltaRule, Avx2MatchesScalarTwin) {
   }
 }
 
+// The AVX-512 recurrent kernel (16-column slices of the state) against the scalar twin, in the
+// model's strided layout (several heads side by side): Dk with and without a tail past its 8
+// chains, several slices, a state carried through chunks of calls, and columns outside the head
+// (the neighbours' state and outputs) left alone.
+TEST(DeltaRule, Avx512RecurrentMatchesScalarTwin) {
+  if (best_isa() < Isa::Avx512) GTEST_SKIP() << "no AVX-512";
+  EXPECT_FALSE(delta_rule_avx512_fits(40));
+  std::mt19937 rng(13);
+  struct Shape { int Dk, Dv, T; };
+  for (Shape sh : {Shape{36, 48, 150}, Shape{128, 128, 70}, Shape{8, 16, 3}}) {
+    const int Dk = sh.Dk, Dv = sh.Dv, T = sh.T, heads = 3, mid = 1;  // the kernel runs head `mid`
+    const size_t qk = size_t(heads * Dk), vs = size_t(heads * Dv);
+    auto q = random_vec(rng, T * qk), k = random_vec(rng, T * qk), v = random_vec(rng, T * vs);
+    for (int t = 0; t < T; ++t)
+      for (int hh = 0; hh < heads; ++hh) {
+        l2_normalize(q.data() + t * qk + size_t(hh * Dk), Dk, 1e-6f);
+        l2_normalize(k.data() + t * qk + size_t(hh * Dk), Dk, 1e-6f);
+      }
+    std::vector<float> g(size_t(T * heads)), beta(size_t(T * heads));
+    std::uniform_real_distribution<float> ug(-2.0f, 0.0f), ub(0.0f, 1.0f);
+    for (size_t i = 0; i < g.size(); ++i) g[i] = ug(rng), beta[i] = ub(rng);
+    const auto S0 = random_vec(rng, size_t(heads * Dk * Dv), 0.5f);
+    const auto out0 = random_vec(rng, T * vs);
+    std::vector<float> o1(out0), o2(out0), S1(S0), S2(S0);
+    const size_t head_state = size_t(Dk) * size_t(Dv);
+    auto view = [&](float* out, int t0) {
+      return DeltaRuleHead{q.data() + t0 * qk + mid * Dk, k.data() + t0 * qk + mid * Dk, v.data() + t0 * vs + mid * Dv,
+                           g.data() + t0 * heads + mid, beta.data() + t0 * heads + mid, qk, vs, size_t(heads),
+                           out + t0 * vs + mid * Dv, vs};
+    };
+    delta_rule_recurrent_scalar(view(o1.data(), 0), T, Dk, Dv, S1.data() + mid * head_state);
+    for (int t0 = 0; t0 < T; t0 += 64)  // the state goes on from call to call
+      delta_rule_recurrent_avx512(view(o2.data(), t0), std::min(64, T - t0), Dk, Dv, S2.data() + mid * head_state);
+    EXPECT_LE(testing::max_abs_diff(o1, o2), 1e-5f) << "Dk " << Dk << " Dv " << Dv;
+    EXPECT_LE(testing::max_abs_diff(S1, S2), 1e-5f) << "Dk " << Dk << " Dv " << Dv;
+    for (size_t i = 0; i < S0.size(); ++i) {
+      if (i / head_state != size_t(mid)) ASSERT_EQ(S2[i], S0[i]) << "state of another head, index " << i;
+    }
+    for (size_t i = 0; i < out0.size(); ++i) {
+      if ((i % vs) / size_t(Dv) != size_t(mid)) ASSERT_EQ(o2[i], out0[i]) << "output of another head, index " << i;
+    }
+    EXPECT_GT(testing::max_abs_diff(S0, S2), 1e-3f) << "the state moved";
+  }
+}
+
 // Attention from its definition, in double, written out here and sharing nothing with the kernels:
 // out = softmax(scale * q.k_j, j < n_keys) v_j, for one query against one key/value head.
 std::vector<double> attention_definition(const float* q, const float* K, const float* V, size_t stride, int n_keys,
