@@ -18,10 +18,10 @@ void delta_rule_chunked_scalar(const DeltaRuleHead& h, int T, int Dk, int Dv, fl
   chunked_body(h, T, Dk, Dv, S, scratch);
 }
 
-bool delta_rule_prefers_recurrent(int Dv) { return active_isa() >= Isa::Avx512 && delta_rule_avx512_fits(Dv); }
+bool delta_rule_prefers_recurrent() { return active_isa() >= Isa::Avx2; }
 
 void delta_rule_recurrent(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S) {
-  if (active_isa() >= Isa::Avx512 && delta_rule_avx512_fits(Dv)) delta_rule_recurrent_avx512(h, T, Dk, Dv, S);
+  if (active_isa() >= Isa::Avx512 && delta_rule_avx512_fits(T, Dk, Dv)) delta_rule_recurrent_avx512(h, T, Dk, Dv, S);
   else if (active_isa() >= Isa::Avx2) delta_rule_recurrent_avx2(h, T, Dk, Dv, S);
   else delta_rule_recurrent_scalar(h, T, Dk, Dv, S);
 }

@@ -25,16 +25,17 @@ constexpr int kDeltaChunk = 64;
 size_t delta_rule_scratch_floats(int Dk, int Dv);
 void delta_rule_chunked(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S, float* scratch);
 
-// Whether many tokens run faster token by token than chunked with the active ISA: true where the
-// AVX-512 recurrent kernel applies (delta_rule_avx512.cpp says why).
-bool delta_rule_prefers_recurrent(int Dv);
+// Whether many tokens run faster token by token than chunked with the active ISA: on AVX2 and
+// AVX-512, where the recurrent form is less arithmetic per token (delta_rule_slices.h says why) and
+// its kernels the faster at every T (BM_DeltaRule).
+bool delta_rule_prefers_recurrent();
 
 // ISA variants, chosen by the two above from the active ISA (same contracts).
 void delta_rule_recurrent_scalar(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S);
 void delta_rule_chunked_scalar(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S, float* scratch);
 void delta_rule_recurrent_avx2(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S);
 void delta_rule_chunked_avx2(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S, float* scratch);
-bool delta_rule_avx512_fits(int Dv);  // Dv % 16 == 0
+bool delta_rule_avx512_fits(int T, int Dk, int Dv);  // T >= 4, Dk <= 256, Dv % 16 == 0
 void delta_rule_recurrent_avx512(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S);
 
 }  // namespace qnext

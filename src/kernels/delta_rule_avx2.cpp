@@ -1,10 +1,35 @@
-// The delta rule compiled with AVX2 + FMA (bodies in delta_rule_body.h; scalar twin in delta_rule.cpp).
+// The delta rule on AVX2 + FMA: the recurrent form in slices of 8 state columns
+// (delta_rule_slices.h) where they fit (slices_fit: Dv % 8 == 0, 4 tokens or more), else the
+// compiled body; the chunked form compiled from
+// delta_rule_body.h, where the compiler vectorizes the loops over Dv. Scalar twins in delta_rule.cpp.
+#include <immintrin.h>
+
 #include "kernels/delta_rule_body.h"
+#include "kernels/delta_rule_slices.h"
 
 namespace qnext {
+namespace {
+
+struct Avx2Ops {
+  using V = __m256;
+  static constexpr int W = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V set1(float x) { return _mm256_set1_ps(x); }
+  static V loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static V load(const float* p) { return _mm256_load_ps(p); }
+  static void store(float* p, V v) { _mm256_store_ps(p, v); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V fnmadd(V a, V b, V c) { return _mm256_fnmadd_ps(a, b, c); }
+};
+
+}  // namespace
 
 void delta_rule_recurrent_avx2(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S) {
-  recurrent_body(h, T, Dk, Dv, S);
+  if (slices_fit(T, Dk, Dv, Avx2Ops::W)) recurrent_slices<Avx2Ops>(h, T, Dk, Dv, S);
+  else recurrent_body(h, T, Dk, Dv, S);
 }
 
 void delta_rule_chunked_avx2(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S, float* scratch) {

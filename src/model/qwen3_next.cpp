@@ -245,7 +245,7 @@ void Model::gated_delta_net(const DeltaNetWeights& w, const float* x, int T, std
     }
     DeltaRuleMode m = mode;
     if (m == DeltaRuleMode::Auto)
-      m = s.T > 1 && !delta_rule_prefers_recurrent(Dv) ? DeltaRuleMode::Chunked : DeltaRuleMode::Recurrent;
+      m = s.T > 1 && !delta_rule_prefers_recurrent() ? DeltaRuleMode::Chunked : DeltaRuleMode::Recurrent;
     if (m == DeltaRuleMode::Chunked) delta_rule_chunked(head, s.T, Dk, Dv, S, scratch + size_t(thread) * scratch_n);
     else delta_rule_recurrent(head, s.T, Dk, Dv, S);
   });

@@ -175,16 +175,24 @@ TEST(DeltaRule, Avx2MatchesScalarTwin) {
   }
 }
 
-// The AVX-512 recurrent kernel (16-column slices of the state) against the scalar twin, in the
-// model's strided layout (several heads side by side): Dk with and without a tail past its 8
-// chains, several slices, a state carried through chunks of calls, and columns outside the head
-// (the neighbours' state and outputs) left alone.
-TEST(DeltaRule, Avx512RecurrentMatchesScalarTwin) {
-  if (best_isa() < Isa::Avx512) GTEST_SKIP() << "no AVX-512";
-  EXPECT_FALSE(delta_rule_avx512_fits(40));
+// The recurrent kernels in column slices of the state (AVX2: 8 columns, AVX-512: 16) against the
+// scalar twin, in the model's strided layout (several heads side by side): Dk with and without a
+// tail past its 8 chains, several slices, a state carried through chunks of calls, and columns
+// outside the head (the neighbours' state and outputs) left alone. AVX2 also takes the shapes the
+// slices do not fit (Dv 20, one token), which run its compiled body.
+TEST(DeltaRule, SliceKernelsMatchScalarTwin) {
+  if (best_isa() < Isa::Avx2) GTEST_SKIP() << "no AVX2";
+  EXPECT_FALSE(delta_rule_avx512_fits(64, 128, 40));
+  EXPECT_FALSE(delta_rule_avx512_fits(3, 128, 128));
+  EXPECT_FALSE(delta_rule_avx512_fits(64, 300, 128));
+  EXPECT_TRUE(delta_rule_avx512_fits(4, 128, 128));
   std::mt19937 rng(13);
   struct Shape { int Dk, Dv, T; };
-  for (Shape sh : {Shape{36, 48, 150}, Shape{128, 128, 70}, Shape{8, 16, 3}}) {
+  std::vector<std::pair<Isa, Shape>> cases;
+  for (Isa isa : {Isa::Avx2, Isa::Avx512})
+    for (Shape sh : {Shape{36, 48, 150}, Shape{128, 128, 70}, Shape{8, 16, 4}, Shape{20, 40, 9}, Shape{16, 20, 9}, Shape{32, 32, 1}})
+      if (isa <= best_isa() && (isa == Isa::Avx2 || delta_rule_avx512_fits(sh.T, sh.Dk, sh.Dv))) cases.push_back({isa, sh});
+  for (auto [isa, sh] : cases) {
     const int Dk = sh.Dk, Dv = sh.Dv, T = sh.T, heads = 3, mid = 1;  // the kernel runs head `mid`
     const size_t qk = size_t(heads * Dk), vs = size_t(heads * Dv);
     auto q = random_vec(rng, T * qk), k = random_vec(rng, T * qk), v = random_vec(rng, T * vs);
@@ -207,14 +215,17 @@ TEST(DeltaRule, Avx512RecurrentMatchesScalarTwin) {
     };
     delta_rule_recurrent_scalar(view(o1.data(), 0), T, Dk, Dv, S1.data() + mid * head_state);
     for (int t0 = 0; t0 < T; t0 += 64)  // the state goes on from call to call
-      delta_rule_recurrent_avx512(view(o2.data(), t0), std::min(64, T - t0), Dk, Dv, S2.data() + mid * head_state);
-    EXPECT_LE(testing::max_abs_diff(o1, o2), 1e-5f) << "Dk " << Dk << " Dv " << Dv;
-    EXPECT_LE(testing::max_abs_diff(S1, S2), 1e-5f) << "Dk " << Dk << " Dv " << Dv;
+      (isa == Isa::Avx512 ? delta_rule_recurrent_avx512 : delta_rule_recurrent_avx2)(
+          view(o2.data(), t0), std::min(64, T - t0), Dk, Dv, S2.data() + mid * head_state);
+    EXPECT_LE(testing::max_abs_diff(o1, o2), 1e-5f) << "isa " << int(isa) << " Dk " << Dk << " Dv " << Dv;
+    EXPECT_LE(testing::max_abs_diff(S1, S2), 1e-5f) << "isa " << int(isa) << " Dk " << Dk << " Dv " << Dv;
     for (size_t i = 0; i < S0.size(); ++i) {
-      if (i / head_state != size_t(mid)) ASSERT_EQ(S2[i], S0[i]) << "state of another head, index " << i;
+      if (i / head_state == size_t(mid)) continue;
+      ASSERT_EQ(S2[i], S0[i]) << "state of another head, index " << i;
     }
     for (size_t i = 0; i < out0.size(); ++i) {
-      if ((i % vs) / size_t(Dv) != size_t(mid)) ASSERT_EQ(o2[i], out0[i]) << "output of another head, index " << i;
+      if ((i % vs) / size_t(Dv) == size_t(mid)) continue;
+      ASSERT_EQ(o2[i], out0[i]) << "output of another head, index " << i;
     }
     EXPECT_GT(testing::max_abs_diff(S0, S2), 1e-3f) << "the state moved";
   }
