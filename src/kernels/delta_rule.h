@@ -35,7 +35,8 @@ void delta_rule_recurrent_scalar(const DeltaRuleHead& h, int T, int Dk, int Dv, 
 void delta_rule_chunked_scalar(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S, float* scratch);
 void delta_rule_recurrent_avx2(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S);
 void delta_rule_chunked_avx2(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S, float* scratch);
-bool delta_rule_avx512_fits(int T, int Dk, int Dv);  // T >= 4, Dk <= 256, Dv % 16 == 0
+// T >= 4: Dk <= 256 and Dv % 16 == 0 (column slices); T < 4: Dv % 16 == 0 and Dv <= 128 (whole rows)
+bool delta_rule_avx512_fits(int T, int Dk, int Dv);
 void delta_rule_recurrent_avx512(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S);
 
 }  // namespace qnext

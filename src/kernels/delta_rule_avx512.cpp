@@ -1,5 +1,6 @@
-// The recurrent delta rule on AVX-512: slices of 16 state columns (delta_rule_slices.h; scalar
-// twin delta_rule_recurrent_scalar in delta_rule.cpp), where delta_rule_avx512_fits. Built with
+// The recurrent delta rule on AVX-512 (delta_rule_slices.h; scalar twin
+// delta_rule_recurrent_scalar in delta_rule.cpp): slices of 16 state columns for 4 tokens and more,
+// whole rows in registers for fewer (Dv <= 128), where delta_rule_avx512_fits. Built with
 // -mavx512f; called only where the CPU has it.
 #include <immintrin.h>
 
@@ -25,10 +26,25 @@ struct Avx512Ops {
 
 }  // namespace
 
-bool delta_rule_avx512_fits(int T, int Dk, int Dv) { return slices_fit(T, Dk, Dv, Avx512Ops::W); }
+bool delta_rule_avx512_fits(int T, int Dk, int Dv) {
+  return slices_fit(T, Dk, Dv, Avx512Ops::W) || (T < kCopyFromTokens && Dv % Avx512Ops::W == 0 && Dv <= 8 * Avx512Ops::W);
+}
 
 void delta_rule_recurrent_avx512(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S) {
-  recurrent_slices<Avx512Ops>(h, T, Dk, Dv, S);
+  if (slices_fit(T, Dk, Dv, Avx512Ops::W)) {
+    recurrent_slices<Avx512Ops>(h, T, Dk, Dv, S);
+    return;
+  }
+  switch (Dv / Avx512Ops::W) {
+    case 1: whole_rows<Avx512Ops, 1>(h, T, Dk, S); break;
+    case 2: whole_rows<Avx512Ops, 2>(h, T, Dk, S); break;
+    case 3: whole_rows<Avx512Ops, 3>(h, T, Dk, S); break;
+    case 4: whole_rows<Avx512Ops, 4>(h, T, Dk, S); break;
+    case 5: whole_rows<Avx512Ops, 5>(h, T, Dk, S); break;
+    case 6: whole_rows<Avx512Ops, 6>(h, T, Dk, S); break;
+    case 7: whole_rows<Avx512Ops, 7>(h, T, Dk, S); break;
+    default: whole_rows<Avx512Ops, 8>(h, T, Dk, S); break;
+  }
 }
 
 }  // namespace qnext

@@ -65,6 +65,41 @@ inline void column_slice(const DeltaRuleHead& h, int T, int Dk, float* Sc, size_
   }
 }
 
+// One to three tokens (decoding, verifying): the head's whole rows in place, NV = Dv / W vectors of
+// pred, u and o in registers (NV <= 8: 24 of AVX-512's 32), so the state streams through twice a
+// token, row after row, with no copy. The sums over Dk run in the scalar twin's order.
+template <class Ops, int NV>
+void whole_rows(const DeltaRuleHead& h, int T, int Dk, float* S) {
+  using V = typename Ops::V;
+  constexpr int W = Ops::W, Dv = NV * W;
+  for (int t = 0; t < T; ++t) {
+    const float* q = h.q + t * h.qk_stride;
+    const float* k = h.k + t * h.qk_stride;
+    const float* v = h.v + t * h.v_stride;
+    const V decay = Ops::set1(std::exp(h.g[t * h.gb_stride]));
+    const V beta = Ops::set1(h.beta[t * h.gb_stride]);
+    V pred[NV], u[NV], o[NV];
+    for (auto& p : pred) p = Ops::zero();
+    for (int i = 0; i < Dk; ++i) {
+      const V ki = Ops::set1(k[i]);
+      for (int c = 0; c < NV; ++c) pred[c] = Ops::fmadd(Ops::loadu(S + size_t(i) * Dv + c * W), ki, pred[c]);
+    }
+    for (int c = 0; c < NV; ++c) u[c] = Ops::mul(beta, Ops::fnmadd(decay, pred[c], Ops::loadu(v + c * W)));
+    for (auto& a : o) a = Ops::zero();
+    for (int i = 0; i < Dk; ++i) {
+      const V ki = Ops::set1(k[i]), qi = Ops::set1(q[i]);
+      float* row = S + size_t(i) * Dv;
+      for (int c = 0; c < NV; ++c) {
+        const V s = Ops::fmadd(ki, u[c], Ops::mul(decay, Ops::loadu(row + c * W)));
+        Ops::storeu(row + c * W, s);
+        o[c] = Ops::fmadd(s, qi, o[c]);
+      }
+    }
+    float* out = h.out + t * h.out_stride;
+    for (int c = 0; c < NV; ++c) Ops::storeu(out + c * W, o[c]);
+  }
+}
+
 // Whether the slices apply: Dv a whole number of vectors, Dk rows in the copy, and enough tokens
 // to pay for it. In place, a slice's rows would lie Dv floats apart: at Dv = 128 (512 bytes) they
 // all fall in 8 of L1's 64 sets, and the slice is evicted before the next token comes back to it.

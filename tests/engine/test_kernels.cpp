@@ -178,19 +178,22 @@ TEST(DeltaRule, Avx2MatchesScalarTwin) {
 // The recurrent kernels in column slices of the state (AVX2: 8 columns, AVX-512: 16) against the
 // scalar twin, in the model's strided layout (several heads side by side): Dk with and without a
 // tail past its 8 chains, several slices, a state carried through chunks of calls, and columns
-// outside the head (the neighbours' state and outputs) left alone. AVX2 also takes the shapes the
-// slices do not fit (Dv 20, one token), which run its compiled body.
+// outside the head (the neighbours' state and outputs) left alone. Fewer than 4 tokens (fed 2 a call)
+// run AVX-512's whole rows and AVX2's compiled body, as do AVX2's shapes the slices do not
+// fit (Dv 20).
 TEST(DeltaRule, SliceKernelsMatchScalarTwin) {
   if (best_isa() < Isa::Avx2) GTEST_SKIP() << "no AVX2";
   EXPECT_FALSE(delta_rule_avx512_fits(64, 128, 40));
-  EXPECT_FALSE(delta_rule_avx512_fits(3, 128, 128));
   EXPECT_FALSE(delta_rule_avx512_fits(64, 300, 128));
   EXPECT_TRUE(delta_rule_avx512_fits(4, 128, 128));
+  EXPECT_TRUE(delta_rule_avx512_fits(3, 300, 128));
+  EXPECT_FALSE(delta_rule_avx512_fits(1, 128, 144));
   std::mt19937 rng(13);
   struct Shape { int Dk, Dv, T; };
   std::vector<std::pair<Isa, Shape>> cases;
   for (Isa isa : {Isa::Avx2, Isa::Avx512})
-    for (Shape sh : {Shape{36, 48, 150}, Shape{128, 128, 70}, Shape{8, 16, 4}, Shape{20, 40, 9}, Shape{16, 20, 9}, Shape{32, 32, 1}})
+    for (Shape sh : {Shape{36, 48, 150}, Shape{128, 128, 70}, Shape{8, 16, 4}, Shape{20, 40, 9}, Shape{16, 20, 9}, Shape{32, 32, 1},
+                      Shape{128, 128, 3}, Shape{36, 48, 1}, Shape{300, 16, 2}})
       if (isa <= best_isa() && (isa == Isa::Avx2 || delta_rule_avx512_fits(sh.T, sh.Dk, sh.Dv))) cases.push_back({isa, sh});
   for (auto [isa, sh] : cases) {
     const int Dk = sh.Dk, Dv = sh.Dv, T = sh.T, heads = 3, mid = 1;  // the kernel runs head `mid`
@@ -214,9 +217,10 @@ TEST(DeltaRule, SliceKernelsMatchScalarTwin) {
                            out + t0 * vs + mid * Dv, vs};
     };
     delta_rule_recurrent_scalar(view(o1.data(), 0), T, Dk, Dv, S1.data() + mid * head_state);
-    for (int t0 = 0; t0 < T; t0 += 64)  // the state goes on from call to call
+    const int per_call = T < 4 ? 2 : 64;  // the state goes on from call to call
+    for (int t0 = 0; t0 < T; t0 += per_call)
       (isa == Isa::Avx512 ? delta_rule_recurrent_avx512 : delta_rule_recurrent_avx2)(
-          view(o2.data(), t0), std::min(64, T - t0), Dk, Dv, S2.data() + mid * head_state);
+          view(o2.data(), t0), std::min(per_call, T - t0), Dk, Dv, S2.data() + mid * head_state);
     EXPECT_LE(testing::max_abs_diff(o1, o2), 1e-5f) << "isa " << int(isa) << " Dk " << Dk << " Dv " << Dv;
     EXPECT_LE(testing::max_abs_diff(S1, S2), 1e-5f) << "isa " << int(isa) << " Dk " << Dk << " Dv " << Dv;
     for (size_t i = 0; i < S0.size(); ++i) {
