@@ -30,16 +30,26 @@ inline typename Ops::V sum_chains(const typename Ops::V* c) {
   return Ops::add(Ops::add(Ops::add(c[0], c[1]), Ops::add(c[2], c[3])), Ops::add(Ops::add(c[4], c[5]), Ops::add(c[6], c[7])));
 }
 
+// Token t of the head: its q, k, v rows and its decay e^g and beta, broadcast.
+template <class Ops>
+struct Token {
+  const float* q;  // [Dk]
+  const float* k;  // [Dk]
+  const float* v;  // [Dv]
+  typename Ops::V decay, beta;
+};
+template <class Ops>
+inline Token<Ops> token(const DeltaRuleHead& h, int t) {
+  return {h.q + t * h.qk_stride, h.k + t * h.qk_stride, h.v + t * h.v_stride, Ops::set1(std::exp(h.g[t * h.gb_stride])),
+          Ops::set1(h.beta[t * h.gb_stride])};
+}
+
 // Columns [c0, c0 + W) of S through tokens 0 .. T-1; row i of the slice at Sc + i * ld.
 template <class Ops>
 inline void column_slice(const DeltaRuleHead& h, int T, int Dk, float* Sc, size_t ld, int c0) {
   using V = typename Ops::V;
   for (int t = 0; t < T; ++t) {
-    const float* q = h.q + t * h.qk_stride;
-    const float* k = h.k + t * h.qk_stride;
-    const float* v = h.v + t * h.v_stride;
-    const V decay = Ops::set1(std::exp(h.g[t * h.gb_stride]));
-    const V beta = Ops::set1(h.beta[t * h.gb_stride]);
+    const auto [q, k, v, decay, beta] = token<Ops>(h, t);
     // pred = S^T k (before decay), u = beta (v - decay pred)
     V chain[kSliceChains];
     for (auto& c : chain) c = Ops::zero();
@@ -73,11 +83,7 @@ void whole_rows(const DeltaRuleHead& h, int T, int Dk, float* S) {
   using V = typename Ops::V;
   constexpr int W = Ops::W, Dv = NV * W;
   for (int t = 0; t < T; ++t) {
-    const float* q = h.q + t * h.qk_stride;
-    const float* k = h.k + t * h.qk_stride;
-    const float* v = h.v + t * h.v_stride;
-    const V decay = Ops::set1(std::exp(h.g[t * h.gb_stride]));
-    const V beta = Ops::set1(h.beta[t * h.gb_stride]);
+    const auto [q, k, v, decay, beta] = token<Ops>(h, t);
     V pred[NV], u[NV], o[NV];
     for (auto& p : pred) p = Ops::zero();
     for (int i = 0; i < Dk; ++i) {
