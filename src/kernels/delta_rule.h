@@ -1,6 +1,7 @@
 // The gated delta rule of Gated DeltaNet, for one value head:
 //   S_t = exp(g_t) S_{t-1} + k_t (beta_t (v_t - exp(g_t) S_{t-1}^T k_t))^T,   o_t = S_t^T q_t
-// with state S: [Dk, Dv]. Two exact forms: token by token (decode) and chunked (prefill).
+// with state S: [Dk, Dv]. Two exact forms: token by token, and chunked (chunks of kDeltaChunk);
+// which one prefill takes: delta_rule_prefers_recurrent.
 #pragma once
 #include <cstddef>
 
@@ -30,7 +31,8 @@ void delta_rule_chunked(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S,
 // its kernels the faster at every T (BM_DeltaRule).
 bool delta_rule_prefers_recurrent();
 
-// ISA variants, chosen by the two above from the active ISA (same contracts).
+// ISA variants, chosen by delta_rule_recurrent and delta_rule_chunked from the active ISA (same
+// contracts).
 void delta_rule_recurrent_scalar(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S);
 void delta_rule_chunked_scalar(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S, float* scratch);
 void delta_rule_recurrent_avx2(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S);

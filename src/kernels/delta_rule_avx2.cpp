@@ -1,6 +1,6 @@
 // The delta rule on AVX2 + FMA: the recurrent form in slices of 8 state columns
-// (delta_rule_slices.h) where they fit (slices_fit: Dv % 8 == 0, 4 tokens or more), else the
-// compiled body; the chunked form compiled from
+// (delta_rule_slices.h) where they fit (slices_fit: Dv % 8 == 0, Dk <= 256, 4 tokens or more),
+// else the compiled body; the chunked form compiled from
 // delta_rule_body.h, where the compiler vectorizes the loops over Dv. Scalar twins in delta_rule.cpp.
 #include <immintrin.h>
 

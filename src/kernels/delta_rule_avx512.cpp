@@ -27,7 +27,8 @@ struct Avx512Ops {
 }  // namespace
 
 bool delta_rule_avx512_fits(int T, int Dk, int Dv) {
-  return slices_fit(T, Dk, Dv, Avx512Ops::W) || (T < kCopyFromTokens && Dv % Avx512Ops::W == 0 && Dv <= 8 * Avx512Ops::W);
+  return slices_fit(T, Dk, Dv, Avx512Ops::W) ||
+         (T < kCopyFromTokens && Dv > 0 && Dv % Avx512Ops::W == 0 && Dv <= 8 * Avx512Ops::W);
 }
 
 void delta_rule_recurrent_avx512(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S) {
@@ -43,7 +44,8 @@ void delta_rule_recurrent_avx512(const DeltaRuleHead& h, int T, int Dk, int Dv, 
     case 5: whole_rows<Avx512Ops, 5>(h, T, Dk, S); break;
     case 6: whole_rows<Avx512Ops, 6>(h, T, Dk, S); break;
     case 7: whole_rows<Avx512Ops, 7>(h, T, Dk, S); break;
-    default: whole_rows<Avx512Ops, 8>(h, T, Dk, S); break;
+    case 8: whole_rows<Avx512Ops, 8>(h, T, Dk, S); break;
+    default: break;  // not reached where delta_rule_avx512_fits
   }
 }
 

@@ -49,23 +49,23 @@ template <class Ops>
 inline void column_slice(const DeltaRuleHead& h, int T, int Dk, float* Sc, size_t ld, int c0) {
   using V = typename Ops::V;
   for (int t = 0; t < T; ++t) {
-    const auto [q, k, v, decay, beta] = token<Ops>(h, t);
+    const Token<Ops> tok = token<Ops>(h, t);  // (a structured binding: clang 14 cannot capture it)
     // pred = S^T k (before decay), u = beta (v - decay pred)
     V chain[kSliceChains];
     for (auto& c : chain) c = Ops::zero();
     int i = 0;
     for (; i + kSliceChains <= Dk; i += kSliceChains)
       for (int j = 0; j < kSliceChains; ++j)
-        chain[j] = Ops::fmadd(Ops::loadu(Sc + size_t(i + j) * ld), Ops::set1(k[i + j]), chain[j]);
-    for (; i < Dk; ++i) chain[0] = Ops::fmadd(Ops::loadu(Sc + size_t(i) * ld), Ops::set1(k[i]), chain[0]);
-    const V u = Ops::mul(beta, Ops::fnmadd(decay, sum_chains<Ops>(chain), Ops::loadu(v + c0)));
+        chain[j] = Ops::fmadd(Ops::loadu(Sc + size_t(i + j) * ld), Ops::set1(tok.k[i + j]), chain[j]);
+    for (; i < Dk; ++i) chain[0] = Ops::fmadd(Ops::loadu(Sc + size_t(i) * ld), Ops::set1(tok.k[i]), chain[0]);
+    const V u = Ops::mul(tok.beta, Ops::fnmadd(tok.decay, sum_chains<Ops>(chain), Ops::loadu(tok.v + c0)));
     // S = decay S + k u^T, and o = S^T q in the same pass
     for (auto& c : chain) c = Ops::zero();
     const auto step = [&](int row_index, V& acc) {
       float* row = Sc + size_t(row_index) * ld;
-      const V s = Ops::fmadd(Ops::set1(k[row_index]), u, Ops::mul(decay, Ops::loadu(row)));
+      const V s = Ops::fmadd(Ops::set1(tok.k[row_index]), u, Ops::mul(tok.decay, Ops::loadu(row)));
       Ops::storeu(row, s);
-      acc = Ops::fmadd(s, Ops::set1(q[row_index]), acc);
+      acc = Ops::fmadd(s, Ops::set1(tok.q[row_index]), acc);
     };
     i = 0;
     for (; i + kSliceChains <= Dk; i += kSliceChains)
@@ -83,7 +83,7 @@ void whole_rows(const DeltaRuleHead& h, int T, int Dk, float* S) {
   using V = typename Ops::V;
   constexpr int W = Ops::W, Dv = NV * W;
   for (int t = 0; t < T; ++t) {
-    const auto [q, k, v, decay, beta] = token<Ops>(h, t);
+    const auto [q, k, v, decay, beta] = token<Ops>(h, t);  // (no lambda below captures these)
     V pred[NV], u[NV], o[NV];
     for (auto& p : pred) p = Ops::zero();
     for (int i = 0; i < Dk; ++i) {

@@ -15,8 +15,9 @@
 
 namespace qnext {
 
-// Which form of the gated delta rule a call uses. Both are exact; chunked is the fast one for
-// many tokens, recurrent the natural one for a single token.
+// Which form of the gated delta rule a call uses. Both are exact; Auto takes recurrent for one
+// token, and for many whichever the ISA runs faster (delta_rule_prefers_recurrent: recurrent on
+// AVX2 and AVX-512, chunked on the scalar kernels).
 enum class DeltaRuleMode { Auto, Chunked, Recurrent };
 
 // The default prompt slice: 1024 tokens give each of 512 experts ~20 tokens, enough for its

@@ -178,9 +178,9 @@ TEST(DeltaRule, Avx2MatchesScalarTwin) {
 // The recurrent kernels in column slices of the state (AVX2: 8 columns, AVX-512: 16) against the
 // scalar twin, in the model's strided layout (several heads side by side): Dk with and without a
 // tail past its 8 chains, several slices, a state carried through chunks of calls, and columns
-// outside the head (the neighbours' state and outputs) left alone. Fewer than 4 tokens (fed 2 a call)
+// outside the head (the neighbours' state and outputs) left alone. Fewer than 4 tokens (in one call)
 // run AVX-512's whole rows and AVX2's compiled body, as do AVX2's shapes the slices do not
-// fit (Dv 20).
+// fit (Dv 20, Dk 300).
 TEST(DeltaRule, SliceKernelsMatchScalarTwin) {
   if (best_isa() < Isa::Avx2) GTEST_SKIP() << "no AVX2";
   EXPECT_FALSE(delta_rule_avx512_fits(64, 128, 40));
@@ -193,7 +193,7 @@ TEST(DeltaRule, SliceKernelsMatchScalarTwin) {
   std::vector<std::pair<Isa, Shape>> cases;
   for (Isa isa : {Isa::Avx2, Isa::Avx512})
     for (Shape sh : {Shape{36, 48, 150}, Shape{128, 128, 70}, Shape{8, 16, 4}, Shape{20, 40, 9}, Shape{16, 20, 9}, Shape{32, 32, 1},
-                      Shape{128, 128, 3}, Shape{36, 48, 1}, Shape{300, 16, 2}})
+                      Shape{128, 128, 3}, Shape{36, 48, 1}, Shape{300, 16, 2}, Shape{300, 16, 9}})
       if (isa <= best_isa() && (isa == Isa::Avx2 || delta_rule_avx512_fits(sh.T, sh.Dk, sh.Dv))) cases.push_back({isa, sh});
   for (auto [isa, sh] : cases) {
     const int Dk = sh.Dk, Dv = sh.Dv, T = sh.T, heads = 3, mid = 1;  // the kernel runs head `mid`
@@ -217,7 +217,7 @@ TEST(DeltaRule, SliceKernelsMatchScalarTwin) {
                            out + t0 * vs + mid * Dv, vs};
     };
     delta_rule_recurrent_scalar(view(o1.data(), 0), T, Dk, Dv, S1.data() + mid * head_state);
-    const int per_call = T < 4 ? 2 : 64;  // the state goes on from call to call
+    const int per_call = T < 4 ? T : 64;  // the state goes on from call to call
     for (int t0 = 0; t0 < T; t0 += per_call)
       (isa == Isa::Avx512 ? delta_rule_recurrent_avx512 : delta_rule_recurrent_avx2)(
           view(o2.data(), t0), std::min(per_call, T - t0), Dk, Dv, S2.data() + mid * head_state);
