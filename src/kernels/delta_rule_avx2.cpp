@@ -1,7 +1,7 @@
-// The delta rule on AVX2 + FMA: the recurrent form in slices of 8 state columns
-// (delta_rule_slices.h) where they fit (slices_fit: Dv % 8 == 0, Dk <= 256, 4 tokens or more),
-// else the compiled body; the chunked form compiled from
-// delta_rule_body.h, where the compiler vectorizes the loops over Dv. Scalar twins in delta_rule.cpp.
+// The delta rule on AVX2 + FMA (scalar twins in delta_rule.cpp). The recurrent form in slices of 8
+// state columns (delta_rule_slices.h) where they fit (slices_fit: Dv % 8 == 0, Dk <= 256, 4 tokens
+// or more), else the body of delta_rule_body.h, as the chunked form, compiled here with the loops
+// over Dv vectorized by the compiler.
 #include <immintrin.h>
 
 #include "kernels/delta_rule_body.h"
