@@ -76,6 +76,8 @@ void BM_KMatvec(benchmark::State& s) { run(s, 1, 131072); }
 // 1024 x 2048 from cache: the kernel's arithmetic ceiling.
 void BM_KMatvecCached(benchmark::State& s) { run(s, 1, 1024); }
 void BM_KMatmul64(benchmark::State& s) { run(s, 64, 16384); }
+// An expert's share of a 512-token prompt (512 x 10 routed / 512 experts): 10 tokens a weight row.
+void BM_KMatmul10(benchmark::State& s) { run(s, 10, 16384); }
 
 void args(benchmark::internal::Benchmark* b, int threads) {
   for (DType t : {DType::Q4_K, DType::Q6_K, DType::Q8_0})
@@ -95,6 +97,8 @@ void BM_ReadBandwidth(benchmark::State& state) {
 }
 BENCHMARK(BM_ReadBandwidth)->Arg(1)->Arg(2)->ArgName("threads")->UseManualTime();
 BENCHMARK(BM_KMatmul64)->Apply([](auto* b) { args(b, 2); });
+BENCHMARK(BM_KMatmul64)->Apply([](auto* b) { args(b, 1); });
+BENCHMARK(BM_KMatmul10)->Apply([](auto* b) { args(b, 1); });
 
 }  // namespace
 }  // namespace qnext

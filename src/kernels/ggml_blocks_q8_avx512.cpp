@@ -1,6 +1,7 @@
 // AVX-512 VNNI int8-activation products over Q4_K, Q5_K, Q6_K (kernels/ggml_blocks_q8.h; scalar
 // twins in ggml_blocks_q8.cpp): row kernels for few tokens (decoding) and a packed GEMM for many
-// (prefill). Built with -mavx512vnni; called only where the CPU has it.
+// (prefill), the latter with the weight rows in the lanes (below). Built with -mavx512vnni; called
+// only where the CPU has it.
 //
 // Each super-block is unpacked once into 4 vectors of 64 unsigned levels, each vector two
 // sub-blocks of 32 (Q4_K / Q5_K in the order kSubBlockOrder, Q6_K in k order; the activations are
@@ -202,136 +203,40 @@ struct RowTile {
   }
 };
 
-// ---- Many tokens (prefill): a packed int8 GEMM ------------------------------------------------
-// As Q8_0's (quant_avx512.cpp), the tokens sit in the 16 lanes of a register: slabs of 16 tokens
-// whose 64-byte rows hold 4 consecutive k of every token (signed activations), and each weight row,
-// unpacked once per call to unsigned levels (bytes) with a float scale per group, is broadcast 4
-// levels at a time against them (vpdpbusd: u8 levels x s8 activations, no offsets). Per group the
-// int32 dots of 16 tokens turn to float and take the group's scale times each token's dx. Q6_K's
-// -32 starts the dots of each 16 (the slab's -32 sum_16), Q4_K / Q5_K's mins one FMA per 32
-// (-dmin m times the slab's dx sum). Up to 8 tokens take two lanes each (pack_paired_slab).
+// ---- Many tokens (prefill): an int8 GEMM with the weight rows in the lanes -------------------
+// Each chunk of rows is unpacked once per call (prepare_rows) and laid out in panels of 16 rows:
+// per 4 k one 64-byte vector holds 4 levels of each of the 16 rows (a 16 x 16 dword transpose),
+// per group a vector of the 16 rows' scales (d sc), and for Q4_K / Q5_K per 32 k one of their
+// mins' factors (-dmin m). A token's 4 activations at that k are vpdpbusd's broadcast operand (s8),
+// so one instruction dots 16 rows x 4 k for one token, and no lane idles whatever the token count.
+// Per group the int32 dots turn to float and take the rows' scales times the token's dx; Q6_K's
+// -32 starts each 16's dots (the token's -32 sum_16), Q4_K / Q5_K's mins take one FMA per 32.
+// The GEMM this replaced had 16 tokens in the lanes and broadcast the weights: ~10 tokens (an
+// expert's share of a 512-token prompt) left 6 of 16 lanes idle, and every dot took a broadcast.
+constexpr size_t kChunkBytes = 192 * 1024;  // unpacked levels per pass (in L2 while the token tiles go by)
+constexpr int kPanelRows = 16;              // weight rows per panel, one per int32 lane
+constexpr int kTokenTile = 12;              // tokens whose dots and sums stay in registers
+// The unpacked rows before their transpose sit cols + kPanelPad bytes apart: 2048 apart, the 16
+// rows' loads of one step would fall in 2 of L1's 64 sets.
+constexpr int64_t kPanelPad = 64;
 
-constexpr int kLanes = 16;                     // tokens per slab
-constexpr int kSlabBlockBytes = 8 * 64 + 4 * 64;  // per 32 k: 8 rows of 16 x 4 bytes; dx, dx sum, -32 sum_16 x 2
-constexpr int kMR = 12;                        // weight rows per micro-tile
-constexpr size_t kChunkBytes = 192 * 1024;     // unpacked levels per pass (in L2 while the slabs go by)
-
-// Token t's 32 activations of block b, as 8 dwords (zeros past T).
-inline __m256i token_q(const BlockQ8x* xq, int T, int64_t nb, int t, int64_t b) {
-  if (t >= T) return _mm256_setzero_si256();
-  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq[size_t(t) * size_t(nb) + size_t(b)].q));
-}
-
-// Q6_K's -32 terms of one slab lane: -32 times the sum of the lane's activations in each 16 of
-// the block. The lane holds 4 bytes of every `stride` (4 for a token's own lane, 8 for a paired
-// lane): q points at its first 4.
-inline void q6_corr(const int8_t* q, int stride, int32_t* corr0, int32_t* corr1) {
+// Q6_K's -32 terms of one token's block: -32 times the sum of each 16 of its activations.
+inline void q6_corr(const int8_t* q, int32_t* corr0, int32_t* corr1) {
   int32_t sums[2] = {0, 0};
-  for (int k = 0; k < 32; k += stride)
-    for (int i = 0; i < 4; ++i) sums[k / 16] += q[k + i];
+  for (int k = 0; k < 32; ++k) sums[k / 16] += q[k];
   *corr0 = -32 * sums[0];
   *corr1 = -32 * sums[1];
 }
 
-// xq [T, nb] -> slabs [ceil(T / 16), nb, 768 bytes]; lanes past T zero. Per slab and block the
-// 16 tokens' 8 dwords are transposed in registers (two 8 x 8 transposes side by side, tokens 0-7
-// in the low 256 bits, 8-15 in the high); the -32 sums only where Q6_K needs them (kHalfSums).
-template <bool kHalfSums>
-void pack_slabs(const BlockQ8x* xq, int T, int64_t nb, uint8_t* slabs) {
-  const int n_slabs = (T + kLanes - 1) / kLanes;
-  for (int s = 0; s < n_slabs; ++s)
-    for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* dst = slabs + (size_t(s) * size_t(nb) + size_t(b)) * kSlabBlockBytes;
-      __m512i a[8];  // row i: tokens i (low half) and i + 8 (high half), dwords 0-7 each
-      for (int i = 0; i < 8; ++i)
-        a[i] = _mm512_inserti64x4(_mm512_castsi256_si512(token_q(xq, T, nb, s * kLanes + i, b)),
-                                  token_q(xq, T, nb, s * kLanes + i + 8, b), 1);
-      __m512i t[8], u[8];
-      for (int i = 0; i < 4; ++i) {
-        t[2 * i] = _mm512_unpacklo_epi32(a[2 * i], a[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_epi32(a[2 * i], a[2 * i + 1]);
-      }
-      for (int h = 0; h < 2; ++h) {  // u[4h + d]: dwords d and d + 4 of tokens 4h .. 4h + 3 (and 4h + 8 ..)
-        u[4 * h + 0] = _mm512_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
-        u[4 * h + 1] = _mm512_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
-        u[4 * h + 2] = _mm512_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
-        u[4 * h + 3] = _mm512_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
-      }
-      const __m512i low_lanes = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
-      const __m512i high_lanes = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
-      for (int d = 0; d < 4; ++d) {  // row k4 of the slab block: dword k4 of the 16 tokens
-        _mm512_storeu_si512(dst + 64 * d, _mm512_permutex2var_epi64(u[d], low_lanes, u[4 + d]));
-        _mm512_storeu_si512(dst + 64 * (d + 4), _mm512_permutex2var_epi64(u[d], high_lanes, u[4 + d]));
-      }
-      float* dx = reinterpret_cast<float*>(dst + 512);        // [16]
-      float* dx_sum = reinterpret_cast<float*>(dst + 576);    // [16]
-      int32_t* corr = reinterpret_cast<int32_t*>(dst + 640);  // [2][16]
-      for (int j = 0; j < kLanes; ++j) {
-        const int tk = s * kLanes + j;
-        if (tk >= T) {
-          dx[j] = dx_sum[j] = 0.0f;
-          corr[j] = corr[kLanes + j] = 0;
-          continue;
-        }
-        const BlockQ8x& x = xq[size_t(tk) * size_t(nb) + size_t(b)];
-        dx[j] = x.d;
-        dx_sum[j] = x.d * float(x.sum);
-        if constexpr (kHalfSums) q6_corr(x.q, 4, &corr[j], &corr[kLanes + j]);
-      }
-    }
-}
-
-// Up to 8 tokens fill the 16 lanes in pairs: per 8 k, lane 2t takes token t's first 4 and lane
-// 2t + 1 its last 4 (rows [4][16] of 4 bytes), so one vpdpbusd against 8 levels broadcast as a
-// qword does 64 useful products: row k8 is qword k8 of each token (an 8 x 4 qword transpose in
-// registers). Both lanes carry the token's dx and the -32 sums of their own bytes; the even lane
-// alone its dx sum (the mins are counted once). xq [T, nb] -> [nb, 768 bytes].
-constexpr int kPairedTokens = kLanes / 2;
-template <bool kHalfSums>
-void pack_paired_slab(const BlockQ8x* xq, int T, int64_t nb, uint8_t* slab) {
-  for (int64_t b = 0; b < nb; ++b) {
-    uint8_t* dst = slab + size_t(b) * kSlabBlockBytes;
-    __m256i p[4], q[4];  // tokens 2i, 2i + 1: qwords 0, 2 (p) and 1, 3 (q) side by side
-    for (int i = 0; i < 4; ++i) {
-      const __m256i a0 = token_q(xq, T, nb, 2 * i, b), a1 = token_q(xq, T, nb, 2 * i + 1, b);
-      p[i] = _mm256_unpacklo_epi64(a0, a1);
-      q[i] = _mm256_unpackhi_epi64(a0, a1);
-    }
-    const __m512i p03 = _mm512_inserti64x4(_mm512_castsi256_si512(p[0]), p[1], 1);
-    const __m512i p47 = _mm512_inserti64x4(_mm512_castsi256_si512(p[2]), p[3], 1);
-    const __m512i q03 = _mm512_inserti64x4(_mm512_castsi256_si512(q[0]), q[1], 1);
-    const __m512i q47 = _mm512_inserti64x4(_mm512_castsi256_si512(q[2]), q[3], 1);
-    _mm512_storeu_si512(dst, _mm512_shuffle_i64x2(p03, p47, _MM_SHUFFLE(2, 0, 2, 0)));        // qword 0
-    _mm512_storeu_si512(dst + 64, _mm512_shuffle_i64x2(q03, q47, _MM_SHUFFLE(2, 0, 2, 0)));   // qword 1
-    _mm512_storeu_si512(dst + 128, _mm512_shuffle_i64x2(p03, p47, _MM_SHUFFLE(3, 1, 3, 1)));  // qword 2
-    _mm512_storeu_si512(dst + 192, _mm512_shuffle_i64x2(q03, q47, _MM_SHUFFLE(3, 1, 3, 1)));  // qword 3
-    float* dx = reinterpret_cast<float*>(dst + 512);        // [16]
-    float* dx_sum = reinterpret_cast<float*>(dst + 576);    // [16]
-    int32_t* corr = reinterpret_cast<int32_t*>(dst + 640);  // [2][16]
-    for (int j = 0; j < kLanes; ++j) {
-      const int t = j / 2, half = j % 2;
-      if (t >= T) {
-        dx[j] = dx_sum[j] = 0.0f;
-        corr[j] = corr[kLanes + j] = 0;
-        continue;
-      }
-      const BlockQ8x& x = xq[size_t(t) * size_t(nb) + size_t(b)];
-      dx[j] = x.d;
-      dx_sum[j] = half ? 0.0f : x.d * float(x.sum);
-      if constexpr (kHalfSums) q6_corr(x.q + 4 * half, 8, &corr[j], &corr[kLanes + j]);
-    }
-  }
-}
-
-// Rows [r, r + n) unpacked: levels [n, cols], scales [n, cols / kGroup] (d sc), and for Q4_K /
-// Q5_K offsets [n, cols / 32] (-dmin m).
+// Rows [r, r + n) unpacked: levels [n, cols] (rows level_stride bytes apart), scales
+// [n, cols / kGroup] (d sc), and for Q4_K / Q5_K offsets [n, cols / 32] (-dmin m).
 template <class F>
-void prepare_rows(const Matrix& w, int64_t r, int64_t n, uint8_t* levels, float* scales, float* offs) {
+void prepare_rows(const Matrix& w, int64_t r, int64_t n, uint8_t* levels, float* scales, float* offs, int64_t level_stride) {
   const int64_t nsb = w.cols / 256, groups = w.cols / F::kGroup;
   for (int64_t i = 0; i < n; ++i) {
     const auto* blocks = reinterpret_cast<const typename F::Block*>(w.row_ptr(r + i));
     const uint8_t* ahead = w.row_ptr(std::min(w.rows - 1, r + i + kQuantPrefetchRows));
-    uint8_t* li = levels + size_t(i) * size_t(w.cols);
+    uint8_t* li = levels + size_t(i) * size_t(level_stride);
     float* si = scales + size_t(i) * size_t(groups);
     float* oi = offs + size_t(i) * size_t(w.cols / 32);
     for (int64_t ib = 0; ib < nsb; ++ib) {
@@ -356,100 +261,194 @@ void prepare_rows(const Matrix& w, int64_t r, int64_t n, uint8_t* levels, float*
   }
 }
 
-// out[i][0..16) = the 16 slab lanes' products with row i, for MR rows (paired: lanes 2t and
-// 2t + 1 add up to token t's).
-template <class F, int MR, bool kPaired>
-inline void micro_tile(const uint8_t* levels, const float* scales, const float* offs, int64_t cols, const uint8_t* slab,
-                       float* out) {
-  const int64_t nb = cols / 32, groups = cols / F::kGroup;
-  __m512 acc[MR];
-  for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
+// A tile's activations per 32 k, its tokens side by side, so every operand of the tile's loop is
+// one pointer plus a constant.
+struct alignas(64) TileBlock {
+  int8_t q[kTokenTile][32];          // each token's 32 activations
+  float dx[kTokenTile];              // their scale
+  float dx_sum[kTokenTile];          // Q4_K / Q5_K: dx * sum (the mins' term)
+  int32_t corr[2][kTokenTile];       // Q6_K: -32 * the sum of each 16
+};
+
+// The tile of tokens [t0, t0 + tt) of xq [T, nb] -> tile [nb].
+template <bool kHalfSums>
+void pack_tile(const BlockQ8x* xq, int64_t nb, int t0, int tt, TileBlock* tile) {
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* xb = slab + size_t(b) * kSlabBlockBytes;
-    const __m512 dx = _mm512_loadu_ps(reinterpret_cast<const float*>(xb + 512));
-    constexpr int kHalves = F::kGroup == 16 ? 2 : 1;
-    constexpr int kSteps = kPaired ? 4 : 8, kBytes = kPaired ? 8 : 4;  // vpdpbusd per 32 k, levels each
-    for (int h = 0; h < kHalves; ++h) {
-      __m512i dot[MR];
-      const __m512i init = kHalves == 2 ? _mm512_loadu_si512(xb + 640 + 64 * h) : _mm512_setzero_si512();
-      for (int i = 0; i < MR; ++i) dot[i] = init;
-      for (int k = kSteps / kHalves * h; k < kSteps / kHalves * (h + 1); ++k) {
-        const __m512i xv = _mm512_loadu_si512(xb + 64 * k);
-        for (int i = 0; i < MR; ++i) {
-          const uint8_t* wp = levels + size_t(i) * size_t(cols) + size_t(32 * b + kBytes * k);
-          __m512i wv;
-          if constexpr (kPaired) {
-            int64_t w8;
-            std::memcpy(&w8, wp, 8);
-            wv = _mm512_set1_epi64(w8);
-          } else {
-            int32_t w4;
-            std::memcpy(&w4, wp, 4);
-            wv = _mm512_set1_epi32(w4);
-          }
-          dot[i] = _mm512_dpbusd_epi32(dot[i], wv, xv);
-        }
-      }
-      for (int i = 0; i < MR; ++i) {
-        const float sc = scales[size_t(i) * size_t(groups) + size_t(kHalves * b + h)];
-        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[i]), _mm512_mul_ps(_mm512_set1_ps(sc), dx), acc[i]);
-      }
-    }
-    if constexpr (F::kGroup == 32) {
-      const __m512 dx_sum = _mm512_loadu_ps(reinterpret_cast<const float*>(xb + 576));
-      for (int i = 0; i < MR; ++i)
-        acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(offs[size_t(i) * size_t(nb) + size_t(b)]), dx_sum, acc[i]);
+    TileBlock& o = tile[b];
+    for (int t = 0; t < tt; ++t) {
+      const BlockQ8x& x = xq[size_t(t0 + t) * size_t(nb) + size_t(b)];
+      std::memcpy(o.q[t], x.q, 32);
+      o.dx[t] = x.d;
+      o.dx_sum[t] = x.d * float(x.sum);
+      if constexpr (kHalfSums) q6_corr(x.q, &o.corr[0][t], &o.corr[1][t]);
     }
   }
-  for (int i = 0; i < MR; ++i) _mm512_storeu_ps(out + i * kLanes, acc[i]);
+}
+
+// r[i] (16 dwords each) -> out[j]: dword j of every r[i], r[i]'s in lane i.
+inline void transpose16(const __m512i* r, __m512i* out) {
+  __m512i t[16], u[16];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {  // u[4 i + c], 128-bit lane L: dword 4 L + c of rows 4 i .. 4 i + 3
+    u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c) {  // a 4 x 4 transpose of 128-bit lanes
+    const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
+    const __m512i v2 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44), v3 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
+    out[c] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+    out[4 + c] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
+    out[8 + c] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+    out[12 + c] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
+  }
+}
+
+// src [16][n] 32-bit elements (row stride `stride` elements) -> dst [n][16].
+inline void to_lanes(const void* src, int64_t stride, int64_t n, void* dst) {
+  const auto* s = static_cast<const int32_t*>(src);
+  auto* d = static_cast<__m512i*>(dst);
+  for (int64_t c = 0; c < n; c += 16) {
+    const int m = int(std::min<int64_t>(16, n - c));
+    const __mmask16 valid = __mmask16((1u << m) - 1);
+    __m512i r[16], out[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) r[i] = _mm512_maskz_loadu_epi32(valid, s + i * stride + c);
+    transpose16(r, out);
+    if (m == 16) {
+#pragma GCC unroll 16
+      for (int j = 0; j < 16; ++j) _mm512_storeu_si512(d + c + j, out[j]);
+    } else {
+#pragma GCC unroll 16
+      for (int j = 0; j < 16; ++j)
+        if (j < m) _mm512_storeu_si512(d + c + j, out[j]);
+    }
+  }
+}
+
+// Rows [r, r + n), n <= 16, as a panel: levels [cols / 4][16][4], scales [groups][16],
+// offs [cols / 32][16]; rows past n zero. tmp_*: prepare_rows' row-major buffers for 16 rows.
+template <class F>
+void prepare_panel(const Matrix& w, int64_t r, int64_t n, uint8_t* tmp_levels, float* tmp_scales, float* tmp_offs,
+                   uint8_t* levels, float* scales, float* offs) {
+  const int64_t cols = w.cols, groups = cols / F::kGroup, nb = cols / 32;
+  prepare_rows<F>(w, r, n, tmp_levels, tmp_scales, tmp_offs, cols + kPanelPad);
+  if (n < kPanelRows) {
+    std::memset(tmp_levels + size_t(n) * size_t(cols + kPanelPad), 0, size_t(kPanelRows - n) * size_t(cols + kPanelPad));
+    std::memset(tmp_scales + size_t(n) * size_t(groups), 0, size_t(kPanelRows - n) * size_t(groups) * sizeof(float));
+    std::memset(tmp_offs + size_t(n) * size_t(nb), 0, size_t(kPanelRows - n) * size_t(nb) * sizeof(float));
+  }
+  to_lanes(tmp_levels, (cols + kPanelPad) / 4, cols / 4, levels);
+  to_lanes(tmp_scales, groups, groups, scales);
+  if constexpr (F::kGroup == 32) to_lanes(tmp_offs, nb, nb, offs);
+}
+
+// y[t0 + t][r .. r + rows) for the tile's TT tokens, from one panel.
+template <class F, int TT>
+inline void panel_tile(const uint8_t* levels, const float* scales, const float* offs, int64_t cols, const TileBlock* tile,
+                       float* y, int64_t ldy, int64_t r, int t0, int rows) {
+  const int64_t nb = cols / 32;
+  constexpr int kHalves = F::kGroup == 16 ? 2 : 1, kSteps = 8 / kHalves;
+  __m512 acc[TT];
+#pragma GCC unroll 12
+  for (int t = 0; t < TT; ++t) acc[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const TileBlock& x = tile[b];
+    const uint8_t* lb = levels + size_t(b) * 8 * 64;
+#pragma GCC unroll 2
+    for (int h = 0; h < kHalves; ++h) {
+      __m512i dot[TT];
+#pragma GCC unroll 12
+      for (int t = 0; t < TT; ++t) dot[t] = kHalves == 2 ? _mm512_set1_epi32(x.corr[h][t]) : _mm512_setzero_si512();
+#pragma GCC unroll 8
+      for (int s = 0; s < kSteps; ++s) {
+        const __m512i wv = _mm512_loadu_si512(lb + 64 * (kSteps * h + s));
+#pragma GCC unroll 12
+        for (int t = 0; t < TT; ++t) {
+          int32_t a;
+          std::memcpy(&a, x.q[t] + 4 * (kSteps * h + s), 4);
+          dot[t] = _mm512_dpbusd_epi32(dot[t], wv, _mm512_set1_epi32(a));
+        }
+      }
+      const __m512 sc = _mm512_loadu_ps(scales + size_t(kHalves * b + h) * 16);
+#pragma GCC unroll 12
+      for (int t = 0; t < TT; ++t)
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[t]), _mm512_mul_ps(sc, _mm512_set1_ps(x.dx[t])), acc[t]);
+    }
+    if constexpr (F::kGroup == 32) {
+      const __m512 off = _mm512_loadu_ps(offs + size_t(b) * 16);
+#pragma GCC unroll 12
+      for (int t = 0; t < TT; ++t) acc[t] = _mm512_fmadd_ps(off, _mm512_set1_ps(x.dx_sum[t]), acc[t]);
+    }
+  }
+  const __mmask16 valid = __mmask16((1u << rows) - 1);
+#pragma GCC unroll 12
+  for (int t = 0; t < TT; ++t) _mm512_mask_storeu_ps(y + size_t(t0 + t) * size_t(ldy) + size_t(r), valid, acc[t]);
+}
+
+template <class F, int TT>
+void tile_over_panels(const uint8_t* levels, const float* scales, const float* offs, int64_t cols, int64_t panels,
+                      const TileBlock* tile, float* y, int64_t ldy, int64_t r, int64_t n, int t0) {
+  const int64_t groups = cols / F::kGroup, nb = cols / 32;
+  for (int64_t p = 0; p < panels; ++p)
+    panel_tile<F, TT>(levels + size_t(p) * kPanelRows * size_t(cols), scales + size_t(p) * kPanelRows * size_t(groups),
+                      offs + size_t(p) * kPanelRows * size_t(nb), cols, tile, y, ldy, r + kPanelRows * p, t0,
+                      int(std::min<int64_t>(kPanelRows, n - kPanelRows * p)));
 }
 
 template <class F>
-void gemm_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  const int64_t nb = w.cols / kQuantBlock, groups = w.cols / F::kGroup;
-  const bool paired = T <= kPairedTokens;
-  const int n_slabs = paired ? 1 : (T + kLanes - 1) / kLanes;
-  const int64_t chunk_rows = std::max<int64_t>(kMR, int64_t(kChunkBytes / size_t(w.cols)) / kMR * kMR);
-  const size_t cr = size_t(chunk_rows);
-  thread_local std::vector<uint8_t> slabs;   // [n_slabs, nb, 768]
-  thread_local std::vector<uint8_t> levels;  // [chunk_rows, cols]
-  thread_local std::vector<float> scales;    // [chunk_rows, groups]
-  thread_local std::vector<float> offs;      // [chunk_rows, nb]
-  thread_local std::vector<float> out;       // [chunk_rows, 16]
-  if (slabs.size() < size_t(n_slabs) * size_t(nb) * kSlabBlockBytes) slabs.resize(size_t(n_slabs) * size_t(nb) * kSlabBlockBytes);
-  if (levels.size() < cr * size_t(w.cols)) levels.resize(cr * size_t(w.cols));
-  if (scales.size() < cr * size_t(groups) + 16) scales.resize(cr * size_t(groups) + 16);  // + a full vector's store
-  if (offs.size() < cr * size_t(nb) + 16) offs.resize(cr * size_t(nb) + 16);
-  if (out.size() < cr * kLanes) out.resize(cr * kLanes);
-  constexpr bool kHalfSums = F::kGroup == 16;
-  if (paired) pack_paired_slab<kHalfSums>(xq, T, nb, slabs.data());
-  else pack_slabs<kHalfSums>(xq, T, nb, slabs.data());
-  for (int64_t rc = r0; rc < r1; rc += chunk_rows) {
-    const int64_t n = std::min(chunk_rows, r1 - rc);
-    prepare_rows<F>(w, rc, n, levels.data(), scales.data(), offs.data());
-    for (int s = 0; s < n_slabs; ++s) {
-      const uint8_t* slab = slabs.data() + size_t(s) * size_t(nb) * kSlabBlockBytes;
-      int64_t i = 0;
-      auto tile = [&](auto MR) {
-        constexpr int R = decltype(MR)::value;
-        const uint8_t* li = levels.data() + size_t(i) * size_t(w.cols);
-        const float* si = scales.data() + size_t(i) * size_t(groups);
-        const float* oi = offs.data() + size_t(i) * size_t(nb);
-        float* o = out.data() + size_t(i) * kLanes;
-        if (paired) micro_tile<F, R, true>(li, si, oi, w.cols, slab, o);
-        else micro_tile<F, R, false>(li, si, oi, w.cols, slab, o);
-        i += R;
+void gemm_panels(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+  const int64_t cols = w.cols, nb = cols / kQuantBlock, groups = cols / F::kGroup;
+  const int tiles = (T + kTokenTile - 1) / kTokenTile;
+  const int64_t chunk_panels = std::max<int64_t>(1, int64_t(kChunkBytes / size_t(cols)) / kPanelRows);
+  const size_t cp = size_t(chunk_panels) * kPanelRows;
+  thread_local std::vector<TileBlock> acts;  // [tiles][nb]
+  thread_local std::vector<uint8_t> levels;  // [chunk panels][cols / 4][16][4]
+  thread_local std::vector<float> scales, offs;  // [chunk panels][groups or nb][16]
+  thread_local std::vector<uint8_t> tmp_levels;  // [16][cols + kPanelPad]
+  thread_local std::vector<float> tmp_scales, tmp_offs;  // [16][groups], [16][nb] (+ a vector's store)
+  if (acts.size() < size_t(tiles) * size_t(nb)) acts.resize(size_t(tiles) * size_t(nb));
+  if (levels.size() < cp * size_t(cols)) levels.resize(cp * size_t(cols));
+  if (scales.size() < cp * size_t(groups)) scales.resize(cp * size_t(groups));
+  if (offs.size() < cp * size_t(nb)) offs.resize(cp * size_t(nb));
+  if (tmp_levels.size() < 16 * size_t(cols + kPanelPad)) tmp_levels.resize(16 * size_t(cols + kPanelPad));
+  if (tmp_scales.size() < 16 * size_t(groups) + 16) tmp_scales.resize(16 * size_t(groups) + 16);
+  if (tmp_offs.size() < 16 * size_t(nb) + 16) tmp_offs.resize(16 * size_t(nb) + 16);
+  // Token tiles as even as they go (13 tokens: 7 + 6).
+  const auto tile_size = [&](int i, int t0) { return (T - t0) / (tiles - i); };
+  for (int i = 0, t0 = 0; i < tiles; t0 += tile_size(i, t0), ++i)
+    pack_tile<F::kGroup == 16>(xq, nb, t0, tile_size(i, t0), acts.data() + size_t(i) * size_t(nb));
+  for (int64_t rc = r0; rc < r1; rc += int64_t(cp)) {
+    const int64_t n = std::min(int64_t(cp), r1 - rc), panels = (n + kPanelRows - 1) / kPanelRows;
+    for (int64_t p = 0; p < panels; ++p)
+      prepare_panel<F>(w, rc + kPanelRows * p, std::min<int64_t>(kPanelRows, n - kPanelRows * p), tmp_levels.data(),
+                       tmp_scales.data(), tmp_offs.data(), levels.data() + size_t(p) * kPanelRows * size_t(cols),
+                       scales.data() + size_t(p) * kPanelRows * size_t(groups), offs.data() + size_t(p) * kPanelRows * size_t(nb));
+    for (int i = 0, t0 = 0; i < tiles; t0 += tile_size(i, t0), ++i) {
+      const TileBlock* tile = acts.data() + size_t(i) * size_t(nb);
+      const auto run = [&](auto TT) {
+        tile_over_panels<F, decltype(TT)::value>(levels.data(), scales.data(), offs.data(), cols, panels, tile, y, ldy, rc, n, t0);
       };
-      while (i + kMR <= n) tile(std::integral_constant<int, kMR>{});
-      while (i + 4 <= n) tile(std::integral_constant<int, 4>{});
-      while (i < n) tile(std::integral_constant<int, 1>{});
-      const int tokens = paired ? T : std::min(kLanes, T - s * kLanes);
-      for (int j = 0; j < tokens; ++j) {
-        float* yt = y + size_t(s * kLanes + j) * size_t(ldy) + size_t(rc);
-        if (paired)
-          for (int64_t m = 0; m < n; ++m) yt[m] = out[size_t(m) * kLanes + size_t(2 * j)] + out[size_t(m) * kLanes + size_t(2 * j + 1)];
-        else
-          for (int64_t m = 0; m < n; ++m) yt[m] = out[size_t(m) * kLanes + size_t(j)];
+      switch (tile_size(i, t0)) {
+        case 1: run(std::integral_constant<int, 1>{}); break;
+        case 2: run(std::integral_constant<int, 2>{}); break;
+        case 3: run(std::integral_constant<int, 3>{}); break;
+        case 4: run(std::integral_constant<int, 4>{}); break;
+        case 5: run(std::integral_constant<int, 5>{}); break;
+        case 6: run(std::integral_constant<int, 6>{}); break;
+        case 7: run(std::integral_constant<int, 7>{}); break;
+        case 8: run(std::integral_constant<int, 8>{}); break;
+        case 9: run(std::integral_constant<int, 9>{}); break;
+        case 10: run(std::integral_constant<int, 10>{}); break;
+        case 11: run(std::integral_constant<int, 11>{}); break;
+        default: run(std::integral_constant<int, kTokenTile>{}); break;
       }
     }
   }
@@ -458,13 +457,13 @@ void gemm_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy
 }  // namespace
 
 void gemm_int8_q4_k_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  gemm_vnni<Q4K>(w, xq, T, y, ldy, r0, r1);
+  gemm_panels<Q4K>(w, xq, T, y, ldy, r0, r1);
 }
 void gemm_int8_q5_k_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  gemm_vnni<Q5K>(w, xq, T, y, ldy, r0, r1);
+  gemm_panels<Q5K>(w, xq, T, y, ldy, r0, r1);
 }
 void gemm_int8_q6_k_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  gemm_vnni<Q6K>(w, xq, T, y, ldy, r0, r1);
+  gemm_panels<Q6K>(w, xq, T, y, ldy, r0, r1);
 }
 
 void rows_int8_q4_k_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {

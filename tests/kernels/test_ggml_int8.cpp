@@ -182,7 +182,7 @@ TEST(GgmlInt8, GemmAcrossRowChunksMatchesScalarTwin) {
   for (DType t : kTypes) {
     const int64_t rows = 230, cols = 2048;
     RandomMatrix s = random_matrix(t, rows, cols, rng);
-    for (int T : {1, 5, kKQuantGemmMinTokens, 8, 16, 17, 33}) {  // 8: a full paired slab, 16: a full slab
+    for (int T : {1, 5, kKQuantGemmMinTokens, 8, 10, 12, 13, 16, 17, 25, 33}) {  // token tiles of up to 12, as even as they go
       const Acts a = random_acts(T, cols, rng);
       const Definition def = definition(s.m, a, T);
       for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {7, 203}}) {
