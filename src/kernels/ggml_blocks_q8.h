@@ -15,7 +15,7 @@
 // Every integer dot is exact; only the float sums of the per-group terms round, so the SIMD kernels
 // agree with the scalar twins to float rounding of those sums (not bit for bit: their orders differ).
 // Decoding (rows_int8_*: any T, the rows streamed once per 3 tokens) allocates nothing in steady
-// state; on AVX-512 VNNI, T >= kKQuantGemmMinTokens runs a packed int8 GEMM (ggml_blocks_q8_avx512.cpp).
+// state; on AVX-512 VNNI, T >= kKQuantGemmMinTokens runs the panel GEMM (gemm_panels.h).
 #pragma once
 #include <cstdint>
 
@@ -24,10 +24,10 @@
 
 namespace qnext {
 
-// From this many tokens up the AVX-512 slot runs the VNNI GEMM. Measured (one thread, 1024 x 2048
-// from cache, GFLOP/s rows / GEMM): Q4_K T 4: 154 / 142, 6: 183 / 210, 8: 175 / 271, 16: 174 / 304;
-// Q6_K T 6: 195 / 177, 8: 186 / 233. The GEMM also reads a matrix larger than the caches once,
-// where the row kernels read it once per 3 tokens.
+// From this many tokens up the AVX-512 slot runs the VNNI GEMM (gemm_panels.h). Measured (one
+// thread, 1024 x 2048 from cache, GFLOP/s rows / GEMM, 2-core Zen 5): Q4_K T 4: 163 / 146, 5: 165 /
+// 166, 6: 183 / 201, 8: 176 / 247; Q6_K T 5: 176 / 161, 6: 184 / 180, 8: 178 / 220. The GEMM also
+// reads a matrix larger than the caches once, where the row kernels read it once per 3 tokens.
 constexpr int kKQuantGemmMinTokens = 6;
 
 // One token's activations for one super-block (256 k) as the SIMD kernels read them: the 8

@@ -1,7 +1,7 @@
 // AVX-512 VNNI int8-activation products over Q4_K, Q5_K, Q6_K (kernels/ggml_blocks_q8.h; scalar
-// twins in ggml_blocks_q8.cpp): row kernels for few tokens (decoding) and a packed GEMM for many
-// (prefill), the latter with the weight rows in the lanes (below). Built with -mavx512vnni; called
-// only where the CPU has it.
+// twins in ggml_blocks_q8.cpp): row kernels for few tokens (decoding), and for many (prefill) the
+// rows unpacked for the panel GEMM (gemm_panels.h). Built with -mavx512vnni; called only where the
+// CPU has it.
 //
 // Each super-block is unpacked once into 4 vectors of 64 unsigned levels, each vector two
 // sub-blocks of 32 (Q4_K / Q5_K in the order kSubBlockOrder, Q6_K in k order; the activations are
@@ -18,6 +18,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/gemm_panels.h"
 #include "kernels/ggml_blocks.h"
 #include "kernels/ggml_blocks_q8.h"
 #include "kernels/ggml_blocks_q8_simd.h"
@@ -203,31 +204,7 @@ struct RowTile {
   }
 };
 
-// ---- Many tokens (prefill): an int8 GEMM with the weight rows in the lanes -------------------
-// Each chunk of rows is unpacked once per call (prepare_rows) and laid out in panels of 16 rows:
-// per 4 k one 64-byte vector holds 4 levels of each of the 16 rows (a 16 x 16 dword transpose),
-// per group a vector of the 16 rows' scales (d sc), and for Q4_K / Q5_K per 32 k one of their
-// mins' factors (-dmin m). A token's 4 activations at that k are vpdpbusd's broadcast operand (s8),
-// so one instruction dots 16 rows x 4 k for one token, and no lane idles whatever the token count.
-// Per group the int32 dots turn to float and take the rows' scales times the token's dx; Q6_K's
-// -32 starts each 16's dots (the token's -32 sum_16), Q4_K / Q5_K's mins take one FMA per 32.
-// The GEMM this replaced had 16 tokens in the lanes and broadcast the weights: ~10 tokens (an
-// expert's share of a 512-token prompt) left 6 of 16 lanes idle, and every dot took a broadcast.
-constexpr size_t kChunkBytes = 192 * 1024;  // unpacked levels per pass (in L2 while the token tiles go by)
-constexpr int kPanelRows = 16;              // weight rows per panel, one per int32 lane
-constexpr int kTokenTile = 12;              // tokens whose dots and sums stay in registers
-// The unpacked rows before their transpose sit cols + kPanelPad bytes apart: 2048 apart, the 16
-// rows' loads of one step would fall in 2 of L1's 64 sets.
-constexpr int64_t kPanelPad = 64;
-
-// Q6_K's -32 terms of one token's block: -32 times the sum of each 16 of its activations.
-inline void q6_corr(const int8_t* q, int32_t* corr0, int32_t* corr1) {
-  int32_t sums[2] = {0, 0};
-  for (int k = 0; k < 32; ++k) sums[k / 16] += q[k];
-  *corr0 = -32 * sums[0];
-  *corr1 = -32 * sums[1];
-}
-
+// ---- Many tokens (prefill): the panel GEMM (gemm_panels.h) ------------------------------------
 // Rows [r, r + n) unpacked: levels [n, cols] (rows level_stride bytes apart), scales
 // [n, cols / kGroup] (d sc), and for Q4_K / Q5_K offsets [n, cols / 32] (-dmin m).
 template <class F>
@@ -261,209 +238,26 @@ void prepare_rows(const Matrix& w, int64_t r, int64_t n, uint8_t* levels, float*
   }
 }
 
-// A tile's activations per 32 k, its tokens side by side, so every operand of the tile's loop is
-// one pointer plus a constant.
-struct alignas(64) TileBlock {
-  int8_t q[kTokenTile][32];          // each token's 32 activations
-  float dx[kTokenTile];              // their scale
-  float dx_sum[kTokenTile];          // Q4_K / Q5_K: dx * sum (the mins' term)
-  int32_t corr[2][kTokenTile];       // Q6_K: -32 * the sum of each 16
-};
 
-// The tile of tokens [t0, t0 + tt) of xq [T, nb] -> tile [nb].
-template <bool kHalfSums>
-void pack_tile(const BlockQ8x* xq, int64_t nb, int t0, int tt, TileBlock* tile) {
-  for (int64_t b = 0; b < nb; ++b) {
-    TileBlock& o = tile[b];
-    for (int t = 0; t < tt; ++t) {
-      const BlockQ8x& x = xq[size_t(t0 + t) * size_t(nb) + size_t(b)];
-      std::memcpy(o.q[t], x.q, 32);
-      o.dx[t] = x.d;
-      o.dx_sum[t] = x.d * float(x.sum);
-      if constexpr (kHalfSums) q6_corr(x.q, &o.corr[0][t], &o.corr[1][t]);
-    }
-  }
-}
-
-// r[i] (16 dwords each) -> out[j]: dword j of every r[i], r[i]'s in lane i.
-inline void transpose16(const __m512i* r, __m512i* out) {
-  __m512i t[16], u[16];
-#pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
-  }
-#pragma GCC unroll 4
-  for (int i = 0; i < 4; ++i) {  // u[4 i + c], 128-bit lane L: dword 4 L + c of rows 4 i .. 4 i + 3
-    u[4 * i + 0] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
-    u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
-    u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
-  }
-#pragma GCC unroll 4
-  for (int c = 0; c < 4; ++c) {  // a 4 x 4 transpose of 128-bit lanes
-    const __m512i v0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x44), v1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xEE);
-    const __m512i v2 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x44), v3 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xEE);
-    out[c] = _mm512_shuffle_i32x4(v0, v2, 0x88);
-    out[4 + c] = _mm512_shuffle_i32x4(v0, v2, 0xDD);
-    out[8 + c] = _mm512_shuffle_i32x4(v1, v3, 0x88);
-    out[12 + c] = _mm512_shuffle_i32x4(v1, v3, 0xDD);
-  }
-}
-
-// src [16][n] 32-bit elements (row stride `stride` elements) -> dst [n][16].
-inline void to_lanes(const void* src, int64_t stride, int64_t n, void* dst) {
-  const auto* s = static_cast<const int32_t*>(src);
-  auto* d = static_cast<__m512i*>(dst);
-  for (int64_t c = 0; c < n; c += 16) {
-    const int m = int(std::min<int64_t>(16, n - c));
-    const __mmask16 valid = __mmask16((1u << m) - 1);
-    __m512i r[16], out[16];
-#pragma GCC unroll 16
-    for (int i = 0; i < 16; ++i) r[i] = _mm512_maskz_loadu_epi32(valid, s + i * stride + c);
-    transpose16(r, out);
-    if (m == 16) {
-#pragma GCC unroll 16
-      for (int j = 0; j < 16; ++j) _mm512_storeu_si512(d + c + j, out[j]);
-    } else {
-#pragma GCC unroll 16
-      for (int j = 0; j < 16; ++j)
-        if (j < m) _mm512_storeu_si512(d + c + j, out[j]);
-    }
-  }
-}
-
-// Rows [r, r + n), n <= 16, as a panel: levels [cols / 4][16][4], scales [groups][16],
-// offs [cols / 32][16]; rows past n zero. tmp_*: prepare_rows' row-major buffers for 16 rows.
+// The formats for the panel GEMM: prepare_rows as its unpack_rows.
 template <class F>
-void prepare_panel(const Matrix& w, int64_t r, int64_t n, uint8_t* tmp_levels, float* tmp_scales, float* tmp_offs,
-                   uint8_t* levels, float* scales, float* offs) {
-  const int64_t cols = w.cols, groups = cols / F::kGroup, nb = cols / 32;
-  prepare_rows<F>(w, r, n, tmp_levels, tmp_scales, tmp_offs, cols + kPanelPad);
-  if (n < kPanelRows) {
-    std::memset(tmp_levels + size_t(n) * size_t(cols + kPanelPad), 0, size_t(kPanelRows - n) * size_t(cols + kPanelPad));
-    std::memset(tmp_scales + size_t(n) * size_t(groups), 0, size_t(kPanelRows - n) * size_t(groups) * sizeof(float));
-    std::memset(tmp_offs + size_t(n) * size_t(nb), 0, size_t(kPanelRows - n) * size_t(nb) * sizeof(float));
-  }
-  to_lanes(tmp_levels, (cols + kPanelPad) / 4, cols / 4, levels);
-  to_lanes(tmp_scales, groups, groups, scales);
-  if constexpr (F::kGroup == 32) to_lanes(tmp_offs, nb, nb, offs);
+void unpack_rows(const Matrix& w, int64_t r, int64_t n, uint8_t* levels, int64_t stride, float* scales, float* mins) {
+  prepare_rows<F>(w, r, n, levels, scales, mins, stride);
 }
-
-// y[t0 + t][r .. r + rows) for the tile's TT tokens, from one panel.
-template <class F, int TT>
-inline void panel_tile(const uint8_t* levels, const float* scales, const float* offs, int64_t cols, const TileBlock* tile,
-                       float* y, int64_t ldy, int64_t r, int t0, int rows) {
-  const int64_t nb = cols / 32;
-  constexpr int kHalves = F::kGroup == 16 ? 2 : 1, kSteps = 8 / kHalves;
-  __m512 acc[TT];
-#pragma GCC unroll 12
-  for (int t = 0; t < TT; ++t) acc[t] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const TileBlock& x = tile[b];
-    const uint8_t* lb = levels + size_t(b) * 8 * 64;
-#pragma GCC unroll 2
-    for (int h = 0; h < kHalves; ++h) {
-      __m512i dot[TT];
-#pragma GCC unroll 12
-      for (int t = 0; t < TT; ++t) dot[t] = kHalves == 2 ? _mm512_set1_epi32(x.corr[h][t]) : _mm512_setzero_si512();
-#pragma GCC unroll 8
-      for (int s = 0; s < kSteps; ++s) {
-        const __m512i wv = _mm512_loadu_si512(lb + 64 * (kSteps * h + s));
-#pragma GCC unroll 12
-        for (int t = 0; t < TT; ++t) {
-          int32_t a;
-          std::memcpy(&a, x.q[t] + 4 * (kSteps * h + s), 4);
-          dot[t] = _mm512_dpbusd_epi32(dot[t], wv, _mm512_set1_epi32(a));
-        }
-      }
-      const __m512 sc = _mm512_loadu_ps(scales + size_t(kHalves * b + h) * 16);
-#pragma GCC unroll 12
-      for (int t = 0; t < TT; ++t)
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[t]), _mm512_mul_ps(sc, _mm512_set1_ps(x.dx[t])), acc[t]);
-    }
-    if constexpr (F::kGroup == 32) {
-      const __m512 off = _mm512_loadu_ps(offs + size_t(b) * 16);
-#pragma GCC unroll 12
-      for (int t = 0; t < TT; ++t) acc[t] = _mm512_fmadd_ps(off, _mm512_set1_ps(x.dx_sum[t]), acc[t]);
-    }
-  }
-  const __mmask16 valid = __mmask16((1u << rows) - 1);
-#pragma GCC unroll 12
-  for (int t = 0; t < TT; ++t) _mm512_mask_storeu_ps(y + size_t(t0 + t) * size_t(ldy) + size_t(r), valid, acc[t]);
-}
-
-template <class F, int TT>
-void tile_over_panels(const uint8_t* levels, const float* scales, const float* offs, int64_t cols, int64_t panels,
-                      const TileBlock* tile, float* y, int64_t ldy, int64_t r, int64_t n, int t0) {
-  const int64_t groups = cols / F::kGroup, nb = cols / 32;
-  for (int64_t p = 0; p < panels; ++p)
-    panel_tile<F, TT>(levels + size_t(p) * kPanelRows * size_t(cols), scales + size_t(p) * kPanelRows * size_t(groups),
-                      offs + size_t(p) * kPanelRows * size_t(nb), cols, tile, y, ldy, r + kPanelRows * p, t0,
-                      int(std::min<int64_t>(kPanelRows, n - kPanelRows * p)));
-}
-
-template <class F>
-void gemm_panels(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  const int64_t cols = w.cols, nb = cols / kQuantBlock, groups = cols / F::kGroup;
-  const int tiles = (T + kTokenTile - 1) / kTokenTile;
-  const int64_t chunk_panels = std::max<int64_t>(1, int64_t(kChunkBytes / size_t(cols)) / kPanelRows);
-  const size_t cp = size_t(chunk_panels) * kPanelRows;
-  thread_local std::vector<TileBlock> acts;  // [tiles][nb]
-  thread_local std::vector<uint8_t> levels;  // [chunk panels][cols / 4][16][4]
-  thread_local std::vector<float> scales, offs;  // [chunk panels][groups or nb][16]
-  thread_local std::vector<uint8_t> tmp_levels;  // [16][cols + kPanelPad]
-  thread_local std::vector<float> tmp_scales, tmp_offs;  // [16][groups], [16][nb] (+ a vector's store)
-  if (acts.size() < size_t(tiles) * size_t(nb)) acts.resize(size_t(tiles) * size_t(nb));
-  if (levels.size() < cp * size_t(cols)) levels.resize(cp * size_t(cols));
-  if (scales.size() < cp * size_t(groups)) scales.resize(cp * size_t(groups));
-  if (offs.size() < cp * size_t(nb)) offs.resize(cp * size_t(nb));
-  if (tmp_levels.size() < 16 * size_t(cols + kPanelPad)) tmp_levels.resize(16 * size_t(cols + kPanelPad));
-  if (tmp_scales.size() < 16 * size_t(groups) + 16) tmp_scales.resize(16 * size_t(groups) + 16);
-  if (tmp_offs.size() < 16 * size_t(nb) + 16) tmp_offs.resize(16 * size_t(nb) + 16);
-  // Token tiles as even as they go (13 tokens: 7 + 6).
-  const auto tile_size = [&](int i, int t0) { return (T - t0) / (tiles - i); };
-  for (int i = 0, t0 = 0; i < tiles; t0 += tile_size(i, t0), ++i)
-    pack_tile<F::kGroup == 16>(xq, nb, t0, tile_size(i, t0), acts.data() + size_t(i) * size_t(nb));
-  for (int64_t rc = r0; rc < r1; rc += int64_t(cp)) {
-    const int64_t n = std::min(int64_t(cp), r1 - rc), panels = (n + kPanelRows - 1) / kPanelRows;
-    for (int64_t p = 0; p < panels; ++p)
-      prepare_panel<F>(w, rc + kPanelRows * p, std::min<int64_t>(kPanelRows, n - kPanelRows * p), tmp_levels.data(),
-                       tmp_scales.data(), tmp_offs.data(), levels.data() + size_t(p) * kPanelRows * size_t(cols),
-                       scales.data() + size_t(p) * kPanelRows * size_t(groups), offs.data() + size_t(p) * kPanelRows * size_t(nb));
-    for (int i = 0, t0 = 0; i < tiles; t0 += tile_size(i, t0), ++i) {
-      const TileBlock* tile = acts.data() + size_t(i) * size_t(nb);
-      const auto run = [&](auto TT) {
-        tile_over_panels<F, decltype(TT)::value>(levels.data(), scales.data(), offs.data(), cols, panels, tile, y, ldy, rc, n, t0);
-      };
-      switch (tile_size(i, t0)) {
-        case 1: run(std::integral_constant<int, 1>{}); break;
-        case 2: run(std::integral_constant<int, 2>{}); break;
-        case 3: run(std::integral_constant<int, 3>{}); break;
-        case 4: run(std::integral_constant<int, 4>{}); break;
-        case 5: run(std::integral_constant<int, 5>{}); break;
-        case 6: run(std::integral_constant<int, 6>{}); break;
-        case 7: run(std::integral_constant<int, 7>{}); break;
-        case 8: run(std::integral_constant<int, 8>{}); break;
-        case 9: run(std::integral_constant<int, 9>{}); break;
-        case 10: run(std::integral_constant<int, 10>{}); break;
-        case 11: run(std::integral_constant<int, 11>{}); break;
-        default: run(std::integral_constant<int, kTokenTile>{}); break;
-      }
-    }
-  }
-}
+constexpr PanelFormat kQ4KPanels{32, 0, true, unpack_rows<Q4K>};
+constexpr PanelFormat kQ5KPanels{32, 0, true, unpack_rows<Q5K>};
+constexpr PanelFormat kQ6KPanels{16, 32, false, unpack_rows<Q6K>};
 
 }  // namespace
 
 void gemm_int8_q4_k_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  gemm_panels<Q4K>(w, xq, T, y, ldy, r0, r1);
+  gemm_panels_avx512(w, kQ4KPanels, xq, T, y, ldy, r0, r1);
 }
 void gemm_int8_q5_k_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  gemm_panels<Q5K>(w, xq, T, y, ldy, r0, r1);
+  gemm_panels_avx512(w, kQ5KPanels, xq, T, y, ldy, r0, r1);
 }
 void gemm_int8_q6_k_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-  gemm_panels<Q6K>(w, xq, T, y, ldy, r0, r1);
+  gemm_panels_avx512(w, kQ6KPanels, xq, T, y, ldy, r0, r1);
 }
 
 void rows_int8_q4_k_vnni(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {

@@ -76,9 +76,9 @@ void matmul_q_rows_avx2(const Matrix& w, const BlockQ8x* xq, int T, float* y, in
 // The AVX-512 slot of Q8_0 / Q4_0 (weight_format's rows_int8): the VNNI kernels below where the CPU
 // has VNNI, else the AVX2 ones.
 void matmul_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
-// The same for many tokens with AVX-512 VNNI: a packed int8 GEMM (quant_avx512.cpp). It also takes
-// formats whose rows convert to int8 blocks (weight_format's to_int8: FP8, int4), a chunk of rows at
-// a time.
+// The same for many tokens with AVX-512 VNNI: the panel GEMM (gemm_panels.h), each format's rows
+// unpacked in quant_avx512.cpp. It also takes formats whose rows convert to int8 blocks
+// (weight_format's to_int8: FP8, int4), a chunk of rows at a time.
 void gemm_q_rows_avx512(const Matrix& w, const BlockQ8x* xq, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 // The scalar twin of the VNNI GEMM over such rows: each row converted, then integer block dots.
 void matmul_converted_rows_scalar(RowToInt8 convert, const Matrix& w, const BlockQ8x* xq, int T, float* y,

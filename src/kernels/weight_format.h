@@ -50,8 +50,8 @@ struct WeightFormat {
   // over w on `isa` takes them (I4: decoding on AVX2 / AVX-512; F8_E4M3: 4+ tokens on the VNNI
   // GEMM). Asked outside exact mode only.
   bool (*int8_fits)(Isa isa, const Matrix& w, int T);
-  // [Isa]: rows as int8 blocks for Q8_0's VNNI GEMM (gemm_q_rows_avx512), which then multiplies
-  // them as Q4_0's unpacked rows (FP8, I4: the scalar twin and the AVX-512 kernel; null elsewhere).
+  // [Isa]: rows as int8 blocks for the VNNI GEMM (gemm_q_rows_avx512), which then multiplies them
+  // as Q8_0's rows (FP8, I4: the scalar twin and the AVX-512 kernel; null elsewhere).
   RowToInt8 to_int8[3];
 };
 const WeightFormat& weight_format(DType t);
