@@ -114,9 +114,10 @@ void prepare_panel(const Matrix& w, const PanelFormat& f, int64_t r, int64_t n, 
 
 // y[t0 + t][r .. r + rows) for the tile's TT tokens, from one panel. kGroup: 16 or 32 levels per
 // scale; kCorr: the levels carry an offset; kMins: a min per 32.
+// Per block it also prefetches `ahead_lines` lines from `ahead` on (the next chunk's rows).
 template <int kGroup, bool kCorr, bool kMins, int TT>
 inline void panel_tile(const uint8_t* levels, const float* scales, const float* mins, int64_t cols, const TileBlock* tile,
-                       float* y, int64_t ldy, int64_t r, int t0, int rows) {
+                       float* y, int64_t ldy, int64_t r, int t0, int rows, const char* ahead, int ahead_lines) {
   const int64_t nb = cols / 32;
   constexpr int kHalves = 32 / kGroup, kSteps = 8 / kHalves;
   __m512 acc[TT];
@@ -125,6 +126,7 @@ inline void panel_tile(const uint8_t* levels, const float* scales, const float* 
   for (int64_t b = 0; b < nb; ++b) {
     const TileBlock& x = tile[b];
     const uint8_t* lb = levels + size_t(b) * 8 * 64;
+    for (int l = 0; l < ahead_lines; ++l) _mm_prefetch(ahead + 64 * (b * ahead_lines + l), _MM_HINT_T1);
 #pragma GCC unroll 2
     for (int h = 0; h < kHalves; ++h) {
       // Unrolled throughout: as loops, g++ rotated the dots through spare registers every step.
@@ -157,23 +159,30 @@ inline void panel_tile(const uint8_t* levels, const float* scales, const float* 
   for (int t = 0; t < TT; ++t) _mm512_mask_storeu_ps(y + size_t(t0 + t) * size_t(ldy) + size_t(r), valid, acc[t]);
 }
 
-// The tile's tokens against `panels` panels (rows [r, r + n)).
+// The tile's tokens against `panels` panels (rows [r, r + n)), prefetching [ahead, ahead +
+// ahead_bytes) into L2 as they go.
 template <int kGroup, bool kCorr, bool kMins, int TT>
 void tile_over_panels(const uint8_t* levels, const float* scales, const float* mins, int64_t cols, int64_t panels,
-                      const TileBlock* tile, float* y, int64_t ldy, int64_t r, int64_t n, int t0) {
+                      const TileBlock* tile, float* y, int64_t ldy, int64_t r, int64_t n, int t0, const char* ahead,
+                      int64_t ahead_bytes) {
   const int64_t groups = cols / kGroup, nb = cols / 32;
+  const int64_t panel_lines = (ahead_bytes / 64 + panels - 1) / panels;  // lines to prefetch per panel
+  const int block_lines = int((panel_lines + nb - 1) / nb);
   for (int64_t p = 0; p < panels; ++p)
     panel_tile<kGroup, kCorr, kMins, TT>(levels + size_t(p) * kPanelRows * size_t(cols),
                                          scales + size_t(p) * kPanelRows * size_t(groups),
                                          mins + size_t(p) * kPanelRows * size_t(nb), cols, tile, y, ldy,
-                                         r + kPanelRows * p, t0, int(std::min<int64_t>(kPanelRows, n - kPanelRows * p)));
+                                         r + kPanelRows * p, t0, int(std::min<int64_t>(kPanelRows, n - kPanelRows * p)),
+                                         ahead + 64 * p * nb * block_lines, block_lines);
 }
 
 template <int kGroup, bool kCorr, bool kMins>
 void tile_over_panels(int tt, const uint8_t* levels, const float* scales, const float* mins, int64_t cols, int64_t panels,
-                      const TileBlock* tile, float* y, int64_t ldy, int64_t r, int64_t n, int t0) {
+                      const TileBlock* tile, float* y, int64_t ldy, int64_t r, int64_t n, int t0, const char* ahead,
+                      int64_t ahead_bytes) {
   const auto run = [&](auto TT) {
-    tile_over_panels<kGroup, kCorr, kMins, decltype(TT)::value>(levels, scales, mins, cols, panels, tile, y, ldy, r, n, t0);
+    tile_over_panels<kGroup, kCorr, kMins, decltype(TT)::value>(levels, scales, mins, cols, panels, tile, y, ldy, r, n, t0,
+                                                                ahead, ahead_bytes);
   };
   switch (tt) {
     case 1: run(std::integral_constant<int, 1>{}); break;
@@ -197,6 +206,7 @@ void gemm_panels_avx512(const Matrix& w, const PanelFormat& f, const BlockQ8x* x
                         int64_t r0, int64_t r1) {
   const int64_t cols = w.cols, nb = cols / kQuantBlock, groups = cols / f.group;
   const int tiles = (T + kTokenTile - 1) / kTokenTile;
+  const size_t row_stride = row_bytes(w.dtype, cols);  // the next chunk's rows: one run of memory
   const int64_t chunk_panels = std::max<int64_t>(1, int64_t(kChunkBytes / size_t(cols)) / kPanelRows);
   const size_t cp = size_t(chunk_panels) * kPanelRows;
   thread_local std::vector<TileBlock> acts;             // [tiles][nb]
@@ -221,12 +231,23 @@ void gemm_panels_avx512(const Matrix& w, const PanelFormat& f, const BlockQ8x* x
       prepare_panel(w, f, rc + kPanelRows * p, std::min<int64_t>(kPanelRows, n - kPanelRows * p), tmp_levels.data(),
                     tmp_scales.data(), tmp_mins.data(), levels.data() + size_t(p) * kPanelRows * size_t(cols),
                     scales.data() + size_t(p) * kPanelRows * size_t(groups), mins.data() + size_t(p) * kPanelRows * size_t(nb));
+    // The first tile brings the next chunk's rows into L2 as it goes, so that unpacking them, a
+    // stream from memory with little arithmetic, does not wait on the memory alone.
+    const int64_t next = std::min(int64_t(cp), r1 - rc - n);
+    const char* ahead = next > 0 ? reinterpret_cast<const char*>(w.row_ptr(rc + n)) : nullptr;
     for (int i = 0, t0 = 0; i < tiles; t0 += tile_size(i, t0), ++i) {
       const TileBlock* tile = acts.data() + size_t(i) * size_t(nb);
       const int tt = tile_size(i, t0);
-      if (f.mins) tile_over_panels<32, false, true>(tt, levels.data(), scales.data(), mins.data(), cols, panels, tile, y, ldy, rc, n, t0);
-      else if (f.group == 16) tile_over_panels<16, true, false>(tt, levels.data(), scales.data(), mins.data(), cols, panels, tile, y, ldy, rc, n, t0);
-      else tile_over_panels<32, true, false>(tt, levels.data(), scales.data(), mins.data(), cols, panels, tile, y, ldy, rc, n, t0);
+      const int64_t ahead_bytes = i == 0 && next > 0 ? next * int64_t(row_stride) : 0;
+      if (f.mins)
+        tile_over_panels<32, false, true>(tt, levels.data(), scales.data(), mins.data(), cols, panels, tile, y, ldy, rc, n, t0,
+                                          ahead, ahead_bytes);
+      else if (f.group == 16)
+        tile_over_panels<16, true, false>(tt, levels.data(), scales.data(), mins.data(), cols, panels, tile, y, ldy, rc, n, t0,
+                                          ahead, ahead_bytes);
+      else
+        tile_over_panels<32, true, false>(tt, levels.data(), scales.data(), mins.data(), cols, panels, tile, y, ldy, rc, n, t0,
+                                          ahead, ahead_bytes);
     }
   }
 }
