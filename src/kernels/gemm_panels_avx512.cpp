@@ -114,10 +114,11 @@ void prepare_panel(const Matrix& w, const PanelFormat& f, int64_t r, int64_t n, 
 
 // y[t0 + t][r .. r + rows) for the tile's TT tokens, from one panel. kGroup: 16 or 32 levels per
 // scale; kCorr: the levels carry an offset; kMins: a min per 32.
-// Per block it also prefetches `ahead_lines` lines from `ahead` on (the next chunk's rows).
+// Per block it also prefetches `ahead_lines` lines from address `ahead` on (the next chunk's rows;
+// an integer: the last lines may lie past the matrix, where a prefetch does nothing).
 template <int kGroup, bool kCorr, bool kMins, int TT>
 inline void panel_tile(const uint8_t* levels, const float* scales, const float* mins, int64_t cols, const TileBlock* tile,
-                       float* y, int64_t ldy, int64_t r, int t0, int rows, const char* ahead, int ahead_lines) {
+                       float* y, int64_t ldy, int64_t r, int t0, int rows, uintptr_t ahead, int ahead_lines) {
   const int64_t nb = cols / 32;
   constexpr int kHalves = 32 / kGroup, kSteps = 8 / kHalves;
   __m512 acc[TT];
@@ -126,7 +127,8 @@ inline void panel_tile(const uint8_t* levels, const float* scales, const float* 
   for (int64_t b = 0; b < nb; ++b) {
     const TileBlock& x = tile[b];
     const uint8_t* lb = levels + size_t(b) * 8 * 64;
-    for (int l = 0; l < ahead_lines; ++l) _mm_prefetch(ahead + 64 * (b * ahead_lines + l), _MM_HINT_T1);
+    for (int l = 0; l < ahead_lines; ++l)
+      _mm_prefetch(reinterpret_cast<const char*>(ahead + uintptr_t(64 * (b * ahead_lines + l))), _MM_HINT_T1);
 #pragma GCC unroll 2
     for (int h = 0; h < kHalves; ++h) {
       // Unrolled throughout: as loops, g++ rotated the dots through spare registers every step.
@@ -163,7 +165,7 @@ inline void panel_tile(const uint8_t* levels, const float* scales, const float* 
 // ahead_bytes) into L2 as they go.
 template <int kGroup, bool kCorr, bool kMins, int TT>
 void tile_over_panels(const uint8_t* levels, const float* scales, const float* mins, int64_t cols, int64_t panels,
-                      const TileBlock* tile, float* y, int64_t ldy, int64_t r, int64_t n, int t0, const char* ahead,
+                      const TileBlock* tile, float* y, int64_t ldy, int64_t r, int64_t n, int t0, uintptr_t ahead,
                       int64_t ahead_bytes) {
   const int64_t groups = cols / kGroup, nb = cols / 32;
   const int64_t panel_lines = (ahead_bytes / 64 + panels - 1) / panels;  // lines to prefetch per panel
@@ -173,12 +175,12 @@ void tile_over_panels(const uint8_t* levels, const float* scales, const float* m
                                          scales + size_t(p) * kPanelRows * size_t(groups),
                                          mins + size_t(p) * kPanelRows * size_t(nb), cols, tile, y, ldy,
                                          r + kPanelRows * p, t0, int(std::min<int64_t>(kPanelRows, n - kPanelRows * p)),
-                                         ahead + 64 * p * nb * block_lines, block_lines);
+                                         ahead + uintptr_t(64 * p * nb * block_lines), block_lines);
 }
 
 template <int kGroup, bool kCorr, bool kMins>
 void tile_over_panels(int tt, const uint8_t* levels, const float* scales, const float* mins, int64_t cols, int64_t panels,
-                      const TileBlock* tile, float* y, int64_t ldy, int64_t r, int64_t n, int t0, const char* ahead,
+                      const TileBlock* tile, float* y, int64_t ldy, int64_t r, int64_t n, int t0, uintptr_t ahead,
                       int64_t ahead_bytes) {
   const auto run = [&](auto TT) {
     tile_over_panels<kGroup, kCorr, kMins, decltype(TT)::value>(levels, scales, mins, cols, panels, tile, y, ldy, r, n, t0,
@@ -234,7 +236,7 @@ void gemm_panels_avx512(const Matrix& w, const PanelFormat& f, const BlockQ8x* x
     // The first tile brings the next chunk's rows into L2 as it goes, so that unpacking them, a
     // stream from memory with little arithmetic, does not wait on the memory alone.
     const int64_t next = std::min(int64_t(cp), r1 - rc - n);
-    const char* ahead = next > 0 ? reinterpret_cast<const char*>(w.row_ptr(rc + n)) : nullptr;
+    const uintptr_t ahead = next > 0 ? reinterpret_cast<uintptr_t>(w.row_ptr(rc + n)) : 0;
     for (int i = 0, t0 = 0; i < tiles; t0 += tile_size(i, t0), ++i) {
       const TileBlock* tile = acts.data() + size_t(i) * size_t(nb);
       const int tt = tile_size(i, t0);
