@@ -1,10 +1,10 @@
-// FP8 rows into int8 blocks for Q8_0's VNNI GEMM (prefill; scalar twin fp8_row_to_int8_scalar in
+// FP8 rows into int8 blocks for the VNNI panel GEMM (prefill; scalar twin fp8_row_to_int8_scalar in
 // fp8.cpp, the rule in fp8.h). Per segment of up to 128 codes: the largest magnitude by byte maxima
 // (the codes' low 7 bits order as their magnitudes), its table of 128 integers in two registers, then
 // one vpermt2b per 64 codes (it reads only the index's low 7 bits, so the sign bit needs no mask)
 // and a masked negate where the sign bit is set: about 45 instructions per 128 weights one segment
 // at a time, ~27 four at a time (their maxima reduced together); the GEMM then multiplies the
-// rows as Q4_0's unpacked ones. Built with the AVX-512 flags; the functions add VBMI and run only
+// rows as Q8_0's (flipped to w + 128: gemm_panels.h). Built with the AVX-512 flags; the functions add VBMI and run only
 // where the CPU has it (fp8_int8_fits).
 #include <immintrin.h>
 

@@ -162,7 +162,7 @@ inline void panel_tile(const uint8_t* levels, const float* scales, const float* 
 }
 
 // The tile's tokens against `panels` panels (rows [r, r + n)), prefetching [ahead, ahead +
-// ahead_bytes) into L2 as they go.
+// ahead_bytes) into L2 as they go (in whole lines per block, so up to panels x nb lines more).
 template <int kGroup, bool kCorr, bool kMins, int TT>
 void tile_over_panels(const uint8_t* levels, const float* scales, const float* mins, int64_t cols, int64_t panels,
                       const TileBlock* tile, float* y, int64_t ldy, int64_t r, int64_t n, int t0, uintptr_t ahead,
@@ -223,7 +223,7 @@ void gemm_panels_avx512(const Matrix& w, const PanelFormat& f, const BlockQ8x* x
   if (tmp_levels.size() < kPanelRows * size_t(cols + kRowPad)) tmp_levels.resize(kPanelRows * size_t(cols + kRowPad));
   if (tmp_scales.size() < kPanelRows * size_t(groups) + 16) tmp_scales.resize(kPanelRows * size_t(groups) + 16);
   if (tmp_mins.size() < kPanelRows * size_t(nb) + 16) tmp_mins.resize(kPanelRows * size_t(nb) + 16);
-  // Token tiles as even as they go (13 tokens: 7 + 6).
+  // Token tiles as even as they go (13 tokens: 6 + 7).
   const auto tile_size = [&](int i, int t0) { return (T - t0) / (tiles - i); };
   for (int i = 0, t0 = 0; i < tiles; t0 += tile_size(i, t0), ++i)
     pack_tile(f, xq, nb, t0, tile_size(i, t0), acts.data() + size_t(i) * size_t(nb));

@@ -98,9 +98,9 @@ TEST(Quant, SimdMatchesScalarTwin) {
   for (DType t : {DType::Q8_0, DType::Q4_0})
     for (int64_t rows : {1, 3, 4, 7, 13, 33, 131})  // 131 x 2048: several row chunks of the VNNI GEMM
       for (int64_t cols : {32, 96, 256, 2048})  // Q4_0 decode tiles on AVX-512 take runs of 8 blocks
-        // From kVnniGemmMinTokens up the VNNI GEMM: a paired slab with the sum pair (< 8), a full
-        // paired slab (8), one slab with the sum lane (< 16), then slab tails.
-        for (int T : {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33}) {
+        // From kVnniGemmMinTokens up the VNNI panel GEMM: one token tile (4-12), tiles as even as
+        // they go (13: 6 + 7, 20: 10 + 10, 33: 11 x 3).
+        for (int T : {1, 2, 3, 4, 5, 7, 8, 9, 12, 13, 15, 16, 17, 20, 33}) {
           const auto w = random_vec(rng, size_t(rows * cols)), x = random_vec(rng, size_t(T * cols), 3.0f);
           const auto q = quantize_all(t, w, rows, cols);
           const Matrix m{t, q.data(), rows, cols};

@@ -173,9 +173,9 @@ TEST(GgmlInt8, KernelsMatchScalarTwinAndDefinition) {
   if (!cpu_has_avx512_vnni()) GTEST_SKIP() << "this CPU lacks AVX-512 VNNI: its kernels were not checked";
 }
 
-// The VNNI GEMM over several of its row chunks (96 rows of 2048 levels each) and slabs, rows
-// [r0, r1) not aligned to its 12-row tiles, against the scalar twin: called directly for any T,
-// and through the AVX-512 slot from kKQuantGemmMinTokens.
+// The VNNI panel GEMM over several of its row chunks (96 rows of 2048 levels each) and token tiles,
+// rows [r0, r1) not aligned to its 16-row panels, against the scalar twin: called directly for any
+// T, and through the AVX-512 slot from kKQuantGemmMinTokens.
 TEST(GgmlInt8, GemmAcrossRowChunksMatchesScalarTwin) {
   if (!vnni_kernels(Isa::Avx512)) GTEST_SKIP() << "this CPU lacks AVX-512 VNNI: the GEMM was not checked";
   std::mt19937 rng(404);

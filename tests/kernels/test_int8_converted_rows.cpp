@@ -205,13 +205,13 @@ TEST(Int4Int8, ConversionIsExactAndAvx512EqualsScalarTwin) {
   if (!avx512) GTEST_SKIP() << "this CPU lacks AVX-512 VNNI: the AVX-512 conversion was not checked";
 }
 
-// The VNNI GEMM over converted rows against the scalar int8 product (the formats' scalar slots):
-// one paired slab (4-8 tokens), one slab with the sum lane (9-15), several slabs with prepared
-// offsets (16+), rows [r0, r1) inside the matrix with ldy > rows.
+// The VNNI panel GEMM over converted rows against the scalar int8 product (the formats' scalar
+// slots): one token tile (4-12 tokens), tiles as even as they go (13+), rows [r0, r1) inside the
+// matrix with ldy > rows.
 void expect_gemm_matches_twin(const Matrix& w, std::mt19937& rng, const std::string& label) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   const int64_t cols = w.cols;
-  for (int T : {4, 8, 9, 15, 16, 33}) {
+  for (int T : {4, 8, 9, 12, 13, 15, 16, 20, 33}) {
     std::vector<float> x(size_t(T * cols));
     for (auto& v : x) v = nd(rng);
     std::vector<BlockQ8x> xq(size_t(T * cols / 32));
