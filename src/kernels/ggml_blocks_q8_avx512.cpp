@@ -15,8 +15,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <type_traits>
-#include <vector>
 
 #include "kernels/gemm_panels.h"
 #include "kernels/ggml_blocks.h"
@@ -205,15 +203,15 @@ struct RowTile {
 };
 
 // ---- Many tokens (prefill): the panel GEMM (gemm_panels.h) ------------------------------------
-// Rows [r, r + n) unpacked: levels [n, cols] (rows level_stride bytes apart), scales
-// [n, cols / kGroup] (d sc), and for Q4_K / Q5_K offsets [n, cols / 32] (-dmin m).
+// The formats' unpack_rows (PanelFormat): rows [r, r + n) as levels [n, cols] (rows `stride` bytes
+// apart), scales [n, cols / kGroup] (d sc), and for Q4_K / Q5_K offs [n, cols / 32] (-dmin m).
 template <class F>
-void prepare_rows(const Matrix& w, int64_t r, int64_t n, uint8_t* levels, float* scales, float* offs, int64_t level_stride) {
+void unpack_rows(const Matrix& w, int64_t r, int64_t n, uint8_t* levels, int64_t stride, float* scales, float* offs) {
   const int64_t nsb = w.cols / 256, groups = w.cols / F::kGroup;
   for (int64_t i = 0; i < n; ++i) {
     const auto* blocks = reinterpret_cast<const typename F::Block*>(w.row_ptr(r + i));
     const uint8_t* ahead = w.row_ptr(std::min(w.rows - 1, r + i + kQuantPrefetchRows));
-    uint8_t* li = levels + size_t(i) * size_t(level_stride);
+    uint8_t* li = levels + size_t(i) * size_t(stride);
     float* si = scales + size_t(i) * size_t(groups);
     float* oi = offs + size_t(i) * size_t(w.cols / 32);
     for (int64_t ib = 0; ib < nsb; ++ib) {
@@ -238,12 +236,6 @@ void prepare_rows(const Matrix& w, int64_t r, int64_t n, uint8_t* levels, float*
   }
 }
 
-
-// The formats for the panel GEMM: prepare_rows as its unpack_rows.
-template <class F>
-void unpack_rows(const Matrix& w, int64_t r, int64_t n, uint8_t* levels, int64_t stride, float* scales, float* mins) {
-  prepare_rows<F>(w, r, n, levels, scales, mins, stride);
-}
 constexpr PanelFormat kQ4KPanels{32, 0, true, unpack_rows<Q4K>};
 constexpr PanelFormat kQ5KPanels{32, 0, true, unpack_rows<Q5K>};
 constexpr PanelFormat kQ6KPanels{16, 32, false, unpack_rows<Q6K>};

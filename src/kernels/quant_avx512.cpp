@@ -29,37 +29,36 @@ inline void prefetch_row_ahead(const Matrix& w, int64_t r, size_t bytes) {
   for (size_t k = 0; k < bytes; k += 64) _mm_prefetch(reinterpret_cast<const char*>(ahead + k), _MM_HINT_T0);
 }
 
-void unpack_q8_0_rows(const Matrix& w, int64_t r, int64_t n, uint8_t* levels, int64_t stride, float* scales, float*) {
+// Rows [r, r + n) of Q8_0 / Q4_0 blocks: block b's 32 levels as `levels_of` gives them, its f16
+// scale as a float.
+template <class Block, class LevelsOf>
+void unpack_block_rows(const Matrix& w, int64_t r, int64_t n, uint8_t* levels, int64_t stride, float* scales,
+                       LevelsOf levels_of) {
   const int64_t nb = w.cols / kQuantBlock;
   for (int64_t i = 0; i < n; ++i) {
-    const auto* blocks = reinterpret_cast<const BlockQ8_0*>(w.row_ptr(r + i));
+    const auto* blocks = reinterpret_cast<const Block*>(w.row_ptr(r + i));
     prefetch_row_ahead(w, r + i, row_bytes(w.dtype, w.cols));
     uint8_t* li = levels + size_t(i) * size_t(stride);
     float* si = scales + size_t(i) * size_t(nb);
     for (int64_t b = 0; b < nb; ++b) {
-      const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blocks[b].q));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(li + 32 * b), flip(q));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(li + 32 * b), levels_of(blocks[b]));
       si[b] = _cvtsh_ss(blocks[b].d);
     }
   }
 }
 
+void unpack_q8_0_rows(const Matrix& w, int64_t r, int64_t n, uint8_t* levels, int64_t stride, float* scales, float*) {
+  unpack_block_rows<BlockQ8_0>(w, r, n, levels, stride, scales, [](const BlockQ8_0& b) {
+    return flip(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q)));
+  });
+}
+
 // Q4_0: k 0-15 are a block's low nibbles, k 16-31 its high ones.
 void unpack_q4_0_rows(const Matrix& w, int64_t r, int64_t n, uint8_t* levels, int64_t stride, float* scales, float*) {
-  const int64_t nb = w.cols / kQuantBlock;
-  const __m128i mask = _mm_set1_epi8(15);
-  for (int64_t i = 0; i < n; ++i) {
-    const auto* blocks = reinterpret_cast<const BlockQ4_0*>(w.row_ptr(r + i));
-    prefetch_row_ahead(w, r + i, row_bytes(w.dtype, w.cols));
-    uint8_t* li = levels + size_t(i) * size_t(stride);
-    float* si = scales + size_t(i) * size_t(nb);
-    for (int64_t b = 0; b < nb; ++b) {
-      const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks[b].q));
-      const __m128i lo = _mm_and_si128(bytes, mask), hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(li + 32 * b), _mm256_set_m128i(hi, lo));
-      si[b] = _cvtsh_ss(blocks[b].d);
-    }
-  }
+  unpack_block_rows<BlockQ4_0>(w, r, n, levels, stride, scales, [](const BlockQ4_0& b) {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.q)), mask = _mm_set1_epi8(15);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), mask), _mm_and_si128(bytes, mask));
+  });
 }
 
 // FP8, int4: their to_int8 (signed bytes and a scale per 32), flipped in place.
