@@ -183,9 +183,10 @@ BENCHMARK(BM_MatvecExperts)
     ->UseRealTime();
 
 // BF16 weights on the float kernels and the bf16 kernel (vdpbf16ps), split over the threads as
-// matmul splits rows. kernel: 0 the float row kernel (what BF16 runs on AVX-512 at any token
-// count), 1 the packed float GEMM (what other float weights run from kGemmMinTokens tokens), 2 two
-// activation terms (x = hi + lo), 3 one (x rounded to bf16: QNEXT_ACTIVATIONS=bf16). T 1-2:
+// matmul splits rows. kernel: 0 the float row kernel (what BF16 runs on AVX-512 below
+// kFloatPanelMinTokens tokens), 1 the packed float GEMM (what other float weights run from kGemmMinTokens tokens), 2 two
+// activation terms (x = hi + lo), 3 one (x rounded to bf16: QNEXT_ACTIVATIONS=bf16), 4 the float
+// panels (rows in the lanes: what BF16 runs from kFloatPanelMinTokens tokens on AVX-512). T 1-2:
 // decoding (the 512 MiB matrix, or the 4 MiB one with cached:1); 10 and up: an expert's share of
 // a prompt, up to a dense projection's (the 64 MiB matrix).
 void BM_Bf16Terms(benchmark::State& state) {
@@ -207,6 +208,7 @@ void BM_Bf16Terms(benchmark::State& state) {
       switch (kernel) {
         case 0: matmul_rows_avx512(wt->m, x.data(), T, y.data(), rows, r0, r1); break;
         case 1: gemm_rows_avx2(wt->m, x.data(), T, y.data(), rows, r0, r1); break;
+        case 4: gemm_float_panels_avx512(wt->m, x.data(), T, y.data(), rows, r0, r1); break;
         case 2: gemm_bf16_rows_avx512(wt->m, x.data(), T, y.data(), rows, r0, r1, Bf16Terms::HiLo); break;
         default: gemm_bf16_rows_avx512(wt->m, x.data(), T, y.data(), rows, r0, r1, Bf16Terms::One); break;
       }
@@ -218,7 +220,7 @@ void BM_Bf16Terms(benchmark::State& state) {
       benchmark::Counter(2.0 * double(rows) * double(cols) * T * double(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_Bf16Terms)
-    ->ArgsProduct({{0, 1, 2, 3}, {0, 1}, {1, 2, 10, 16, 64, 512}, {1, 2}})
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {0, 1}, {1, 2, 10, 16, 24, 32, 64, 512}, {1, 2}})
     ->ArgNames({"kernel", "cached", "T", "threads"})
     ->UseRealTime();
 BENCHMARK(BM_Matmul64)->Apply(matmul_args);

@@ -89,6 +89,13 @@ void matrix_row_to_f32(const Matrix& w, int64_t row, float* out);
 constexpr int kGemmMinTokens = 12;  // measured: below this the int8 decode tiles win (q8, 512 x 2048)
 void gemm_rows_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 
+// BF16 weights and at least kFloatPanelMinTokens tokens on AVX-512: the float GEMM with 16 weight
+// rows in a register's lanes (gemm_float_panels_avx512.cpp; same contract as matmul_rows). cols a
+// multiple of 16 (gemm_float_panels_fits).
+constexpr int kFloatPanelMinTokens = 20;  // measured: below this the row kernel wins (BM_Bf16Terms: 16 tokens 0.95x, 24 1.02-1.14x)
+bool gemm_float_panels_fits(const Matrix& w, int T);
+void gemm_float_panels_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
+
 // ISA variants (defined in their own files; same contract as matmul_rows).
 void matmul_rows_scalar(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 void matmul_rows_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);

@@ -62,6 +62,7 @@ TEST(Matmul, SimdMatchesScalarTwin) {
         std::vector<float> want(size_t(T * s[0]), -1), got(size_t(T * s[0]), -1);
         matmul_rows(Isa::Scalar, w.m, x.data(), T, want.data(), s[0], 0, s[0]);
         for (Isa isa : isas) {
+          std::fill(got.begin(), got.end(), -1.0f);  // what one ISA left must not pass for another's
           matmul_rows(isa, w.m, x.data(), T, got.data(), s[0], 0, s[0]);
           const float tol = 1e-5f * float(s[1]);
           EXPECT_LE(testing::max_abs_diff(want, got), tol)
@@ -72,32 +73,67 @@ TEST(Matmul, SimdMatchesScalarTwin) {
     GTEST_SKIP() << "this CPU lacks " << lacking << ": those kernels were not checked";
 }
 
-// Which float kernel runs many tokens: BF16 on AVX-512 its row kernel at every token count
-// (faster there than the packed GEMM: matmul.cpp), F32 on AVX-512 and BF16 on AVX2 the packed
-// GEMM from kGemmMinTokens; bit for bit the kernel named. The two kernels sum in different orders,
-// so their bits differ here and the test sees which one ran.
+// Which float kernel runs many tokens: BF16 on AVX-512 its row kernel (faster there than the
+// packed GEMM: matmul.cpp), and from kFloatPanelMinTokens tokens the float panels where the columns
+// are a multiple of 16; F32 on AVX-512 and BF16 on AVX2 the packed GEMM from kGemmMinTokens; bit
+// for bit the kernel named. The kernels sum in different orders, so their bits differ here and the
+// test sees which one ran.
 TEST(Matmul, ManyTokensTakeTheFasterFloatKernel) {
   if (best_isa() < Isa::Avx2) GTEST_SKIP() << "this CPU has no AVX2";
   const testing::ScopedBf16Activations float_bf16(false);  // BF16 on float, whatever the environment says
   std::mt19937 rng(21);
-  for (int T : {kGemmMinTokens, 40, 64}) {
-    const int64_t rows = 37, cols = 300;
-    const auto x = random_vec(rng, size_t(T * cols));
-    std::vector<float> got(size_t(T * rows)), rows_kernel(got.size()), gemm(got.size());
-    for (DType t : {DType::BF16, DType::F32}) {
-      auto w = make_weights(rng, t, rows, cols);
-      gemm_rows_avx2(w.m, x.data(), T, gemm.data(), rows, 0, rows);
-      matmul_rows(Isa::Avx2, w.m, x.data(), T, got.data(), rows, 0, rows);
-      EXPECT_EQ(got, gemm) << "AVX2 " << dtype_name(t) << " T " << T;
-      if (best_isa() < Isa::Avx512) continue;
-      matmul_rows_avx512(w.m, x.data(), T, rows_kernel.data(), rows, 0, rows);
-      ASSERT_NE(rows_kernel, gemm) << "the kernels agree bit for bit: this test cannot tell them apart";
-      matmul_rows(Isa::Avx512, w.m, x.data(), T, got.data(), rows, 0, rows);
-      EXPECT_EQ(got, t == DType::BF16 ? rows_kernel : gemm) << "AVX-512 " << dtype_name(t) << " T " << T;
+  for (int T : {kGemmMinTokens, kFloatPanelMinTokens - 1, kFloatPanelMinTokens, 40, 64})
+    for (int64_t cols : {300, 320}) {
+      const int64_t rows = 37;
+      const auto x = random_vec(rng, size_t(T * cols));
+      std::vector<float> got(size_t(T * rows)), rows_kernel(got.size()), gemm(got.size()), panels(got.size());
+      for (DType t : {DType::BF16, DType::F32}) {
+        auto w = make_weights(rng, t, rows, cols);
+        gemm_rows_avx2(w.m, x.data(), T, gemm.data(), rows, 0, rows);
+        matmul_rows(Isa::Avx2, w.m, x.data(), T, got.data(), rows, 0, rows);
+        EXPECT_EQ(got, gemm) << "AVX2 " << dtype_name(t) << " T " << T;
+        if (best_isa() < Isa::Avx512) continue;
+        matmul_rows_avx512(w.m, x.data(), T, rows_kernel.data(), rows, 0, rows);
+        ASSERT_NE(rows_kernel, gemm) << "the kernels agree bit for bit: this test cannot tell them apart";
+        const std::vector<float>* want = t == DType::BF16 ? &rows_kernel : &gemm;
+        if (t == DType::BF16 && T >= kFloatPanelMinTokens && cols % 16 == 0) {
+          gemm_float_panels_avx512(w.m, x.data(), T, panels.data(), rows, 0, rows);
+          ASSERT_NE(panels, rows_kernel) << "the kernels agree bit for bit: this test cannot tell them apart";
+          want = &panels;
+        }
+        matmul_rows(Isa::Avx512, w.m, x.data(), T, got.data(), rows, 0, rows);
+        EXPECT_EQ(got, *want) << "AVX-512 " << dtype_name(t) << " T " << T << " cols " << cols;
+      }
     }
-  }
   if (const auto lacking = testing::isas_lacking(Isa::Avx512); !lacking.empty())
     GTEST_SKIP() << "this CPU lacks " << lacking << ": the AVX-512 dispatch was not checked";
+}
+
+// The float panels (BF16, many tokens, AVX-512) against the scalar twin over row ranges that start
+// off a panel's edge and end in a single panel or a few rows (those go to the row kernel), token
+// counts that split into uneven tiles; nothing outside the range written.
+TEST(Matmul, FloatPanelsMatchScalarTwinOnRowRanges) {
+  if (best_isa() < Isa::Avx512) GTEST_SKIP() << "this CPU has no AVX-512: the float panels were not checked";
+  std::mt19937 rng(29);
+  const int64_t shapes[][2] = {{70, 64}, {48, 2048}, {100, 320}};
+  for (const auto& s : shapes)
+    for (int T : {kFloatPanelMinTokens, 23, 64, 97}) {
+      auto w = make_weights(rng, DType::BF16, s[0], s[1]);
+      const auto x = random_vec(rng, size_t(T * s[1]));
+      std::vector<float> want(size_t(T * s[0]), -1);
+      matmul_rows_scalar(w.m, x.data(), T, want.data(), s[0], 0, s[0]);
+      const int64_t ranges[][2] = {{0, s[0]}, {5, s[0] - 1}, {16, 48}, {3, 20}};
+      for (const auto& range : ranges) {
+        std::vector<float> got(want.size(), 123.0f);
+        gemm_float_panels_avx512(w.m, x.data(), T, got.data(), s[0], range[0], range[1]);
+        for (int t = 0; t < T; ++t)
+          for (int64_t r = 0; r < s[0]; ++r) {
+            const size_t i = size_t(t) * size_t(s[0]) + size_t(r);
+            if (r < range[0] || r >= range[1]) ASSERT_EQ(got[i], 123.0f) << "row " << r << " outside the range written";
+            else ASSERT_NEAR(got[i], want[i], 1e-5f * float(s[1])) << "rows " << s[0] << " cols " << s[1] << " T " << T << " row " << r << " token " << t;
+          }
+      }
+    }
 }
 
 TEST(Matmul, RowRangeWritesOnlyItsColumns) {
