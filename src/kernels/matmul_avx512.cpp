@@ -1,6 +1,7 @@
 // AVX-512 variant of matmul_rows (scalar twin in matmul.cpp). Weights are widened to float in
-// registers. One token streams the rows one after another; more tokens run a 4-row x up-to-4-token
-// tile of accumulators that reuses every weight load across tokens.
+// registers. One token streams the rows one after another; more tokens run a 4-row x up-to-6-token
+// tile of accumulators that reuses every weight load across tokens (BF16 from kFloatPanelMinTokens
+// tokens goes to the float panels instead: gemm_float_panels_avx512.cpp).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -32,6 +33,7 @@ struct LoadF32 {
 // The tiles also prefetch the rows kPrefetchRows below them (as the AVX2 variant does), or the
 // loads stall past what the hardware prefetcher covers.
 constexpr int kPrefetchRows = 4;
+constexpr int kTileTokens = 6;  // x 4 rows: 24 accumulators, 6 activation vectors, a weight vector
 
 template <typename L, int R, int TT>
 inline void tile(const Matrix& w, const float* x, float* y, int64_t ldy, int64_t r, int t) {
@@ -68,13 +70,18 @@ inline void tile(const Matrix& w, const float* x, float* y, int64_t ldy, int64_t
 
 template <typename L, int R>
 inline void row_block(const Matrix& w, const float* x, int t0, int t1, float* y, int64_t ldy, int64_t r) {
-  int t = t0;
-  for (; t + 4 <= t1; t += 4) tile<L, R, 4>(w, x, y, ldy, r, t);
-  switch (t1 - t) {
-    case 3: tile<L, R, 3>(w, x, y, ldy, r, t); break;
-    case 2: tile<L, R, 2>(w, x, y, ldy, r, t); break;
-    case 1: tile<L, R, 1>(w, x, y, ldy, r, t); break;
-    default: break;
+  const int tiles = (t1 - t0 + kTileTokens - 1) / kTileTokens;  // as even as they go: 10 tokens 5 + 5
+  for (int i = 0, t = t0; i < tiles; ++i) {
+    const int tt = (t1 - t) / (tiles - i);
+    switch (tt) {
+      case 6: tile<L, R, 6>(w, x, y, ldy, r, t); break;
+      case 5: tile<L, R, 5>(w, x, y, ldy, r, t); break;
+      case 4: tile<L, R, 4>(w, x, y, ldy, r, t); break;
+      case 3: tile<L, R, 3>(w, x, y, ldy, r, t); break;
+      case 2: tile<L, R, 2>(w, x, y, ldy, r, t); break;
+      default: tile<L, R, 1>(w, x, y, ldy, r, t); break;
+    }
+    t += tt;
   }
 }
 
