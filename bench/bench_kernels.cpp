@@ -184,9 +184,10 @@ BENCHMARK(BM_MatvecExperts)
 
 // BF16 weights on the float kernels and the bf16 kernel (vdpbf16ps), split over the threads as
 // matmul splits rows. kernel: 0 the float row kernel (what BF16 runs on AVX-512 below
-// kFloatPanelMinTokens tokens), 1 the packed float GEMM (what other float weights run from kGemmMinTokens tokens), 2 two
-// activation terms (x = hi + lo), 3 one (x rounded to bf16: QNEXT_ACTIVATIONS=bf16), 4 the float
-// panels (rows in the lanes: what BF16 runs from kFloatPanelMinTokens tokens on AVX-512). T 1-2:
+// kFloatPanelMinTokens tokens), 1 the packed float GEMM (what other float weights run from
+// kGemmMinTokens tokens), 2 two activation terms (x = hi + lo), 3 one (x rounded to bf16:
+// QNEXT_ACTIVATIONS=bf16), 4 the float panels (rows in the lanes: what BF16 runs from
+// kFloatPanelMinTokens tokens on AVX-512). T 1-2:
 // decoding (the 512 MiB matrix, or the 4 MiB one with cached:1); 10 and up: an expert's share of
 // a prompt, up to a dense projection's (the 64 MiB matrix).
 void BM_Bf16Terms(benchmark::State& state) {

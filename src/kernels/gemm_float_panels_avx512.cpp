@@ -2,16 +2,16 @@
 // busier experts): the weight rows in the lanes. Scalar twin: matmul_rows_scalar (matmul.cpp).
 //
 // Each pair of 16-row panels is widened to float once and transposed (16 x 16 words in registers),
-// so one vector holds the 32 rows' weights at k: [cols][16] per panel. A token's x[k] is the
-// FMA's broadcast operand, so one load of each panel serves 6 tokens x 32 rows (12 FMAs per 2
-// vector loads and 6 broadcasts), where the row kernel (matmul_avx512.cpp: k in the lanes) loads
-// a vector of weights and one of activations per 4 x 4 FMAs. Each lane's sum runs over k in order,
-// as the scalar twin's does. One Zen 5 core, a 1024 x 2048 matrix in cache (BM_Bf16Terms):
-// row kernel ~140 GFLOP/s at 10-512 tokens; this one 152 at 16, 199 at 64, 208 at 512 (the
-// unpacking costs what the lanes save below ~16 tokens).
+// so each panel's vector at k holds its 16 rows' weights: [cols][16] per panel. A token's x[k] is
+// the FMA's broadcast operand, so one load of each of the two panels serves 6 tokens x 32 rows (12
+// FMAs per 2 vector loads and 6 broadcasts), where the row kernel (matmul_avx512.cpp: k in the
+// lanes) loads 4 weight vectors and 6 activation vectors per 4 x 6 FMAs. Each lane's sum runs over
+// k in order, as the scalar twin's does. One Zen 5 core (BM_Bf16Terms, GFLOP/s, the row kernel of
+// 4 x 6 tiles against this one): 16 tokens 126-130 / 106-112, 24 tokens 115-127 / 129-135, 64
+// tokens 120-127 / 174-178, 512 tokens 132-141 / 206-210. Below kFloatPanelMinTokens the unpacking
+// costs more than the lanes save.
 #include <immintrin.h>
 
-#include <algorithm>
 #include <vector>
 
 #include "kernels/matmul.h"
@@ -20,7 +20,7 @@
 namespace qnext {
 namespace {
 
-constexpr int kTokenTile = 6;  // x 2 panels: 12 accumulators, 2 weight vectors, the broadcasts
+constexpr int kTileTokens = 6;  // x 2 panels: 12 accumulators, 2 weight vectors, the broadcasts
 
 struct alignas(64) Lanes {  // the 16 rows of a panel at one k
   float row[16];
@@ -66,10 +66,10 @@ inline void tile(const Lanes* panels, int64_t cols, const float* x, int t, float
     for (int p = 0; p < P; ++p) _mm512_storeu_ps(y + size_t(t + j) * size_t(ldy) + size_t(r + 16 * p), acc[p][j]);
 }
 
-// All T tokens against P panels, in tiles as even as they go (13 tokens: 5 + 4 + 4).
+// All T tokens against P panels, in tiles as even as they go (13 tokens: 4 + 4 + 5).
 template <int P>
 void all_tokens(const Lanes* panels, int64_t cols, const float* x, int T, float* y, int64_t ldy, int64_t r) {
-  const int tiles = (T + kTokenTile - 1) / kTokenTile;
+  const int tiles = (T + kTileTokens - 1) / kTileTokens;
   for (int i = 0, t = 0; i < tiles; ++i) {
     const int tt = (T - t) / (tiles - i);
     switch (tt) {
@@ -86,13 +86,13 @@ void all_tokens(const Lanes* panels, int64_t cols, const float* x, int T, float*
 
 }  // namespace
 
-bool gemm_float_panels_fits(const Matrix& w, int T) {
-  return w.dtype == DType::BF16 && T >= kFloatPanelMinTokens && w.cols % 16 == 0;
-}
-
 void gemm_float_panels_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   const int64_t cols = w.cols;
-  thread_local std::vector<Lanes> panels;  // [2][cols]: two panels of 16 rows, [cols][16] floats each
+  if (w.dtype != DType::BF16 || cols % 16 != 0) {  // not what the panels read: the row kernel
+    matmul_rows_avx512(w, x, T, y, ldy, r0, r1);
+    return;
+  }
+  thread_local std::vector<Lanes> panels;  // [2][cols]: two panels of 16 rows, [cols][16] floats each; grows, then stays
   if (panels.size() < size_t(2 * cols)) panels.resize(size_t(2 * cols));
   int64_t r = r0;
   while (r + 16 <= r1) {

@@ -1,13 +1,14 @@
 // A 16 x 16 transpose of 32-bit words in AVX-512 registers, for the GEMMs that put 16 weight rows
 // in a register's lanes (gemm_panels_avx512.cpp, gemm_float_panels_avx512.cpp). Include only from
-// files built for AVX-512.
+// files built for AVX-512. Internal linkage (static): the files that include it are built with
+// different flags (one with VNNI), so no copy may stand in for another's.
 #pragma once
 #include <immintrin.h>
 
 namespace qnext {
 
 // r[i] (16 dwords each) -> out[j]: dword j of every r[i], r[i]'s in lane i.
-inline void transpose16(const __m512i* r, __m512i* out) {
+static inline void transpose16(const __m512i* r, __m512i* out) {
   __m512i t[16], u[16];
 #pragma GCC unroll 8
   for (int i = 0; i < 8; ++i) {

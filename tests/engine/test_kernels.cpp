@@ -56,7 +56,8 @@ TEST(Matmul, SimdMatchesScalarTwin) {
   const int64_t shapes[][2] = {{1, 1}, {3, 7}, {4, 8}, {5, 17}, {13, 64}, {37, 300}, {64, 129}, {130, 2048}};
   for (DType t : {DType::BF16, DType::F16, DType::F32})
     for (const auto& s : shapes)
-      for (int T : {1, 2, 3, 4, 5, 8, 12, 16, 17, 25, 31, 40}) {  // 12 and up: the packed GEMM (not BF16 on AVX-512)
+      // 12 and up: the packed GEMM (not BF16 on AVX-512: from 20 there, cols % 16 == 0, the float panels)
+      for (int T : {1, 2, 3, 4, 5, 8, 12, 16, 17, 25, 31, 40}) {
         auto w = make_weights(rng, t, s[0], s[1]);
         const auto x = random_vec(rng, size_t(T * s[1]));
         std::vector<float> want(size_t(T * s[0]), -1), got(size_t(T * s[0]), -1);
@@ -111,24 +112,26 @@ TEST(Matmul, ManyTokensTakeTheFasterFloatKernel) {
 
 // The float panels (BF16, many tokens, AVX-512) against the scalar twin over row ranges that start
 // off a panel's edge and end in a single panel or a few rows (those go to the row kernel), token
-// counts that split into uneven tiles; nothing outside the range written.
+// counts that split into uneven tiles (below kFloatPanelMinTokens, called directly: tiles of 1-4
+// tokens), and a wider y (ldy); nothing outside the range written.
 TEST(Matmul, FloatPanelsMatchScalarTwinOnRowRanges) {
   if (best_isa() < Isa::Avx512) GTEST_SKIP() << "this CPU has no AVX-512: the float panels were not checked";
   std::mt19937 rng(29);
   const int64_t shapes[][2] = {{70, 64}, {48, 2048}, {100, 320}};
   for (const auto& s : shapes)
-    for (int T : {kFloatPanelMinTokens, 23, 64, 97}) {
+    for (int T : {1, 3, 7, 13, kFloatPanelMinTokens, 23, 64, 97}) {
       auto w = make_weights(rng, DType::BF16, s[0], s[1]);
       const auto x = random_vec(rng, size_t(T * s[1]));
-      std::vector<float> want(size_t(T * s[0]), -1);
-      matmul_rows_scalar(w.m, x.data(), T, want.data(), s[0], 0, s[0]);
+      const int64_t ldy = s[0] + 3;
+      std::vector<float> want(size_t(T * ldy), -1);
+      matmul_rows_scalar(w.m, x.data(), T, want.data(), ldy, 0, s[0]);
       const int64_t ranges[][2] = {{0, s[0]}, {5, s[0] - 1}, {16, 48}, {3, 20}};
       for (const auto& range : ranges) {
         std::vector<float> got(want.size(), 123.0f);
-        gemm_float_panels_avx512(w.m, x.data(), T, got.data(), s[0], range[0], range[1]);
+        gemm_float_panels_avx512(w.m, x.data(), T, got.data(), ldy, range[0], range[1]);
         for (int t = 0; t < T; ++t)
-          for (int64_t r = 0; r < s[0]; ++r) {
-            const size_t i = size_t(t) * size_t(s[0]) + size_t(r);
+          for (int64_t r = 0; r < ldy; ++r) {
+            const size_t i = size_t(t) * size_t(ldy) + size_t(r);
             if (r < range[0] || r >= range[1]) ASSERT_EQ(got[i], 123.0f) << "row " << r << " outside the range written";
             else ASSERT_NEAR(got[i], want[i], 1e-5f * float(s[1])) << "rows " << s[0] << " cols " << s[1] << " T " << T << " row " << r << " token " << t;
           }
