@@ -1,7 +1,7 @@
 // The float GEMM for BF16 weights and many tokens on AVX-512 (prefill's dense projections, the
 // busier experts): the weight rows in the lanes. Scalar twin: matmul_rows_scalar (matmul.cpp).
 //
-// Each pair of 16-row panels is widened to float once and transposed (16 x 16 words in registers),
+// Each pair of 16-row panels is transposed (16 x 16 words in registers) and widened to float once,
 // so each panel's vector at k holds its 16 rows' weights: [cols][16] per panel. A token's x[k] is
 // the FMA's broadcast operand, so one load of each of the two panels serves 6 tokens x 32 rows (12
 // FMAs per 2 vector loads and 6 broadcasts), where the row kernel (matmul_avx512.cpp: k in the
@@ -26,23 +26,29 @@ struct alignas(64) Lanes {  // the 16 rows of a panel at one k
   float row[16];
 };
 
-// 16 BF16 rows [r, r + 16) -> panel [cols][16] floats. Prefetches the same columns of the rows
-// `ahead` (the next pair of panels) as it goes, so the next unpacking finds them in cache.
+// 16 BF16 rows [r, r + 16) -> panel [cols][16] floats. Transposed while still bf16: each row's
+// 32 weights (one cache line) are 16 words of two k each, so one 16 x 16 word transpose gives, per
+// pair of k, the 16 rows' two weights in each lane; the even k's float is the word shifted up 16,
+// the odd k's the word with its low half cleared. Prefetches the same columns of the rows `ahead`
+// (the next pair of panels) as it goes, so the next unpacking finds them in cache.
 void unpack_panel(const Matrix& w, int64_t r, const uint8_t* const* ahead, Lanes* panel) {
   const int64_t cols = w.cols;
   const uint8_t* rows[16];
   for (int i = 0; i < 16; ++i) rows[i] = w.row_ptr(r + i);
-  for (int64_t k = 0; k < cols; k += 16) {
-    if ((k & 31) == 0)  // 32 BF16 weights a cache line
-      for (int i = 0; i < 16; ++i)
-        if (ahead[i]) _mm_prefetch(reinterpret_cast<const char*>(ahead[i] + 2 * k), _MM_HINT_T0);
-    __m512i words[16], lanes[16];
+  const __m512i high = _mm512_set1_epi32(int32_t(0xFFFF0000u));
+  for (int64_t k = 0; k < cols; k += 32) {
+    __m512i pairs[16], lanes[16];
 #pragma GCC unroll 16
-    for (int i = 0; i < 16; ++i)  // bf16 -> f32: the 16 bits become the high half of the word
-      words[i] = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rows[i] + 2 * k))), 16);
-    transpose16(words, lanes);
+    for (int i = 0; i < 16; ++i) {
+      if (ahead[i]) _mm_prefetch(reinterpret_cast<const char*>(ahead[i] + 2 * k), _MM_HINT_T0);
+      pairs[i] = _mm512_loadu_si512(rows[i] + 2 * k);
+    }
+    transpose16(pairs, lanes);
 #pragma GCC unroll 16
-    for (int j = 0; j < 16; ++j) _mm512_store_si512(panel[k + j].row, lanes[j]);
+    for (int j = 0; j < 16; ++j) {
+      _mm512_store_si512(panel[k + 2 * j].row, _mm512_slli_epi32(lanes[j], 16));
+      _mm512_store_si512(panel[k + 2 * j + 1].row, _mm512_and_si512(lanes[j], high));
+    }
   }
 }
 
@@ -88,7 +94,7 @@ void all_tokens(const Lanes* panels, int64_t cols, const float* x, int T, float*
 
 void gemm_float_panels_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   const int64_t cols = w.cols;
-  if (w.dtype != DType::BF16 || cols % 16 != 0) {  // not what the panels read: the row kernel
+  if (w.dtype != DType::BF16 || cols % 32 != 0) {  // not what the panels read: the row kernel
     matmul_rows_avx512(w, x, T, y, ldy, r0, r1);
     return;
   }

@@ -92,10 +92,10 @@ void gemm_rows_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ld
 
 // BF16 weights and at least kFloatPanelMinTokens tokens on AVX-512: the float GEMM with 16 weight
 // rows in a register's lanes (gemm_float_panels_avx512.cpp; same contract as matmul_rows). cols a
-// multiple of 16 (gemm_float_panels_fits).
+// multiple of 32 (gemm_float_panels_fits).
 constexpr int kFloatPanelMinTokens = 20;  // measured: below this the row kernel wins (BM_Bf16Terms: 16 tokens 0.84-0.87x, 24 1.06-1.12x)
 inline bool gemm_float_panels_fits(const Matrix& w, int T) {
-  return w.dtype == DType::BF16 && T >= kFloatPanelMinTokens && w.cols % 16 == 0;
+  return w.dtype == DType::BF16 && T >= kFloatPanelMinTokens && w.cols % 32 == 0;
 }
 void gemm_float_panels_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 
