@@ -7,9 +7,10 @@
 // FMAs per 2 vector loads and 6 broadcasts), where the row kernel (matmul_avx512.cpp: k in the
 // lanes) loads 4 weight vectors and 6 activation vectors per 4 x 6 FMAs. Each lane's sum runs over
 // k in order, as the scalar twin's does. One Zen 5 core (BM_Bf16Terms, GFLOP/s, the row kernel of
-// 4 x 6 tiles against this one): 16 tokens 126-130 / 106-112, 24 tokens 115-127 / 129-135, 64
-// tokens 120-127 / 174-178, 512 tokens 132-141 / 206-210. Below kFloatPanelMinTokens the unpacking
-// costs more than the lanes save.
+// 4 x 6 tiles against this one's first form, which widened before a transpose per 16 k): 16 tokens
+// 126-130 / 106-112, 24 tokens 115-127 / 129-135, 64 tokens 120-127 / 174-178, 512 tokens 132-141
+// / 206-210; the bf16 transpose then gained ~5-10% below 64 tokens. Below kFloatPanelMinTokens the
+// unpacking costs more than the lanes save.
 #include <immintrin.h>
 
 #include <vector>
@@ -98,7 +99,8 @@ void gemm_float_panels_avx512(const Matrix& w, const float* x, int T, float* y, 
     matmul_rows_avx512(w, x, T, y, ldy, r0, r1);
     return;
   }
-  thread_local std::vector<Lanes> panels;  // [2][cols]: two panels of 16 rows, [cols][16] floats each; grows, then stays
+  // [2][cols]: two panels of 16 rows, [cols][16] floats each; grows to the widest matrix, then stays
+  thread_local std::vector<Lanes> panels;
   if (panels.size() < size_t(2 * cols)) panels.resize(size_t(2 * cols));
   int64_t r = r0;
   while (r + 16 <= r1) {

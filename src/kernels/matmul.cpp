@@ -37,10 +37,10 @@ void matmul_rows_scalar(const Matrix& w, const float* x, int T, float* y, int64_
 }
 
 // Whether the packed float GEMM runs these tokens. Not for BF16 on AVX-512: its row kernel's
-// 4-row x 24-token blocks were faster than the packed GEMM at every token count (BM_Bf16Terms, Zen 5, 16384 x 2048
-// from memory: 1 thread 110 / 115 / 119 against the GEMM's 60 / 92 / 101 GFLOP/s at 16 / 64 /
-// 512 tokens; 2 threads 176-182 against 106-178), and from kFloatPanelMinTokens tokens the float
-// panels (rows in the lanes) beat both.
+// 4-row x 24-token blocks were faster than the packed GEMM at every token count (BM_Bf16Terms,
+// Zen 5, 16384 x 2048 from memory: 1 thread 110 / 115 / 119 against the GEMM's 60 / 92 / 101
+// GFLOP/s at 16 / 64 / 512 tokens; 2 threads 176-182 against 106-178), and from
+// kFloatPanelMinTokens tokens the float panels (rows in the lanes) beat both.
 static bool float_gemm(Isa isa, DType t, int T) {
   if (isa == Isa::Scalar || T < kGemmMinTokens) return false;
   return !(isa == Isa::Avx512 && t == DType::BF16);

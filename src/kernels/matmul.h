@@ -85,15 +85,16 @@ void matrix_row_to_f32(const Matrix& w, int64_t row, float* out);
 // Many tokens (prefill) on AVX2 or better: a packed GEMM for any weight dtype, quantized included
 // (gemm_avx2.cpp; same contract as matmul_rows), except where matmul.cpp finds a faster kernel
 // (BF16 on AVX-512: its row kernel, and from kFloatPanelMinTokens tokens the float panels; the int8
-// and bf16 kernels). Fewer tokens go through the
-// matrix-vector tiles.
+// and bf16 kernels). Fewer tokens go through the matrix-vector tiles.
 constexpr int kGemmMinTokens = 12;  // measured: below this the int8 decode tiles win (q8, 512 x 2048)
 void gemm_rows_avx2(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1);
 
 // BF16 weights and at least kFloatPanelMinTokens tokens on AVX-512: the float GEMM with 16 weight
 // rows in a register's lanes (gemm_float_panels_avx512.cpp; same contract as matmul_rows). cols a
 // multiple of 32 (gemm_float_panels_fits).
-constexpr int kFloatPanelMinTokens = 20;  // measured: below this the row kernel wins (BM_Bf16Terms: 16 tokens 0.84-0.87x, 24 1.06-1.12x)
+// Measured: below this the row kernel wins (BM_Bf16Terms, one Zen 5 core: the panels at 16 tokens
+// 0.84-0.87x the row kernel, at 24 1.06-1.12x).
+constexpr int kFloatPanelMinTokens = 20;
 inline bool gemm_float_panels_fits(const Matrix& w, int T) {
   return w.dtype == DType::BF16 && T >= kFloatPanelMinTokens && w.cols % 32 == 0;
 }
