@@ -76,7 +76,7 @@ TEST(Matmul, SimdMatchesScalarTwin) {
 
 // Which float kernel runs many tokens: BF16 on AVX-512 its row kernel (faster there than the
 // packed GEMM: matmul.cpp), and from kFloatPanelMinTokens tokens the float panels where the columns
-// are a multiple of 16; F32 on AVX-512 and BF16 on AVX2 the packed GEMM from kGemmMinTokens; bit
+// are a multiple of 32 (gemm_float_panels_fits); F32 on AVX-512 and BF16 on AVX2 the packed GEMM from kGemmMinTokens; bit
 // for bit the kernel named. The kernels sum in different orders, so their bits differ here and the
 // test sees which one ran.
 TEST(Matmul, ManyTokensTakeTheFasterFloatKernel) {
@@ -97,7 +97,7 @@ TEST(Matmul, ManyTokensTakeTheFasterFloatKernel) {
         matmul_rows_avx512(w.m, x.data(), T, rows_kernel.data(), rows, 0, rows);
         ASSERT_NE(rows_kernel, gemm) << "the kernels agree bit for bit: this test cannot tell them apart";
         const std::vector<float>* want = t == DType::BF16 ? &rows_kernel : &gemm;
-        if (t == DType::BF16 && T >= kFloatPanelMinTokens && cols % 32 == 0) {
+        if (t == DType::BF16 && T >= kFloatPanelMinTokens && cols % 32 == 0) {  // stated here, not asked of the dispatch
           gemm_float_panels_avx512(w.m, x.data(), T, panels.data(), rows, 0, rows);
           ASSERT_NE(panels, rows_kernel) << "the kernels agree bit for bit: this test cannot tell them apart";
           want = &panels;
