@@ -16,6 +16,7 @@
 #include "kernels/gemm_bf16.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
+#include "kernels/silu.h"
 
 namespace qnext {
 namespace {
@@ -251,6 +252,26 @@ void BM_DeltaRule(benchmark::State& state) {
   state.SetItemsProcessed(int64_t(state.iterations()) * T);  // tokens per head
 }
 BENCHMARK(BM_DeltaRule)->ArgsProduct({{1, 64, 512}, {0, 1}, {0, 1, 2}})->ArgNames({"T", "chunked", "isa"});
+
+// SiLU over one decoded token's share of a DeltaNet layer (the conv's 8192 channels, the gated
+// norm's 4096, ten experts' and the shared expert's 5632 SwiGLU lanes): isa 0 the scalar twin
+// (std::exp), 1 the AVX2 variant. Values in [-8, 8], as activations are.
+void BM_Silu(benchmark::State& state) {
+  const Isa isa = Isa(state.range(0));
+  if (isa > best_isa()) return state.SkipWithError("ISA not supported by this CPU");
+  const int64_t n = 8192 + 4096 + 5632;
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-8.0f, 8.0f);
+  std::vector<float> x(size_t(n), 0.0f), y(size_t(n), 0.0f);
+  for (float& f : x) f = u(rng);
+  for (auto _ : state) {
+    if (isa == Isa::Scalar) silu_mul_scalar(x.data(), nullptr, n, y.data());
+    else silu_mul_avx2(x.data(), nullptr, n, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetItemsProcessed(int64_t(state.iterations()) * n);
+}
+BENCHMARK(BM_Silu)->Arg(0)->Arg(1)->ArgName("isa");
 
 // A GQA group's 8 query heads for one decoded token (queries 8) or a prefill block of 8 or 16
 // tokens (queries 64, 128) over L cached positions, D 256, laid out as the model lays them: one

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/silu.h"
+
 namespace qnext {
 
 void conv1d_silu(const float* x, int T, int C, const float* w, int K, float* state, float* out) {
@@ -18,7 +20,7 @@ void conv1d_silu(const float* x, int T, int C, const float* w, int K, float* sta
       const float* in = input(t, j);
       for (int c = 0; c < C; ++c) o[c] += in[c] * w[size_t(c) * K + j];
     }
-    for (int c = 0; c < C; ++c) o[c] = o[c] / (1.0f + std::exp(-o[c]));
+    silu_mul(o, nullptr, C, o);
   }
   // The new state is the last K-1 inputs of the combined sequence [state; x].
   if (T >= K - 1) {

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/silu.h"
+
 namespace qnext {
 
 void route_top_k(const float* logits, int E, int k, bool normalize, int* ids, float* weights) {
@@ -30,7 +32,7 @@ void route_top_k(const float* logits, int E, int k, bool normalize, int* ids, fl
 }
 
 void swiglu(const float* gate, const float* up, int n, float* out) {
-  for (int i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+  silu_mul(gate, up, n, out);
 }
 
 }  // namespace qnext
