@@ -1,6 +1,5 @@
 #include "kernels/conv.h"
 
-#include <cmath>
 #include <cstring>
 
 #include "kernels/silu.h"
