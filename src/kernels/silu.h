@@ -1,8 +1,8 @@
 // SiLU (x * sigmoid(x)) over whole rows: the DeltaNet's conv output, its gated norm's z, and the
 // SwiGLU of every expert. Decoding runs ~18K of them per DeltaNet layer on one thread while the
 // other waits (with std::exp one value at a time, the steps that take them were ~1.7% of a decoded
-// token's samples: perf, a 16-layer q4 slice); the AVX2 variant, 8 lanes at a time, takes half the time (BM_Silu, one Zen 5
-// core: 40 -> 20 us for a layer's worth). AVX-512 machines run it too.
+// token's samples: perf, a 16-layer q4 slice); the AVX2 variant, 8 lanes at a time, takes half
+// the time (BM_Silu, one Zen 5 core: 40 -> 20 us for a layer's worth). AVX-512 machines run it too.
 #pragma once
 #include <cstdint>
 

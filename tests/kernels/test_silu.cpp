@@ -36,8 +36,8 @@ std::vector<float> inputs() {
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> wide(-100.0f, 100.0f), near(-6.0f, 6.0f);
   for (int i = 0; i < 4000; ++i) x.push_back(i % 2 ? wide(rng) : near(rng));
-  for (float v : {0.0f, -0.0f, 95.0f, 103.0f, 104.5f, 1e-30f, -1e-30f, 87.0f, -87.0f, 87.4f, -87.4f, 88.3f, -88.3f, 88.4f, -88.4f, 89.0f, -89.0f,
-                  103.9f, -103.9f, 200.0f, -200.0f, 1e30f, -1e30f, std::numeric_limits<float>::max(),
+  for (float v : {0.0f, -0.0f, 95.0f, 103.0f, 104.5f, 1e-30f, -1e-30f, 87.0f, -87.0f, 87.4f, -87.4f, 88.3f, -88.3f,
+                  88.4f, -88.4f, 89.0f, -89.0f, 103.9f, -103.9f, 200.0f, -200.0f, 1e30f, -1e30f, std::numeric_limits<float>::max(),
                   -std::numeric_limits<float>::max(), INFINITY, -INFINITY})
     x.push_back(v);
   return x;
@@ -116,7 +116,8 @@ TEST(Silu, DispatchFollowsTheActiveIsa) {
   set_active_isa(Isa::Avx2);
   silu_mul(&x[i], nullptr, 1, &got[1]);
   set_active_isa(before);
-  EXPECT_EQ(std::memcmp(&got[0], &scalar[i], sizeof(float)), 0) << "QNEXT_ISA=scalar must run the twin (x " << x[i] << ")";
+  EXPECT_EQ(std::memcmp(&got[0], &scalar[i], sizeof(float)), 0)
+      << "QNEXT_ISA=scalar must run the twin (x " << x[i] << ")";
   EXPECT_EQ(std::memcmp(&got[1], &avx2[i], sizeof(float)), 0) << "AVX2 must run the AVX2 variant (x " << x[i] << ")";
 }
 
