@@ -1,6 +1,5 @@
 #include "kernels/norm.h"
 
-#include <algorithm>
 #include <cmath>
 
 #include "kernels/silu.h"
@@ -20,12 +19,8 @@ void rms_norm(const float* x, const float* scale, int n, float eps, float* y) {
 
 void rms_norm_gated(const float* x, const float* z, const float* w, int n, float eps, float* y) {
   const float r = inv_rms(x, n, eps);
-  float silu_z[256];  // a value head (128) at a time; longer rows in pieces
-  for (int i0 = 0; i0 < n; i0 += 256) {
-    const int len = std::min(256, n - i0);
-    silu_mul(z + i0, nullptr, len, silu_z);
-    for (int i = 0; i < len; ++i) y[i0 + i] = x[i0 + i] * r * w[i0 + i] * silu_z[i];
-  }
+  for (int i = 0; i < n; ++i) y[i] = x[i] * r * w[i];
+  silu_mul(z, y, n, y);  // y = (x r w) silu(z): the same float as x r w silu(z), products commute
 }
 
 void l2_normalize(float* x, int n, float eps) {

@@ -76,8 +76,8 @@ TEST(Matmul, SimdMatchesScalarTwin) {
 
 // Which float kernel runs many tokens: BF16 on AVX-512 its row kernel (faster there than the
 // packed GEMM: matmul.cpp), and from kFloatPanelMinTokens tokens the float panels where the columns
-// are a multiple of 32 (gemm_float_panels_fits); F32 on AVX-512 and BF16 on AVX2 the packed GEMM from kGemmMinTokens; bit
-// for bit the kernel named. The kernels sum in different orders, so their bits differ here and the
+// are a multiple of 32 (gemm_float_panels_fits); F32 on AVX-512 and BF16 on AVX2 the packed GEMM
+// from kGemmMinTokens; bit for bit the kernel named. The kernels sum in different orders, so their bits differ here and the
 // test sees which one ran.
 TEST(Matmul, ManyTokensTakeTheFasterFloatKernel) {
   if (best_isa() < Isa::Avx2) GTEST_SKIP() << "this CPU has no AVX2";

@@ -2,7 +2,7 @@
 // the twin (the same float but for rare cases a couple of ulp apart) over the float range that
 // matters (the exp's overflow clamp, infinities, NaN), every tail length, with and without the
 // multiplier, in place over x and over m; the dispatch on an input where the two differ; and
-// rms_norm_gated, which takes its SiLU in pieces, against its formula.
+// rms_norm_gated, which takes its SiLU with the norm's row as the multiplier, against its formula.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -121,8 +121,8 @@ TEST(Silu, DispatchFollowsTheActiveIsa) {
   EXPECT_EQ(std::memcmp(&got[1], &avx2[i], sizeof(float)), 0) << "AVX2 must run the AVX2 variant (x " << x[i] << ")";
 }
 
-// rms_norm_gated takes its SiLU 256 values at a time: rows longer than that, against the formula.
-TEST(Silu, GatedNormInPieces) {
+// rms_norm_gated: rows of every tail length and longer than a value head, against the formula.
+TEST(Silu, GatedNormMatchesItsFormula) {
   for (int n : {1, 7, 128, 256, 300, 600}) {
     std::mt19937 rng{uint32_t(n)};
     std::uniform_real_distribution<float> u(-4.0f, 4.0f);
