@@ -1,7 +1,9 @@
 // The delta rule on AVX2 + FMA (scalar twins in delta_rule.cpp). The recurrent form in slices of 8
 // state columns (delta_rule_slices.h) where they fit (slices_fit: Dv % 8 == 0, Dk <= 256, 4 tokens
-// or more), else the body of delta_rule_body.h, as the chunked form, compiled here with the loops
-// over Dv vectorized by the compiler.
+// or more); for fewer tokens (decoding) in column groups of 32 and 8 in place (Dv % 8 == 0);
+// else the body of delta_rule_body.h, as the chunked form, compiled here with the loops over Dv
+// vectorized by the compiler (its pred and o rows loaded and stored at every k: BM_DeltaRule T:1
+// ran it at about half the column groups' rate).
 #include <immintrin.h>
 
 #include "kernels/delta_rule_body.h"
@@ -28,8 +30,16 @@ struct Avx2Ops {
 }  // namespace
 
 void delta_rule_recurrent_avx2(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S) {
-  if (slices_fit(T, Dk, Dv, Avx2Ops::W)) recurrent_slices<Avx2Ops>(h, T, Dk, Dv, S);
-  else recurrent_body(h, T, Dk, Dv, S);
+  constexpr int W = Avx2Ops::W;
+  if (slices_fit(T, Dk, Dv, W)) {
+    recurrent_slices<Avx2Ops>(h, T, Dk, Dv, S);
+  } else if (Dv % W == 0) {
+    int c0 = 0;
+    for (; c0 + 4 * W <= Dv; c0 += 4 * W) column_group<Avx2Ops, 4>(h, T, Dk, Dv, S, c0);
+    for (; c0 < Dv; c0 += W) column_group<Avx2Ops, 1>(h, T, Dk, Dv, S, c0);
+  } else {
+    recurrent_body(h, T, Dk, Dv, S);
+  }
 }
 
 void delta_rule_chunked_avx2(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S, float* scratch) {

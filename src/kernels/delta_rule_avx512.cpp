@@ -1,6 +1,6 @@
 // The recurrent delta rule on AVX-512 (delta_rule_slices.h; scalar twin
 // delta_rule_recurrent_scalar in delta_rule.cpp): slices of 16 state columns for 4 tokens and more,
-// whole rows in registers for fewer (Dv <= 128), where delta_rule_avx512_fits. Built with
+// whole rows (one column group) in registers for fewer (Dv <= 128), where delta_rule_avx512_fits. Built with
 // -mavx512f; called only where the CPU has it.
 #include <immintrin.h>
 
@@ -37,14 +37,14 @@ void delta_rule_recurrent_avx512(const DeltaRuleHead& h, int T, int Dk, int Dv, 
     return;
   }
   switch (Dv / Avx512Ops::W) {
-    case 1: whole_rows<Avx512Ops, 1>(h, T, Dk, S); break;
-    case 2: whole_rows<Avx512Ops, 2>(h, T, Dk, S); break;
-    case 3: whole_rows<Avx512Ops, 3>(h, T, Dk, S); break;
-    case 4: whole_rows<Avx512Ops, 4>(h, T, Dk, S); break;
-    case 5: whole_rows<Avx512Ops, 5>(h, T, Dk, S); break;
-    case 6: whole_rows<Avx512Ops, 6>(h, T, Dk, S); break;
-    case 7: whole_rows<Avx512Ops, 7>(h, T, Dk, S); break;
-    case 8: whole_rows<Avx512Ops, 8>(h, T, Dk, S); break;
+    case 1: column_group<Avx512Ops, 1>(h, T, Dk, Dv, S, 0); break;
+    case 2: column_group<Avx512Ops, 2>(h, T, Dk, Dv, S, 0); break;
+    case 3: column_group<Avx512Ops, 3>(h, T, Dk, Dv, S, 0); break;
+    case 4: column_group<Avx512Ops, 4>(h, T, Dk, Dv, S, 0); break;
+    case 5: column_group<Avx512Ops, 5>(h, T, Dk, Dv, S, 0); break;
+    case 6: column_group<Avx512Ops, 6>(h, T, Dk, Dv, S, 0); break;
+    case 7: column_group<Avx512Ops, 7>(h, T, Dk, Dv, S, 0); break;
+    case 8: column_group<Avx512Ops, 8>(h, T, Dk, Dv, S, 0); break;
     default: break;  // not reached where delta_rule_avx512_fits
   }
 }

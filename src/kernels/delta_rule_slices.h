@@ -75,33 +75,35 @@ inline void column_slice(const DeltaRuleHead& h, int T, int Dk, float* Sc, size_
   }
 }
 
-// One to three tokens (decoding, verifying): the head's whole rows in place, NV = Dv / W vectors of
-// pred, u and o in registers (NV <= 8: 24 of AVX-512's 32), so the state streams through twice a
-// token, row after row, with no copy. The sums over Dk run in the scalar twin's order.
+// One to three tokens (decoding, verifying): columns [c0, c0 + NV W) of the head's rows in place,
+// NV vectors of pred, u and o in registers (NV <= 8: 24 of AVX-512's 32; AVX2 takes groups of 4,
+// 12 of its 16), so the group streams through twice a token, row after row, with no copy. The sums
+// over Dk run in the scalar twin's order.
 template <class Ops, int NV>
-void whole_rows(const DeltaRuleHead& h, int T, int Dk, float* S) {
+void column_group(const DeltaRuleHead& h, int T, int Dk, int Dv, float* S, int c0) {
   using V = typename Ops::V;
-  constexpr int W = Ops::W, Dv = NV * W;
+  constexpr int W = Ops::W;
   for (int t = 0; t < T; ++t) {
     const auto [q, k, v, decay, beta] = token<Ops>(h, t);  // (no lambda below captures these)
     V pred[NV], u[NV], o[NV];
     for (auto& p : pred) p = Ops::zero();
     for (int i = 0; i < Dk; ++i) {
       const V ki = Ops::set1(k[i]);
-      for (int c = 0; c < NV; ++c) pred[c] = Ops::fmadd(Ops::loadu(S + size_t(i) * Dv + c * W), ki, pred[c]);
+      const float* row = S + size_t(i) * size_t(Dv) + c0;
+      for (int c = 0; c < NV; ++c) pred[c] = Ops::fmadd(Ops::loadu(row + c * W), ki, pred[c]);
     }
-    for (int c = 0; c < NV; ++c) u[c] = Ops::mul(beta, Ops::fnmadd(decay, pred[c], Ops::loadu(v + c * W)));
+    for (int c = 0; c < NV; ++c) u[c] = Ops::mul(beta, Ops::fnmadd(decay, pred[c], Ops::loadu(v + c0 + c * W)));
     for (auto& a : o) a = Ops::zero();
     for (int i = 0; i < Dk; ++i) {
       const V ki = Ops::set1(k[i]), qi = Ops::set1(q[i]);
-      float* row = S + size_t(i) * Dv;
+      float* row = S + size_t(i) * size_t(Dv) + c0;
       for (int c = 0; c < NV; ++c) {
         const V s = Ops::fmadd(ki, u[c], Ops::mul(decay, Ops::loadu(row + c * W)));
         Ops::storeu(row + c * W, s);
         o[c] = Ops::fmadd(s, qi, o[c]);
       }
     }
-    float* out = h.out + t * h.out_stride;
+    float* out = h.out + t * h.out_stride + c0;
     for (int c = 0; c < NV; ++c) Ops::storeu(out + c * W, o[c]);
   }
 }
