@@ -7,6 +7,8 @@
 #include <sstream>
 #include <type_traits>
 
+#include "kernels/conv.h"
+
 namespace qnext {
 
 bool Config::is_moe_layer(int layer) const {
@@ -144,7 +146,7 @@ Result<Config> Config::from_json(const nlohmann::json& j, const std::string& whe
                          Limit{"linear_num_value_heads", c.linear_num_value_heads, 0, 1024},
                          Limit{"linear_key_head_dim", c.linear_key_head_dim, 0, 4096},
                          Limit{"linear_value_head_dim", c.linear_value_head_dim, 0, 4096},
-                         Limit{"linear_conv_kernel_dim", c.linear_conv_kernel, 1, 64},
+                         Limit{"linear_conv_kernel_dim", c.linear_conv_kernel, 1, kMaxConvTaps},
                          Limit{"num_experts", c.num_experts, 0, 1 << 16},
                          Limit{"moe_intermediate_size", c.moe_intermediate_size, 0, 1 << 20},
                          Limit{"intermediate_size", c.intermediate_size, 0, 1 << 20},

@@ -212,6 +212,7 @@ void Model::gated_delta_net(const DeltaNetWeights& w, const float* x, int T, std
   });
 
   // The gated delta rule, one (sequence, value head) per task; value head v reads key head v / r.
+  // Each task then takes its rows through the gated RMSNorm (on both threads, not after them).
   float* core = grow(ws.core, size_t(T) * Hv * Dv);  // [T, Hv, Dv]
   const size_t scratch_n = delta_rule_scratch_floats(Dk, Dv);
   float* scratch = grow(ws.delta_scratch, scratch_n * size_t(global_pool().size()));
@@ -229,6 +230,12 @@ void Model::gated_delta_net(const DeltaNetWeights& w, const float* x, int T, std
                        core + row * Hv * Dv + v * Dv,
                        size_t(Hv) * Dv};
     float* S = s.gdn->recurrent.data() + v * size_t(Dk) * Dv;
+    const auto gated_norm = [&] {
+      for (size_t t = row; t < row + size_t(s.T); ++t) {
+        float* o = core + (t * Hv + v) * Dv;
+        rms_norm_gated(o, z + (t * Hv + v) * Dv, w.norm.data(), Dv, c.rms_norm_eps, o);
+      }
+    };
     if (s.history) {  // one token at a time, keeping the state after each
       for (int t = 0; t < s.T; ++t) {
         DeltaRuleHead one = head;
@@ -241,6 +248,7 @@ void Model::gated_delta_net(const DeltaNetWeights& w, const float* x, int T, std
         delta_rule_recurrent(one, 1, Dk, Dv, S);
         std::copy_n(S, size_t(Dk) * Dv, s.history[t].recurrent.data() + v * size_t(Dk) * Dv);
       }
+      gated_norm();
       return;
     }
     DeltaRuleMode m = mode;
@@ -248,10 +256,8 @@ void Model::gated_delta_net(const DeltaNetWeights& w, const float* x, int T, std
       m = s.T > 1 && !delta_rule_prefers_recurrent() ? DeltaRuleMode::Chunked : DeltaRuleMode::Recurrent;
     if (m == DeltaRuleMode::Chunked) delta_rule_chunked(head, s.T, Dk, Dv, S, scratch + size_t(thread) * scratch_n);
     else delta_rule_recurrent(head, s.T, Dk, Dv, S);
+    gated_norm();
   });
-
-  // Gated RMSNorm per value head, then the output projection.
-  for (size_t i = 0; i < size_t(T) * Hv; ++i) rms_norm_gated(core + i * Dv, z + i * Dv, w.norm.data(), Dv, c.rms_norm_eps, core + i * Dv);
   matmul(w.out_proj, core, T, out);
 }
 

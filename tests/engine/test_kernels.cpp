@@ -18,6 +18,7 @@
 #include "kernels/moe.h"
 #include "kernels/norm.h"
 #include "kernels/quant.h"
+#include "kernels/silu.h"
 
 namespace qnext {
 namespace {
@@ -482,6 +483,41 @@ TEST(Conv, StateCarriesAcrossSplitCalls) {
   // Token 0 sees only its own tap (the newest, K-1) against a zero state.
   const float pre = x[0] * w[K - 1];
   EXPECT_NEAR(out_a[0], pre / (1 + std::exp(-pre)), 1e-6f);
+}
+
+// The AVX2 conv against its scalar twin: 4 taps in lanes (channel counts with and without a tail
+// past the lanes), other K on the twin's rows; a state from earlier tokens, one and several tokens.
+// The sums before the SiLU are the twin's, bit for bit (so its output is silu_mul_avx2 of the
+// twin's rows); against the twin's std::exp SiLU, 1-2 ulp. The state rolls by copies.
+TEST(Conv, Avx2MatchesScalarTwin) {
+  if (best_isa() < Isa::Avx2) GTEST_SKIP() << "no AVX2";
+  std::mt19937 rng(6);
+  for (int K : {4, 3})
+    for (int C : {8, 37, 8192})
+      for (int T : {1, 5}) {
+        const auto x = random_vec(rng, size_t(T * C)), w = random_vec(rng, size_t(C * K));
+        const auto state0 = random_vec(rng, size_t((K - 1) * C));
+        std::vector<float> state_a(state0), state_b(state0), out_a(size_t(T * C)), out_b(size_t(T * C));
+        conv1d_silu_scalar(x.data(), T, C, w.data(), K, state_a.data(), out_a.data());
+        conv1d_silu_avx2(x.data(), T, C, w.data(), K, state_b.data(), out_b.data());
+        EXPECT_LE(testing::max_abs_diff(out_a, out_b), 2e-6f) << "K " << K << " C " << C << " T " << T;
+        EXPECT_EQ(testing::max_abs_diff(state_a, state_b), 0.0f) << "K " << K << " C " << C << " T " << T;
+        std::vector<float> rows(size_t(T * C));
+        for (int t = 0; t < T; ++t) {
+          const float* in[4];
+          for (int j = 0; j < K; ++j) {
+            const int idx = t + j - (K - 1);
+            in[j] = idx >= 0 ? x.data() + idx * C : state0.data() + (K - 1 + idx) * C;
+          }
+          conv_taps_row_scalar(in, K, C, w.data(), rows.data() + t * C, 0);
+        }
+        silu_mul_avx2(rows.data(), nullptr, T * C, rows.data());
+        ASSERT_EQ(0, std::memcmp(rows.data(), out_b.data(), rows.size() * sizeof(float))) << "K " << K << " C " << C;
+        // The window reached the state: token 0's output moves with it.
+        std::vector<float> zero_state(state0.size(), 0.0f), out_z(size_t(T * C));
+        conv1d_silu_avx2(x.data(), T, C, w.data(), K, zero_state.data(), out_z.data());
+        EXPECT_GT(testing::max_abs_diff(out_b, out_z), 1e-3f);
+      }
 }
 
 TEST(Attention, BlockedOnlineSoftmaxMatchesPlain) {
