@@ -121,14 +121,18 @@ void matmul_group(const Product* ps, size_t n) {
   struct Plan {
     size_t xq = SIZE_MAX;  // quantized input's first block in xq_blocks, SIZE_MAX for float weights
     bool quantize = false;  // the first product with this input quantizes it
-    int64_t chunk_rows = 0, chunks = 0;
+  };
+  struct Chunk {
+    size_t product;
+    int64_t r0, r1;  // its rows
   };
   thread_local std::vector<Plan> plans;          // [n]
+  thread_local std::vector<Chunk> chunks;        // [chunks of all products], product by product
   thread_local std::vector<BlockQ8x> xq_blocks;  // every distinct quantized input, back to back
   plans.assign(n, Plan{});
+  chunks.clear();
   // Quantized products take int8 activations: each distinct input is quantized once, up front.
   size_t blocks = 0;
-  int64_t total_chunks = 0;
   for (size_t i = 0; i < n; ++i) {
     const Product& p = ps[i];
     Plan& plan = plans[i];
@@ -143,9 +147,8 @@ void matmul_group(const Product* ps, size_t n) {
     }
     // Whole 16-row groups, as matmul's split, so the tiles see the same rows together.
     const int64_t bytes_per_row = std::max<int64_t>(1, int64_t(row_bytes(p.w->dtype, p.w->cols)));
-    plan.chunk_rows = std::max<int64_t>(16, int64_t(kGroupChunkBytes) / bytes_per_row / 16 * 16);
-    plan.chunks = (p.w->rows + plan.chunk_rows - 1) / plan.chunk_rows;
-    total_chunks += plan.chunks;
+    const int64_t chunk_rows = std::max<int64_t>(16, int64_t(kGroupChunkBytes) / bytes_per_row / 16 * 16);
+    for (int64_t r0 = 0; r0 < p.w->rows; r0 += chunk_rows) chunks.push_back({i, r0, std::min(p.w->rows, r0 + chunk_rows)});
   }
   if (xq_blocks.size() < blocks) xq_blocks.resize(blocks);
   for (size_t i = 0; i < n; ++i)
@@ -153,12 +156,11 @@ void matmul_group(const Product* ps, size_t n) {
 
   // The lambda runs on other threads too: it must see this thread's buffers, not theirs.
   const Plan* plan_of = plans.data();
+  const Chunk* chunk_of = chunks.data();
   const BlockQ8x* xq = xq_blocks.data();
-  global_pool().parallel_tasks(size_t(total_chunks), [&](size_t c, int) {
-    size_t i = 0;
-    while (int64_t(c) >= plan_of[i].chunks) c -= size_t(plan_of[i++].chunks);
+  global_pool().parallel_tasks(chunks.size(), [&](size_t c, int) {
+    const auto [i, r0, r1] = chunk_of[c];
     const Product& p = ps[i];
-    const int64_t r0 = int64_t(c) * plan_of[i].chunk_rows, r1 = std::min(p.w->rows, r0 + plan_of[i].chunk_rows);
     if (plan_of[i].xq != SIZE_MAX) matmul_q_rows(isa, *p.w, xq + plan_of[i].xq, p.T, p.y, p.w->rows, r0, r1);
     else matmul_rows(isa, *p.w, p.x, p.T, p.y, p.w->rows, r0, r1);
   });
