@@ -16,6 +16,7 @@
 #include "core/cpu.h"
 #include "core/memory_info.h"
 #include "kernels/argmax.h"
+#include "model/state.h"
 #include "runtime/expert_cache.h"
 #include "runtime/expert_parallel.h"
 #include "runtime/expert_trace.h"
@@ -144,7 +145,10 @@ void register_bench(CLI::App& app, int& exit_code) {
     // The roofline's bandwidth is probed right after each decode repeat: on a shared machine the
     // memory's speed drifts, and a probe taken once, at another moment, makes the fraction noise.
     const double bytes_per_token = double(model->active_weight_bytes());
-    std::vector<double> pp, tg, tg0, depth_ratio, probe, fraction;
+    // Beside the weights, each decoded token reads and writes every DeltaNet layer's state (the
+    // real model: 36 layers x 2 MiB, ~7% of its q4 weights' bytes): shown as a second fraction.
+    const double state_bytes_per_token = 2.0 * double(fixed_state_bytes(model->config()));
+    std::vector<double> pp, tg, tg0, depth_ratio, probe, fraction, fraction_with_state;
     std::vector<double> hit_rate, disk_bytes, read_share;  // expert cache, per decode repeat
     ExchangeStats exchange;    // under mpirun: what the decode repeats exchanged, in all
     int64_t decoded = 0;
@@ -184,6 +188,7 @@ void register_bench(CLI::App& app, int& exit_code) {
         probe.push_back(measure_read_bandwidth(o->model.threads, size_t(1) << 30, 2) * 1e9);
         peak_resets = peak_resets && reset_peak_rss();
         fraction.push_back(probe.back() > 0 ? bytes_per_token * tg.back() / probe.back() : 0);
+        fraction_with_state.push_back(probe.back() > 0 ? (bytes_per_token + state_bytes_per_token) * tg.back() / probe.back() : 0);
         if (o->depth > 0) depth_ratio.push_back(tg.back() / tg0.back());
       }
     }
@@ -201,7 +206,7 @@ void register_bench(CLI::App& app, int& exit_code) {
     const size_t rss = peak_resets ? std::max(rss_peak, peak_rss_bytes()) : rss_peak;
     // Each decode repeat probed the bandwidth after it; a prefill-only run (-n 0) has no roofline
     // to measure against, so no probe (its 1 GiB of page faults and reads only cost time).
-    const Stats bw = stats(probe), fr = stats(fraction);
+    const Stats bw = stats(probe), fr = stats(fraction), frs = stats(fraction_with_state);
     const Stats hits = stats(hit_rate), disk = stats(disk_bytes), waits = stats(read_share);
     const double disk_rate = cache && o->gen > 0 ? cache->measure_disk_rate(size_t(1) << 30) : 0;
     // Next-layer prediction (--expert-prefetch), over the whole run: the share of predicted experts
@@ -269,7 +274,9 @@ void register_bench(CLI::App& app, int& exit_code) {
                           {"measured_bandwidth_gb_s_max", bw.max / 1e9},
                           {"roofline_fraction", fr.median},  // median over repeats of tg x bytes / that repeat's probe
                           {"roofline_fraction_min", fr.min},
-                          {"roofline_fraction_max", fr.max}};
+                          {"roofline_fraction_max", fr.max},
+                          {"state_bytes_per_token", state_bytes_per_token},  // the DeltaNet states, read and written
+                          {"roofline_fraction_with_state", frs.median}};
       if (cache)
         j["expert_cache"] = {{"slots", cache->capacity()},
                              {"experts", cache->plan().expert_count},
@@ -324,6 +331,9 @@ void register_bench(CLI::App& app, int& exit_code) {
                     "          achieved %.2f GB/s; per repeat against its own probe %.1f%% of the limit (%.1f-%.1f%%)\n",
                     human_bytes(bytes_per_token).c_str(), bandwidth / 1e9, bw.min / 1e9, bw.max / 1e9,
                     bandwidth / bytes_per_token, achieved / 1e9, 100 * fr.median, 100 * fr.min, 100 * fr.max);
+      if (!cache && o->gen > 0 && state_bytes_per_token > 0)
+        std::printf("          counting the recurrent state read and written too (%s a token): %.1f%% (%.1f-%.1f%%)\n",
+                    human_bytes(state_bytes_per_token).c_str(), 100 * frs.median, 100 * frs.min, 100 * frs.max);
       if (!parallel.is_null()) {
         std::string resident;
         for (size_t r = 0; r < parallel["rank_resident_bytes"].size(); ++r)

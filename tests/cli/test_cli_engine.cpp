@@ -9,6 +9,8 @@
 #include "core/cpu.h"
 #include "io/npy.h"
 #include "kernels/quant.h"
+#include "model/qwen3_next.h"
+#include "model/state.h"
 
 namespace fs = std::filesystem;
 
@@ -125,6 +127,11 @@ TEST(CliEngine, BenchPrintsJsonWithThroughputAndRoofline) {
   EXPECT_GT(j.at("peak_rss_bytes").get<double>(), j.at("weights_bytes").get<double>() / 2);
   EXPECT_GT(j.at("roofline_fraction").get<double>(), 0);
   EXPECT_GT(j.at("bytes_per_token").get<double>(), 0);
+  // The DeltaNet states read and written per token: tiny-b's, counted from its config.
+  auto loaded = Model::load(data_dir("tiny-b"));
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
+  EXPECT_EQ(j.at("state_bytes_per_token").get<double>(), 2.0 * double(fixed_state_bytes(loaded.value()->config())));
+  EXPECT_GT(j.at("roofline_fraction_with_state").get<double>(), j.at("roofline_fraction").get<double>());
   EXPECT_EQ(j.at("depth").get<int>(), 8);
   EXPECT_GT(j.at("decode_tok_s_depth0").get<double>(), 0);  // measured beside the depth run
   EXPECT_GT(j.at("decode_depth_ratio").get<double>(), 0);
