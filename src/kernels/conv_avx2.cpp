@@ -38,10 +38,7 @@ void conv1d_silu_avx2(const float* x, int T, int C, const float* w, int K, float
   const int lanes = K == 4 ? C / 8 * 8 : 0;
   const float* in[kMaxConvTaps];  // [K] the window of token t, oldest first
   for (int t = 0; t < T; ++t) {
-    for (int j = 0; j < K; ++j) {
-      const int idx = t + j - (K - 1);  // index into x; negative means the state
-      in[j] = idx >= 0 ? x + size_t(idx) * C : state + size_t(K - 1 + idx) * C;
-    }
+    conv_window(x, state, C, K, t, in);
     float* o = out + size_t(t) * C;
     conv_taps4_row(in, lanes, w, o);
     conv_taps_row_scalar(in, K, C, w, o, lanes);
