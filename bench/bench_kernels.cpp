@@ -275,7 +275,7 @@ void BM_Silu(benchmark::State& state) {
 BENCHMARK(BM_Silu)->Arg(0)->Arg(1)->ArgName("isa");
 
 // The DeltaNet's causal conv + SiLU for one decoded token: Qwen3-Next's 8192 channels (q, k, v)
-// and 4 taps; isa 0 the scalar twin, 1 the AVX2 variant.
+// and 4 taps; isa 0 the scalar twin (its SiLU std::exp's), 1 the AVX2 variant.
 void BM_Conv(benchmark::State& state) {
   const Isa isa = Isa(state.range(0));
   if (isa > best_isa()) return state.SkipWithError("ISA not supported by this CPU");

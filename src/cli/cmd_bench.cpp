@@ -146,7 +146,7 @@ void register_bench(CLI::App& app, int& exit_code) {
     // memory's speed drifts, and a probe taken once, at another moment, makes the fraction noise.
     const double bytes_per_token = double(model->active_weight_bytes());
     // Beside the weights, each decoded token reads and writes every DeltaNet layer's state (the
-    // real model: 36 layers x 2 MiB, ~7% of its q4 weights' bytes): shown as a second fraction.
+    // real model: 36 layers x 2.1 MiB, ~8% of its q4 weights' bytes): shown as a second fraction.
     const double state_bytes_per_token = 2.0 * double(fixed_state_bytes(model->config()));
     std::vector<double> pp, tg, tg0, depth_ratio, probe, fraction, fraction_with_state;
     std::vector<double> hit_rate, disk_bytes, read_share;  // expert cache, per decode repeat

@@ -127,10 +127,19 @@ TEST(CliEngine, BenchPrintsJsonWithThroughputAndRoofline) {
   EXPECT_GT(j.at("peak_rss_bytes").get<double>(), j.at("weights_bytes").get<double>() / 2);
   EXPECT_GT(j.at("roofline_fraction").get<double>(), 0);
   EXPECT_GT(j.at("bytes_per_token").get<double>(), 0);
-  // The DeltaNet states read and written per token: tiny-b's, counted from its config.
+  // The DeltaNet states read and written per token, counted here from tiny-b's config: each linear
+  // layer's conv window ((K-1) x channels) and recurrent state (value heads x Dk x Dv), in floats.
   auto loaded = Model::load(data_dir("tiny-b"));
   ASSERT_TRUE(loaded.ok()) << loaded.error();
-  EXPECT_EQ(j.at("state_bytes_per_token").get<double>(), 2.0 * double(fixed_state_bytes(loaded.value()->config())));
+  const Config& c = loaded.value()->config();
+  double state_floats = 0;
+  for (LayerType t : c.layer_types)
+    if (t == LayerType::LinearAttention)
+      state_floats += double(c.linear_conv_kernel - 1) * double(2 * c.linear_num_key_heads * c.linear_key_head_dim +
+                                                                 c.linear_num_value_heads * c.linear_value_head_dim) +
+                      double(c.linear_num_value_heads) * c.linear_key_head_dim * c.linear_value_head_dim;
+  EXPECT_GT(state_floats, 0);
+  EXPECT_EQ(j.at("state_bytes_per_token").get<double>(), 2.0 * 4.0 * state_floats);
   EXPECT_GT(j.at("roofline_fraction_with_state").get<double>(), j.at("roofline_fraction").get<double>());
   EXPECT_EQ(j.at("depth").get<int>(), 8);
   EXPECT_GT(j.at("decode_tok_s_depth0").get<double>(), 0);  // measured beside the depth run

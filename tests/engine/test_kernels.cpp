@@ -219,8 +219,8 @@ TEST(DeltaRule, Avx2MatchesScalarTwin) {
 // scalar twin, in the model's strided layout (several heads side by side): Dk with and without a
 // tail past its 8 chains, several slices, a state carried through chunks of calls, and columns
 // outside the head (the neighbours' state and outputs) left alone. Fewer than 4 tokens (in one call)
-// run AVX-512's whole rows and AVX2's column groups (of 32 and 8: Dv 32, 48, 128, 16), AVX2's shapes
-// the slices do not fit (Dv 20, Dk 300) its compiled body.
+// run AVX-512's whole rows and AVX2's column groups (of 32 and 8: Dv 32, 48, 128, 16), as do AVX2's
+// shapes the slices do not fit (Dk 300); Dv 20 (no whole vectors) runs AVX2's compiled body.
 TEST(DeltaRule, SliceKernelsMatchScalarTwin) {
   if (best_isa() < Isa::Avx2) GTEST_SKIP() << "no AVX2";
   EXPECT_FALSE(delta_rule_avx512_fits(64, 128, 40));
