@@ -1,7 +1,7 @@
 // The recurrent delta rule on AVX-512 (delta_rule_slices.h; scalar twin
 // delta_rule_recurrent_scalar in delta_rule.cpp): slices of 16 state columns for 4 tokens and more,
-// whole rows (one column group) in registers for fewer (Dv <= 128), where delta_rule_avx512_fits. Built with
-// -mavx512f; called only where the CPU has it.
+// whole rows (one column group) in registers for fewer (Dv <= 128), where delta_rule_avx512_fits.
+// Built with -mavx512f; called only where the CPU has it.
 #include <immintrin.h>
 
 #include "kernels/delta_rule_slices.h"
