@@ -13,14 +13,28 @@ void conv_taps_row_scalar(const float* const* in, int K, int C, const float* w, 
     for (int c = c0; c < C; ++c) o[c] += in[j][c] * w[size_t(c) * K + j];
 }
 
-void conv_window(const float* x, const float* state, int C, int K, int t, const float** in) {
-  for (int j = 0; j < K; ++j) {
-    const int idx = t + j - (K - 1);  // index into x; negative means the state
-    in[j] = idx >= 0 ? x + size_t(idx) * C : state + size_t(K - 1 + idx) * C;
-  }
+namespace {
+
+using TapsRow = void (*)(const float* const* in, int K, int C, const float* w, float* o);
+using Silu = void (*)(const float* x, const float* m, int64_t n, float* out);
+
+void taps_row_scalar(const float* const* in, int K, int C, const float* w, float* o) {
+  conv_taps_row_scalar(in, K, C, w, o, 0);
 }
 
-void conv_roll_state(const float* x, int T, int C, int K, float* state) {
+// The conv over T tokens with one variant's rows and SiLU, then the state rolled on.
+void conv1d_silu_with(TapsRow row, Silu silu, const float* x, int T, int C, const float* w, int K, float* state, float* out) {
+  const float* in[kMaxConvTaps];  // [K] the window of token t, oldest first
+  for (int t = 0; t < T; ++t) {
+    for (int j = 0; j < K; ++j) {
+      const int idx = t + j - (K - 1);  // index into x; negative means the state
+      in[j] = idx >= 0 ? x + size_t(idx) * C : state + size_t(K - 1 + idx) * C;
+    }
+    float* o = out + size_t(t) * C;
+    row(in, K, C, w, o);
+    silu(o, nullptr, C, o);
+  }
+  // The new state: the last K-1 inputs of [state; x].
   if (T >= K - 1) {
     std::memcpy(state, x + size_t(T - (K - 1)) * C, sizeof(float) * size_t(K - 1) * C);
   } else {
@@ -29,15 +43,14 @@ void conv_roll_state(const float* x, int T, int C, int K, float* state) {
   }
 }
 
+}  // namespace
+
 void conv1d_silu_scalar(const float* x, int T, int C, const float* w, int K, float* state, float* out) {
-  const float* in[kMaxConvTaps];  // [K] the window of token t, oldest first
-  for (int t = 0; t < T; ++t) {
-    conv_window(x, state, C, K, t, in);
-    float* o = out + size_t(t) * C;
-    conv_taps_row_scalar(in, K, C, w, o, 0);
-    silu_mul_scalar(o, nullptr, C, o);
-  }
-  conv_roll_state(x, T, C, K, state);
+  conv1d_silu_with(taps_row_scalar, silu_mul_scalar, x, T, C, w, K, state, out);
+}
+
+void conv1d_silu_avx2(const float* x, int T, int C, const float* w, int K, float* state, float* out) {
+  conv1d_silu_with(conv_taps_row_avx2, silu_mul_avx2, x, T, C, w, K, state, out);
 }
 
 void conv1d_silu(const float* x, int T, int C, const float* w, int K, float* state, float* out) {

@@ -15,12 +15,9 @@ void conv1d_silu_scalar(const float* x, int T, int C, const float* w, int K, flo
 void conv1d_silu_avx2(const float* x, int T, int C, const float* w, int K, float* state, float* out);
 
 // One output row before the SiLU: o[c] = sum_j in[j][c] w[c K + j] for c in [c0, C), in: the K
-// input rows of the window, oldest first. The scalar twin's rows; conv1d_silu_avx2 takes them for
-// the channels (and the K) its lanes do not.
+// input rows of the window, oldest first. The variants above differ only here (and in their SiLU).
+// The AVX2 row takes 4 taps in lanes, the rest (other K, the channel tail) on the scalar row.
 void conv_taps_row_scalar(const float* const* in, int K, int C, const float* w, float* o, int c0);
-// in[0 .. K-1]: token t's window, oldest first (rows of the state before the first K-1 tokens).
-void conv_window(const float* x, const float* state, int C, int K, int t, const float** in);
-// The new state: the last K-1 inputs of [state; x].
-void conv_roll_state(const float* x, int T, int C, int K, float* state);
+void conv_taps_row_avx2(const float* const* in, int K, int C, const float* w, float* o);
 
 }  // namespace qnext

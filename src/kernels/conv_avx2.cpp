@@ -1,15 +1,14 @@
-// The causal conv + SiLU on AVX2 + FMA (scalar twin: conv1d_silu_scalar in conv.cpp). Qwen3-Next's
-// 4 taps, 8 channels a step: the taps lie [C, K] (a channel's 4 side by side), so the 32 floats
-// of 8 channels are transposed in registers to one vector per tap. The scalar twin's loop over
-// taps reads them K floats apart (no lanes): with the AVX2 SiLU, 28 us a decoded token's DeltaNet
-// layer on one thread while the other waits, against 14 here (BM_Conv, one Zen 5 core). Other K
-// and the channel tail take the twin's rows; SiLU is silu_mul_avx2. The sums are the twin's,
-// rounding for rounding (no FMA: both files are built with -ffp-contract=off), so the conv's
-// output does not move with this kernel.
+// The causal conv's rows on AVX2 (conv1d_silu_avx2 in conv.cpp runs them with silu_mul_avx2;
+// scalar twin: conv_taps_row_scalar). Qwen3-Next's 4 taps, 8 channels a step: the taps lie [C, K]
+// (a channel's 4 side by side), so the 32 floats of 8 channels are transposed in registers to one
+// vector per tap. The scalar twin's loop over taps reads them K floats apart (no lanes): with the
+// AVX2 SiLU, 28 us a decoded token's DeltaNet layer on one thread while the other waits, against 14
+// with these rows (BM_Conv, one Zen 5 core). Other K and the channel tail take the twin's rows. The
+// sums are the twin's, rounding for rounding (no FMA: both files are built with -ffp-contract=off),
+// so the conv's output does not move with this kernel.
 #include <immintrin.h>
 
 #include "kernels/conv.h"
-#include "kernels/silu.h"
 
 namespace qnext {
 namespace {
@@ -35,17 +34,10 @@ void conv_taps4_row(const float* const* in, int C8, const float* w, float* o) {
 
 }  // namespace
 
-void conv1d_silu_avx2(const float* x, int T, int C, const float* w, int K, float* state, float* out) {
+void conv_taps_row_avx2(const float* const* in, int K, int C, const float* w, float* o) {
   const int lanes = K == 4 ? C / 8 * 8 : 0;
-  const float* in[kMaxConvTaps];  // [K] the window of token t, oldest first
-  for (int t = 0; t < T; ++t) {
-    conv_window(x, state, C, K, t, in);
-    float* o = out + size_t(t) * C;
-    conv_taps4_row(in, lanes, w, o);
-    conv_taps_row_scalar(in, K, C, w, o, lanes);
-    silu_mul_avx2(o, nullptr, C, o);
-  }
-  conv_roll_state(x, T, C, K, state);
+  conv_taps4_row(in, lanes, w, o);
+  conv_taps_row_scalar(in, K, C, w, o, lanes);
 }
 
 }  // namespace qnext
