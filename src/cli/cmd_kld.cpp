@@ -29,8 +29,8 @@ void register_kld(CLI::App& app, int& exit_code) {
   cmd->add_flag("--exact", o->exact,
                 "Run the original in exact mode (float activations, QNEXT_ACTIVATIONS=f32); alone, compares --model's "
                 "default products (int8 activations over Q8_0, Q4_0, K-quants, int4, and FP8 prefill on AVX-512 "
-                "VNNI + VBMI; bf16 ones over FP8 and int4 prefill elsewhere on AVX512-BF16, and over BF16 with "
-                "QNEXT_ACTIVATIONS=bf16) with its exact ones");
+                "VNNI + VBMI; bf16 ones over FP8 decoding and over FP8 and int4 prefill elsewhere on AVX512-BF16, "
+                "and over BF16 with QNEXT_ACTIVATIONS=bf16) with its exact ones");
   cmd->add_flag("--decode", o->decode,
                 "Feed the ids one token at a time, as decoding does (every product takes its one-token path), "
                 "instead of as one prompt");

@@ -39,6 +39,14 @@ bool cpu_has_avx512_vbmi() {
   return has;
 }
 
+bool cpu_has_gfni() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("gfni") != 0;
+  }();
+  return has;
+}
+
 static Isa initial_isa() {
   Isa isa = best_isa();
   if (const char* env = std::getenv("QNEXT_ISA")) {

@@ -9,7 +9,7 @@ namespace qnext {
 
 bool use_bf16_gemm(Isa isa, DType t, int T, Bf16Terms* terms) {
   // Every product asks (decoding: each chunk of rows), so the format and ISA answer first.
-  if (T < kBf16MinTokens || isa != Isa::Avx512 || !cpu_has_avx512_bf16() || exact_activations()) return false;
+  if (isa != Isa::Avx512 || !cpu_has_avx512_bf16() || exact_activations()) return false;
   switch (t) {
     // BF16 only with QNEXT_ACTIVATIONS=bf16 (x rounded to bf16, as llama.cpp), from
     // kGemmMinTokens tokens (fewer: the float row kernel, as fast there: BM_Bf16Terms at 10
@@ -22,10 +22,15 @@ bool use_bf16_gemm(Isa isa, DType t, int T, Bf16Terms* terms) {
       if (!bf16_activations() || T < kGemmMinTokens) return false;
       *terms = Bf16Terms::One;
       return true;
+    // FP8 from one token: decoding streams its codes (kFp8StreamMaxTokens; GFNI converts them), as
+    // fast as the float row kernel from memory and faster from cache; its results as in a batch.
     case DType::F8_E4M3:
       if (!cpu_has_avx512_vbmi()) return false;  // its code lookup is vpermt2b
-      [[fallthrough]];
+      if (T < kBf16MinTokens && !cpu_has_gfni()) return false;
+      *terms = Bf16Terms::One;
+      return true;
     case DType::I4:
+      if (T < kBf16MinTokens) return false;
       *terms = Bf16Terms::One;
       return true;
     default: return false;

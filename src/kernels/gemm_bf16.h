@@ -1,5 +1,6 @@
 // Products on bf16 dot products (AVX512-BF16's vdpbf16ps: 32 multiply-adds an instruction, twice
-// the float FMA's) for several tokens: prefill, and the experts' shares of a prompt.
+// the float FMA's) for several tokens: prefill, and the experts' shares of a prompt; for FP8 also
+// decoding, its codes converted in registers as they stream (kFp8StreamMaxTokens).
 //
 // The weights become bf16: BF16 weights as stored (exact; only with QNEXT_ACTIVATIONS=bf16, from
 // kGemmMinTokens tokens: prefill's dense projections, the busier experts); int4 weights
@@ -12,8 +13,8 @@
 // the activations instead (x * scale, rounded to bf16, once per row block a call covers); for more
 // tokens that pass over the activations would cost more than scaling the weights, so they are
 // dequantized and rounded as int4's. So an FP8 token's result (in this fast default) differs in
-// its roundings between batches of up to 128 tokens and larger ones, as it does below
-// kBf16MinTokens, where the float kernels take over; within either range it does not.
+// its roundings between batches of up to 128 tokens and larger ones; within either range it does
+// not (decoding's stream included: the same products, summed in the same order per lane).
 // The activations become one bf16 term (x rounded to 2^-9: the fast default of FP8 and int4, and
 // BF16's with QNEXT_ACTIVATIONS=bf16, as llama.cpp; bounded by `qnext kld` against exact mode) or
 // two (hi = bf16(x), lo = bf16(x - hi): x to ~2^-16, within the golden tolerances; not dispatched:
@@ -33,6 +34,9 @@ constexpr int kBf16MinTokens = 4;
 
 // Up to this many tokens an FP8 product puts the block scales on the activations (above).
 constexpr int kFp8ScaledActivationsMaxTokens = 128;
+// Up to this many tokens (decoding) the FP8 codes are converted in registers as they stream, not
+// into a bf16 copy of the rows first: the same products and sums, bit for bit.
+constexpr int kFp8StreamMaxTokens = 3;
 inline bool fp8_scales_activations(const Matrix& w, int T) {
   return w.dtype == DType::F8_E4M3 && T <= kFp8ScaledActivationsMaxTokens && T <= w.group_rows;
 }

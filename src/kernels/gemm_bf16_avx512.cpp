@@ -59,6 +59,18 @@ void row_to_bf16(const float* x, int64_t n, int64_t kp, uint16_t* hi, uint16_t* 
   }
 }
 
+// kFp8LaneOrder: FP8 codes become words as vpunpck{l,h}bw pair the bytes of 64 codes, within
+// 128-bit lanes, so each 64 columns are laid out as columns {0-7, 16-23, 32-39, 48-55} then
+// {8-15, 24-31, 40-47, 56-63}. Both FP8 paths (the tiles' converted rows, the decoding stream) and
+// their activations use it, so their per-lane sums are the same. x: [kp] bf16, kp a 64-multiple.
+void to_fp8_lane_order(uint16_t* x, int64_t kp) {
+  for (int64_t k = 0; k < kp; k += 64) {
+    const __m512i x0 = _mm512_loadu_si512(x + k), x1 = _mm512_loadu_si512(x + k + 32);
+    _mm512_storeu_si512(x + k, _mm512_shuffle_i64x2(x0, x1, _MM_SHUFFLE(2, 0, 2, 0)));
+    _mm512_storeu_si512(x + k + 32, _mm512_shuffle_i64x2(x0, x1, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+}
+
 // Sums of the 16 lanes of each of v0..v3, in one 128-bit vector.
 inline __m128 sum4(__m512 v0, __m512 v1, __m512 v2, __m512 v3) {
   // Per 128-bit lane: [v0 0+2, v1 0+2, v0 1+3, v1 1+3] and the same for v2, v3.
@@ -148,9 +160,10 @@ E4m3Lookup e4m3_lookup() {
     const uint16_t b = f32_to_bf16(e4m3_to_f32(uint8_t(c)));
     hi[c] = uint8_t(b >> 8), lo[c] = uint8_t(b & 0xFF);
   }
-  for (int j = 0; j < 64; ++j) {
-    first[j] = uint8_t(j / 2 + (j % 2 ? 64 : 0));
-    second[j] = uint8_t(32 + j / 2 + (j % 2 ? 64 : 0));
+  for (int j = 0; j < 64; ++j) {  // byte j: word w = j / 2, in kFp8LaneOrder column 16 (w / 8) + w % 8 (+ 8)
+    const int column = 16 * (j / 16) + (j / 2) % 8;
+    first[j] = uint8_t(column + (j % 2 ? 64 : 0));
+    second[j] = uint8_t(column + 8 + (j % 2 ? 64 : 0));
   }
   const auto load = [](const uint8_t* p) { return _mm512_load_si512(p); };
   return {load(hi), load(hi + 64), load(lo), load(lo + 64), load(first), load(second)};
@@ -244,6 +257,133 @@ void weight_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out, f
   row_to_bf16(row, w.cols, kp, out, nullptr);
 }
 
+// FP8 decoding (1 to 3 tokens, rows of whole 64-code steps; GFNI): the codes become bf16 in
+// registers as they stream, so no bf16 copy of the rows is written and read back. Each bf16 byte
+// is a bit permutation of the code's byte plus constants, one vgf2p8affineqb each: the high byte
+// takes the sign and exponent bits 3-1, the low byte exponent bit 0 and the 3 mantissa bits, and
+// exponent bits 4-6 are set (112 added), so a word is e4m3 x 2^-8 and the activations carry the
+// 2^8 (their scales x 256, exact). vpunpck{l,h}bw pair the bytes into words in the lane order the
+// activations were put in (kFp8LaneOrder). Codes with exponent field 0 (subnormals, and zero) come
+// out wrong that way: vptestnmb finds them (in real checkpoints a few in ten thousand) and a rarely
+// taken branch puts in their exact values, m x 2^-17 for mantissa m (vpshufb) with the sign.
+// NaN codes (0x7f, 0xff; none in real checkpoints) read as +-480 x scale here, NaN in the tiles.
+struct Fp8StreamCodes {
+  __m512i high_bits, low_bits;  // the two affine matrices
+  __m512i exponent_field = _mm512_set1_epi8(0x78);
+  __m512i sub_high, sub_low;    // bytes of bf16(m x 2^-17) at index m, each 128-bit lane
+  static __m512i affine(const int (&source)[8]) {  // output bit i <- input bit source[i] (-1: 0)
+    uint64_t m = 0;
+    for (int i = 0; i < 8; ++i)
+      if (source[i] >= 0) m |= uint64_t(1) << (8 * (7 - i) + source[i]);
+    return _mm512_set1_epi64(int64_t(m));
+  }
+  Fp8StreamCodes() {
+    high_bits = affine({4, 5, 6, -1, -1, -1, -1, 7});  // exponent bits 1-3 (code bits 4-6), sign; | 0x38
+    low_bits = affine({-1, -1, -1, -1, 0, 1, 2, 3});  // mantissa (code bits 0-2), exponent bit 0
+    alignas(64) uint8_t hi[64] = {}, lo[64] = {};
+    for (int lane = 0; lane < 4; ++lane)
+      for (int m = 0; m < 8; ++m) {
+        const uint16_t b = f32_to_bf16(float(m) * 0x1p-17f);
+        hi[16 * lane + m] = uint8_t(b >> 8), lo[16 * lane + m] = uint8_t(b & 0xFF);
+      }
+    sub_high = _mm512_load_si512(hi), sub_low = _mm512_load_si512(lo);
+  }
+  // 64 codes -> words of columns {0-7, 16-23, 32-39, 48-55} (a) and {8-15, ...} (b); whether any
+  // has exponent field 0.
+  __attribute__((target("gfni"))) bool convert(__m512i c, __m512i& a, __m512i& b) const {
+    const __m512i hi = _mm512_gf2p8affine_epi64_epi8(c, high_bits, 0x38);
+    const __m512i lo = _mm512_gf2p8affine_epi64_epi8(c, low_bits, 0);
+    a = _mm512_unpacklo_epi8(lo, hi), b = _mm512_unpackhi_epi8(lo, hi);
+    return _mm512_testn_epi8_mask(c, exponent_field) != 0;
+  }
+  // The exact values of the words whose exponent field is 0 (bf16 bits 7-10 clear).
+  void fix(__m512i c, __m512i& a, __m512i& b) const {
+    const __m512i m = _mm512_and_si512(c, _mm512_set1_epi8(0x0F));  // the mantissa where the field is 0
+    const __m512i lo = _mm512_shuffle_epi8(sub_low, m);
+    const __m512i hi =
+        _mm512_ternarylogic_epi32(_mm512_shuffle_epi8(sub_high, m), c, _mm512_set1_epi8(char(0x80)), 0xF8);  // a | (b & c)
+    const __m512i field = _mm512_set1_epi16(0x0780);
+    a = _mm512_mask_mov_epi16(a, _mm512_testn_epi16_mask(a, field), _mm512_unpacklo_epi8(lo, hi));
+    b = _mm512_mask_mov_epi16(b, _mm512_testn_epi16_mask(b, field), _mm512_unpackhi_epi8(lo, hi));
+  }
+};
+
+// y[t][r] for MR rows of codes (stride ldw) and MT tokens (xh, xl: [MT, kp] bf16 activations x
+// their block scales x 256, in the lane order): the same steps per (row, token) as tile's, on the
+// same products, so the sums are bit for bit those of the converted rows. The rows go side by
+// side, one token needing 8 of them (8 chains: vdpbf16ps waits 6 cycles on its accumulator, and a
+// (row, token) sum is one chain, as in tile); each prefetches the next tile's row one step ahead
+// (a loop-free cursor: StreamPrefetch's loop, at 64 bytes a step, cost as much as the arithmetic).
+template <int MR, int MT, bool kHiLo>
+__attribute__((target("gfni"))) void fp8_stream_tile(const uint8_t* codes, int64_t ldw, const uint16_t* xh,
+                                                     const uint16_t* xl, int64_t ldx, int64_t kp, float* y, int64_t ldy,
+                                                     const Fp8StreamCodes& cv) {
+  constexpr int kLo = kHiLo ? MT : 0;
+  __m512 acc[MR][MT], lo[MR][kLo > 0 ? kLo : 1];
+  for (int i = 0; i < MR; ++i) {
+    for (int j = 0; j < MT; ++j) acc[i][j] = _mm512_setzero_ps();
+    for (int j = 0; j < kLo; ++j) lo[i][j] = _mm512_setzero_ps();
+  }
+  for (int64_t k = 0; k < kp; k += 64) {
+    __m512i a[MR], b[MR];
+    for (int i = 0; i < MR; ++i) {
+      const uint8_t* p = codes + size_t(i) * size_t(ldw) + size_t(k);
+      _mm_prefetch(reinterpret_cast<const char*>(p + size_t(MR) * size_t(ldw)), _MM_HINT_T0);  // the next tile's row i
+      const __m512i c = _mm512_loadu_si512(p);
+      if (cv.convert(c, a[i], b[i])) [[unlikely]]
+        cv.fix(c, a[i], b[i]);
+    }
+    for (int half = 0; half < 2; ++half) {
+      const size_t kh = size_t(k + 32 * half);
+      for (int j = 0; j < MT; ++j) {
+        const __m512bh xv = reinterpret_cast<__m512bh>(_mm512_loadu_si512(xh + size_t(j) * size_t(ldx) + kh));
+        for (int i = 0; i < MR; ++i)
+          acc[i][j] = _mm512_dpbf16_ps(acc[i][j], reinterpret_cast<__m512bh>(half ? b[i] : a[i]), xv);
+      }
+      for (int j = 0; j < kLo; ++j) {
+        const __m512bh xlv = reinterpret_cast<__m512bh>(_mm512_loadu_si512(xl + size_t(j) * size_t(ldx) + kh));
+        for (int i = 0; i < MR; ++i)
+          lo[i][j] = _mm512_dpbf16_ps(lo[i][j], reinterpret_cast<__m512bh>(half ? b[i] : a[i]), xlv);
+      }
+    }
+  }
+  const __m512 zero = _mm512_setzero_ps();
+  for (int i = 0; i < MR; ++i) {
+    __m512 v[4] = {zero, zero, zero, zero};
+    for (int j = 0; j < MT; ++j) v[j] = kHiLo ? _mm512_add_ps(acc[i][j], lo[i][j < kLo ? j : 0]) : acc[i][j];
+    alignas(16) float s[4];
+    _mm_store_ps(s, sum4(v[0], v[1], v[2], v[3]));
+    for (int j = 0; j < MT; ++j) y[size_t(j) * size_t(ldy) + size_t(i)] = s[j];
+  }
+}
+
+// Rows [r0, r1) of one row block for T <= kFp8StreamMaxTokens tokens (activations as above).
+template <bool kHiLo>
+__attribute__((target("gfni"))) void fp8_stream_rows(const Matrix& w, int T, float* y, int64_t ldy, int64_t r0,
+                                                     int64_t r1, const uint16_t* xh, const uint16_t* xl, int64_t kp) {
+  static const Fp8StreamCodes cv;
+  constexpr int kMT = kTokensPerTile<kHiLo>;
+  for (int t = 0; t < T; t += kMT) {
+    const int mt = std::min(kMT, T - t);
+    const uint16_t* xt = xh + size_t(t) * size_t(kp);
+    const uint16_t* xlt = kHiLo ? xl + size_t(t) * size_t(kp) : nullptr;
+    // 8 rows side by side for one token, 4 for two or three: 8 to 12 chains, in registers.
+    const auto rows = [&](auto MR, auto MT) {
+      constexpr int R = decltype(MR)::value, N = decltype(MT)::value;
+      int64_t r = r0;
+      float* yt = y + size_t(t) * size_t(ldy);
+      for (; r + R <= r1; r += R) fp8_stream_tile<R, N, kHiLo>(w.row_ptr(r), w.cols, xt, xlt, kp, kp, yt + r, ldy, cv);
+      for (; r < r1; ++r) fp8_stream_tile<1, N, kHiLo>(w.row_ptr(r), w.cols, xt, xlt, kp, kp, yt + r, ldy, cv);
+    };
+    using I = std::integral_constant<int, 1>;
+    using II = std::integral_constant<int, 2>;
+    using III = std::integral_constant<int, 3>;
+    if (mt == 1) rows(std::integral_constant<int, 8>{}, I{});
+    else if (mt == 2) rows(std::integral_constant<int, 4>{}, II{});
+    else if constexpr (!kHiLo) rows(std::integral_constant<int, 4>{}, III{});
+  }
+}
+
 template <bool kHiLo>
 void run(const Matrix& w, int T, float* y, int64_t ldy, int64_t r0, int64_t r1, const uint16_t* xh, const uint16_t* xl,
          int64_t kp, bool fp8_codes) {
@@ -300,37 +440,47 @@ void run(const Matrix& w, int T, float* y, int64_t ldy, int64_t r0, int64_t r1, 
 
 void gemm_bf16_rows_avx512(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1,
                            Bf16Terms terms) {
-  const int64_t kp = padded_cols(w.cols);
+  const bool fp8_codes = fp8_scales_activations(w, T);
+  // FP8 codes go in whole 64-column steps, their words (and the activations) in kFp8LaneOrder.
+  const int64_t kp = fp8_codes ? (w.cols + 63) / 64 * 64 : padded_cols(w.cols);
   const bool hilo = terms == Bf16Terms::HiLo;
   thread_local std::vector<uint16_t> xh, xl;  // [T, kp] each
   if (xh.size() < size_t(T) * size_t(kp)) xh.resize(size_t(T) * size_t(kp));
   if (hilo && xl.size() < size_t(T) * size_t(kp)) xl.resize(size_t(T) * size_t(kp));
-  const auto product = [&](int64_t a, int64_t b, bool fp8_codes) {
+  const auto product = [&](int64_t a, int64_t b) {
     if (hilo) run<true>(w, T, y, ldy, a, b, xh.data(), xl.data(), kp, fp8_codes);
     else run<false>(w, T, y, ldy, a, b, xh.data(), nullptr, kp, fp8_codes);
   };
-  const auto activations_to_bf16 = [&](const float* xs, int t) {
-    row_to_bf16(xs, w.cols, kp, xh.data() + size_t(t) * size_t(kp), hilo ? xl.data() + size_t(t) * size_t(kp) : nullptr);
-  };
-  if (!fp8_scales_activations(w, T)) {
-    for (int t = 0; t < T; ++t) activations_to_bf16(x + size_t(t) * size_t(w.cols), t);
-    product(r0, r1, false);
+  if (!fp8_codes) {
+    for (int t = 0; t < T; ++t)
+      row_to_bf16(x + size_t(t) * size_t(w.cols), w.cols, kp, xh.data() + size_t(t) * size_t(kp),
+                  hilo ? xl.data() + size_t(t) * size_t(kp) : nullptr);
+    product(r0, r1);
     return;
   }
   // FP8, few tokens: per block of rows (of those this call covers), the activations times that
   // row block's scales (in the same pass that rounds them to bf16), then the block's rows as bare
-  // codes.
+  // codes. Decoding streams the codes where it can (fp8_stream_rows): its words are e4m3 x 2^-8,
+  // so its scales x 256.
+  const bool stream = T <= kFp8StreamMaxTokens && w.cols % 64 == 0 && cpu_has_gfni();
+  const float unit = stream ? 256.0f : 1.0f;
   thread_local std::vector<float> column_scale;  // [cols]: each column's scale in this row block
   if (column_scale.size() < size_t(w.cols)) column_scale.resize(size_t(w.cols));
   for (int64_t a = r0; a < r1;) {
     const int64_t srow = a / w.group_rows, b = std::min(r1, (srow + 1) * w.group_rows);
     const ScaleRow scales(w, srow);  // [scale_cols()]
     for (int64_t k0 = 0, g = 0; k0 < w.cols; k0 += w.group, ++g)
-      std::fill(column_scale.begin() + k0, column_scale.begin() + std::min(w.cols, k0 + w.group), scales[g]);
-    for (int t = 0; t < T; ++t)
-      row_to_bf16(x + size_t(t) * size_t(w.cols), w.cols, kp, xh.data() + size_t(t) * size_t(kp),
-                  hilo ? xl.data() + size_t(t) * size_t(kp) : nullptr, column_scale.data());
-    product(a, b, true);
+      std::fill(column_scale.begin() + k0, column_scale.begin() + std::min(w.cols, k0 + w.group), scales[g] * unit);
+    for (int t = 0; t < T; ++t) {
+      uint16_t* xt = xh.data() + size_t(t) * size_t(kp);
+      uint16_t* xlt = hilo ? xl.data() + size_t(t) * size_t(kp) : nullptr;
+      row_to_bf16(x + size_t(t) * size_t(w.cols), w.cols, kp, xt, xlt, column_scale.data());
+      to_fp8_lane_order(xt, kp);
+      if (xlt) to_fp8_lane_order(xlt, kp);
+    }
+    if (stream && hilo) fp8_stream_rows<true>(w, T, y, ldy, a, b, xh.data(), xl.data(), kp);
+    else if (stream) fp8_stream_rows<false>(w, T, y, ldy, a, b, xh.data(), nullptr, kp);
+    else product(a, b);
     a = b;
   }
 }

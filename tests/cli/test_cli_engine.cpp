@@ -8,6 +8,7 @@
 #include "common/run.h"
 #include "core/cpu.h"
 #include "io/npy.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/quant.h"
 #include "model/qwen3_next.h"
 #include "model/state.h"
@@ -224,8 +225,9 @@ TEST(CliEngine, KldExactBoundsTheFastProducts) {
 }
 
 // `qnext kld --exact --decode`: one token at a time every product takes its decoding path, int4's
-// int8 kernels on a SIMD ISA (W4A16 and AWQ), so the fast default moves the distributions a little;
-// BF16 has no int8 path.
+// int8 kernels on a SIMD ISA (W4A16 and AWQ) and FP8's bf16 stream where the CPU has AVX512-BF16,
+// VBMI and GFNI, so the fast default moves the distributions a little; BF16 has no such path, nor
+// FP8 elsewhere (its float rows are exact mode's).
 TEST(CliEngine, KldDecodeBoundsTheFastDecodingProducts) {
   testing::Reference ref("tiny-b");
   const std::string ids = ids_csv(ref.ids("prompt_ids"), 24);
@@ -243,6 +245,15 @@ TEST(CliEngine, KldDecodeBoundsTheFastDecodingProducts) {
     }
     EXPECT_LT(k.at("mean_kld").get<double>(), 0.02) << model;
     EXPECT_GE(k.at("top1_agreement").get<double>(), 0.9) << model;
+  }
+  const auto fp8 = kld("tiny-b-fp8");
+  Bf16Terms terms;
+  if (use_bf16_gemm(active_isa(), DType::F8_E4M3, 1, &terms)) {
+    EXPECT_GT(fp8.at("mean_kld").get<double>(), 0.0);
+    EXPECT_LT(fp8.at("mean_kld").get<double>(), 0.01);  // measured 0.0015 over 64 positions (Zen 5)
+    EXPECT_GE(fp8.at("top1_agreement").get<double>(), 0.9);
+  } else {
+    EXPECT_EQ(fp8.at("mean_kld").get<double>(), 0.0);
   }
 }
 

@@ -83,8 +83,11 @@ TEST(GemmBf16, Avx512MatchesScalarTwin) {
   struct Case { DType t; int64_t rows, cols; };
   // Rows past whole 4-row tiles, columns past whole 32-column steps and 128-column FP8 blocks.
   // 360: a last partial 64-code step with both of its 32-word halves.
+  // FP8 37 x 256 and 8 x 2048: decoding (T <= kFp8StreamMaxTokens) streams the codes, 8 or 4 rows
+  // side by side and single rows past them; 1 in 16 random codes has exponent field 0 (its fix-up).
   for (Case c : {Case{DType::BF16, 70, 256}, {DType::BF16, 9, 200}, {DType::F8_E4M3, 133, 328}, {DType::F8_E4M3, 9, 360},
-                 {DType::F8_E4M3, 8, 2048}, {DType::I4, 37, 96}, {DType::I4, 64, 1000}, {DType::I4, 20, 256}})
+                 {DType::F8_E4M3, 8, 2048}, {DType::F8_E4M3, 37, 256}, {DType::I4, 37, 96}, {DType::I4, 64, 1000},
+                 {DType::I4, 20, 256}})
     for (Bf16Terms terms : {Bf16Terms::One, Bf16Terms::HiLo})
       for (int T : {1, 3, 4, 6, 17, 70, 130}) {
         // FP8 takes vpermt2b (VBMI); 130 tokens: past kFp8ScaledActivationsMaxTokens, its scales
@@ -133,8 +136,9 @@ TEST(GemmBf16, Fp8SubnormalCodesAndLargeScalesMatchScalarTwin) {
   for (size_t i = 0; i < w.scales.size(); ++i)
     w.scales[i] = int64_t(i) < groups ? 1e4f + float(i) : 1e-3f * float(1 + i);
   if (!cpu_has_avx512_vbmi()) GTEST_SKIP() << "this CPU lacks AVX512-VBMI: FP8 does not take the bf16 kernel";
-  // 4 and 9 tokens: codes looked up, scales on the activations; 130: scales on the weights.
-  for (int T : {4, 9, 130}) {
+  // 1 and 2 tokens: codes streamed (the fix-up for exponent field 0 in nearly every step); 4 and
+  // 9: codes looked up; both with the scales on the activations; 130: scales on the weights.
+  for (int T : {1, 2, 4, 9, 130}) {
     std::vector<float> x(size_t(T) * 512);
     for (auto& v : x) v = nd(rng);
     const auto mag = magnitudes(w.m, x, T);
@@ -242,7 +246,7 @@ TEST(GemmBf16, DispatchLeavesExactModeAndScalarAlone) {
   EXPECT_FALSE(use_bf16_gemm(Isa::Scalar, DType::F8_E4M3, 64, &terms));
   EXPECT_FALSE(use_bf16_gemm(Isa::Avx2, DType::BF16, 64, &terms));
   EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::F32, 64, &terms));
-  EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::F8_E4M3, kBf16MinTokens - 1, &terms));
+  EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::I4, kBf16MinTokens - 1, &terms));
   // BF16 by default on float (gemm_bf16.cpp says why); with QNEXT_ACTIVATIONS=bf16 on one term
   // from kGemmMinTokens tokens (fewer: the float row kernel, as fast there).
   EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, DType::BF16, 64, &terms));
@@ -263,10 +267,14 @@ TEST(GemmBf16, DispatchLeavesExactModeAndScalarAlone) {
     EXPECT_EQ(activations_name(), "f32");
   }
   if (cpu_has_avx512_bf16()) {
-    // FP8's code lookup is VBMI's (vpermt2b): without it, FP8 stays on the float kernels.
-    EXPECT_EQ(use_bf16_gemm(Isa::Avx512, DType::F8_E4M3, kBf16MinTokens, &terms), cpu_has_avx512_vbmi());
-    if (cpu_has_avx512_vbmi()) {
-      EXPECT_EQ(terms, Bf16Terms::One);
+    // FP8's code lookup is VBMI's (vpermt2b): without it, FP8 stays on the float kernels. With
+    // it, from one token where GFNI converts the streamed codes (decoding).
+    for (int T : {1, kFp8StreamMaxTokens, kBf16MinTokens}) {
+      const bool expected = cpu_has_avx512_vbmi() && (T >= kBf16MinTokens || cpu_has_gfni());
+      EXPECT_EQ(use_bf16_gemm(Isa::Avx512, DType::F8_E4M3, T, &terms), expected) << T << " tokens";
+      if (expected) {
+        EXPECT_EQ(terms, Bf16Terms::One);
+      }
     }
     EXPECT_TRUE(use_bf16_gemm(Isa::Avx512, DType::I4, 64, &terms));
     EXPECT_EQ(terms, Bf16Terms::One);

@@ -14,6 +14,7 @@
 #include "common/exact_mode.h"
 #include "core/cpu.h"
 #include "kernels/fp8.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/int4.h"
 #include "kernels/matmul.h"
 #include "kernels/quant.h"
@@ -249,7 +250,8 @@ TEST(Int4Int8, GemmMatchesScalarTwin) {
 
 // Through matmul on AVX-512: 4+ tokens in the default mode give the int8 product (the activations
 // quantized as Q8_0's), exact mode the float product over the dequantized weights; FP8 decoding
-// (1-3 tokens) keeps the float product (int4 decoding has its own int8 kernels: test_formats).
+// (1-3 tokens) the bf16 product where the CPU has AVX512-BF16, VBMI and GFNI (gemm_bf16.h), else
+// the float one (int4 decoding has its own int8 kernels: test_formats).
 void expect_dispatch(const Matrix& w, RowsKernel float_twin, const std::vector<int>& tokens, std::mt19937& rng,
                      const std::string& name) {
   const Isa saved_isa = active_isa();
@@ -266,19 +268,27 @@ void expect_dispatch(const Matrix& w, RowsKernel float_twin, const std::vector<i
     for (auto& v : x) v = nd(rng);
     std::vector<BlockQ8x> xq(size_t(T * cols / 32));
     for (int t = 0; t < T; ++t) quantize_activations(x.data() + t * cols, cols, xq.data() + t * cols / 32);
-    std::vector<float> int8_want(size_t(T * rows)), float_want(size_t(T * rows));
+    std::vector<float> int8_want(size_t(T * rows)), float_want(size_t(T * rows)), bf16_want(size_t(T * rows));
     weight_format(w.dtype).rows_int8[int(Isa::Scalar)](w, xq.data(), T, int8_want.data(), rows, 0, rows);
     float_twin(w, x.data(), T, float_want.data(), rows, 0, rows);
+    gemm_bf16_rows_scalar(w, x.data(), T, bf16_want.data(), rows, 0, rows, Bf16Terms::One);
     for (bool exact : {false, true}) {
       const testing::ScopedExactActivations mode(exact);
       std::vector<float> y(size_t(T * rows));
       matmul(w, x.data(), T, y.data());
       const bool int8 = !exact && T >= kVnniGemmMinTokens;
+      Bf16Terms terms;
+      const bool bf16 = !int8 && use_bf16_gemm(Isa::Avx512, w.dtype, T, &terms);
       const std::string label = name + " T " + std::to_string(T) + (exact ? " exact" : " default");
       EXPECT_EQ(int8_product(Isa::Avx512, w, T), int8) << label;
+      EXPECT_EQ(bf16, w.dtype == DType::F8_E4M3 && !exact && T < kVnniGemmMinTokens && cpu_has_avx512_bf16() && cpu_has_gfni())
+          << label;
       if (int8) {
         EXPECT_LE(distance(y, int8_want), 1e-5) << label;
         EXPECT_GT(distance(y, float_want), 1e-4) << label << ": the int8 product should differ from float";
+      } else if (bf16) {
+        EXPECT_LE(distance(y, bf16_want), 1e-5) << label;
+        EXPECT_GT(distance(y, float_want), 1e-4) << label << ": the bf16 product should differ from float";
       } else {
         EXPECT_LE(distance(y, float_want), 1e-5) << label;
       }
