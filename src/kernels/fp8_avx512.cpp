@@ -1,4 +1,5 @@
-// AVX-512 FP8 product for few tokens (decoding; scalar twin rows_fp8_scalar in fp8.cpp). Each row
+// AVX-512 FP8 product for few tokens with float activations (decoding in exact mode, or where the
+// bf16 stream of gemm_bf16.h does not run; scalar twin rows_fp8_scalar in fp8.cpp). Each row
 // streams start to end (see stream_prefetch.h), 32 weights per step, converted in registers: the
 // codes sign-extended to 16 bits and shifted left by 7 put the sign in bit 15 and the 7 low bits
 // where an f16 of e4m3 / 256 keeps them (bit 14 would hold a copy of the sign: masked off), and

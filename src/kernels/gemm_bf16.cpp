@@ -22,8 +22,8 @@ bool use_bf16_gemm(Isa isa, DType t, int T, Bf16Terms* terms) {
       if (!bf16_activations() || T < kGemmMinTokens) return false;
       *terms = Bf16Terms::One;
       return true;
-    // FP8 from one token: decoding streams its codes (kFp8StreamMaxTokens; GFNI converts them), as
-    // fast as the float row kernel from memory and faster from cache; its results as in a batch.
+    // FP8 from one token: decoding streams its codes (fp8_streams; GFNI converts them), as fast as
+    // the float row kernel from memory and faster from cache.
     case DType::F8_E4M3:
       if (!cpu_has_avx512_vbmi()) return false;  // its code lookup is vpermt2b
       if (T < kBf16MinTokens && !cpu_has_gfni()) return false;
@@ -35,6 +35,15 @@ bool use_bf16_gemm(Isa isa, DType t, int T, Bf16Terms* terms) {
       return true;
     default: return false;
   }
+}
+
+bool fp8_streams(const Matrix& w, int T) {
+  return fp8_scales_activations(w, T) && T <= kFp8StreamMaxTokens && w.cols % 64 == 0 && cpu_has_gfni();
+}
+
+bool use_bf16_gemm(Isa isa, const Matrix& w, int T, Bf16Terms* terms) {
+  if (!use_bf16_gemm(isa, w.dtype, T, terms)) return false;
+  return w.dtype != DType::F8_E4M3 || T >= kBf16MinTokens || fp8_streams(w, T);
 }
 
 void gemm_bf16_rows_scalar(const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1,

@@ -12,9 +12,11 @@
 // in bf16 (a table lookup, no float work per weight), and each 128 x 128 block's scale goes onto
 // the activations instead (x * scale, rounded to bf16, once per row block a call covers); for more
 // tokens that pass over the activations would cost more than scaling the weights, so they are
-// dequantized and rounded as int4's. So an FP8 token's result (in this fast default) differs in
-// its roundings between batches of up to 128 tokens and larger ones; within either range it does
-// not (decoding's stream included: the same products, summed in the same order per lane).
+// dequantized and rounded as int4's. So in this kernel an FP8 token's result differs in its
+// roundings between batches of up to 128 tokens and larger ones; within either range it does not
+// (decoding's stream included: the same products, summed in the same order per lane). Through
+// matmul, on CPUs with VNNI (all known with AVX512-BF16), 4+ FP8 tokens take the int8 GEMM instead,
+// so a token decoded alone and one in a batch of 4+ still differ in their roundings.
 // The activations become one bf16 term (x rounded to 2^-9: the fast default of FP8 and int4, and
 // BF16's with QNEXT_ACTIVATIONS=bf16, as llama.cpp; bounded by `qnext kld` against exact mode) or
 // two (hi = bf16(x), lo = bf16(x - hi): x to ~2^-16, within the golden tolerances; not dispatched:
@@ -28,8 +30,9 @@ namespace qnext {
 
 enum class Bf16Terms { One, HiLo };
 
-// From this many tokens FP8 and int4 products take the bf16 kernel (fewer: the float row tiles,
-// which stream the weights once and need no conversion pass).
+// From this many tokens int4 products, and FP8 ones the int8 GEMM does not take, run on the bf16
+// kernel (fewer: the float row tiles, which stream the weights once and need no conversion pass;
+// FP8 decoding streams here instead where fp8_streams says so).
 constexpr int kBf16MinTokens = 4;
 
 // Up to this many tokens an FP8 product puts the block scales on the activations (above).
@@ -41,10 +44,18 @@ inline bool fp8_scales_activations(const Matrix& w, int T) {
   return w.dtype == DType::F8_E4M3 && T <= kFp8ScaledActivationsMaxTokens && T <= w.group_rows;
 }
 
+// Whether an FP8 product of T tokens streams its codes (fp8_stream_rows in gemm_bf16_avx512.cpp):
+// 1 to kFp8StreamMaxTokens tokens, the scales on the activations, rows of whole 64-column steps,
+// a CPU with GFNI.
+bool fp8_streams(const Matrix& w, int T);
+
 // Whether a product of T tokens over weights of type t runs on bf16 dot products now (isa AVX-512
-// on a CPU with AVX512-BF16, not exact mode, a format and token count where it is
-// faster), and with how many activation terms. FP8 also needs AVX512-VBMI (its code lookup).
+// on a CPU with AVX512-BF16, not exact mode, a format and token count where it is faster), and with
+// how many activation terms, for shapes the kernels take whole. FP8 also needs AVX512-VBMI (its
+// code lookup), and to decode GFNI. The Matrix form (what matmul asks) also checks FP8 decoding's
+// shape: rows the stream cannot take stay on the float row kernel.
 bool use_bf16_gemm(Isa isa, DType t, int T, Bf16Terms* terms);
+bool use_bf16_gemm(Isa isa, const Matrix& w, int T, Bf16Terms* terms);
 
 // Output rows [r0, r1) of y = x W^T: x [T, cols], y [T, ldy]; the same contract as matmul_rows.
 // The scalar twin defines the rounding; the AVX-512 kernel differs only in summation order.

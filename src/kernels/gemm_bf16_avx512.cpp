@@ -1,5 +1,5 @@
-// AVX512-BF16 product for several tokens (scalar twin gemm_bf16_rows_scalar in gemm_bf16.cpp;
-// what is rounded where: gemm_bf16.h).
+// AVX512-BF16 product for several tokens, and FP8 decoding (scalar twin gemm_bf16_rows_scalar in
+// gemm_bf16.cpp; what is rounded where: gemm_bf16.h).
 //
 // Dot-product orientation: a tile of 4 weight rows x up to 4 tokens keeps 16 accumulators, each
 // a 16-lane partial sum along k; one step loads 32 bf16 weights of each row and 32 bf16
@@ -10,7 +10,8 @@
 // of rows at a time (sized for L2; BF16 rows are used in place), the activations once per call;
 // token blocks of 64 keep a block's activations in L2 while the chunk's rows go by. FP8 for few
 // tokens (gemm_bf16.h): codes looked up as exact bf16 (vpermt2b), the block scales on the
-// activations, converted again for each 128-row block. Measured on the FP8 slice (Zen 5, 2 threads,
+// activations, converted again for each 128-row block; 1-3 tokens stream the codes instead
+// (fp8_stream_rows, below). Measured on the FP8 slice (Zen 5, 2 threads,
 // pp512, old and new binaries alternated over three rounds): no speed change through the noise (the
 // conversion waits on the codes from memory; its arithmetic was not the cost), one rounding per
 // product instead of two. Smaller chunks (16-128 KiB) and prefetching the next chunk's codes into
@@ -151,7 +152,7 @@ inline __m512i e4m3x32_to_bf16(const uint8_t* p, int64_t valid, __m512 scale256)
 // them into words.
 struct E4m3Lookup {
   __m512i hi0, hi1, lo0, lo1;  // high / low bytes of codes 0-63 and 64-127
-  __m512i first, second;       // words 0-31 / 32-63 from the low (index < 64) and high bytes
+  __m512i first, second;       // words 0-31 / 32-63 (kFp8LaneOrder) from the low (index < 64) and high bytes
 };
 
 E4m3Lookup e4m3_lookup() {
@@ -169,14 +170,13 @@ E4m3Lookup e4m3_lookup() {
   return {load(hi), load(hi + 64), load(lo), load(lo + 64), load(first), load(second)};
 }
 
-// 64 FP8 codes (the first `valid`, the rest zero; kFull: all 64, and valid and two_halves are
-// not read) as their exact bf16 values [up to 64], no scale: both bytes of each value looked up by
-// the code's 7 magnitude bits (vpermt2b ignores bit 7), the sign bit copied into the high byte,
-// the bytes interleaved into words. Six shuffles or logic ops for 64 weights, no float work.
-// Stores only the words below `kp - k` (a 32-multiple).
+// 64 FP8 codes (the first `valid`, the rest zero; kFull: all 64, and valid is not read) as their
+// exact bf16 values [64] in kFp8LaneOrder, no scale: both bytes of each value looked up by the
+// code's 7 magnitude bits (vpermt2b ignores bit 7), the sign bit copied into the high byte, the
+// bytes interleaved into words. Six shuffles or logic ops for 64 weights, no float work.
 template <bool kFull>
 __attribute__((target("avx512vbmi"))) inline void e4m3x64_to_bf16(const uint8_t* p, int64_t valid, const E4m3Lookup& t,
-                                                                   uint16_t* out, bool two_halves) {
+                                                                   uint16_t* out) {
   __m512i c;
   if constexpr (kFull) c = _mm512_loadu_si512(p);
   else c = _mm512_maskz_loadu_epi8(valid >= 64 ? ~__mmask64(0) : (__mmask64(1) << valid) - 1, p);
@@ -184,18 +184,19 @@ __attribute__((target("avx512vbmi"))) inline void e4m3x64_to_bf16(const uint8_t*
   const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(t.hi0, c, t.hi1), c,
                                                _mm512_set1_epi8(char(0x80)), 0xF8);  // a | (b & c)
   _mm512_storeu_si512(out, _mm512_permutex2var_epi8(lo, t.first, hi));
-  if (kFull || two_halves) _mm512_storeu_si512(out + 32, _mm512_permutex2var_epi8(lo, t.second, hi));
+  _mm512_storeu_si512(out + 32, _mm512_permutex2var_epi8(lo, t.second, hi));
 }
 
-// FP8 row r's codes as their exact bf16 values [kp], zero padded, no scales. VBMI (vpermt2b) only
+// FP8 row r's codes as their exact bf16 values [kp] (a 64-multiple) in kFp8LaneOrder, zero padded,
+// no scales. VBMI (vpermt2b) only
 // here: use_bf16_gemm sends FP8 to this kernel only where the CPU has it. The loop holds only the
 // lookups: whole steps unmasked, the row's prefetches issued by the caller.
 __attribute__((target("avx512vbmi"))) void fp8_codes_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out) {
   static const E4m3Lookup lookup = e4m3_lookup();
   const uint8_t* codes = w.row_ptr(r);
   const int64_t full = w.cols / 64 * 64;
-  for (int64_t k = 0; k < full; k += 64) e4m3x64_to_bf16<true>(codes + k, 64, lookup, out + k, true);
-  if (full < kp) e4m3x64_to_bf16<false>(codes + full, w.cols - full, lookup, out + full, full + 32 < kp);
+  for (int64_t k = 0; k < full; k += 64) e4m3x64_to_bf16<true>(codes + k, 64, lookup, out + k);
+  if (full < kp) e4m3x64_to_bf16<false>(codes + full, w.cols - full, lookup, out + full);
 }
 
 // 16 FP8 codes times their block's scale x 2^120, as f32: the codes as e4m3 * 2^-120
@@ -462,7 +463,7 @@ void gemm_bf16_rows_avx512(const Matrix& w, const float* x, int T, float* y, int
   // row block's scales (in the same pass that rounds them to bf16), then the block's rows as bare
   // codes. Decoding streams the codes where it can (fp8_stream_rows): its words are e4m3 x 2^-8,
   // so its scales x 256.
-  const bool stream = T <= kFp8StreamMaxTokens && w.cols % 64 == 0 && cpu_has_gfni();
+  const bool stream = fp8_streams(w, T);
   const float unit = stream ? 256.0f : 1.0f;
   thread_local std::vector<float> column_scale;  // [cols]: each column's scale in this row block
   if (column_scale.size() < size_t(w.cols)) column_scale.resize(size_t(w.cols));

@@ -48,7 +48,7 @@ static bool float_gemm(Isa isa, DType t, int T) {
 
 void matmul_rows(Isa isa, const Matrix& w, const float* x, int T, float* y, int64_t ldy, int64_t r0, int64_t r1) {
   Bf16Terms terms;
-  if (use_bf16_gemm(isa, w.dtype, T, &terms)) {
+  if (use_bf16_gemm(isa, w, T, &terms)) {
     gemm_bf16_rows_avx512(w, x, T, y, ldy, r0, r1, terms);
     return;
   }

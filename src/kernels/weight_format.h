@@ -16,6 +16,7 @@
 // activations to decode (up to kGroupMaxTokens tokens) on AVX2 / AVX-512 for the matrices its
 // kernels fit, and for 4+ tokens on AVX-512 VNNI (Q8_0's GEMM over its rows unpacked to int8
 // blocks: to_int8); FP8's for 4+ tokens on AVX-512 VNNI + VBMI (the same GEMM, fp8.h), decoding
+// on bf16 dot products where AVX512-BF16 and GFNI are there too (gemm_bf16.h: fp8_streams), else
 // on its float rows. int8_fits says which products; elsewhere FP8 and I4 prefill take the bf16
 // GEMM (gemm_bf16.h) or the float GEMM.
 #pragma once

@@ -246,11 +246,12 @@ TEST(CliEngine, KldDecodeBoundsTheFastDecodingProducts) {
     EXPECT_LT(k.at("mean_kld").get<double>(), 0.02) << model;
     EXPECT_GE(k.at("top1_agreement").get<double>(), 0.9) << model;
   }
+  // tiny-b's projections from the 128-wide hidden state stream (its narrower rows stay on float).
   const auto fp8 = kld("tiny-b-fp8");
   Bf16Terms terms;
   if (use_bf16_gemm(active_isa(), DType::F8_E4M3, 1, &terms)) {
     EXPECT_GT(fp8.at("mean_kld").get<double>(), 0.0);
-    EXPECT_LT(fp8.at("mean_kld").get<double>(), 0.01);  // measured 0.0015 over 64 positions (Zen 5)
+    EXPECT_LT(fp8.at("mean_kld").get<double>(), 0.01);
     EXPECT_GE(fp8.at("top1_agreement").get<double>(), 0.9);
   } else {
     EXPECT_EQ(fp8.at("mean_kld").get<double>(), 0.0);

@@ -82,7 +82,7 @@ TEST(GemmBf16, Avx512MatchesScalarTwin) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   struct Case { DType t; int64_t rows, cols; };
   // Rows past whole 4-row tiles, columns past whole 32-column steps and 128-column FP8 blocks.
-  // 360: a last partial 64-code step with both of its 32-word halves.
+  // 328, 360: a last partial 64-code step (FP8 codes go in whole 64-column steps, zero padded).
   // FP8 37 x 256 and 8 x 2048: decoding (T <= kFp8StreamMaxTokens) streams the codes, 8 or 4 rows
   // side by side and single rows past them; 1 in 16 random codes has exponent field 0 (its fix-up).
   for (Case c : {Case{DType::BF16, 70, 256}, {DType::BF16, 9, 200}, {DType::F8_E4M3, 133, 328}, {DType::F8_E4M3, 9, 360},
@@ -203,9 +203,10 @@ TEST(GemmBf16, Fp8OtherBlockShapesMatchScalarTwin) {
     }
 }
 
-// A token's outputs are bit-identical whether it is computed alone, in a pair or in a batch of 11,
-// and whatever rows the call covers: serving batches sequences without changing their results
-// (FP8 within batches of up to 128 tokens: gemm_bf16.h).
+// A token's outputs are bit-identical whether it is computed alone, in a pair, a triple or a batch
+// of 11, and whatever rows the call covers: serving batches sequences without changing their
+// results (FP8 within batches of up to 128 tokens: gemm_bf16.h; its 1-3 tokens stream the codes,
+// 8 or 4 rows side by side and single rows past them, against the tiles' converted rows).
 TEST(GemmBf16, TokenResultsDoNotDependOnTheBatch) {
   if (!cpu_has_avx512_bf16() || best_isa() < Isa::Avx512) GTEST_SKIP() << "this CPU lacks AVX512-BF16: the kernel was not checked";
   std::mt19937 rng(9);
@@ -221,7 +222,7 @@ TEST(GemmBf16, TokenResultsDoNotDependOnTheBatch) {
       std::vector<float> batch(size_t(T) * size_t(rows));
       gemm_bf16_rows_avx512(w.m, x.data(), T, batch.data(), rows, 0, rows, terms);
       for (int t0 = 0; t0 < T; ++t0)
-        for (int n : {1, 2}) {
+        for (int n : {1, 2, 3}) {
           if (t0 + n > T) continue;
           std::vector<float> part(size_t(n) * size_t(rows));
           gemm_bf16_rows_avx512(w.m, x.data() + size_t(t0) * size_t(cols), n, part.data(), rows, 0, 5, terms);
@@ -276,6 +277,16 @@ TEST(GemmBf16, DispatchLeavesExactModeAndScalarAlone) {
         EXPECT_EQ(terms, Bf16Terms::One);
       }
     }
+    // What matmul asks: decoding rows that are not whole 64-column steps stay on the float rows.
+    std::mt19937 rng(4);
+    const Weights whole = random_weights(DType::F8_E4M3, 8, 2048, rng);
+    const Weights partial = random_weights(DType::F8_E4M3, 9, 360, rng);
+    const bool streams = cpu_has_avx512_vbmi() && cpu_has_gfni();
+    EXPECT_EQ(use_bf16_gemm(Isa::Avx512, whole.m, 1, &terms), streams);
+    EXPECT_EQ(fp8_streams(whole.m, 1), cpu_has_gfni());
+    EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, partial.m, 1, &terms));
+    EXPECT_FALSE(fp8_streams(partial.m, 1));
+    EXPECT_EQ(use_bf16_gemm(Isa::Avx512, partial.m, kBf16MinTokens, &terms), cpu_has_avx512_vbmi());
     EXPECT_TRUE(use_bf16_gemm(Isa::Avx512, DType::I4, 64, &terms));
     EXPECT_EQ(terms, Bf16Terms::One);
   }

@@ -278,7 +278,7 @@ void expect_dispatch(const Matrix& w, RowsKernel float_twin, const std::vector<i
       matmul(w, x.data(), T, y.data());
       const bool int8 = !exact && T >= kVnniGemmMinTokens;
       Bf16Terms terms;
-      const bool bf16 = !int8 && use_bf16_gemm(Isa::Avx512, w.dtype, T, &terms);
+      const bool bf16 = !int8 && use_bf16_gemm(Isa::Avx512, w, T, &terms);
       const std::string label = name + " T " + std::to_string(T) + (exact ? " exact" : " default");
       EXPECT_EQ(int8_product(Isa::Avx512, w, T), int8) << label;
       EXPECT_EQ(bf16, w.dtype == DType::F8_E4M3 && !exact && T < kVnniGemmMinTokens && cpu_has_avx512_bf16() && cpu_has_gfni())
