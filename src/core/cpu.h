@@ -13,14 +13,14 @@ void set_active_isa(Isa isa);  // clamped to best_isa(); for tests and QNEXT_ISA
 std::string_view isa_name(Isa isa);
 bool cpu_has_avx512_bf16();
 bool cpu_has_avx512_vbmi();  // byte permutes (vpermt2b): the Q4_0 decode stream kernel
-bool cpu_has_gfni();         // byte bit permutations (vgf2p8affineqb): the FP8 decode stream kernel
+bool cpu_has_gfni();         // byte bit permutations (vgf2p8affineqb): FP8 codes to bf16
 bool cpu_has_avx512_vnni();  // int8 dot products (vpdpbusd); the VNNI kernels need it beside Isa::Avx512
 // Exact mode: QNEXT_ACTIVATIONS=f32 makes every product over stored blocks (Q8_0, Q4_0, F8_E4M3, I4,
 // llama.cpp's blocks) run with float activations, on every ISA (no int8 activation quantization).
 // The default (QNEXT_ACTIVATIONS=int8 or unset) lets Q8_0 / Q4_0 and Q4_K / Q5_K / Q6_K quantize the
 // activations to int8, I4 when decoding and, like F8_E4M3, for 4+ tokens on AVX-512 VNNI (FP8 also
 // VBMI) (kernels/weight_format.h: int8_product); FP8 decoding rounds them to bf16 where the CPU has
-// AVX512-BF16, VBMI and GFNI (kernels/gemm_bf16.h).
+// AVX512-BF16 and GFNI (kernels/gemm_bf16.h).
 // QNEXT_ACTIVATIONS=bf16 is the default plus, on AVX-512 with AVX512-BF16, BF16 weights' products
 // of kGemmMinTokens tokens and more on activations rounded to bf16, as llama.cpp runs them
 // (kernels/gemm_bf16.h): faster prefill, at an accuracy `QNEXT_ACTIVATIONS=bf16 qnext kld --exact`

@@ -2,7 +2,7 @@
 // byte per weight, and a scale per block of group_rows x group (128 x 128) weights, stored apart
 // (Matrix::scales, f32 [ceil(rows / 128), ceil(cols / 128)]); w = e4m3(code) * scale. Partial
 // blocks at the edges have their own scales. Decoding (1-3 tokens) runs on bf16 dot products where
-// the CPU has AVX512-BF16, VBMI and GFNI and the rows are whole 64-column steps (the codes
+// the CPU has AVX512-BF16 and GFNI and the rows are whole 64-column steps (the codes
 // converted as they stream, gemm_bf16.h: fp8_streams), with float activations elsewhere and in
 // exact mode; 4+ tokens on a CPU with AVX-512 VNNI and VBMI
 // take the int8 GEMM of Q8_0 (kernels/quant.h) over int8 copies of the rows (below), elsewhere bf16

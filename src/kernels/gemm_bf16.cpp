@@ -22,11 +22,10 @@ bool use_bf16_gemm(Isa isa, DType t, int T, Bf16Terms* terms) {
       if (!bf16_activations() || T < kGemmMinTokens) return false;
       *terms = Bf16Terms::One;
       return true;
-    // FP8 from one token: decoding streams its codes (fp8_streams; GFNI converts them), as fast as
-    // the float row kernel from memory and faster from cache.
+    // FP8 from one token: decoding streams its codes (fp8_streams), as fast as the float row
+    // kernel from memory and faster from cache. GFNI converts the codes.
     case DType::F8_E4M3:
-      if (!cpu_has_avx512_vbmi()) return false;  // its code lookup is vpermt2b
-      if (T < kBf16MinTokens && !cpu_has_gfni()) return false;
+      if (!cpu_has_gfni()) return false;
       *terms = Bf16Terms::One;
       return true;
     case DType::I4:

@@ -7,9 +7,9 @@
 // dequantized with their scales, then rounded to bf16 (relative error <= 2^-9). int4 and FP8 come
 // here only where Q8_0's int8 GEMM (int4.h, fp8.h) does not take them first: rows or groups not in
 // whole blocks of 32, or a CPU without AVX-512 VNNI (none known with AVX512-BF16), and for FP8 also
-// one without VBMI (Cooper Lake). FP8 weights for up to
+// one without GFNI (Cooper Lake). FP8 weights for up to
 // kFp8ScaledActivationsMaxTokens tokens (and no more than a block's rows): the codes alone, exact
-// in bf16 (a table lookup, no float work per weight), and each 128 x 128 block's scale goes onto
+// in bf16 (as e4m3 x 2^-8, bit permutations: no float work per weight; the activations x 256), and each 128 x 128 block's scale goes onto
 // the activations instead (x * scale, rounded to bf16, once per row block a call covers); for more
 // tokens that pass over the activations would cost more than scaling the weights, so they are
 // dequantized and rounded as int4's. So in this kernel an FP8 token's result differs in its
@@ -51,8 +51,8 @@ bool fp8_streams(const Matrix& w, int T);
 
 // Whether a product of T tokens over weights of type t runs on bf16 dot products now (isa AVX-512
 // on a CPU with AVX512-BF16, not exact mode, a format and token count where it is faster), and with
-// how many activation terms, for shapes the kernels take whole. FP8 also needs AVX512-VBMI (its
-// code lookup), and to decode GFNI. The Matrix form (what matmul asks) also checks FP8 decoding's
+// how many activation terms, for shapes the kernels take whole. FP8 also needs GFNI (its code
+// conversion). The Matrix form (what matmul asks) also checks FP8 decoding's
 // shape: rows the stream cannot take stay on the float row kernel.
 bool use_bf16_gemm(Isa isa, DType t, int T, Bf16Terms* terms);
 bool use_bf16_gemm(Isa isa, const Matrix& w, int T, Bf16Terms* terms);

@@ -9,9 +9,9 @@
 // token) are added in a transposing tree once per row. The weights are converted to bf16 a chunk
 // of rows at a time (sized for L2; BF16 rows are used in place), the activations once per call;
 // token blocks of 64 keep a block's activations in L2 while the chunk's rows go by. FP8 for few
-// tokens (gemm_bf16.h): codes looked up as exact bf16 (vpermt2b), the block scales on the
-// activations, converted again for each 128-row block; 1-3 tokens stream the codes instead
-// (fp8_stream_rows, below). Measured on the FP8 slice (Zen 5, 2 threads,
+// tokens (gemm_bf16.h): codes converted to bf16 by bit permutations (GFNI, Fp8Codes), the block
+// scales on the activations, converted again for each 128-row block; 1-3 tokens stream the codes
+// instead (fp8_stream_rows, below). Measured on the FP8 slice (Zen 5, 2 threads,
 // pp512, old and new binaries alternated over three rounds): no speed change through the noise (the
 // conversion waits on the codes from memory; its arithmetic was not the cost), one rounding per
 // product instead of two. Smaller chunks (16-128 KiB) and prefetching the next chunk's codes into
@@ -147,56 +147,71 @@ inline __m512i e4m3x32_to_bf16(const uint8_t* p, int64_t valid, __m512 scale256)
   return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
 }
 
-// The bf16 bits of each e4m3 magnitude (codes 0-126 exact in bf16: 3 mantissa bits, 2^-9 to 448;
-// 127, NaN, a bf16 NaN), as two 128-byte tables for vpermt2b, and the byte orders that interleave
-// them into words.
-struct E4m3Lookup {
-  __m512i hi0, hi1, lo0, lo1;  // high / low bytes of codes 0-63 and 64-127
-  __m512i first, second;       // words 0-31 / 32-63 (kFp8LaneOrder) from the low (index < 64) and high bytes
+// FP8 codes as bf16 words (GFNI), for the tiles' converted rows and decoding's stream alike. Each
+// bf16 byte is a bit permutation of the code's byte plus constants, one vgf2p8affineqb each: the high byte
+// takes the sign and exponent bits 3-1, the low byte exponent bit 0 and the 3 mantissa bits, and
+// exponent bits 4-6 are set (112 added), so a word is e4m3 x 2^-8 and the activations carry the
+// 2^8 (their scales x 256, exact). vpunpck{l,h}bw pair the bytes into words in the lane order the
+// activations were put in (kFp8LaneOrder). Codes with exponent field 0 (subnormals, and zero) come
+// out wrong that way: vptestnmb finds them (in real checkpoints a few in ten thousand) and a rarely
+// taken branch puts in their exact values, m x 2^-17 for mantissa m (vpshufb) with the sign.
+// NaN codes (0x7f, 0xff; none in real checkpoints) read as +-480 x scale here, NaN in the twin.
+struct Fp8Codes {
+  __m512i high_bits, low_bits;  // the two affine matrices
+  __m512i exponent_field = _mm512_set1_epi8(0x78);
+  __m512i sub_high, sub_low;    // bytes of bf16(m x 2^-17) at index m, each 128-bit lane
+  static __m512i affine(const int (&source)[8]) {  // output bit i <- input bit source[i] (-1: 0)
+    uint64_t m = 0;
+    for (int i = 0; i < 8; ++i)
+      if (source[i] >= 0) m |= uint64_t(1) << (8 * (7 - i) + source[i]);
+    return _mm512_set1_epi64(int64_t(m));
+  }
+  Fp8Codes() {
+    high_bits = affine({4, 5, 6, -1, -1, -1, -1, 7});  // exponent bits 1-3 (code bits 4-6), sign; | 0x38
+    low_bits = affine({-1, -1, -1, -1, 0, 1, 2, 3});  // mantissa (code bits 0-2), exponent bit 0
+    alignas(64) uint8_t hi[64] = {}, lo[64] = {};
+    for (int lane = 0; lane < 4; ++lane)
+      for (int m = 0; m < 8; ++m) {
+        const uint16_t b = f32_to_bf16(float(m) * 0x1p-17f);
+        hi[16 * lane + m] = uint8_t(b >> 8), lo[16 * lane + m] = uint8_t(b & 0xFF);
+      }
+    sub_high = _mm512_load_si512(hi), sub_low = _mm512_load_si512(lo);
+  }
+  // 64 codes -> words of columns {0-7, 16-23, 32-39, 48-55} (a) and {8-15, ...} (b); whether any
+  // has exponent field 0.
+  __attribute__((target("gfni"))) bool convert(__m512i c, __m512i& a, __m512i& b) const {
+    const __m512i hi = _mm512_gf2p8affine_epi64_epi8(c, high_bits, 0x38);
+    const __m512i lo = _mm512_gf2p8affine_epi64_epi8(c, low_bits, 0);
+    a = _mm512_unpacklo_epi8(lo, hi), b = _mm512_unpackhi_epi8(lo, hi);
+    return _mm512_testn_epi8_mask(c, exponent_field) != 0;
+  }
+  // The exact values of the words whose exponent field is 0 (bf16 bits 7-10 clear).
+  void fix(__m512i c, __m512i& a, __m512i& b) const {
+    const __m512i m = _mm512_and_si512(c, _mm512_set1_epi8(0x0F));  // the mantissa where the field is 0
+    const __m512i lo = _mm512_shuffle_epi8(sub_low, m);
+    const __m512i hi =
+        _mm512_ternarylogic_epi32(_mm512_shuffle_epi8(sub_high, m), c, _mm512_set1_epi8(char(0x80)), 0xF8);  // a | (b & c)
+    const __m512i field = _mm512_set1_epi16(0x0780);
+    a = _mm512_mask_mov_epi16(a, _mm512_testn_epi16_mask(a, field), _mm512_unpacklo_epi8(lo, hi));
+    b = _mm512_mask_mov_epi16(b, _mm512_testn_epi16_mask(b, field), _mm512_unpackhi_epi8(lo, hi));
+  }
 };
 
-E4m3Lookup e4m3_lookup() {
-  alignas(64) uint8_t hi[128], lo[128], first[64], second[64];
-  for (int c = 0; c < 128; ++c) {
-    const uint16_t b = f32_to_bf16(e4m3_to_f32(uint8_t(c)));
-    hi[c] = uint8_t(b >> 8), lo[c] = uint8_t(b & 0xFF);
-  }
-  for (int j = 0; j < 64; ++j) {  // byte j: word w = j / 2, in kFp8LaneOrder column 16 (w / 8) + w % 8 (+ 8)
-    const int column = 16 * (j / 16) + (j / 2) % 8;
-    first[j] = uint8_t(column + (j % 2 ? 64 : 0));
-    second[j] = uint8_t(column + 8 + (j % 2 ? 64 : 0));
-  }
-  const auto load = [](const uint8_t* p) { return _mm512_load_si512(p); };
-  return {load(hi), load(hi + 64), load(lo), load(lo + 64), load(first), load(second)};
-}
-
-// 64 FP8 codes (the first `valid`, the rest zero; kFull: all 64, and valid is not read) as their
-// exact bf16 values [64] in kFp8LaneOrder, no scale: both bytes of each value looked up by the
-// code's 7 magnitude bits (vpermt2b ignores bit 7), the sign bit copied into the high byte, the
-// bytes interleaved into words. Six shuffles or logic ops for 64 weights, no float work.
-template <bool kFull>
-__attribute__((target("avx512vbmi"))) inline void e4m3x64_to_bf16(const uint8_t* p, int64_t valid, const E4m3Lookup& t,
-                                                                   uint16_t* out) {
-  __m512i c;
-  if constexpr (kFull) c = _mm512_loadu_si512(p);
-  else c = _mm512_maskz_loadu_epi8(valid >= 64 ? ~__mmask64(0) : (__mmask64(1) << valid) - 1, p);
-  const __m512i lo = _mm512_permutex2var_epi8(t.lo0, c, t.lo1);
-  const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(t.hi0, c, t.hi1), c,
-                                               _mm512_set1_epi8(char(0x80)), 0xF8);  // a | (b & c)
-  _mm512_storeu_si512(out, _mm512_permutex2var_epi8(lo, t.first, hi));
-  _mm512_storeu_si512(out + 32, _mm512_permutex2var_epi8(lo, t.second, hi));
-}
-
-// FP8 row r's codes as their exact bf16 values [kp] (a 64-multiple) in kFp8LaneOrder, zero padded,
-// no scales. VBMI (vpermt2b) only
-// here: use_bf16_gemm sends FP8 to this kernel only where the CPU has it. The loop holds only the
-// lookups: whole steps unmasked, the row's prefetches issued by the caller.
-__attribute__((target("avx512vbmi"))) void fp8_codes_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out) {
-  static const E4m3Lookup lookup = e4m3_lookup();
+// FP8 row r's codes as bf16 e4m3 x 2^-8 [kp] (a 64-multiple) in kFp8LaneOrder, zero padded, no
+// scales (those, x 256, are on the activations). The loop holds only the conversions: the row's
+// prefetches are issued by the caller.
+__attribute__((target("gfni"))) void fp8_codes_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out) {
+  static const Fp8Codes cv;
   const uint8_t* codes = w.row_ptr(r);
-  const int64_t full = w.cols / 64 * 64;
-  for (int64_t k = 0; k < full; k += 64) e4m3x64_to_bf16<true>(codes + k, 64, lookup, out + k);
-  if (full < kp) e4m3x64_to_bf16<false>(codes + full, w.cols - full, lookup, out + full);
+  for (int64_t k = 0; k < kp; k += 64) {
+    const int64_t valid = std::min<int64_t>(64, w.cols - k);  // >= 1: kp is cols rounded up to 64
+    const __m512i c = valid == 64 ? _mm512_loadu_si512(codes + k)
+                                  : _mm512_maskz_loadu_epi8((__mmask64(1) << valid) - 1, codes + k);
+    __m512i lo, hi;  // words of columns {0-7, 16-23, ...} and {8-15, 24-31, ...}
+    if (cv.convert(c, lo, hi)) cv.fix(c, lo, hi);
+    _mm512_storeu_si512(out + k, lo);
+    _mm512_storeu_si512(out + k + 32, hi);
+  }
 }
 
 // 16 FP8 codes times their block's scale x 2^120, as f32: the codes as e4m3 * 2^-120
@@ -258,57 +273,8 @@ void weight_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out, f
   row_to_bf16(row, w.cols, kp, out, nullptr);
 }
 
-// FP8 decoding (1 to 3 tokens, rows of whole 64-code steps; GFNI): the codes become bf16 in
-// registers as they stream, so no bf16 copy of the rows is written and read back. Each bf16 byte
-// is a bit permutation of the code's byte plus constants, one vgf2p8affineqb each: the high byte
-// takes the sign and exponent bits 3-1, the low byte exponent bit 0 and the 3 mantissa bits, and
-// exponent bits 4-6 are set (112 added), so a word is e4m3 x 2^-8 and the activations carry the
-// 2^8 (their scales x 256, exact). vpunpck{l,h}bw pair the bytes into words in the lane order the
-// activations were put in (kFp8LaneOrder). Codes with exponent field 0 (subnormals, and zero) come
-// out wrong that way: vptestnmb finds them (in real checkpoints a few in ten thousand) and a rarely
-// taken branch puts in their exact values, m x 2^-17 for mantissa m (vpshufb) with the sign.
-// NaN codes (0x7f, 0xff; none in real checkpoints) read as +-480 x scale here, NaN in the tiles.
-struct Fp8StreamCodes {
-  __m512i high_bits, low_bits;  // the two affine matrices
-  __m512i exponent_field = _mm512_set1_epi8(0x78);
-  __m512i sub_high, sub_low;    // bytes of bf16(m x 2^-17) at index m, each 128-bit lane
-  static __m512i affine(const int (&source)[8]) {  // output bit i <- input bit source[i] (-1: 0)
-    uint64_t m = 0;
-    for (int i = 0; i < 8; ++i)
-      if (source[i] >= 0) m |= uint64_t(1) << (8 * (7 - i) + source[i]);
-    return _mm512_set1_epi64(int64_t(m));
-  }
-  Fp8StreamCodes() {
-    high_bits = affine({4, 5, 6, -1, -1, -1, -1, 7});  // exponent bits 1-3 (code bits 4-6), sign; | 0x38
-    low_bits = affine({-1, -1, -1, -1, 0, 1, 2, 3});  // mantissa (code bits 0-2), exponent bit 0
-    alignas(64) uint8_t hi[64] = {}, lo[64] = {};
-    for (int lane = 0; lane < 4; ++lane)
-      for (int m = 0; m < 8; ++m) {
-        const uint16_t b = f32_to_bf16(float(m) * 0x1p-17f);
-        hi[16 * lane + m] = uint8_t(b >> 8), lo[16 * lane + m] = uint8_t(b & 0xFF);
-      }
-    sub_high = _mm512_load_si512(hi), sub_low = _mm512_load_si512(lo);
-  }
-  // 64 codes -> words of columns {0-7, 16-23, 32-39, 48-55} (a) and {8-15, ...} (b); whether any
-  // has exponent field 0.
-  __attribute__((target("gfni"))) bool convert(__m512i c, __m512i& a, __m512i& b) const {
-    const __m512i hi = _mm512_gf2p8affine_epi64_epi8(c, high_bits, 0x38);
-    const __m512i lo = _mm512_gf2p8affine_epi64_epi8(c, low_bits, 0);
-    a = _mm512_unpacklo_epi8(lo, hi), b = _mm512_unpackhi_epi8(lo, hi);
-    return _mm512_testn_epi8_mask(c, exponent_field) != 0;
-  }
-  // The exact values of the words whose exponent field is 0 (bf16 bits 7-10 clear).
-  void fix(__m512i c, __m512i& a, __m512i& b) const {
-    const __m512i m = _mm512_and_si512(c, _mm512_set1_epi8(0x0F));  // the mantissa where the field is 0
-    const __m512i lo = _mm512_shuffle_epi8(sub_low, m);
-    const __m512i hi =
-        _mm512_ternarylogic_epi32(_mm512_shuffle_epi8(sub_high, m), c, _mm512_set1_epi8(char(0x80)), 0xF8);  // a | (b & c)
-    const __m512i field = _mm512_set1_epi16(0x0780);
-    a = _mm512_mask_mov_epi16(a, _mm512_testn_epi16_mask(a, field), _mm512_unpacklo_epi8(lo, hi));
-    b = _mm512_mask_mov_epi16(b, _mm512_testn_epi16_mask(b, field), _mm512_unpackhi_epi8(lo, hi));
-  }
-};
-
+// FP8 decoding (1 to 3 tokens, rows of whole 64-column steps): the codes become bf16 in registers
+// as they stream, so no bf16 copy of the rows is written and read back.
 // y[t][r] for MR rows of codes (stride ldw) and MT tokens (xh, xl: [MT, kp] bf16 activations x
 // their block scales x 256, in the lane order): the same steps per (row, token) as tile's, on the
 // same products, so the sums are bit for bit those of the converted rows. The rows go side by
@@ -318,7 +284,7 @@ struct Fp8StreamCodes {
 template <int MR, int MT, bool kHiLo>
 __attribute__((target("gfni"))) void fp8_stream_tile(const uint8_t* codes, int64_t ldw, const uint16_t* xh,
                                                      const uint16_t* xl, int64_t ldx, int64_t kp, float* y, int64_t ldy,
-                                                     const Fp8StreamCodes& cv) {
+                                                     const Fp8Codes& cv) {
   constexpr int kLo = kHiLo ? MT : 0;
   __m512 acc[MR][MT], lo[MR][kLo > 0 ? kLo : 1];
   for (int i = 0; i < MR; ++i) {
@@ -329,7 +295,9 @@ __attribute__((target("gfni"))) void fp8_stream_tile(const uint8_t* codes, int64
     __m512i a[MR], b[MR];
     for (int i = 0; i < MR; ++i) {
       const uint8_t* p = codes + size_t(i) * size_t(ldw) + size_t(k);
-      _mm_prefetch(reinterpret_cast<const char*>(p + size_t(MR) * size_t(ldw)), _MM_HINT_T0);  // the next tile's row i
+      // The next tile's row i (past the matrix's end on the last tile: an address, never read).
+      const uintptr_t next_tile = reinterpret_cast<uintptr_t>(p) + size_t(MR) * size_t(ldw);
+      _mm_prefetch(reinterpret_cast<const char*>(next_tile), _MM_HINT_T0);
       const __m512i c = _mm512_loadu_si512(p);
       if (cv.convert(c, a[i], b[i])) [[unlikely]]
         cv.fix(c, a[i], b[i]);
@@ -362,7 +330,7 @@ __attribute__((target("gfni"))) void fp8_stream_tile(const uint8_t* codes, int64
 template <bool kHiLo>
 __attribute__((target("gfni"))) void fp8_stream_rows(const Matrix& w, int T, float* y, int64_t ldy, int64_t r0,
                                                      int64_t r1, const uint16_t* xh, const uint16_t* xl, int64_t kp) {
-  static const Fp8StreamCodes cv;
+  static const Fp8Codes cv;
   constexpr int kMT = kTokensPerTile<kHiLo>;
   for (int t = 0; t < T; t += kMT) {
     const int mt = std::min(kMT, T - t);
@@ -461,17 +429,15 @@ void gemm_bf16_rows_avx512(const Matrix& w, const float* x, int T, float* y, int
   }
   // FP8, few tokens: per block of rows (of those this call covers), the activations times that
   // row block's scales (in the same pass that rounds them to bf16), then the block's rows as bare
-  // codes. Decoding streams the codes where it can (fp8_stream_rows): its words are e4m3 x 2^-8,
-  // so its scales x 256.
+  // codes (e4m3 x 2^-8: the scales x 256). Decoding streams the codes where it can.
   const bool stream = fp8_streams(w, T);
-  const float unit = stream ? 256.0f : 1.0f;
   thread_local std::vector<float> column_scale;  // [cols]: each column's scale in this row block
   if (column_scale.size() < size_t(w.cols)) column_scale.resize(size_t(w.cols));
   for (int64_t a = r0; a < r1;) {
     const int64_t srow = a / w.group_rows, b = std::min(r1, (srow + 1) * w.group_rows);
     const ScaleRow scales(w, srow);  // [scale_cols()]
     for (int64_t k0 = 0, g = 0; k0 < w.cols; k0 += w.group, ++g)
-      std::fill(column_scale.begin() + k0, column_scale.begin() + std::min(w.cols, k0 + w.group), scales[g] * unit);
+      std::fill(column_scale.begin() + k0, column_scale.begin() + std::min(w.cols, k0 + w.group), scales[g] * 256.0f);
     for (int t = 0; t < T; ++t) {
       uint16_t* xt = xh.data() + size_t(t) * size_t(kp);
       uint16_t* xlt = hilo ? xl.data() + size_t(t) * size_t(kp) : nullptr;

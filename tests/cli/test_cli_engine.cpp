@@ -225,8 +225,8 @@ TEST(CliEngine, KldExactBoundsTheFastProducts) {
 }
 
 // `qnext kld --exact --decode`: one token at a time every product takes its decoding path, int4's
-// int8 kernels on a SIMD ISA (W4A16 and AWQ) and FP8's bf16 stream where the CPU has AVX512-BF16,
-// VBMI and GFNI, so the fast default moves the distributions a little; BF16 has no such path, nor
+// int8 kernels on a SIMD ISA (W4A16 and AWQ) and FP8's bf16 stream where the CPU has AVX512-BF16
+// and GFNI, so the fast default moves the distributions a little; BF16 has no such path, nor
 // FP8 elsewhere (its float rows are exact mode's).
 TEST(CliEngine, KldDecodeBoundsTheFastDecodingProducts) {
   testing::Reference ref("tiny-b");

@@ -92,7 +92,7 @@ TEST(GemmBf16, Avx512MatchesScalarTwin) {
       for (int T : {1, 3, 4, 6, 17, 70, 130}) {
         // FP8 takes vpermt2b (VBMI); 130 tokens: past kFp8ScaledActivationsMaxTokens, its scales
         // on the weights instead of the activations.
-        if (c.t == DType::F8_E4M3 && !cpu_has_avx512_vbmi()) continue;
+        if (c.t == DType::F8_E4M3 && !cpu_has_gfni()) continue;
         if (T == 130 && c.t != DType::F8_E4M3) continue;
         Weights w = random_weights(c.t, c.rows, c.cols, rng);
         std::vector<float> x(size_t(T) * size_t(c.cols));
@@ -121,8 +121,9 @@ TEST(GemmBf16, Avx512MatchesScalarTwin) {
 }
 
 // FP8 panels: subnormal and smallest normal codes only (a wrong subnormal conversion shows), with
-// block scales on both sides of 128, against the scalar twin. Up to 128 tokens the codes are looked
-// up and the scales go on the activations; past that (130) the weights are scaled: below 128 the
+// block scales on both sides of 128, against the scalar twin. Up to 128 tokens the codes are
+// converted by bit permutations (nearly every step through the fix-up) and the scales go on the
+// activations; past that (130) the weights are scaled: below 128 the
 // integer conversion times scale x 2^120, from 128 up (1e4: scale x 2^120 is past f32) the F16C one.
 TEST(GemmBf16, Fp8SubnormalCodesAndLargeScalesMatchScalarTwin) {
   if (!cpu_has_avx512_bf16() || best_isa() < Isa::Avx512) GTEST_SKIP() << "this CPU lacks AVX512-BF16: the kernel was not checked";
@@ -135,9 +136,9 @@ TEST(GemmBf16, Fp8SubnormalCodesAndLargeScalesMatchScalarTwin) {
   const int64_t groups = w.m.scale_cols();
   for (size_t i = 0; i < w.scales.size(); ++i)
     w.scales[i] = int64_t(i) < groups ? 1e4f + float(i) : 1e-3f * float(1 + i);
-  if (!cpu_has_avx512_vbmi()) GTEST_SKIP() << "this CPU lacks AVX512-VBMI: FP8 does not take the bf16 kernel";
-  // 1 and 2 tokens: codes streamed (the fix-up for exponent field 0 in nearly every step); 4 and
-  // 9: codes looked up; both with the scales on the activations; 130: scales on the weights.
+  if (!cpu_has_gfni()) GTEST_SKIP() << "this CPU lacks GFNI: FP8 does not take the bf16 kernel";
+  // 1 and 2 tokens: codes streamed; 4 and 9: rows converted for the tiles; both with the scales
+  // on the activations; 130: scales on the weights.
   for (int T : {1, 2, 4, 9, 130}) {
     std::vector<float> x(size_t(T) * 512);
     for (auto& v : x) v = nd(rng);
@@ -176,8 +177,8 @@ TEST(GemmBf16, TwoTermsMatchFloatProducts) {
 // FP8 blocks other than 128 x 128 (64 columns x 16 rows here, scales in bf16): up to 16 tokens (a
 // block's rows) the scales go on the activations, past that on the weights; both against the twin.
 TEST(GemmBf16, Fp8OtherBlockShapesMatchScalarTwin) {
-  if (!cpu_has_avx512_bf16() || best_isa() < Isa::Avx512 || !cpu_has_avx512_vbmi())
-    GTEST_SKIP() << "this CPU lacks AVX512-BF16 or VBMI: FP8 does not take the bf16 kernel";
+  if (!cpu_has_avx512_bf16() || best_isa() < Isa::Avx512 || !cpu_has_gfni())
+    GTEST_SKIP() << "this CPU lacks AVX512-BF16 or GFNI: FP8 does not take the bf16 kernel";
   std::mt19937 rng(21);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   Weights w = random_weights(DType::F8_E4M3, 45, 200, rng);
@@ -213,7 +214,7 @@ TEST(GemmBf16, TokenResultsDoNotDependOnTheBatch) {
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (DType t : {DType::BF16, DType::F8_E4M3})
     for (Bf16Terms terms : {Bf16Terms::One, Bf16Terms::HiLo}) {
-      if (t == DType::F8_E4M3 && !cpu_has_avx512_vbmi()) continue;  // its code lookup is VBMI's
+      if (t == DType::F8_E4M3 && !cpu_has_gfni()) continue;  // its code conversion is GFNI's
       const int64_t rows = 22, cols = 256;
       Weights w = random_weights(t, rows, cols, rng);
       const int T = 11;
@@ -268,10 +269,10 @@ TEST(GemmBf16, DispatchLeavesExactModeAndScalarAlone) {
     EXPECT_EQ(activations_name(), "f32");
   }
   if (cpu_has_avx512_bf16()) {
-    // FP8's code lookup is VBMI's (vpermt2b): without it, FP8 stays on the float kernels. With
-    // it, from one token where GFNI converts the streamed codes (decoding).
+    // FP8's code conversion is GFNI's (vgf2p8affineqb): without it, FP8 stays on the float
+    // kernels. With it, from one token (decoding streams the codes).
     for (int T : {1, kFp8StreamMaxTokens, kBf16MinTokens}) {
-      const bool expected = cpu_has_avx512_vbmi() && (T >= kBf16MinTokens || cpu_has_gfni());
+      const bool expected = cpu_has_gfni();
       EXPECT_EQ(use_bf16_gemm(Isa::Avx512, DType::F8_E4M3, T, &terms), expected) << T << " tokens";
       if (expected) {
         EXPECT_EQ(terms, Bf16Terms::One);
@@ -281,12 +282,11 @@ TEST(GemmBf16, DispatchLeavesExactModeAndScalarAlone) {
     std::mt19937 rng(4);
     const Weights whole = random_weights(DType::F8_E4M3, 8, 2048, rng);
     const Weights partial = random_weights(DType::F8_E4M3, 9, 360, rng);
-    const bool streams = cpu_has_avx512_vbmi() && cpu_has_gfni();
-    EXPECT_EQ(use_bf16_gemm(Isa::Avx512, whole.m, 1, &terms), streams);
+    EXPECT_EQ(use_bf16_gemm(Isa::Avx512, whole.m, 1, &terms), cpu_has_gfni());
     EXPECT_EQ(fp8_streams(whole.m, 1), cpu_has_gfni());
     EXPECT_FALSE(use_bf16_gemm(Isa::Avx512, partial.m, 1, &terms));
     EXPECT_FALSE(fp8_streams(partial.m, 1));
-    EXPECT_EQ(use_bf16_gemm(Isa::Avx512, partial.m, kBf16MinTokens, &terms), cpu_has_avx512_vbmi());
+    EXPECT_EQ(use_bf16_gemm(Isa::Avx512, partial.m, kBf16MinTokens, &terms), cpu_has_gfni());
     EXPECT_TRUE(use_bf16_gemm(Isa::Avx512, DType::I4, 64, &terms));
     EXPECT_EQ(terms, Bf16Terms::One);
   }

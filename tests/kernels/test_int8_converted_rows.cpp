@@ -250,7 +250,7 @@ TEST(Int4Int8, GemmMatchesScalarTwin) {
 
 // Through matmul on AVX-512: 4+ tokens in the default mode give the int8 product (the activations
 // quantized as Q8_0's), exact mode the float product over the dequantized weights; FP8 decoding
-// (1-3 tokens) the bf16 product where the CPU has AVX512-BF16, VBMI and GFNI (gemm_bf16.h), else
+// (1-3 tokens) the bf16 product where the CPU has AVX512-BF16 and GFNI (gemm_bf16.h), else
 // the float one (int4 decoding has its own int8 kernels: test_formats).
 void expect_dispatch(const Matrix& w, RowsKernel float_twin, const std::vector<int>& tokens, std::mt19937& rng,
                      const std::string& name) {
