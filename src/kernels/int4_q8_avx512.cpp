@@ -94,6 +94,9 @@ void row(const Matrix& w, const Int4Rows& m, const RunX4* const* xs, int64_t run
 // that took about half its time on rows of 512 weights (an expert's down projection).
 // Measured on Zen 5 (BM_MatvecCached, one core): 1 row 34-36 us, 2 rows 30, 4 rows 25-27, 8 rows
 // 23-25; 8 rows also streamed from memory fastest (2 threads, ~10-25% over 1 row; 4 rows level).
+// Eight streams need their prefetches in L2 (_MM_HINT_T1): on Zen 4, prefetched into L1 (T0) at the
+// tile's start, they streamed from memory at 12 GB/s a core (BM_Matvec int4), at 21-22 now, where
+// one row at a time reaches 18-19 (and 1.25x slower from cache); the probe read 25-28.
 
 // Row r's scales (one per run for groups of 128k weights, else one per group) and zero points
 // (z + 8) as int32, converted 16 groups at a time.
@@ -172,8 +175,7 @@ inline void store_sums(const __m512* acc, float* y) {
 
 // Rows [r, r + R) for one token (x: its runs).
 template <int R, RunGroups kGroups, bool kSymmetric>
-void rows_one_token(const Int4Rows& m, int64_t group, const RunX4* x, int64_t runs, float* y, int64_t r,
-                    StreamPrefetch& prefetch) {
+void rows_one_token(const Int4Rows& m, int64_t group, const RunX4* x, int64_t runs, float* y, int64_t r) {
   const __m512i low4 = _mm512_set1_epi8(15);
   const int64_t runs_per_group = kGroups == RunGroups::One ? group / 128 : 1;
   const uint8_t* bytes[R];  // [cols / 2] each
@@ -182,7 +184,9 @@ void rows_one_token(const Int4Rows& m, int64_t group, const RunX4* x, int64_t ru
     bytes[i] = m.row(r + i);
     s[i].template fill<kSymmetric>(m, r + i, runs_per_group, runs);
   }
-  prefetch.advance(m.row(r + R));
+  // Each row prefetches the next tile's row (R rows on; past the matrix on the last tile, where a
+  // prefetch does nothing) into L2, a line per run.
+  const uintptr_t tile_bytes = uintptr_t(m.row(r + R) - m.row(r));
   // Runs 0, 2, 4, ... into even, 1, 3, 5, ... into odd: two runs of each row per step (measured
   // on Zen 5, 2 threads from memory: ~10% faster than one accumulator per row and a run per step).
   __m512 even[R], odd[R];
@@ -193,6 +197,7 @@ void rows_one_token(const Int4Rows& m, int64_t group, const RunX4* x, int64_t ru
     const __m512 dx = _mm512_loadu_ps(x[c].dx);
     const __m512i start8 = _mm512_slli_epi32(nsum, 3);  // symmetric: every zero point is 8
     for (int i = 0; i < R; ++i) {
+      _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(bytes[i] + 64 * c) + tile_bytes), _MM_HINT_T1);
       const __m512i v = _mm512_loadu_si512(bytes[i] + 64 * c);
       const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
       __m512i start = start8;
@@ -214,11 +219,10 @@ void rows_one_token(const Int4Rows& m, int64_t group, const RunX4* x, int64_t ru
 template <RunGroups kGroups, bool kSymmetric>
 void rows_one_token(const Matrix& w, const RunX4* x, int64_t runs, float* y, int64_t ra, int64_t rb) {
   const Int4Rows m(w);
-  StreamPrefetch prefetch(m.row(ra), m.row(w.rows));
   int64_t r = ra;
-  for (; r + 8 <= rb; r += 8) rows_one_token<8, kGroups, kSymmetric>(m, w.group, x, runs, y, r, prefetch);
-  for (; r + 4 <= rb; r += 4) rows_one_token<4, kGroups, kSymmetric>(m, w.group, x, runs, y, r, prefetch);
-  for (; r < rb; ++r) rows_one_token<1, kGroups, kSymmetric>(m, w.group, x, runs, y, r, prefetch);
+  for (; r + 8 <= rb; r += 8) rows_one_token<8, kGroups, kSymmetric>(m, w.group, x, runs, y, r);
+  for (; r + 4 <= rb; r += 4) rows_one_token<4, kGroups, kSymmetric>(m, w.group, x, runs, y, r);
+  for (; r < rb; ++r) rows_one_token<1, kGroups, kSymmetric>(m, w.group, x, runs, y, r);
 }
 
 template <RunGroups kGroups>

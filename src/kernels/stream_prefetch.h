@@ -4,8 +4,10 @@
 // their loads: some as they go, others (the bf16 GEMM's conversions, the int4 decode rows) once at
 // each row's start, up to kStreamAhead past its end, so their loops carry no cursor. Measured on
 // Zen 4 (2 threads, a 1 GiB matrix): rows read this way stream ~25-30% faster than tiles of 4-8
-// rows read side by side, 64 bytes of each in turn. Two rows side by side (the Q4_0 one-token
-// kernel, to share its activation loads) streamed as fast as one on Zen 5.
+// rows read side by side, 64 bytes of each in turn. On Zen 4 even two rows side by side (the Q4_0
+// one-token kernel had them, to share its activation loads) streamed at 0.55x one row on one core:
+// kernels that must read rows side by side (8-row tiles: FP8 and int4 decoding) prefetch each
+// row's next tile into L2 (_MM_HINT_T1), which kept them at the one-row pace there.
 #pragma once
 #include <xmmintrin.h>
 
