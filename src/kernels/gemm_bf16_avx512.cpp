@@ -281,8 +281,8 @@ void weight_row_to_bf16(const Matrix& w, int64_t r, int64_t kp, uint16_t* out, f
 // side, one token needing 8 of them (8 chains: vdpbf16ps waits 6 cycles on its accumulator, and a
 // (row, token) sum is one chain, as in tile); each prefetches the next tile's row one step ahead
 // (a loop-free cursor: StreamPrefetch's loop, at 64 bytes a step, cost as much as the arithmetic)
-// into L2: into L1 (T0), the eight streams came from memory at 12 GB/s a core on Zen 4, at 22 into
-// L2 (BM_Matvec FP8, probe 26).
+// into L2: into L1 (T0), the eight streams came from memory at 10.7-12.9 GB/s a core on Zen 4, at
+// 18.0-22.6 into L2 (BM_Matvec FP8, probe 22-28).
 template <int MR, int MT, bool kHiLo>
 __attribute__((target("gfni"))) void fp8_stream_tile(const uint8_t* codes, int64_t ldw, const uint16_t* xh,
                                                      const uint16_t* xl, int64_t ldx, int64_t kp, float* y, int64_t ldy,

@@ -95,8 +95,8 @@ void row(const Matrix& w, const Int4Rows& m, const RunX4* const* xs, int64_t run
 // Measured on Zen 5 (BM_MatvecCached, one core): 1 row 34-36 us, 2 rows 30, 4 rows 25-27, 8 rows
 // 23-25; 8 rows also streamed from memory fastest (2 threads, ~10-25% over 1 row; 4 rows level).
 // Eight streams need their prefetches in L2 (_MM_HINT_T1): on Zen 4, prefetched into L1 (T0) at the
-// tile's start, they streamed from memory at 12 GB/s a core (BM_Matvec int4), at 21-22 now, where
-// one row at a time reaches 18-19 (and 1.25x slower from cache); the probe read 25-28.
+// tile's start, they streamed from memory at 5.5-12.4 GB/s a core (BM_Matvec int4), at 17.9-21.7
+// now, where one row at a time reached 18.2-18.7 (and 1.25x slower from cache); the probe 22-28.
 
 // Row r's scales (one per run for groups of 128k weights, else one per group) and zero points
 // (z + 8) as int32, converted 16 groups at a time.

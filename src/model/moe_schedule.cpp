@@ -4,7 +4,6 @@
 // groups (moe_few_tokens). With an expert source (the expert cache, an expert's bytes read from
 // disk) the routed experts are resolved and prefetched here too.
 #include <algorithm>
-#include <cmath>
 
 #include "core/thread_pool.h"
 #include "kernels/matmul.h"
