@@ -174,7 +174,7 @@ inline void q4_tile(const Matrix& w, const PairX* const* xs, float* y, int64_t l
 // (64 + 64 + 16 bytes) and prefetched kStreamAhead bytes ahead, its three lines formed as
 // integer addresses (past the matrix on the last rows, where a prefetch does nothing): no cursor.
 // Two rows side by side, sharing the activation loads, ran as fast from cache but from memory at
-// 0.55x (one thread) and 0.7x (two) on Zen 4 (BM_Matvec Q4_0): two streams a row apart.
+// 0.5-0.6x (one thread) and 0.6-0.8x (two) on Zen 4 (BM_Matvec Q4_0): two streams a row apart.
 // Built for VBMI on its own (the rest of the file must run on VNNI CPUs without it); called only
 // where the CPU has it.
 __attribute__((target("avx512vbmi"))) inline float q4_stream_row(const uint8_t* row, int64_t nb, const RunX* x,
