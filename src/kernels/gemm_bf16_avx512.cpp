@@ -297,9 +297,7 @@ __attribute__((target("gfni"))) void fp8_stream_tile(const uint8_t* codes, int64
     __m512i a[MR], b[MR];
     for (int i = 0; i < MR; ++i) {
       const uint8_t* p = codes + size_t(i) * size_t(ldw) + size_t(k);
-      // The next tile's row i (past the matrix's end on the last tile: an address, never read).
-      const uintptr_t next_tile = reinterpret_cast<uintptr_t>(p) + size_t(MR) * size_t(ldw);
-      _mm_prefetch(reinterpret_cast<const char*>(next_tile), _MM_HINT_T1);
+      prefetch_lines<_MM_HINT_T1>(p, uintptr_t(MR) * uintptr_t(ldw));  // the next tile's row i
       const __m512i c = _mm512_loadu_si512(p);
       if (cv.convert(c, a[i], b[i])) [[unlikely]]
         cv.fix(c, a[i], b[i]);

@@ -150,8 +150,7 @@ struct Q6K {
 // this costs less than StreamPrefetch's bounds test per line.
 template <class Block>
 inline void prefetch_block_ahead(const Block* b) {
-  const uintptr_t p = reinterpret_cast<uintptr_t>(b) + uintptr_t(kStreamAhead);
-  for (uintptr_t line = 0; line < sizeof(Block); line += 64) _mm_prefetch(reinterpret_cast<const char*>(p + line), _MM_HINT_T0);
+  prefetch_lines(b, kStreamAhead, int((sizeof(Block) + 63) / 64));
 }
 
 // Output row r for tokens [t0, t0 + TT): the row's super-blocks unpacked once each, every token's

@@ -197,7 +197,7 @@ void rows_one_token(const Int4Rows& m, int64_t group, const RunX4* x, int64_t ru
     const __m512 dx = _mm512_loadu_ps(x[c].dx);
     const __m512i start8 = _mm512_slli_epi32(nsum, 3);  // symmetric: every zero point is 8
     for (int i = 0; i < R; ++i) {
-      _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(bytes[i] + 64 * c) + tile_bytes), _MM_HINT_T1);
+      prefetch_lines<_MM_HINT_T1>(bytes[i] + 64 * c, tile_bytes);
       const __m512i v = _mm512_loadu_si512(bytes[i] + 64 * c);
       const __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
       __m512i start = start8;

@@ -13,7 +13,7 @@
 
 #include "kernels/gemm_panels.h"
 #include "kernels/quant.h"
-#include "kernels/stream_prefetch.h"  // kStreamAhead
+#include "kernels/stream_prefetch.h"
 
 namespace qnext {
 namespace {
@@ -186,8 +186,7 @@ __attribute__((target("avx512vbmi"))) inline float q4_stream_row(const uint8_t* 
   for (int64_t g = 0; g < nb; g += 8) {
     const RunX& xr = x[g / 8];
     const uint8_t* run = row + g * int64_t(sizeof(BlockQ4_0));  // 8 blocks, 144 bytes
-    const uintptr_t ahead = reinterpret_cast<uintptr_t>(run) + uintptr_t(kStreamAhead);
-    for (int line = 0; line < 3; ++line) _mm_prefetch(reinterpret_cast<const char*>(ahead + uintptr_t(64 * line)), _MM_HINT_T0);
+    prefetch_lines(run, kStreamAhead, 3);
     const __m512i a = _mm512_loadu_si512(run), b = _mm512_loadu_si512(run + 64);
     const __m512i c = _mm512_zextsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(run + 128)));
     const __m256 dw8 = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(a, scale_words, b)));

@@ -119,9 +119,7 @@ inline __m512 group_weight_scales(const uint8_t* gb) {
 
 // Prefetches the line kStreamAhead bytes past p (stream_prefetch.h's distance). The address is
 // formed as an integer: it may lie past the matrix, where a prefetch does nothing.
-inline void prefetch_ahead(const uint8_t* p) {
-  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + uintptr_t(kStreamAhead)), _MM_HINT_T0);
-}
+inline void prefetch_ahead(const uint8_t* p) { prefetch_lines(p, kStreamAhead); }
 
 // Row r for tokens t0 .. t0 + TT: y[t0 + j][r] for each j. dxs[j]: token j's block scales [nb].
 template <bool kQ8, int TT>
