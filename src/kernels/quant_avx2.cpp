@@ -1,6 +1,6 @@
 // AVX2 variant of matmul_q_rows (scalar twin in quant.cpp): int8 x int8 block dot products via
 // the sign trick (|w| as unsigned bytes times sign(w)*x) and maddubs. One token streams the rows
-// one after another (Q4_0: two side by side); more tokens run 4-row x 2-token tiles that reuse every
+// one after another; more tokens run 4-row x 2-token tiles that reuse every
 // unpacked weight block.
 #include <immintrin.h>
 
@@ -140,59 +140,48 @@ inline __m256i pair_dot(const uint8_t* a, __m256i xlo, __m256i xhi) {
   return _mm256_madd_epi16(dot16, _mm256_set1_epi16(1));
 }
 
-// One token over Q4_0 rows of a multiple of 8 blocks, R rows side by side sharing the
-// activations' loads. Each run of 8 blocks: four pair dots, their block sums in one register, one
-// multiply-add by the 8 blocks' scales dw dx, and one by dw and the activations' offsets
-// (-8 dx sum(q), the nibbles' bias). On Zen 3 the loop before it, one row with a permute, a
-// conversion and a multiply-add per pair of blocks, computed in cache no faster than the memory
-// delivers; this one was ahead of it in 7 of 8 alternated rounds in cache (69-107 against 80-119 us).
-template <int R>
-inline void q4_run_rows(const uint8_t* const* rows, int64_t nb, const RunX* x, StreamPrefetch& prefetch, float* y) {
+// One token over a Q4_0 row of a multiple of 8 blocks. Each run of 8 blocks: four pair dots,
+// their block sums in one register, one multiply-add by the 8 blocks' scales dw dx, and one by dw
+// and the activations' offsets (-8 dx sum(q), the nibbles' bias). On Zen 3 the loop before it, one
+// row with a permute, a conversion and a multiply-add per pair of blocks, computed in cache no
+// faster than the memory delivers; this one was ahead of it in 7 of 8 alternated rounds in cache
+// (69-107 against 80-119 us). Each run's 144 bytes are prefetched kStreamAhead bytes ahead, three
+// lines at integer addresses (past the matrix on the last rows, where a prefetch does nothing).
+// Two rows side by side, sharing the activations' loads, streamed from memory at 0.75-0.8x of one
+// row on Zen 4 (BM_Matvec Q4_0, QNEXT_ISA=avx2, one thread; as fast from cache), as the AVX-512
+// kernel did there.
+inline float q4_run_row(const uint8_t* row, int64_t nb, const RunX* x) {
   const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-  __m256 acc[R];
-  for (int i = 0; i < R; ++i) acc[i] = _mm256_setzero_ps();
+  __m256 acc = _mm256_setzero_ps();
   for (int64_t g = 0; g < nb; g += 8) {
     const RunX& xr = x[g / 8];
-    const int64_t at = g * int64_t(sizeof(BlockQ4_0));
-    prefetch.advance(rows[R - 1] + at + 8 * sizeof(BlockQ4_0));
-    __m256i sums[R] = {};  // [row] the run's block sums
+    const uint8_t* run = row + g * int64_t(sizeof(BlockQ4_0));  // 8 blocks, 144 bytes
+    prefetch_lines(run, kStreamAhead, 3);
+    __m256i sums = _mm256_setzero_si256();  // the run's block sums
     for (int half = 0; half < 2; ++half) {  // pairs 0, 1 then 2, 3
-      __m256i d[R][2];
+      __m256i d[2];
       for (int h = 0; h < 2; ++h) {
         const int p = 2 * half + h;
         const __m256i xlo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr.lo + 32 * p));
         const __m256i xhi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr.hi + 32 * p));
-        for (int i = 0; i < R; ++i) d[i][h] = pair_dot(rows[i] + at + 36 * p + 2, xlo, xhi);
+        d[h] = pair_dot(run + 36 * p + 2, xlo, xhi);
       }
-      for (int i = 0; i < R; ++i) {
-        const __m256i t = add_halves32(d[i][0], d[i][1]);
-        sums[i] = half == 0 ? t : add_halves64(sums[i], t);
-      }
+      const __m256i t = add_halves32(d[0], d[1]);
+      sums = half == 0 ? t : add_halves64(sums, t);
     }
     const __m256 dx = _mm256_permutevar8x32_ps(_mm256_loadu_ps(xr.d), order);
     const __m256 offset = _mm256_permutevar8x32_ps(_mm256_loadu_ps(xr.offset), order);
-    for (int i = 0; i < R; ++i) {
-      const __m256 dw = _mm256_cvtph_ps(run_scales(rows[i] + at));
-      acc[i] = _mm256_fmadd_ps(dw, offset, acc[i]);
-      acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[i]), _mm256_mul_ps(dw, dx), acc[i]);
-    }
+    const __m256 dw = _mm256_cvtph_ps(run_scales(run));
+    acc = _mm256_fmadd_ps(dw, offset, acc);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(dw, dx), acc);
   }
-  for (int i = 0; i < R; ++i) y[i] = hsum_avx2(acc[i]);
+  return hsum_avx2(acc);
 }
 
-// One token over Q4_0 rows of a multiple of 8 blocks: two rows at a time.
+// One token over Q4_0 rows of a multiple of 8 blocks, a row at a time.
 void q4_run_stream(const Matrix& w, const RunX* x, float* y, int64_t r0, int64_t r1) {
   const int64_t nb = w.cols / kQuantBlock;
-  StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
-  int64_t r = r0;
-  for (; r + 2 <= r1; r += 2) {
-    const uint8_t* rows[2] = {w.row_ptr(r), w.row_ptr(r + 1)};
-    q4_run_rows<2>(rows, nb, x, prefetch, y + r);
-  }
-  if (r < r1) {
-    const uint8_t* rows[1] = {w.row_ptr(r)};
-    q4_run_rows<1>(rows, nb, x, prefetch, y + r);
-  }
+  for (int64_t r = r0; r < r1; ++r) y[r] = q4_run_row(w.row_ptr(r), nb, x);
 }
 
 template <typename F>
