@@ -76,19 +76,19 @@ inline void row_block(const Matrix& w, const float* x, int t0, int t1, float* y,
   else if (t1 - t == 1) tile<L, R, 1>(w, x, y, ldy, r, t);
 }
 
-// One token: rows one after another, four accumulators over consecutive 8-weight steps (see
-// stream_prefetch.h).
+// One token: rows one after another, four accumulators over consecutive 8-weight steps, each
+// 32-weight step's lines prefetched kStreamAhead bytes ahead into L2 (see stream_prefetch.h).
 template <typename L>
 void run_stream(const Matrix& w, const float* x, float* y, int64_t r0, int64_t r1) {
   const int64_t n = w.cols, n32 = n & ~int64_t(31), n8 = n & ~int64_t(7);
   const int64_t bytes_per_weight = int64_t(dtype_size(w.dtype));
-  StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
+  const int lines_per_step = int(32 * bytes_per_weight / 64);  // the step's weights' cache lines
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = w.row_ptr(r);
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     int64_t k = 0;
     for (; k < n32; k += 32) {
-      prefetch.advance(row + (k + 32) * bytes_per_weight);
+      prefetch_lines<_MM_HINT_T1>(row + k * bytes_per_weight, kStreamAhead, lines_per_step);
       for (int u = 0; u < 4; ++u) acc[u] = _mm256_fmadd_ps(L::load8(row, k + 8 * u), _mm256_loadu_ps(x + k + 8 * u), acc[u]);
     }
     for (; k < n8; k += 8) acc[0] = _mm256_fmadd_ps(L::load8(row, k), _mm256_loadu_ps(x + k), acc[0]);

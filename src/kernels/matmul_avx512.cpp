@@ -85,19 +85,19 @@ inline void row_block(const Matrix& w, const float* x, int t0, int t1, float* y,
   }
 }
 
-// One token: rows one after another, four accumulators over consecutive 16-weight steps (see
-// stream_prefetch.h).
+// One token: rows one after another, four accumulators over consecutive 16-weight steps, each
+// 64-weight step's lines prefetched kStreamAhead bytes ahead into L2 (see stream_prefetch.h).
 template <typename L>
 void run_stream(const Matrix& w, const float* x, float* y, int64_t r0, int64_t r1) {
   const int64_t n = w.cols, n64 = n & ~int64_t(63), n16 = n & ~int64_t(15);
   const int64_t bytes_per_weight = int64_t(dtype_size(w.dtype));
-  StreamPrefetch prefetch(w.row_ptr(r0), w.row_ptr(w.rows));
+  const int lines_per_step = int(64 * bytes_per_weight / 64);  // the step's weights' cache lines
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* row = w.row_ptr(r);
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     int64_t k = 0;
     for (; k < n64; k += 64) {
-      prefetch.advance(row + (k + 64) * bytes_per_weight);
+      prefetch_lines<_MM_HINT_T1>(row + k * bytes_per_weight, kStreamAhead, lines_per_step);
       for (int u = 0; u < 4; ++u) acc[u] = _mm512_fmadd_ps(L::load16(row, k + 16 * u), _mm512_loadu_ps(x + k + 16 * u), acc[u]);
     }
     for (; k < n16; k += 16) acc[0] = _mm512_fmadd_ps(L::load16(row, k), _mm512_loadu_ps(x + k), acc[0]);

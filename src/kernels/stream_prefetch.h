@@ -8,7 +8,10 @@
 // one-token kernel had them, to share its activation loads) streamed at 0.5-0.6x one row on one
 // core: kernels that read rows side by side (8-row tiles: FP8 and int4 decoding) prefetch each
 // row's next tile into L2 (_MM_HINT_T1), which took them from 0.4-0.5x to 0.7-0.9x of the
-// one-thread probe there.
+// one-thread probe there. One row at a time gains from L2 too: the BF16 / float one-token rows
+// (matmul_avx512.cpp, matmul_avx2.cpp) prefetch each step's lines into L2 at integer addresses,
+// where StreamPrefetch's cursor put them in L1; on Zen 4 that decoded the BF16 slice 1.1-1.25x
+// faster, and rows aligned to 64 bytes (a GGUF's) had streamed slowest of all under the cursor.
 #pragma once
 #include <xmmintrin.h>
 
