@@ -72,10 +72,9 @@ void row(const Matrix& w, const Int4Rows& m, const RunX4* const* xs, int64_t run
 // One token (decoding), as the VNNI kernel does it: R rows side by side (4; 1 for the last) share
 // each half-run's activation loads, and the zero point starts each lane's integer sum (zero_u *
 // -sum q). Each row's scales are still converted in Int4RowFloats' loops and its sum reduced on its
-// own. One accumulator per row: the R rows are R chains. Each row prefetches its next tile's row
-// into L2 as it goes, as the AVX-512 tiles do (stream_prefetch.h): on Zen 4 (QNEXT_ISA=avx2, two
-// threads from memory) that read 1.05-1.25x the bytes per second of a burst of prefetches into L1
-// at each tile's start.
+// own. One accumulator per row: the R rows are R chains. The L2 prefetch below is the AVX-512
+// tiles' (stream_prefetch.h): on Zen 4 (QNEXT_ISA=avx2, two threads from memory) it read 1.05-1.25x
+// the bytes per second of a burst of prefetches into L1 at each tile's start.
 template <int R, HalfGroups kGroups, bool kSymmetric>
 void rows_one_token(const Matrix& w, const Int4Rows& m, const RunX4* x, int64_t runs, float* y, int64_t r) {
   const uint8_t* bytes[R];  // [cols / 2] each

@@ -1,7 +1,6 @@
 // AVX2 variant of matmul_q_rows (scalar twin in quant.cpp): int8 x int8 block dot products via
 // the sign trick (|w| as unsigned bytes times sign(w)*x) and maddubs. One token streams the rows
-// one after another; more tokens run 4-row x 2-token tiles that reuse every
-// unpacked weight block.
+// one after another; more tokens run 4-row x 2-token tiles that reuse every unpacked weight block.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -142,14 +141,14 @@ inline __m256i pair_dot(const uint8_t* a, __m256i xlo, __m256i xhi) {
 
 // One token over a Q4_0 row of a multiple of 8 blocks. Each run of 8 blocks: four pair dots,
 // their block sums in one register, one multiply-add by the 8 blocks' scales dw dx, and one by dw
-// and the activations' offsets (-8 dx sum(q), the nibbles' bias). On Zen 3 the loop before it, one
-// row with a permute, a conversion and a multiply-add per pair of blocks, computed in cache no
-// faster than the memory delivers; this one was ahead of it in 7 of 8 alternated rounds in cache
-// (69-107 against 80-119 us). Each run's 144 bytes are prefetched kStreamAhead bytes ahead, three
-// lines at integer addresses (past the matrix on the last rows, where a prefetch does nothing).
-// Two rows side by side, sharing the activations' loads, streamed from memory at 0.75-0.8x of one
-// row on Zen 4 (BM_Matvec Q4_0, QNEXT_ISA=avx2, one thread; as fast from cache), as the AVX-512
-// kernel did there.
+// and the activations' offsets (-8 dx sum(q), the nibbles' bias). On Zen 3 the loop before these
+// run sums, one row with a permute, a conversion and a multiply-add per pair of blocks, computed
+// in cache no faster than the memory delivers; the run sums (then over two rows side by side) were
+// ahead of it in 7 of 8 alternated rounds in cache (69-107 against 80-119 us). Each run's 144 bytes
+// are prefetched kStreamAhead bytes ahead, three lines at integer addresses (past the matrix on the
+// last rows, where a prefetch does nothing). Two rows side by side, sharing the activations' loads,
+// streamed from memory at 0.75-0.85x of one row on Zen 4 (BM_Matvec Q4_0, QNEXT_ISA=avx2, one
+// thread; no faster from cache), as the AVX-512 kernel's two rows did there (0.5-0.6x).
 inline float q4_run_row(const uint8_t* row, int64_t nb, const RunX* x) {
   const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
   __m256 acc = _mm256_setzero_ps();

@@ -24,11 +24,12 @@ constexpr int64_t kStreamAhead = 4096;
 // Prefetches `lines` cache lines from `distance` bytes past p. The address is formed as an
 // integer: past the matrix's end it is only an address (a prefetch never faults), so a loop that
 // prefetches this way needs no cursor and no bounds test. kHint: _MM_HINT_T1 (into L2) where
-// several rows stream side by side (see above). The hint is an int, not GCC's enum _mm_hint
+// several rows stream side by side, and in the BF16 / float rows (see above). The hint is an int, not GCC's enum _mm_hint
 // (clang has no such type): _MM_HINT_T0 is 3 and _MM_HINT_T1 2 in both, __builtin_prefetch's
 // locality.
 template <int kHint = _MM_HINT_T0>
 inline void prefetch_lines(const void* p, uintptr_t distance, int lines = 1) {
+  static_assert(kHint >= 0 && kHint <= 3, "a read hint: _MM_HINT_T0, T1, T2 or NTA");
   const uintptr_t at = reinterpret_cast<uintptr_t>(p) + distance;
   for (int line = 0; line < lines; ++line) __builtin_prefetch(reinterpret_cast<const char*>(at + uintptr_t(64 * line)), 0, kHint & 3);
 }
